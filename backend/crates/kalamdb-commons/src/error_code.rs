@@ -1,0 +1,85 @@
+//! The stable error codes of the public API and the one place that maps each
+//! to an HTTP status. Every crate's error type says which code it is; the API
+//! layer never invents codes of its own.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidSql,
+    EmptySql,
+    BatchParseError,
+    ParamsWithBatch,
+    InvalidParameter,
+    TableNotFound,
+    NamespaceNotFound,
+    AlreadyExists,
+    PermissionDenied,
+    Unauthorized,
+    UniqueViolation,
+    NotNullViolation,
+    TypeMismatch,
+    SqlExecutionError,
+    NotSupported,
+    RequestTooLarge,
+    RateLimitExceeded,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidSql => "INVALID_SQL",
+            ErrorCode::EmptySql => "EMPTY_SQL",
+            ErrorCode::BatchParseError => "BATCH_PARSE_ERROR",
+            ErrorCode::ParamsWithBatch => "PARAMS_WITH_BATCH",
+            ErrorCode::InvalidParameter => "INVALID_PARAMETER",
+            ErrorCode::TableNotFound => "TABLE_NOT_FOUND",
+            ErrorCode::NamespaceNotFound => "NAMESPACE_NOT_FOUND",
+            ErrorCode::AlreadyExists => "ALREADY_EXISTS",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::UniqueViolation => "UNIQUE_VIOLATION",
+            ErrorCode::NotNullViolation => "NOT_NULL_VIOLATION",
+            ErrorCode::TypeMismatch => "TYPE_MISMATCH",
+            ErrorCode::SqlExecutionError => "SQL_EXECUTION_ERROR",
+            ErrorCode::NotSupported => "NOT_SUPPORTED",
+            ErrorCode::RequestTooLarge => "REQUEST_TOO_LARGE",
+            ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The HTTP status a response carrying this code uses.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::TableNotFound | ErrorCode::NamespaceNotFound => 404,
+            ErrorCode::AlreadyExists | ErrorCode::UniqueViolation => 409,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::PermissionDenied => 403,
+            ErrorCode::RequestTooLarge => 413,
+            ErrorCode::RateLimitExceeded => 429,
+            ErrorCode::InternalError => 500,
+            ErrorCode::InvalidSql
+            | ErrorCode::EmptySql
+            | ErrorCode::BatchParseError
+            | ErrorCode::ParamsWithBatch
+            | ErrorCode::InvalidParameter
+            | ErrorCode::NotNullViolation
+            | ErrorCode::TypeMismatch
+            | ErrorCode::SqlExecutionError
+            | ErrorCode::NotSupported => 400,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Implemented by every crate's error type: which stable code it reports.
+pub trait HasErrorCode {
+    fn error_code(&self) -> ErrorCode;
+}

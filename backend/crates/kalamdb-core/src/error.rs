@@ -1,0 +1,118 @@
+//! Errors of the execution layer, each mapped to one stable API code.
+
+use datafusion::error::DataFusionError;
+use kalamdb_commons::error_code::{ErrorCode, HasErrorCode};
+use kalamdb_sql::SqlParseError;
+use kalamdb_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Parse(#[from] SqlParseError),
+    #[error("{0}")]
+    InvalidSql(String),
+    #[error("Table '{0}' does not exist")]
+    TableNotFound(String),
+    #[error("Namespace '{0}' does not exist")]
+    NamespaceNotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    UniqueViolation(String),
+    #[error("{0}")]
+    NotNullViolation(String),
+    #[error("{0}")]
+    TypeMismatch(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("{0}")]
+    Execution(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;
+
+impl HasErrorCode for CoreError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            CoreError::Parse(e) => e.error_code(),
+            CoreError::InvalidSql(_) => ErrorCode::InvalidSql,
+            CoreError::TableNotFound(_) => ErrorCode::TableNotFound,
+            CoreError::NamespaceNotFound(_) => ErrorCode::NamespaceNotFound,
+            CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            CoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            CoreError::UniqueViolation(_) => ErrorCode::UniqueViolation,
+            CoreError::NotNullViolation(_) => ErrorCode::NotNullViolation,
+            CoreError::TypeMismatch(_) => ErrorCode::TypeMismatch,
+            CoreError::InvalidParameter(_) => ErrorCode::InvalidParameter,
+            CoreError::NotSupported(_) => ErrorCode::NotSupported,
+            CoreError::Execution(_) => ErrorCode::SqlExecutionError,
+            CoreError::Store(e) => e.error_code(),
+            CoreError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+}
+
+impl From<DataFusionError> for CoreError {
+    /// Planning and execution errors are the user's (bad column, bad cast,
+    /// division by zero); resource and I/O errors are ours.
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::SQL(e, _) => CoreError::InvalidSql(e.to_string()),
+            DataFusionError::External(inner) => match inner.downcast::<CoreError>() {
+                Ok(core) => *core,
+                Err(other) => CoreError::Internal(other.to_string()),
+            },
+            DataFusionError::Context(ctx, inner) => match CoreError::from(*inner) {
+                CoreError::Internal(m) => CoreError::Internal(format!("{ctx}: {m}")),
+                other => other,
+            },
+            DataFusionError::Shared(inner) => {
+                CoreError::Execution(strip_prefixes(&inner.to_string()))
+            }
+            DataFusionError::IoError(_)
+            | DataFusionError::ObjectStore(_)
+            | DataFusionError::ResourcesExhausted(_)
+            | DataFusionError::Internal(_) => CoreError::Internal(e.to_string()),
+            DataFusionError::Plan(ref m) if m.contains("table") && m.contains("not found") => {
+                CoreError::TableNotFound(table_in_message(m))
+            }
+            other => CoreError::Execution(strip_prefixes(&other.to_string())),
+        }
+    }
+}
+
+/// DataFusion's messages start with "Error during planning: " and the like;
+/// the code already says what kind of error it is.
+fn strip_prefixes(message: &str) -> String {
+    let mut m = message;
+    for prefix in [
+        "Error during planning: ",
+        "Arrow error: ",
+        "Execution error: ",
+        "Optimizer rule ",
+        "This feature is not implemented: ",
+        "Schema error: ",
+    ] {
+        if let Some(rest) = m.strip_prefix(prefix) {
+            m = rest;
+        }
+    }
+    m.trim().to_string()
+}
+
+/// "table 'kalam.app.x' not found" → "app.x".
+fn table_in_message(message: &str) -> String {
+    message
+        .split('\'')
+        .nth(1)
+        .map(|t| t.strip_prefix("kalam.").unwrap_or(t).to_string())
+        .unwrap_or_else(|| message.to_string())
+}

@@ -1,0 +1,227 @@
+//! Typed access to the `meta` partition: namespaces, table definitions,
+//! users and counters. Every value starts with a format-version byte, then
+//! JSON (metadata is small, rarely written, and worth being readable).
+
+use crate::error::{CoreError, CoreResult};
+use kalamdb_commons::{NamespaceId, Role, TableDefinition, TableId, UserId};
+use kalamdb_store::backend::prefix_end;
+use kalamdb_store::{Batch, Partition, StorageBackend, StoreError, STORAGE_FORMAT_VERSION};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const META_VERSION: u8 = 1;
+const FORMAT_KEY: &[u8] = b"format";
+const NAMESPACE_PREFIX: &[u8] = b"ns/";
+const TABLE_PREFIX: &[u8] = b"tbl/";
+const TABLE_VERSION_PREFIX: &[u8] = b"tblv/";
+const USER_PREFIX: &[u8] = b"usr/";
+const COUNTER_PREFIX: &[u8] = b"ctr/";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub name: NamespaceId,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+    /// bcrypt hash; `None` for passwordless (localhost-only) accounts.
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub allow_remote: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct MetaStore {
+    store: Arc<dyn StorageBackend>,
+}
+
+fn encode<T: Serialize>(value: &T) -> CoreResult<Vec<u8>> {
+    let mut out = vec![META_VERSION];
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| CoreError::Internal(format!("cannot encode metadata: {e}")))?;
+    Ok(out)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> CoreResult<T> {
+    match bytes.split_first() {
+        Some((&META_VERSION, json)) => serde_json::from_slice(json)
+            .map_err(|e| StoreError::Corrupt(format!("metadata record: {e}")).into()),
+        Some((&v, _)) => Err(StoreError::UnsupportedFormat {
+            found: v,
+            supported: META_VERSION,
+        }
+        .into()),
+        None => Err(StoreError::Corrupt("empty metadata record".into()).into()),
+    }
+}
+
+fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn table_key(ns: &str, table: &str) -> Vec<u8> {
+    key(TABLE_PREFIX, &[ns.as_bytes(), table.as_bytes()])
+}
+
+fn table_version_key(id: TableId, version: u32) -> Vec<u8> {
+    let mut k = TABLE_VERSION_PREFIX.to_vec();
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+impl MetaStore {
+    pub fn new(store: Arc<dyn StorageBackend>) -> Self {
+        Self { store }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn StorageBackend> {
+        &self.store
+    }
+
+    /// Checks (or, on a new database, writes) the storage format version.
+    /// Returns true when the database was new.
+    pub fn check_format(&self) -> CoreResult<bool> {
+        match self.store.get(Partition::Meta, FORMAT_KEY)? {
+            Some(v) if v.as_slice() == [STORAGE_FORMAT_VERSION] => Ok(false),
+            Some(v) => Err(StoreError::UnsupportedFormat {
+                found: v.first().copied().unwrap_or(0),
+                supported: STORAGE_FORMAT_VERSION,
+            }
+            .into()),
+            None => {
+                let mut b = Batch::new();
+                b.put(Partition::Meta, FORMAT_KEY.to_vec(), vec![STORAGE_FORMAT_VERSION]);
+                self.store.write(b)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn scan_prefix<T: DeserializeOwned>(&self, prefix: &[u8]) -> CoreResult<Vec<T>> {
+        let end = prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
+        let mut out = Vec::new();
+        let mut failure = None;
+        self.store.scan(Partition::Meta, prefix, &end, &mut |_, v| {
+            match decode(v) {
+                Ok(item) => out.push(item),
+                Err(e) => {
+                    failure = Some(e);
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    pub fn namespaces(&self) -> CoreResult<Vec<NamespaceRecord>> {
+        self.scan_prefix(NAMESPACE_PREFIX)
+    }
+
+    pub fn tables(&self) -> CoreResult<Vec<TableDefinition>> {
+        self.scan_prefix(TABLE_PREFIX)
+    }
+
+    pub fn users(&self) -> CoreResult<Vec<UserRecord>> {
+        self.scan_prefix(USER_PREFIX)
+    }
+
+    pub fn user(&self, username: &str) -> CoreResult<Option<UserRecord>> {
+        self.store
+            .get(Partition::Meta, &key(USER_PREFIX, &[username.as_bytes()]))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn table_versions(&self, id: TableId) -> CoreResult<Vec<TableDefinition>> {
+        let mut prefix = TABLE_VERSION_PREFIX.to_vec();
+        prefix.extend_from_slice(&id.0.to_be_bytes());
+        self.scan_prefix(&prefix)
+    }
+
+    pub fn put_namespace(&self, batch: &mut Batch, record: &NamespaceRecord) -> CoreResult<()> {
+        batch.put(
+            Partition::Meta,
+            key(NAMESPACE_PREFIX, &[record.name.as_str().as_bytes()]),
+            encode(record)?,
+        );
+        Ok(())
+    }
+
+    pub fn delete_namespace(&self, batch: &mut Batch, name: &str) {
+        batch.delete(Partition::Meta, key(NAMESPACE_PREFIX, &[name.as_bytes()]));
+    }
+
+    /// Writes the current definition and its entry in the version history.
+    pub fn put_table(&self, batch: &mut Batch, def: &TableDefinition) -> CoreResult<()> {
+        let value = encode(def)?;
+        batch.put(
+            Partition::Meta,
+            table_version_key(def.table_id, def.schema_version),
+            value.clone(),
+        );
+        batch.put(
+            Partition::Meta,
+            table_key(def.namespace.as_str(), &def.name),
+            value,
+        );
+        Ok(())
+    }
+
+    /// Removes a table's definition and history.
+    pub fn delete_table(&self, batch: &mut Batch, def: &TableDefinition) {
+        batch.delete(Partition::Meta, table_key(def.namespace.as_str(), &def.name));
+        batch.delete_range(
+            Partition::Meta,
+            table_version_key(def.table_id, 0),
+            table_version_key(def.table_id, u32::MAX),
+        );
+        batch.delete(Partition::Meta, table_version_key(def.table_id, u32::MAX));
+    }
+
+    pub fn put_user(&self, batch: &mut Batch, user: &UserRecord) -> CoreResult<()> {
+        batch.put(
+            Partition::Meta,
+            key(USER_PREFIX, &[user.username.as_bytes()]),
+            encode(user)?,
+        );
+        Ok(())
+    }
+
+    /// Reads counter `name` (0 if never set) and writes `value + 1` into
+    /// `batch`. Callers serialize allocation (the DDL lock).
+    pub fn next_counter(&self, batch: &mut Batch, name: &str) -> CoreResult<u64> {
+        let k = key(COUNTER_PREFIX, &[name.as_bytes()]);
+        let current = match self.store.get(Partition::Meta, &k)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?,
+            ),
+            None => 0,
+        };
+        let next = current + 1;
+        batch.put(Partition::Meta, k, next.to_be_bytes().to_vec());
+        Ok(next)
+    }
+}

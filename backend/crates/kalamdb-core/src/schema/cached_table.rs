@@ -1,0 +1,70 @@
+//! Everything derived from a table definition that the hot paths need,
+//! computed once per schema version.
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use kalamdb_commons::{TableDefinition, DELETED_COLUMN, SEQ_COLUMN};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Field metadata key holding the KalamDB type name (`BigInt`, `Json`, …).
+pub const TYPE_METADATA_KEY: &str = "kalamdb.type";
+/// Field metadata key holding column flags (`pk`, `nn`).
+pub const FLAGS_METADATA_KEY: &str = "kalamdb.flags";
+
+#[derive(Debug)]
+pub struct CachedTable {
+    pub definition: TableDefinition,
+    /// Declared columns only: what `SELECT *` shows.
+    pub schema: SchemaRef,
+    /// Declared columns, then `_seq` and `_deleted`.
+    pub schema_with_system: SchemaRef,
+    pub primary_key: Option<usize>,
+    column_positions: HashMap<String, usize>,
+}
+
+impl CachedTable {
+    pub fn new(definition: TableDefinition) -> Self {
+        let mut fields: Vec<Field> = definition
+            .columns
+            .iter()
+            .map(|c| {
+                let mut flags = Vec::new();
+                if c.primary_key {
+                    flags.push("pk");
+                }
+                if !c.nullable {
+                    flags.push("nn");
+                }
+                let mut metadata = HashMap::from([(
+                    TYPE_METADATA_KEY.to_string(),
+                    c.data_type.api_name().to_string(),
+                )]);
+                if !flags.is_empty() {
+                    metadata.insert(FLAGS_METADATA_KEY.to_string(), flags.join(","));
+                }
+                Field::new(&c.name, c.data_type.to_arrow(), c.nullable).with_metadata(metadata)
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields.clone()));
+        fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
+        fields.push(Field::new(DELETED_COLUMN, DataType::Boolean, false));
+        let schema_with_system = Arc::new(Schema::new(fields));
+        let column_positions = definition
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        Self {
+            primary_key: definition.primary_key_index(),
+            definition,
+            schema,
+            schema_with_system,
+            column_positions,
+        }
+    }
+
+    pub fn column_position(&self, name: &str) -> Option<usize> {
+        self.column_positions.get(name).copied()
+    }
+}

@@ -1,0 +1,159 @@
+//! The [`SchemaRegistry`]: namespaces and table definitions cached in memory
+//! over their persisted form in the `meta` partition.
+//!
+//! Writers persist first and then swap the cached entry, both under the DDL
+//! lock, so a reader sees either the old or the new definition, never a mix.
+//! Lookups are two hash probes by `&str`, with no allocation.
+
+use super::CachedTable;
+use crate::error::{CoreError, CoreResult};
+use crate::meta_store::{MetaStore, NamespaceRecord};
+use dashmap::DashMap;
+use kalamdb_commons::TableDefinition;
+use kalamdb_store::Batch;
+use std::sync::Arc;
+
+#[derive(Debug)]
+struct NamespaceEntry {
+    record: NamespaceRecord,
+    tables: DashMap<String, Arc<CachedTable>>,
+}
+
+pub struct SchemaRegistry {
+    meta: MetaStore,
+    namespaces: DashMap<String, Arc<NamespaceEntry>>,
+}
+
+impl SchemaRegistry {
+    /// Loads every namespace and table definition from the metadata store.
+    pub fn load(meta: MetaStore) -> CoreResult<Self> {
+        let registry = Self {
+            namespaces: DashMap::new(),
+            meta,
+        };
+        for record in registry.meta.namespaces()? {
+            registry.cache_namespace(record);
+        }
+        for def in registry.meta.tables()? {
+            let entry = registry
+                .namespace_entry(def.namespace.as_str())
+                .ok_or_else(|| {
+                    CoreError::Internal(format!(
+                        "table {}.{} belongs to a missing namespace",
+                        def.namespace, def.name
+                    ))
+                })?;
+            entry
+                .tables
+                .insert(def.name.clone(), Arc::new(CachedTable::new(def)));
+        }
+        Ok(registry)
+    }
+
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
+    fn namespace_entry(&self, name: &str) -> Option<Arc<NamespaceEntry>> {
+        self.namespaces.get(name).map(|e| Arc::clone(e.value()))
+    }
+
+    fn cache_namespace(&self, record: NamespaceRecord) {
+        self.namespaces.insert(
+            record.name.as_str().to_string(),
+            Arc::new(NamespaceEntry {
+                record,
+                tables: DashMap::new(),
+            }),
+        );
+    }
+
+    pub fn get_table(&self, namespace: &str, table: &str) -> Option<Arc<CachedTable>> {
+        let ns = self.namespaces.get(namespace)?;
+        ns.tables.get(table).map(|t| Arc::clone(t.value()))
+    }
+
+    pub fn namespace_exists(&self, name: &str) -> bool {
+        self.namespaces.contains_key(name)
+    }
+
+    /// Namespaces, sorted by name.
+    pub fn namespaces(&self) -> Vec<NamespaceRecord> {
+        let mut out: Vec<_> = self
+            .namespaces
+            .iter()
+            .map(|e| e.value().record.clone())
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Tables of one namespace (or of all, with `None`), sorted by name.
+    pub fn tables(&self, namespace: Option<&str>) -> Vec<Arc<CachedTable>> {
+        let mut out: Vec<Arc<CachedTable>> = match namespace {
+            Some(ns) => self
+                .namespace_entry(ns)
+                .map(|e| e.tables.iter().map(|t| Arc::clone(t.value())).collect())
+                .unwrap_or_default(),
+            None => self
+                .namespaces
+                .iter()
+                .flat_map(|e| {
+                    e.value()
+                        .tables
+                        .iter()
+                        .map(|t| Arc::clone(t.value()))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        };
+        out.sort_by(|a, b| {
+            (a.definition.namespace.as_str(), a.definition.name.as_str())
+                .cmp(&(b.definition.namespace.as_str(), b.definition.name.as_str()))
+        });
+        out
+    }
+
+    pub fn table_names(&self, namespace: &str) -> Vec<String> {
+        self.namespace_entry(namespace)
+            .map(|e| e.tables.iter().map(|t| t.key().clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Persists `batch` (which must hold the namespace record) and caches it.
+    pub fn commit_namespace(&self, batch: Batch, record: NamespaceRecord) -> CoreResult<()> {
+        self.meta.backend().write(batch)?;
+        self.cache_namespace(record);
+        Ok(())
+    }
+
+    /// Persists `batch` (which must delete the namespace and all its tables)
+    /// and forgets them.
+    pub fn commit_drop_namespace(&self, batch: Batch, name: &str) -> CoreResult<()> {
+        self.meta.backend().write(batch)?;
+        self.namespaces.remove(name);
+        Ok(())
+    }
+
+    /// Persists `batch` (which must hold the definition) and caches it.
+    pub fn commit_table(&self, batch: Batch, def: TableDefinition) -> CoreResult<Arc<CachedTable>> {
+        let entry = self
+            .namespace_entry(def.namespace.as_str())
+            .ok_or_else(|| CoreError::NamespaceNotFound(def.namespace.to_string()))?;
+        self.meta.backend().write(batch)?;
+        let cached = Arc::new(CachedTable::new(def));
+        entry
+            .tables
+            .insert(cached.definition.name.clone(), Arc::clone(&cached));
+        Ok(cached)
+    }
+
+    /// Persists `batch` (which must delete the table) and forgets it.
+    pub fn commit_drop_table(&self, batch: Batch, namespace: &str, table: &str) -> CoreResult<()> {
+        self.meta.backend().write(batch)?;
+        if let Some(entry) = self.namespace_entry(namespace) {
+            entry.tables.remove(table);
+        }
+        Ok(())
+    }
+}

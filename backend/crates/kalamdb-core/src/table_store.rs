@@ -1,0 +1,120 @@
+//! Row storage for USER and SHARED tables: key construction and the scans
+//! every read path uses.
+//!
+//! A USER table's rows live under `table_id | user_id | pk`; every read for a
+//! caller starts from [`RowScope::User`] with the caller's own id, so a scan
+//! is a prefix scan of that user's partition and nothing else. There is no
+//! method here that scans all users of a USER table.
+
+use crate::error::{CoreError, CoreResult};
+use kalamdb_commons::{TableDefinition, TableId, TableType, UserId, Value};
+use kalamdb_store::backend::prefix_end;
+use kalamdb_store::keys::KeyBuilder;
+use kalamdb_store::{Batch, Partition, StorageBackend};
+use std::sync::Arc;
+
+/// Whose rows an operation touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowScope {
+    Shared,
+    User(UserId),
+}
+
+impl RowScope {
+    /// The scope of `table` for the caller `user`.
+    pub fn for_table(def: &TableDefinition, user: &UserId) -> CoreResult<Self> {
+        match def.table_type {
+            TableType::Shared => Ok(RowScope::Shared),
+            TableType::User => Ok(RowScope::User(user.clone())),
+            TableType::Stream | TableType::System => Err(CoreError::NotSupported(format!(
+                "{} tables are not stored in the row store",
+                def.table_type
+            ))),
+        }
+    }
+}
+
+/// Key prefix of all rows of `table` in `scope`.
+pub fn partition_prefix(table: TableId, scope: &RowScope) -> Vec<u8> {
+    let k = KeyBuilder::with_capacity(48).u64(table.0);
+    match scope {
+        RowScope::Shared => k.build(),
+        RowScope::User(user) => k.str(user.as_str()).build(),
+    }
+}
+
+/// The key of one row: the partition prefix plus the encoded primary key.
+pub fn row_key(prefix: &[u8], pk: &Value) -> CoreResult<Vec<u8>> {
+    KeyBuilder::with_capacity(prefix.len() + 16)
+        .raw(prefix)
+        .value(pk)
+        .map(KeyBuilder::build)
+        .ok_or_else(|| CoreError::TypeMismatch(format!("{pk:?} cannot be a primary key value")))
+}
+
+/// Deletes every row of a table (all users) into `batch`.
+pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
+    let start = KeyBuilder::new().u64(table.0).build();
+    let end = KeyBuilder::new().u64(table.0 + 1).build();
+    batch.delete_range(Partition::Data, start, end);
+}
+
+/// Row-level access to the `data` partition.
+#[derive(Clone)]
+pub struct TableStore {
+    backend: Arc<dyn StorageBackend>,
+}
+
+impl TableStore {
+    pub fn new(backend: Arc<dyn StorageBackend>) -> Self {
+        Self { backend }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn StorageBackend> {
+        &self.backend
+    }
+
+    /// Visits the rows under `prefix` from `start` (inclusive, a full key, or
+    /// the prefix itself) in key order until `visit` returns false.
+    pub fn scan_partition(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> CoreResult<bool>,
+    ) -> CoreResult<()> {
+        let end = prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
+        let mut failure = None;
+        self.backend.scan(Partition::Data, start, &end, &mut |k, v| match visit(k, v) {
+            Ok(go_on) => Ok(go_on),
+            Err(e) => {
+                failure = Some(e);
+                Ok(false)
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Reads one row by key; `f` sees the stored bytes.
+    pub fn get_with(
+        &self,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>) -> CoreResult<()>,
+    ) -> CoreResult<()> {
+        let mut failure = None;
+        self.backend.get_with(Partition::Data, key, &mut |v| {
+            if let Err(e) = f(v) {
+                failure = Some(e);
+            }
+            Ok(())
+        })?;
+        failure.map_or(Ok(()), Err)
+    }
+
+    pub fn exists_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
+        Ok(self.backend.exists_many(Partition::Data, keys)?)
+    }
+
+    pub fn write(&self, batch: Batch) -> CoreResult<()> {
+        Ok(self.backend.write(batch)?)
+    }
+}

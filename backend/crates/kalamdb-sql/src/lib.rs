@@ -1,0 +1,16 @@
+//! KalamDB's SQL front end. It wraps sqlparser instead of forking it: the
+//! first keywords of each statement decide whether one of our small parsers
+//! (one file per statement family under `parsers/`) takes it, or whether it is
+//! standard SQL handed to sqlparser unchanged. Either way the result is one
+//! [`SqlStatement`].
+
+pub mod error;
+pub mod parser;
+pub mod parsers;
+pub mod statement;
+pub mod types;
+
+pub use datafusion::sql::sqlparser;
+pub use error::SqlParseError;
+pub use parser::{parse_sql, ParsedStatement};
+pub use statement::{ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement};

@@ -1,0 +1,127 @@
+//! Entry point: splits a request into statements and routes each to our own
+//! parser or to sqlparser, on one shared token stream.
+
+use crate::error::SqlParseError;
+use crate::parsers;
+use crate::statement::SqlStatement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+/// Nesting depth sqlparser may recurse to before giving up (guards the stack
+/// against hostile input such as thousands of parentheses).
+const RECURSION_LIMIT: usize = 64;
+
+/// A statement and the SQL text it came from.
+#[derive(Debug, Clone)]
+pub struct ParsedStatement {
+    pub statement: SqlStatement,
+}
+
+/// Parses every `;`-separated statement of `sql`. Never panics; a failure
+/// names the statement and the line/column where parsing stopped.
+pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
+    let dialect = GenericDialect {};
+    let in_batch = looks_like_batch(sql);
+    let fail = |e: ParserError, index: usize| SqlParseError {
+        message: clean_message(e),
+        statement_index: index,
+        in_batch,
+    };
+    let mut parser = Parser::new(&dialect)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .try_with_sql(sql)
+        .map_err(|e| fail(e, 1))?;
+
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        let index = statements.len() + 1;
+        let statement = parsers::parse_statement(&mut parser).map_err(|e| fail(e, index))?;
+        statements.push(ParsedStatement { statement });
+        let next = parser.peek_token();
+        match next.token {
+            Token::SemiColon | Token::EOF => {}
+            _ => {
+                return Err(fail(
+                    parser
+                        .expected::<()>("end of statement", next)
+                        .unwrap_err(),
+                    index,
+                ));
+            }
+        }
+    }
+    Ok(statements)
+}
+
+/// Whether `sql` holds a `;` before its last non-blank character, i.e. may be
+/// more than one statement. Used only to choose the error code.
+fn looks_like_batch(sql: &str) -> bool {
+    sql.trim_end().trim_end_matches(';').contains(';')
+}
+
+fn clean_message(e: ParserError) -> String {
+    match e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+        ParserError::RecursionLimitExceeded => {
+            "Statement is nested too deeply".to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn splits_batches_and_skips_empty_statements() {
+        let stmts = parse_sql("SELECT 1;; SELECT 'a;b'; ").unwrap();
+        assert_eq!(stmts.len(), 2);
+        assert!(parse_sql("  ;  ").unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_statement_and_position() {
+        let err = parse_sql("SELECT 1; SELEC 2").unwrap_err();
+        assert_eq!(err.statement_index, 2);
+        assert!(err.in_batch);
+        assert!(err.message.contains("Line: 1"), "{}", err.message);
+
+        let err = parse_sql("SELECT * FROM t WHERE").unwrap_err();
+        assert!(!err.in_batch);
+        assert!(err.message.contains("Column"), "{}", err.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let sql = format!("SELECT {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(parse_sql(&sql).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn random_text_never_panics(s in "\\PC{0,80}") {
+            let _ = parse_sql(&s);
+        }
+
+        #[test]
+        fn random_sql_like_text_never_panics(
+            words in proptest::collection::vec(prop_oneof![
+                Just("CREATE"), Just("USER"), Just("SHARED"), Just("STREAM"), Just("TABLE"),
+                Just("NAMESPACE"), Just("DROP"), Just("IF"), Just("NOT"), Just("EXISTS"),
+                Just("("), Just(")"), Just(","), Just("WITH"), Just("="), Just("'x'"), Just("1"),
+                Just("a"), Just("INT"), Just("PRIMARY"), Just("KEY"), Just("FLUSH"), Just("TTL"),
+                Just("SELECT"), Just("*"), Just("FROM"), Just("SHOW"), Just("TABLES"), Just("IN"),
+                Just("DESCRIBE"), Just("USE"), Just(";"), Just("ROWS"), Just("INTERVAL"), Just("30s"),
+            ], 0..16)
+        ) {
+            let _ = parse_sql(&words.join(" "));
+        }
+    }
+}

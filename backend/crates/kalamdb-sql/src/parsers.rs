@@ -1,0 +1,101 @@
+//! Our statement parsers, one file per family, all working on sqlparser's
+//! `Parser` so positions and error messages look the same as sqlparser's.
+
+pub mod namespace;
+pub mod show_describe;
+pub mod table;
+
+use crate::statement::{QualifiedName, SqlStatement};
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+/// Routes one statement by its leading keywords.
+pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
+    let w0 = peek_word(p, 0);
+    let w1 = peek_word(p, 1);
+    let w2 = peek_word(p, 2);
+    match (w0.as_deref(), w1.as_deref(), w2.as_deref()) {
+        (Some("CREATE"), Some("NAMESPACE"), _) => namespace::parse_create(p),
+        (Some("DROP"), Some("NAMESPACE"), _) => namespace::parse_drop(p),
+        (Some("SHOW"), Some("NAMESPACES"), _) => namespace::parse_show(p),
+        (Some("USE"), _, _) => namespace::parse_use(p),
+        (Some("SET"), Some("NAMESPACE"), _) => namespace::parse_use(p),
+        (Some("CREATE"), Some("TABLE"), _)
+        | (Some("CREATE"), Some("USER" | "SHARED" | "STREAM"), Some("TABLE")) => {
+            table::parse_create(p)
+        }
+        (Some("DROP"), Some("TABLE"), _)
+        | (Some("DROP"), Some("USER" | "SHARED" | "STREAM"), Some("TABLE")) => table::parse_drop(p),
+        (Some("SHOW"), Some("TABLES"), _) => show_describe::parse_show_tables(p),
+        (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
+        _ => Ok(SqlStatement::Standard(Box::new(p.parse_statement()?))),
+    }
+}
+
+/// The `n`th upcoming token as an upper-cased bare word, if it is one.
+pub(crate) fn peek_word(p: &Parser<'_>, n: usize) -> Option<String> {
+    match p.peek_nth_token(n).token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// Consumes the bare word `word` (case-insensitive) if it comes next.
+pub(crate) fn parse_word(p: &mut Parser<'_>, word: &str) -> bool {
+    if peek_word(p, 0).as_deref() == Some(word) {
+        p.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+pub(crate) fn expect_word(p: &mut Parser<'_>, word: &str) -> Result<(), ParserError> {
+    if parse_word(p, word) {
+        Ok(())
+    } else {
+        p.expected(word, p.peek_token())
+    }
+}
+
+/// Unquoted identifiers are lower-cased; quoted ones are kept as written.
+pub(crate) fn normalize(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_ascii_lowercase()
+    }
+}
+
+pub(crate) fn parse_simple_name(p: &mut Parser<'_>) -> Result<String, ParserError> {
+    Ok(normalize(&p.parse_identifier()?))
+}
+
+pub(crate) fn qualified_name(
+    p: &Parser<'_>,
+    name: &ObjectName,
+) -> Result<QualifiedName, ParserError> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| part.as_ident().map(normalize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ParserError::ParserError(format!("Invalid table name '{name}'")))?;
+    match parts.as_slice() {
+        [table] => Ok(QualifiedName {
+            namespace: None,
+            name: table.clone(),
+        }),
+        [ns, table] => Ok(QualifiedName {
+            namespace: Some(ns.clone()),
+            name: table.clone(),
+        }),
+        _ => p.expected("[namespace.]table", p.peek_token()),
+    }
+}
+
+pub(crate) fn parse_qualified_name(p: &mut Parser<'_>) -> Result<QualifiedName, ParserError> {
+    let name = p.parse_object_name(false)?;
+    qualified_name(p, &name)
+}
