@@ -33,6 +33,10 @@ pub enum CoreError {
     Execution(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("SQL is empty")]
+    EmptySql,
+    #[error("params may only be used with a single statement")]
+    ParamsWithBatch,
     #[error("{0}")]
     Internal(String),
 }
@@ -55,6 +59,8 @@ impl HasErrorCode for CoreError {
             CoreError::NotSupported(_) => ErrorCode::NotSupported,
             CoreError::Execution(_) => ErrorCode::SqlExecutionError,
             CoreError::Store(e) => e.error_code(),
+            CoreError::EmptySql => ErrorCode::EmptySql,
+            CoreError::ParamsWithBatch => ErrorCode::ParamsWithBatch,
             CoreError::Internal(_) => ErrorCode::InternalError,
         }
     }

@@ -1,1 +1,19 @@
+//! KalamDB's execution core: the [`AppContext`] with its registries and
+//! stores, the DataFusion adapters, and the handler-based [`SqlExecutor`].
 
+pub mod app_context;
+pub mod context;
+pub mod error;
+pub mod executor;
+pub mod meta_store;
+pub mod providers;
+pub mod query_scope;
+pub mod rows;
+pub mod schema;
+pub mod system_tables;
+pub mod table_store;
+
+pub use app_context::{AppContext, CoreOptions};
+pub use context::ExecutionContext;
+pub use error::{CoreError, CoreResult};
+pub use executor::{ExecutionError, SqlExecutor, StatementResult};

@@ -24,7 +24,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
     let dialect = GenericDialect {};
     let in_batch = looks_like_batch(sql);
     let fail = |e: ParserError, index: usize| SqlParseError {
-        message: clean_message(e),
+        message: clean_message(e, sql),
         statement_index: index,
         in_batch,
     };
@@ -64,13 +64,19 @@ fn looks_like_batch(sql: &str) -> bool {
     sql.trim_end().trim_end_matches(';').contains(';')
 }
 
-fn clean_message(e: ParserError) -> String {
-    match e {
+/// sqlparser's message, with the position added when it has none (errors at
+/// the end of input carry no location).
+fn clean_message(e: ParserError, sql: &str) -> String {
+    let message = match e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
-        ParserError::RecursionLimitExceeded => {
-            "Statement is nested too deeply".to_string()
-        }
+        ParserError::RecursionLimitExceeded => "Statement is nested too deeply".to_string(),
+    };
+    if message.contains("Line: ") {
+        return message;
     }
+    let line = sql.lines().count().max(1);
+    let column = sql.lines().last().map_or(0, |l| l.chars().count()) + 1;
+    format!("{message} at Line: {line}, Column: {column}")
 }
 
 #[cfg(test)]

@@ -72,6 +72,21 @@ pub(crate) fn parse_simple_name(p: &mut Parser<'_>) -> Result<String, ParserErro
     Ok(normalize(&p.parse_identifier()?))
 }
 
+/// `[ns.]table` from an already parsed object name (e.g. an INSERT target).
+pub fn parse_qualified_name_from(name: &ObjectName) -> Result<QualifiedName, String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|part| part.as_ident().map(normalize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("Invalid table name '{name}'"))?;
+    match parts.as_slice() {
+        [table] => Ok(QualifiedName { namespace: None, name: table.clone() }),
+        [ns, table] => Ok(QualifiedName { namespace: Some(ns.clone()), name: table.clone() }),
+        _ => Err(format!("Invalid table name '{name}': expected [namespace.]table")),
+    }
+}
+
 pub(crate) fn qualified_name(
     p: &Parser<'_>,
     name: &ObjectName,

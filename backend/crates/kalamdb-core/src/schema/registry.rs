@@ -157,3 +157,11 @@ impl SchemaRegistry {
         Ok(())
     }
 }
+
+impl std::fmt::Debug for SchemaRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaRegistry")
+            .field("namespaces", &self.namespaces.len())
+            .finish()
+    }
+}

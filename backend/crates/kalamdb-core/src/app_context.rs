@@ -1,0 +1,150 @@
+//! [`AppContext`]: everything a statement handler may touch, built once at
+//! start-up. All data access goes through its registries and stores.
+
+use crate::error::{CoreError, CoreResult};
+use crate::executor::SqlExecutor;
+use crate::meta_store::{MetaStore, NamespaceRecord, UserRecord};
+use crate::providers::{KalamCatalog, CATALOG_NAME};
+use crate::schema::SchemaRegistry;
+use crate::system_tables::SystemTablesRegistry;
+use crate::table_store::TableStore;
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+use kalamdb_commons::snowflake::SnowflakeGenerator;
+use kalamdb_commons::{NamespaceId, Role, UserId, DEFAULT_NAMESPACE};
+use kalamdb_store::{Batch, StorageBackend};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// The account created on first start.
+pub const ROOT_USER: &str = "root";
+
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    /// Snowflake node id (0..1023).
+    pub node_id: u16,
+    /// bcrypt hash for `root`, set on first start only.
+    pub root_password_hash: Option<String>,
+    /// Rows per Arrow batch in scans.
+    pub batch_size: usize,
+    /// DataFusion's parallelism for one query.
+    pub target_partitions: usize,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            root_password_hash: None,
+            batch_size: 8192,
+            target_partitions: 2,
+        }
+    }
+}
+
+pub struct AppContext {
+    pub meta: MetaStore,
+    pub schema_registry: Arc<SchemaRegistry>,
+    pub system_tables: Arc<SystemTablesRegistry>,
+    pub table_store: TableStore,
+    pub executor: SqlExecutor,
+    pub snowflake: SnowflakeGenerator,
+    /// Serializes DDL so id allocation and cache swaps never interleave.
+    pub ddl_lock: Mutex<()>,
+    /// The DataFusion session every query clones its state from.
+    session_state: SessionState,
+}
+
+impl AppContext {
+    /// Opens the databases's metadata (bootstrapping it on first start) and
+    /// builds every registry.
+    pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
+        let meta = MetaStore::new(Arc::clone(&backend));
+        if meta.check_format()? {
+            bootstrap(&meta, options)?;
+        }
+        let schema_registry = Arc::new(SchemaRegistry::load(meta.clone())?);
+        let system_tables = Arc::new(SystemTablesRegistry::new(Arc::clone(&schema_registry)));
+        let table_store = TableStore::new(backend);
+
+        let catalog = Arc::new(KalamCatalog::new(
+            Arc::clone(&schema_registry),
+            Arc::clone(&system_tables),
+            table_store.clone(),
+        ));
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(CATALOG_NAME.to_string(), catalog);
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_NAMESPACE)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_batch_size(options.batch_size)
+            .with_target_partitions(options.target_partitions.max(1));
+        let session_state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_catalog_list(catalogs)
+            .build();
+
+        let snowflake = SnowflakeGenerator::new(options.node_id);
+        Ok(Arc::new(Self {
+            meta,
+            schema_registry,
+            system_tables,
+            table_store,
+            executor: SqlExecutor::new(),
+            snowflake,
+            ddl_lock: Mutex::new(()),
+            session_state,
+        }))
+    }
+
+    pub fn session_state(&self) -> &SessionState {
+        &self.session_state
+    }
+
+    /// Makes everything acknowledged so far durable (called at shutdown).
+    pub fn sync(&self) -> CoreResult<()> {
+        Ok(self.table_store.backend().sync_wal()?)
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// First start: the `default` namespace and the `root` account.
+fn bootstrap(meta: &MetaStore, options: &CoreOptions) -> CoreResult<()> {
+    let now = now_ms();
+    let mut batch = Batch::new();
+    meta.put_namespace(
+        &mut batch,
+        &NamespaceRecord {
+            name: NamespaceId::new(DEFAULT_NAMESPACE),
+            created_at: now,
+        },
+    )?;
+    meta.put_user(
+        &mut batch,
+        &UserRecord {
+            user_id: UserId::new(ROOT_USER),
+            username: ROOT_USER.to_string(),
+            role: Role::System,
+            password_hash: options.root_password_hash.clone(),
+            email: None,
+            allow_remote: false,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        },
+    )?;
+    meta.backend()
+        .write(batch)
+        .map_err(|e| CoreError::Internal(format!("bootstrap failed: {e}")))?;
+    tracing::info!("initialized a new database: namespace 'default', user 'root'");
+    Ok(())
+}

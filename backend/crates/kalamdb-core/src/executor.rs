@@ -1,0 +1,197 @@
+//! The [`SqlExecutor`]: parse → classify → authorize (one gate) → dispatch to
+//! the family's [`StatementHandler`].
+
+pub mod authorization;
+pub mod handlers;
+
+use crate::app_context::AppContext;
+use crate::context::ExecutionContext;
+use crate::error::{CoreError, CoreResult};
+use authorization::{authorize, StatementFamily};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use handlers::{
+    DmlHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler,
+};
+use kalamdb_sql::sqlparser::ast::Statement;
+use kalamdb_sql::{parse_sql, SqlStatement};
+use serde_json::Value as Json;
+
+/// What one statement produced.
+#[derive(Debug, Clone, Default)]
+pub struct StatementResult {
+    /// Present for statements that return rows.
+    pub schema: Option<SchemaRef>,
+    pub batches: Vec<RecordBatch>,
+    /// Rows returned, or rows affected for DML.
+    pub row_count: usize,
+    pub message: Option<String>,
+}
+
+impl StatementResult {
+    pub fn message(message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn affected(rows: usize, message: impl Into<String>) -> Self {
+        Self {
+            row_count: rows,
+            message: Some(message.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        let row_count = batches.iter().map(RecordBatch::num_rows).sum();
+        Self {
+            schema: Some(schema),
+            batches,
+            row_count,
+            message: None,
+        }
+    }
+}
+
+/// A failed request: the error and, in a batch, which statement failed.
+#[derive(Debug)]
+pub struct ExecutionError {
+    pub error: CoreError,
+    /// 1-based, when the request held more than one statement.
+    pub statement_index: Option<usize>,
+}
+
+impl std::fmt::Display for ExecutionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.statement_index {
+            Some(i) => write!(f, "Statement {i} failed: {}", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl From<CoreError> for ExecutionError {
+    fn from(error: CoreError) -> Self {
+        Self {
+            error,
+            statement_index: None,
+        }
+    }
+}
+
+pub struct SqlExecutor {
+    namespace: NamespaceHandler,
+    table_ddl: TableDdlHandler,
+    dml: DmlHandler,
+    query: QueryHandler,
+}
+
+impl Default for SqlExecutor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SqlExecutor {
+    pub fn new() -> Self {
+        Self {
+            namespace: NamespaceHandler,
+            table_ddl: TableDdlHandler,
+            dml: DmlHandler,
+            query: QueryHandler,
+        }
+    }
+
+    fn handler(&self, family: StatementFamily) -> &dyn StatementHandler {
+        match family {
+            StatementFamily::NamespaceDdl | StatementFamily::Session => &self.namespace,
+            StatementFamily::TableDdl => &self.table_ddl,
+            StatementFamily::Dml => &self.dml,
+            StatementFamily::Query | StatementFamily::Show => &self.query,
+        }
+    }
+
+    /// Runs every statement of `sql` in order, stopping at the first failure.
+    pub async fn execute(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        sql: &str,
+        params: &[Json],
+    ) -> Result<Vec<StatementResult>, ExecutionError> {
+        let statements = parse_sql(sql).map_err(|e| {
+            let index = e.in_batch.then_some(e.statement_index);
+            ExecutionError {
+                error: CoreError::Parse(e),
+                statement_index: index,
+            }
+        })?;
+        if statements.is_empty() {
+            return Err(CoreError::EmptySql.into());
+        }
+        let batch = statements.len() > 1;
+        if batch && !params.is_empty() {
+            return Err(CoreError::ParamsWithBatch.into());
+        }
+        let mentions_system_columns = sql.contains(kalamdb_commons::SEQ_COLUMN)
+            || sql.contains(kalamdb_commons::DELETED_COLUMN);
+        let mut results = Vec::with_capacity(statements.len());
+        for (i, parsed) in statements.into_iter().enumerate() {
+            let run = async {
+                let family = classify(&parsed.statement)?;
+                authorize(ctx.role, family, parsed.statement.kind_name())?;
+                let options = handlers::StatementOptions {
+                    params,
+                    mentions_system_columns,
+                };
+                self.handler(family)
+                    .execute(app, ctx, parsed.statement, &options)
+                    .await
+            };
+            match run.await {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    return Err(ExecutionError {
+                        error,
+                        statement_index: batch.then_some(i + 1),
+                    });
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// Which family a statement belongs to; standard statements we do not run
+/// are refused here, before authorization.
+pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
+    Ok(match statement {
+        SqlStatement::CreateNamespace { .. } | SqlStatement::DropNamespace { .. } => {
+            StatementFamily::NamespaceDdl
+        }
+        SqlStatement::UseNamespace { .. } => StatementFamily::Session,
+        SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
+        SqlStatement::ShowNamespaces
+        | SqlStatement::ShowTables { .. }
+        | SqlStatement::DescribeTable { .. } => StatementFamily::Show,
+        SqlStatement::Standard(s) => match s.as_ref() {
+            Statement::Query(_) | Statement::Explain { .. } => StatementFamily::Query,
+            Statement::Insert(_) => StatementFamily::Dml,
+            Statement::Update { .. } | Statement::Delete(_) => {
+                return Err(CoreError::NotSupported(format!(
+                    "{} is not supported yet",
+                    statement.kind_name()
+                )));
+            }
+            other => {
+                let text = other.to_string();
+                let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                return Err(CoreError::NotSupported(format!(
+                    "Unsupported statement: {head}"
+                )));
+            }
+        },
+    })
+}

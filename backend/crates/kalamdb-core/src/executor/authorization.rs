@@ -1,0 +1,82 @@
+//! The one authorization gate: every statement passes here before any
+//! handler runs. The rules are a single table, read top to bottom.
+
+use crate::error::{CoreError, CoreResult};
+use kalamdb_commons::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatementFamily {
+    /// CREATE/DROP NAMESPACE
+    NamespaceDdl,
+    /// CREATE/DROP TABLE
+    TableDdl,
+    /// INSERT
+    Dml,
+    /// SELECT, EXPLAIN
+    Query,
+    /// SHOW, DESCRIBE
+    Show,
+    /// USE
+    Session,
+}
+
+impl StatementFamily {
+    pub const ALL: [StatementFamily; 6] = [
+        StatementFamily::NamespaceDdl,
+        StatementFamily::TableDdl,
+        StatementFamily::Dml,
+        StatementFamily::Query,
+        StatementFamily::Show,
+        StatementFamily::Session,
+    ];
+}
+
+/// Which roles may run each family. Row-level limits (a `user` reaches only
+/// its own partition of USER tables) are enforced by the stores, not here.
+const RULES: &[(StatementFamily, &[Role])] = &[
+    (StatementFamily::NamespaceDdl, &[Role::Dba, Role::System]),
+    (StatementFamily::TableDdl, &[Role::Dba, Role::System]),
+    (StatementFamily::Dml, &[Role::User, Role::Service, Role::Dba, Role::System]),
+    (StatementFamily::Query, &[Role::User, Role::Service, Role::Dba, Role::System]),
+    (StatementFamily::Show, &[Role::User, Role::Service, Role::Dba, Role::System]),
+    (StatementFamily::Session, &[Role::User, Role::Service, Role::Dba, Role::System]),
+];
+
+pub fn is_allowed(role: Role, family: StatementFamily) -> bool {
+    RULES
+        .iter()
+        .any(|(f, roles)| *f == family && roles.contains(&role))
+}
+
+pub fn authorize(role: Role, family: StatementFamily, what: &str) -> CoreResult<()> {
+    if is_allowed(role, family) {
+        Ok(())
+    } else {
+        Err(CoreError::PermissionDenied(format!(
+            "Role '{role}' may not run {what}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_matrix() {
+        use StatementFamily as F;
+        for role in [Role::User, Role::Service, Role::Dba, Role::System] {
+            for family in F::ALL {
+                let expected = match family {
+                    F::NamespaceDdl | F::TableDdl => role.is_admin(),
+                    F::Dml | F::Query | F::Show | F::Session => true,
+                };
+                assert_eq!(is_allowed(role, family), expected, "{role} {family:?}");
+            }
+        }
+        assert!(authorize(Role::User, F::TableDdl, "CREATE TABLE")
+            .unwrap_err()
+            .to_string()
+            .contains("Role 'user' may not run CREATE TABLE"));
+    }
+}

@@ -1,0 +1,81 @@
+//! SELECT and EXPLAIN on DataFusion, plus SHOW/DESCRIBE (which are queries
+//! over system tables). One shared base session; each query clones its state
+//! (cheap next to building a `SessionContext`) and sets the caller's namespace.
+
+use super::{point_lookup, show, system_columns, unexpected, StatementHandler, StatementOptions};
+use crate::app_context::AppContext;
+use crate::context::ExecutionContext;
+use crate::error::CoreResult;
+use crate::executor::StatementResult;
+use crate::query_scope::{QueryScope, QUERY_SCOPE};
+use async_trait::async_trait;
+use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::collect;
+use datafusion::sql::parser::Statement as DFStatement;
+use kalamdb_sql::sqlparser::ast::Statement;
+use kalamdb_sql::SqlStatement;
+use std::sync::Arc;
+
+pub struct QueryHandler;
+
+#[async_trait]
+impl StatementHandler for QueryHandler {
+    async fn execute(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        statement: SqlStatement,
+        options: &StatementOptions<'_>,
+    ) -> CoreResult<StatementResult> {
+        match statement {
+            SqlStatement::Standard(s) => {
+                if let Statement::Query(query) = s.as_ref()
+                    && !options.mentions_system_columns
+                    && let Some(result) = point_lookup::try_execute(app, ctx, query, options.params)?
+                {
+                    return Ok(result);
+                }
+                run_query(app, ctx, *s, options.mentions_system_columns).await
+            }
+            SqlStatement::ShowNamespaces
+            | SqlStatement::ShowTables { .. }
+            | SqlStatement::DescribeTable { .. } => show::execute(app, ctx, statement).await,
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Plans and runs one read-only statement on DataFusion for the caller.
+pub async fn run_query(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    mut statement: Statement,
+    system_columns: bool,
+) -> CoreResult<StatementResult> {
+    if system_columns {
+        system_columns::hide_system_columns_in_wildcards(&mut statement, app, ctx);
+    }
+    let mut state = app.session_state().clone();
+    state.config_mut().options_mut().catalog.default_schema = ctx.namespace.to_string();
+    let scope = Arc::new(QueryScope {
+        user_id: ctx.user_id.clone(),
+        role: ctx.role,
+        include_system_columns: system_columns,
+    });
+    QUERY_SCOPE
+        .scope(scope, async move {
+            let plan = state
+                .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+                .await?;
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+                .verify_plan(&plan)?;
+            let schema = Arc::new(plan.schema().as_arrow().clone());
+            let physical = state.create_physical_plan(&plan).await?;
+            let batches = collect(physical, state.task_ctx()).await?;
+            Ok(StatementResult::rows(schema, batches))
+        })
+        .await
+}

@@ -1,0 +1,162 @@
+//! CREATE TABLE and DROP TABLE.
+
+use super::{resolve_name, unexpected, StatementHandler, StatementOptions};
+use crate::app_context::{now_ms, AppContext};
+use crate::context::ExecutionContext;
+use crate::error::{CoreError, CoreResult};
+use crate::executor::StatementResult;
+use crate::rows::coerce::{coerce, literal_of};
+use crate::table_store::delete_all_rows;
+use async_trait::async_trait;
+use kalamdb_commons::ids::validate_identifier;
+use kalamdb_commons::{
+    ColumnDefinition, NamespaceId, TableDefinition, TableId, LOCAL_STORAGE_ID, SYSTEM_NAMESPACE,
+};
+use kalamdb_sql::sqlparser::dialect::GenericDialect;
+use kalamdb_sql::sqlparser::parser::Parser;
+use kalamdb_sql::{CreateTableStatement, SqlStatement};
+use kalamdb_store::Batch;
+
+pub struct TableDdlHandler;
+
+#[async_trait]
+impl StatementHandler for TableDdlHandler {
+    async fn execute(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        statement: SqlStatement,
+        _options: &StatementOptions<'_>,
+    ) -> CoreResult<StatementResult> {
+        match statement {
+            SqlStatement::CreateTable(create) => create_table(app, ctx, *create).await,
+            SqlStatement::DropTable {
+                table,
+                table_type,
+                if_exists,
+            } => {
+                let (ns, name) = resolve_name(ctx, &table);
+                let _ddl = app.ddl_lock.lock().await;
+                let Some(existing) = app.schema_registry.get_table(&ns, &name) else {
+                    if !app.schema_registry.namespace_exists(&ns) && !if_exists {
+                        return Err(CoreError::NamespaceNotFound(ns));
+                    }
+                    return if if_exists {
+                        Ok(StatementResult::message(format!(
+                            "Table '{ns}.{name}' does not exist"
+                        )))
+                    } else {
+                        Err(CoreError::TableNotFound(format!("{ns}.{name}")))
+                    };
+                };
+                let def = &existing.definition;
+                if let Some(kind) = table_type
+                    && kind != def.table_type
+                {
+                    return Err(CoreError::InvalidSql(format!(
+                        "Table '{ns}.{name}' is a {} table, not {kind}",
+                        def.table_type
+                    )));
+                }
+                let mut batch = Batch::new();
+                delete_all_rows(&mut batch, def.table_id);
+                app.meta.delete_table(&mut batch, def);
+                app.schema_registry.commit_drop_table(batch, &ns, &name)?;
+                Ok(StatementResult::message(format!(
+                    "Table '{ns}.{name}' dropped"
+                )))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// A DEFAULT must be a literal of the column's type for now; it is checked
+/// here so that a bad default fails the CREATE, not every later INSERT.
+fn validate_default(column: &ColumnDefinition) -> CoreResult<()> {
+    let Some(text) = &column.default else {
+        return Ok(());
+    };
+    let dialect = GenericDialect {};
+    let expr = Parser::new(&dialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| CoreError::InvalidSql(format!("DEFAULT of '{}': {e}", column.name)))?;
+    match literal_of(&expr, &[])? {
+        Some(literal) => coerce(&literal, column).map(|_| ()),
+        None => Err(CoreError::NotSupported(format!(
+            "DEFAULT of '{}': only literal defaults are supported yet, got {text}",
+            column.name
+        ))),
+    }
+}
+
+async fn create_table(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    create: CreateTableStatement,
+) -> CoreResult<StatementResult> {
+    let (ns, name) = resolve_name(ctx, &create.table);
+    validate_identifier("table", &name).map_err(CoreError::InvalidSql)?;
+    if ns == SYSTEM_NAMESPACE {
+        return Err(CoreError::PermissionDenied(
+            "Tables cannot be created in the system namespace".into(),
+        ));
+    }
+    if create.options.storage_id != LOCAL_STORAGE_ID {
+        return Err(CoreError::InvalidSql(format!(
+            "Storage '{}' does not exist (available: {LOCAL_STORAGE_ID})",
+            create.options.storage_id
+        )));
+    }
+    let columns: Vec<ColumnDefinition> = create
+        .columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| ColumnDefinition {
+            column_id: i as u32 + 1,
+            name: c.name,
+            data_type: c.data_type,
+            nullable: c.nullable,
+            primary_key: c.primary_key,
+            default: c.default,
+        })
+        .collect();
+    for column in &columns {
+        validate_default(column)?;
+    }
+
+    let _ddl = app.ddl_lock.lock().await;
+    if !app.schema_registry.namespace_exists(&ns) {
+        return Err(CoreError::NamespaceNotFound(ns));
+    }
+    if app.schema_registry.get_table(&ns, &name).is_some() {
+        return if create.if_not_exists {
+            Ok(StatementResult::message(format!(
+                "Table '{ns}.{name}' already exists"
+            )))
+        } else {
+            Err(CoreError::AlreadyExists(format!(
+                "Table '{ns}.{name}' already exists"
+            )))
+        };
+    }
+    let mut batch = Batch::new();
+    let table_id = TableId(app.meta.next_counter(&mut batch, "table_id")?);
+    let definition = TableDefinition {
+        table_id,
+        namespace: NamespaceId::new(&ns),
+        name: name.clone(),
+        table_type: create.table_type,
+        columns,
+        schema_version: 1,
+        options: create.options,
+        created_at: now_ms(),
+    };
+    app.meta.put_table(&mut batch, &definition)?;
+    let kind = definition.table_type;
+    app.schema_registry.commit_table(batch, definition)?;
+    Ok(StatementResult::message(format!(
+        "{kind} table '{ns}.{name}' created"
+    )))
+}

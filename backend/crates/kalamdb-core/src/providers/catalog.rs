@@ -1,0 +1,147 @@
+//! The DataFusion catalog: namespaces are schemas, plus `system`. Tables are
+//! looked up in the [`SchemaRegistry`] on every resolution, so DDL is visible
+//! to the next statement without re-registering anything.
+
+use super::row_table::RowTableProvider;
+use super::system_table::SystemTableProvider;
+use crate::query_scope::current_scope;
+use crate::schema::SchemaRegistry;
+use crate::system_tables::SystemTablesRegistry;
+use crate::table_store::{RowScope, TableStore};
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::datasource::TableProvider;
+use datafusion::error::Result;
+use kalamdb_commons::{TableType, SYSTEM_NAMESPACE};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct Shared {
+    registry: Arc<SchemaRegistry>,
+    system: Arc<SystemTablesRegistry>,
+    store: TableStore,
+}
+
+pub struct KalamCatalog {
+    shared: Shared,
+}
+
+impl std::fmt::Debug for KalamCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KalamCatalog")
+    }
+}
+
+impl KalamCatalog {
+    pub fn new(
+        registry: Arc<SchemaRegistry>,
+        system: Arc<SystemTablesRegistry>,
+        store: TableStore,
+    ) -> Self {
+        Self {
+            shared: Shared {
+                registry,
+                system,
+                store,
+            },
+        }
+    }
+}
+
+impl CatalogProvider for KalamCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .shared
+            .registry
+            .namespaces()
+            .into_iter()
+            .map(|n| n.name.to_string())
+            .collect();
+        names.push(SYSTEM_NAMESPACE.to_string());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == SYSTEM_NAMESPACE {
+            return Some(Arc::new(SystemSchema {
+                shared: self.shared.clone(),
+            }));
+        }
+        if !self.shared.registry.namespace_exists(name) {
+            return None;
+        }
+        Some(Arc::new(NamespaceSchema {
+            namespace: name.to_string(),
+            shared: self.shared.clone(),
+        }))
+    }
+}
+
+struct NamespaceSchema {
+    namespace: String,
+    shared: Shared,
+}
+
+impl std::fmt::Debug for NamespaceSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NamespaceSchema({})", self.namespace)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for NamespaceSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.shared.registry.table_names(&self.namespace)
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.shared.registry.get_table(&self.namespace, name) else {
+            return Ok(None);
+        };
+        if table.definition.table_type == TableType::Stream {
+            return Ok(None);
+        }
+        let scope = current_scope();
+        let row_scope = scope
+            .as_ref()
+            .and_then(|s| RowScope::for_table(&table.definition, &s.user_id).ok());
+        let with_system = scope.as_ref().is_some_and(|s| s.include_system_columns);
+        Ok(Some(Arc::new(RowTableProvider::new(
+            table,
+            self.shared.store.clone(),
+            row_scope,
+            with_system,
+        ))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.shared.registry.get_table(&self.namespace, name).is_some()
+    }
+}
+
+struct SystemSchema {
+    shared: Shared,
+}
+
+impl std::fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SystemSchema")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.shared.system.names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.shared.system.get(name).map(|t| {
+            Arc::new(SystemTableProvider::new(t, current_scope())) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.shared.system.get(name).is_some()
+    }
+}

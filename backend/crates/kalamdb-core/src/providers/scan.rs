@@ -1,0 +1,147 @@
+//! Streams a table partition out of RocksDB as Arrow batches: at most
+//! `batch_size` rows in memory at a time, re-seeking after the last key for
+//! the next batch, so memory does not grow with the table.
+
+use crate::error::CoreError;
+use crate::rows::{BatchBuilder, OutputColumn};
+use crate::table_store::TableStore;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use kalamdb_store::row::RowView;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub enum ScanTarget {
+    /// Every row under the prefix.
+    Partition,
+    /// One row (a primary-key equality was pushed down).
+    Key(Vec<u8>),
+}
+
+#[derive(Clone)]
+pub struct RowScan {
+    pub schema: SchemaRef,
+    pub columns: Vec<OutputColumn>,
+    pub store: TableStore,
+    pub prefix: Vec<u8>,
+    pub target: ScanTarget,
+    pub include_deleted: bool,
+    pub limit: Option<usize>,
+}
+
+impl std::fmt::Debug for RowScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowScan")
+            .field("target", &self.target)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+struct ScanState {
+    scan: RowScan,
+    next_start: Option<Vec<u8>>,
+    remaining: usize,
+    batch_size: usize,
+}
+
+impl RowScan {
+    /// Reads every matching row into batches of at most `batch_size` rows;
+    /// used where a whole (small) result is wanted at once.
+    pub fn collect(&self, batch_size: usize) -> Result<Vec<RecordBatch>, CoreError> {
+        let mut state = ScanState {
+            scan: self.clone(),
+            next_start: Some(self.prefix.clone()),
+            remaining: self.limit.unwrap_or(usize::MAX),
+            batch_size: batch_size.max(1),
+        };
+        let mut out = Vec::new();
+        while let Some(batch) = state.next_batch()? {
+            out.push(batch);
+        }
+        Ok(out)
+    }
+}
+
+impl ScanState {
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, CoreError> {
+        let Some(start) = self.next_start.take() else {
+            return Ok(None);
+        };
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let want = self.batch_size.min(self.remaining);
+        let scan = &self.scan;
+        let mut builder = BatchBuilder::new(Arc::clone(&scan.schema), scan.columns.clone(), want)?;
+        match &scan.target {
+            ScanTarget::Key(key) => {
+                scan.store.get_with(key, &mut |value| {
+                    if let Some(bytes) = value {
+                        let row = RowView::decode(bytes)?;
+                        if !row.deleted || scan.include_deleted {
+                            builder.push(&row)?;
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            ScanTarget::Partition => {
+                let mut last_key: Option<Vec<u8>> = None;
+                let mut full = false;
+                scan.store.scan_partition(&scan.prefix, &start, &mut |key, value| {
+                    let row = RowView::decode(value)?;
+                    if !row.deleted || scan.include_deleted {
+                        builder.push(&row)?;
+                    }
+                    if builder.len() >= want {
+                        let mut next = key.to_vec();
+                        next.push(0);
+                        last_key = Some(next);
+                        full = true;
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })?;
+                if full {
+                    self.next_start = last_key;
+                }
+            }
+        }
+        self.remaining -= builder.len();
+        if builder.is_empty() {
+            return Ok(None);
+        }
+        builder.finish().map(Some)
+    }
+}
+
+impl PartitionStream for RowScan {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let state = ScanState {
+            scan: self.clone(),
+            next_start: Some(self.prefix.clone()),
+            remaining: self.limit.unwrap_or(usize::MAX),
+            batch_size: ctx.session_config().batch_size().max(1),
+        };
+        let stream = futures::stream::unfold(state, |mut state| async move {
+            match state.next_batch() {
+                Ok(Some(batch)) => Some((Ok(batch), state)),
+                Ok(None) => None,
+                Err(e) => {
+                    state.next_start = None;
+                    Some((Err(DataFusionError::External(Box::new(e))), state))
+                }
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream))
+    }
+}

@@ -1,0 +1,60 @@
+//! The server's own tables (`system.*`), one file per table, registered by
+//! name in the [`SystemTablesRegistry`]. Each builds its rows from the
+//! registry or metadata store at scan time, filtered by the caller's role.
+
+pub mod columns;
+pub mod namespaces;
+pub mod tables;
+pub mod users;
+
+use crate::error::CoreResult;
+use crate::query_scope::QueryScope;
+use crate::schema::SchemaRegistry;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+pub trait SystemTable: Send + Sync + Debug {
+    fn schema(&self) -> SchemaRef;
+    /// The rows `scope` may see.
+    fn scan(&self, scope: &QueryScope) -> CoreResult<RecordBatch>;
+}
+
+pub struct SystemTablesRegistry {
+    tables: BTreeMap<&'static str, Arc<dyn SystemTable>>,
+}
+
+impl SystemTablesRegistry {
+    pub fn new(registry: Arc<SchemaRegistry>) -> Self {
+        let mut tables: BTreeMap<&'static str, Arc<dyn SystemTable>> = BTreeMap::new();
+        tables.insert(
+            namespaces::NAME,
+            Arc::new(namespaces::NamespacesTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            tables::NAME,
+            Arc::new(tables::TablesTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            columns::NAME,
+            Arc::new(columns::ColumnsTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(users::NAME, Arc::new(users::UsersTable::new(registry)));
+        Self { tables }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<dyn SystemTable>> {
+        self.tables.get(name).cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.tables.keys().map(|k| k.to_string()).collect()
+    }
+}
+
+/// Epoch milliseconds to the microsecond timestamps system tables use.
+pub(crate) fn ms_to_micros(ms: i64) -> i64 {
+    ms.saturating_mul(1000)
+}
