@@ -1,1 +1,68 @@
+//! The HTTP API (axum): `POST /v1/api/sql` and the health routes, exactly as
+//! the v1 wire protocol describes them.
 
+pub mod response;
+pub mod routes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use kalamdb_auth::Authenticator;
+use kalamdb_core::AppContext;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// Limits applied to every request.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    pub max_request_bytes: usize,
+    pub max_sql_length: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 10 << 20,
+            max_sql_length: 1 << 20,
+        }
+    }
+}
+
+pub struct ApiState {
+    pub app: Arc<AppContext>,
+    pub auth: Arc<Authenticator>,
+    pub limits: ApiLimits,
+    request_counter: AtomicU64,
+    request_prefix: u32,
+}
+
+impl ApiState {
+    pub fn new(app: Arc<AppContext>, auth: Arc<Authenticator>, limits: ApiLimits) -> Self {
+        Self {
+            app,
+            auth,
+            limits,
+            request_counter: AtomicU64::new(0),
+            request_prefix: rand::random(),
+        }
+    }
+
+    /// A short id unique to this process run, for logs and error replies.
+    pub fn next_request_id(&self) -> String {
+        let n = self
+            .request_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:08x}-{n}", self.request_prefix)
+    }
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    let body_limit = state.limits.max_request_bytes;
+    Router::new()
+        .route("/v1/api/sql", post(routes::sql::execute_sql))
+        .route("/health", get(routes::health::health))
+        .route("/v1/api/healthcheck", get(routes::health::health))
+        .fallback(routes::health::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

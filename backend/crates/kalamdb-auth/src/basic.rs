@@ -1,0 +1,215 @@
+//! HTTP Basic authentication with a verified-credential cache.
+//!
+//! The cache is keyed by a keyed BLAKE3 hash of `(username, password)` under
+//! a random per-process key, so neither passwords nor their plain hashes are
+//! kept in memory, and a hit skips bcrypt entirely. Where the account may log
+//! in from is checked on every request, hit or miss.
+
+use crate::error::AuthError;
+use crate::password::verify_password;
+use base64::Engine;
+use dashmap::DashMap;
+use kalamdb_commons::{Role, UserId};
+use kalamdb_core::meta_store::MetaStore;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Entries kept before the cache is cleared (bounds memory under attack).
+const MAX_CACHED: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatedUser {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+struct Verified {
+    user: AuthenticatedUser,
+    localhost_only: bool,
+}
+
+pub struct Authenticator {
+    meta: MetaStore,
+    cache_key: [u8; 32],
+    cache: DashMap<[u8; 32], Arc<Verified>>,
+}
+
+fn is_local(addr: Option<IpAddr>) -> bool {
+    addr.is_some_and(|a| match a {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    })
+}
+
+impl Authenticator {
+    pub fn new(meta: MetaStore) -> Self {
+        Self {
+            meta,
+            cache_key: rand::random(),
+            cache: DashMap::new(),
+        }
+    }
+
+    fn cache_id(&self, username: &str, password: &str) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.cache_key);
+        h.update(&(username.len() as u64).to_le_bytes());
+        h.update(username.as_bytes());
+        h.update(password.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// Forgets cached verifications (call after a user changes).
+    pub fn invalidate_all(&self) {
+        self.cache.clear();
+    }
+
+    /// Authenticates an `Authorization` header value from `client`.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<AuthenticatedUser, AuthError> {
+        let header = header.ok_or(AuthError::MissingCredentials)?;
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::Unsupported(
+                "Bearer tokens are not accepted yet: use HTTP Basic".into(),
+            ));
+        }
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(AuthError::Malformed(format!("unknown scheme '{scheme}'")));
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| AuthError::Malformed("credentials are not base64".into()))?;
+        let text = String::from_utf8(decoded)
+            .map_err(|_| AuthError::Malformed("credentials are not UTF-8".into()))?;
+        let (username, password) = text
+            .split_once(':')
+            .ok_or_else(|| AuthError::Malformed("expected user:password".into()))?;
+        self.verify(username, password, client).await
+    }
+
+    async fn verify(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<AuthenticatedUser, AuthError> {
+        let id = self.cache_id(username, password);
+        if let Some(hit) = self.cache.get(&id).map(|e| Arc::clone(e.value())) {
+            return self.admit(&hit, client);
+        }
+        let record = self
+            .meta
+            .user(username)
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .filter(|u| u.deleted_at.is_none())
+            .ok_or(AuthError::InvalidCredentials)?;
+        let verified = match &record.password_hash {
+            None => password.is_empty(),
+            Some(hash) => {
+                let (password, hash) = (password.to_string(), hash.clone());
+                tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+                    .await
+                    .map_err(|e| AuthError::Internal(e.to_string()))?
+            }
+        };
+        if !verified {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let entry = Arc::new(Verified {
+            user: AuthenticatedUser {
+                user_id: record.user_id.clone(),
+                username: record.username.clone(),
+                role: record.role,
+            },
+            localhost_only: record.password_hash.is_none()
+                || (record.role == Role::System && !record.allow_remote),
+        });
+        if self.cache.len() >= MAX_CACHED {
+            self.cache.clear();
+        }
+        self.cache.insert(id, Arc::clone(&entry));
+        self.admit(&entry, client)
+    }
+
+    fn admit(&self, v: &Verified, client: Option<IpAddr>) -> Result<AuthenticatedUser, AuthError> {
+        if v.localhost_only && !is_local(client) {
+            return Err(AuthError::LocalhostOnly(v.user.username.clone()));
+        }
+        Ok(v.user.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::hash_password;
+    use kalamdb_core::{AppContext, CoreOptions};
+    use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+
+    fn basic(user: &str, password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    }
+
+    fn authenticator(dir: &std::path::Path, root_password: Option<&str>) -> Authenticator {
+        let backend = Arc::new(RocksDbBackend::open(dir, &RocksDbOptions::default()).unwrap());
+        let options = CoreOptions {
+            root_password_hash: root_password.map(|p| hash_password(p, 4).unwrap()),
+            ..CoreOptions::default()
+        };
+        let app = AppContext::open(backend, &options).unwrap();
+        Authenticator::new(app.meta.clone())
+    }
+
+    #[tokio::test]
+    async fn passwordless_root_only_from_localhost() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path(), None);
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let remote: IpAddr = "10.1.2.3".parse().unwrap();
+        let user = auth.authenticate(Some(&basic("root", "")), Some(local)).await.unwrap();
+        assert_eq!(user.role, Role::System);
+        assert!(matches!(
+            auth.authenticate(Some(&basic("root", "")), Some(remote)).await,
+            Err(AuthError::LocalhostOnly(_))
+        ));
+        assert!(matches!(
+            auth.authenticate(Some(&basic("root", "guess")), Some(local)).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        assert!(matches!(
+            auth.authenticate(Some(&basic("nobody", "")), Some(local)).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        assert!(matches!(auth.authenticate(None, Some(local)).await, Err(AuthError::MissingCredentials)));
+        assert!(matches!(
+            auth.authenticate(Some("Basic %%%"), Some(local)).await,
+            Err(AuthError::Malformed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn password_is_verified_once_then_cached_and_remote_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path(), Some("s3cret-pass"));
+        let local: IpAddr = "::1".parse().unwrap();
+        let remote: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(auth.authenticate(Some(&basic("root", "")), Some(local)).await.is_err());
+        auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(local)).await.unwrap();
+        assert_eq!(auth.cache.len(), 1);
+        auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(local)).await.unwrap();
+        assert_eq!(auth.cache.len(), 1);
+        // root without ALLOW_REMOTE stays local even with the right password
+        assert!(matches!(
+            auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(remote)).await,
+            Err(AuthError::LocalhostOnly(_))
+        ));
+    }
+}

@@ -1,0 +1,27 @@
+use kalamdb_commons::error_code::{ErrorCode, HasErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Authentication required: send HTTP Basic credentials")]
+    MissingCredentials,
+    #[error("Malformed Authorization header: {0}")]
+    Malformed(String),
+    #[error("Invalid username or password")]
+    InvalidCredentials,
+    #[error("User '{0}' may only log in from localhost")]
+    LocalhostOnly(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("authentication failed: {0}")]
+    Internal(String),
+}
+
+impl HasErrorCode for AuthError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            AuthError::LocalhostOnly(_) => ErrorCode::PermissionDenied,
+            AuthError::Internal(_) => ErrorCode::InternalError,
+            _ => ErrorCode::Unauthorized,
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Server configuration: defaults, then `server.toml` (optional,
+//! `--config`), then `KALAMDB_*` environment variables; validated at start
+//! with errors that name the key.
+//!
+//! Environment names: `KALAMDB_<SECTION>_<KEY>` (e.g.
+//! `KALAMDB_STORAGE_SYNC_WRITES=true`), plus the fixed short names
+//! `KALAMDB_DATA_DIR`, `KALAMDB_LOGS_DIR`, `KALAMDB_LOG_LEVEL`,
+//! `KALAMDB_JWT_SECRET` and `KALAMDB_ROOT_PASSWORD`.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub host: String,
+    pub port: u16,
+    /// Requests in flight get this long to finish at shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Snowflake node id (0..=1023).
+    pub node_id: u16,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            shutdown_timeout_secs: 30,
+            node_id: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    pub data_dir: PathBuf,
+    /// fsync the WAL on every write (group-committed). Off: writes survive a
+    /// process crash but not power loss.
+    pub sync_writes: bool,
+    pub block_cache_mb: usize,
+    pub write_buffer_mb: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            sync_writes: false,
+            block_cache_mb: 64,
+            write_buffer_mb: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// error, warn, info, debug or trace (or a tracing filter string).
+    pub level: String,
+    /// Defaults to `<data_dir>/logs`.
+    pub logs_dir: Option<PathBuf>,
+    /// Also write logs to stdout.
+    pub stdout: bool,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            logs_dir: None,
+            stdout: true,
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// HS256 secret for JWTs. Never logged.
+    pub jwt_secret: Option<String>,
+    /// Sets root's password on first start only. Never logged.
+    pub root_password: Option<String>,
+    pub bcrypt_cost: u32,
+}
+
+/// Secrets are masked so a logged config never shows them.
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |s: &Option<String>| s.as_ref().map(|_| "***");
+        f.debug_struct("AuthSection")
+            .field("jwt_secret", &mask(&self.jwt_secret))
+            .field("root_password", &mask(&self.root_password))
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .finish()
+    }
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            root_password: None,
+            bcrypt_cost: 12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub max_request_body_bytes: usize,
+    pub max_sql_length: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: 10 << 20,
+            max_sql_length: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// Rows per Arrow batch.
+    pub batch_size: usize,
+    /// Parallelism of one query.
+    pub target_partitions: usize,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        Self {
+            batch_size: 8192,
+            target_partitions: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub server: ServerSection,
+    pub storage: StorageSection,
+    pub logging: LoggingSection,
+    pub auth: AuthSection,
+    pub limits: LimitsSection,
+    pub query: QuerySection,
+}
+
+const SECTIONS: [&str; 6] = ["server", "storage", "logging", "auth", "limits", "query"];
+
+/// Fixed environment names and the key each sets.
+const SHORT_NAMES: [(&str, &str, &str); 5] = [
+    ("KALAMDB_DATA_DIR", "storage", "data_dir"),
+    ("KALAMDB_LOGS_DIR", "logging", "logs_dir"),
+    ("KALAMDB_LOG_LEVEL", "logging", "level"),
+    ("KALAMDB_JWT_SECRET", "auth", "jwt_secret"),
+    ("KALAMDB_ROOT_PASSWORD", "auth", "root_password"),
+];
+
+impl ServerConfig {
+    /// Defaults, then the file (if given), then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", p.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(ServerConfig::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, value) in env {
+            let Some((section, key)) = env_target(&name) else {
+                continue;
+            };
+            let kind = defaults
+                .get(&section)
+                .and_then(|s| s.get(&key))
+                .cloned();
+            let parsed = parse_env_value(&name, &value, kind.as_ref())?;
+            table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError::Invalid(format!("{name}: section is not a table")))?
+                .insert(key, parsed);
+        }
+        let config: ServerConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
+        if self.server.host.parse::<IpAddr>().is_err() && self.server.host != "localhost" {
+            return bad("server.host", format!("'{}' is not an IP address", self.server.host));
+        }
+        if self.server.node_id > 1023 {
+            return bad("server.node_id", "must be 0..=1023".into());
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return bad("storage.data_dir", "must not be empty".into());
+        }
+        if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
+            return bad("storage.block_cache_mb/write_buffer_mb", "must be positive".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
+            return bad("logging.level", format!("'{}' is not a log level", self.logging.level));
+        }
+        if !(4..=31).contains(&self.auth.bcrypt_cost) {
+            return bad("auth.bcrypt_cost", "must be 4..=31".into());
+        }
+        if let Some(p) = &self.auth.root_password
+            && let Err(m) = kalamdb_auth::password::validate_password(p)
+        {
+            return bad("auth.root_password", m);
+        }
+        if self.limits.max_request_body_bytes < 1024 {
+            return bad("limits.max_request_body_bytes", "must be at least 1024".into());
+        }
+        if self.limits.max_sql_length == 0 {
+            return bad("limits.max_sql_length", "must be positive".into());
+        }
+        if self.query.batch_size == 0 || self.query.target_partitions == 0 {
+            return bad("query.batch_size/target_partitions", "must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.logging
+            .logs_dir
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("logs"))
+    }
+}
+
+/// `(section, key)` an environment variable sets, if it is one of ours.
+fn env_target(name: &str) -> Option<(String, String)> {
+    if let Some((_, section, key)) = SHORT_NAMES.iter().find(|(n, _, _)| *n == name) {
+        return Some((section.to_string(), key.to_string()));
+    }
+    let rest = name.strip_prefix("KALAMDB_")?;
+    SECTIONS.iter().find_map(|section| {
+        let key = rest
+            .strip_prefix(&section.to_ascii_uppercase())?
+            .strip_prefix('_')?;
+        (!key.is_empty()).then(|| (section.to_string(), key.to_ascii_lowercase()))
+    })
+}
+
+fn parse_env_value(
+    name: &str,
+    value: &str,
+    kind: Option<&toml::Value>,
+) -> Result<toml::Value, ConfigError> {
+    let bad = |what: &str| ConfigError::Invalid(format!("{name}='{value}': expected {what}"));
+    Ok(match kind {
+        Some(toml::Value::Integer(_)) => {
+            toml::Value::Integer(value.trim().parse().map_err(|_| bad("an integer"))?)
+        }
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(bad("true or false")),
+            },
+        ),
+        Some(toml::Value::Float(_)) => {
+            toml::Value::Float(value.trim().parse().map_err(|_| bad("a number"))?)
+        }
+        _ => toml::Value::String(value.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_product_spec() {
+        let c = ServerConfig::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.server.host, "127.0.0.1");
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.storage.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.logs_dir(), PathBuf::from("./data/logs"));
+        assert_eq!(c.logging.level, "info");
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "[server]\nport = 9000\n[storage]\nsync_writes = false\n").unwrap();
+        let c = ServerConfig::load_with_env(
+            Some(&path),
+            env(&[
+                ("KALAMDB_SERVER_PORT", "9100"),
+                ("KALAMDB_STORAGE_SYNC_WRITES", "true"),
+                ("KALAMDB_DATA_DIR", "/tmp/x"),
+                ("KALAMDB_LOG_LEVEL", "debug"),
+                ("KALAMDB_UNRELATED", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 9100);
+        assert!(c.storage.sync_writes);
+        assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.logging.level, "debug");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_SERVER_PORT", "eighty")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KALAMDB_SERVER_PORT"), "{e}");
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_SERVER_HOST", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.host"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "[storage]\nsync_write = true\n").unwrap();
+        let e = ServerConfig::load_with_env(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("sync_write"), "{e}");
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_ROOT_PASSWORD", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.root_password"), "{e}");
+    }
+}

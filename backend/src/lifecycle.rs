@@ -1,0 +1,160 @@
+//! Boots everything from config and shuts it down in order:
+//! storage → AppContext (registries, executor) → authenticator → HTTP; on
+//! SIGINT/SIGTERM: stop accepting → drain in-flight requests → sync the WAL,
+//! flush memtables → close RocksDB.
+
+use crate::config::ServerConfig;
+use kalamdb_api::{router, ApiLimits, ApiState};
+use kalamdb_auth::password::hash_password;
+use kalamdb_auth::Authenticator;
+use kalamdb_core::{AppContext, CoreOptions};
+use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("cannot open storage: {0}")]
+    Storage(String),
+    #[error("cannot start: {0}")]
+    Start(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// The opened database: what a server (or an in-process test) runs on.
+pub struct Database {
+    pub app: Arc<AppContext>,
+    pub auth: Arc<Authenticator>,
+    backend: Arc<RocksDbBackend>,
+}
+
+impl Database {
+    /// Opens (creating on first start) the database under `storage.data_dir`.
+    pub fn open(config: &ServerConfig) -> Result<Self, LifecycleError> {
+        let options = RocksDbOptions {
+            sync_writes: config.storage.sync_writes,
+            block_cache_bytes: config.storage.block_cache_mb << 20,
+            write_buffer_bytes: config.storage.write_buffer_mb << 20,
+        };
+        let path = config.storage.data_dir.join("rocksdb");
+        let backend = Arc::new(
+            RocksDbBackend::open(&path, &options)
+                .map_err(|e| LifecycleError::Storage(e.to_string()))?,
+        );
+        let root_password_hash = config
+            .auth
+            .root_password
+            .as_deref()
+            .map(|p| hash_password(p, config.auth.bcrypt_cost))
+            .transpose()
+            .map_err(|e| LifecycleError::Start(e.to_string()))?;
+        let core_options = CoreOptions {
+            node_id: config.server.node_id,
+            root_password_hash,
+            batch_size: config.query.batch_size,
+            target_partitions: config.query.target_partitions,
+        };
+        let app = AppContext::open(Arc::clone(&backend) as Arc<dyn StorageBackend>, &core_options)
+            .map_err(|e| LifecycleError::Start(e.to_string()))?;
+        let auth = Arc::new(Authenticator::new(app.meta.clone()));
+        Ok(Self { app, auth, backend })
+    }
+
+    /// Makes every acknowledged write durable and leaves no WAL to replay.
+    pub fn close(self) {
+        if let Err(e) = self.app.sync() {
+            tracing::error!("syncing the WAL at shutdown failed: {e}");
+        }
+        if let Err(e) = self.backend.flush_all() {
+            tracing::error!("flushing memtables at shutdown failed: {e}");
+        }
+        drop(self.app);
+        drop(self.auth);
+        drop(self.backend);
+        tracing::info!("storage closed");
+    }
+}
+
+/// Runs the server until `shutdown` resolves, then shuts down in order.
+/// `on_listening` gets the bound address (port 0 picks a free one).
+pub async fn run(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), LifecycleError> {
+    let database = Database::open(&config)?;
+    let limits = ApiLimits {
+        max_request_bytes: config.limits.max_request_body_bytes,
+        max_sql_length: config.limits.max_sql_length,
+    };
+    let state = Arc::new(ApiState::new(
+        Arc::clone(&database.app),
+        Arc::clone(&database.auth),
+        limits,
+    ));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| LifecycleError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| LifecycleError::Start(e.to_string()))?;
+    tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "kalamdb-server listening");
+    on_listening(local);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: no longer accepting connections");
+        let _ = stop_tx.send(true);
+    });
+    let drain_limit = Duration::from_secs(config.server.shutdown_timeout_secs);
+    let mut stopped = stop_rx.clone();
+    tokio::select! {
+        result = serve.into_future() => {
+            if let Err(e) = result {
+                tracing::error!("server error: {e}");
+            }
+        }
+        _ = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(drain_limit).await;
+        } => {
+            tracing::warn!("in-flight requests did not finish within {drain_limit:?}; closing anyway");
+        }
+    }
+    database.close();
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
