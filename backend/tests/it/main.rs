@@ -1,1 +1,8 @@
+//! Integration tests of the server, all in one binary (each extra test
+//! binary would link DataFusion again).
 
+mod bad_input;
+mod common;
+mod http_api;
+mod restart;
+mod slt;

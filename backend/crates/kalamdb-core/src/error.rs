@@ -70,7 +70,14 @@ impl From<DataFusionError> for CoreError {
     /// Planning and execution errors are the user's (bad column, bad cast,
     /// division by zero); resource and I/O errors are ours.
     fn from(e: DataFusionError) -> Self {
+        if let DataFusionError::Plan(m) = e.find_root()
+            && m.contains("table '")
+            && m.ends_with("not found")
+        {
+            return CoreError::TableNotFound(table_in_message(m));
+        }
         match e {
+            DataFusionError::Diagnostic(_, inner) => CoreError::from(*inner),
             DataFusionError::SQL(e, _) => CoreError::InvalidSql(e.to_string()),
             DataFusionError::External(inner) => match inner.downcast::<CoreError>() {
                 Ok(core) => *core,
@@ -87,9 +94,6 @@ impl From<DataFusionError> for CoreError {
             | DataFusionError::ObjectStore(_)
             | DataFusionError::ResourcesExhausted(_)
             | DataFusionError::Internal(_) => CoreError::Internal(e.to_string()),
-            DataFusionError::Plan(ref m) if m.contains("table") && m.contains("not found") => {
-                CoreError::TableNotFound(table_in_message(m))
-            }
             other => CoreError::Execution(strip_prefixes(&other.to_string())),
         }
     }
