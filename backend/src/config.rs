@@ -202,10 +202,7 @@ impl ServerConfig {
             let Some((section, key)) = env_target(&name) else {
                 continue;
             };
-            let kind = defaults
-                .get(&section)
-                .and_then(|s| s.get(&key))
-                .cloned();
+            let kind = defaults.get(&section).and_then(|s| s.get(&key)).cloned();
             let parsed = parse_env_value(&name, &value, kind.as_ref())?;
             table
                 .entry(section)
@@ -224,7 +221,10 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: String| Err(ConfigError::Invalid(format!("{key}: {why}")));
         if self.server.host.parse::<IpAddr>().is_err() && self.server.host != "localhost" {
-            return bad("server.host", format!("'{}' is not an IP address", self.server.host));
+            return bad(
+                "server.host",
+                format!("'{}' is not an IP address", self.server.host),
+            );
         }
         if self.server.node_id > 1023 {
             return bad("server.node_id", "must be 0..=1023".into());
@@ -233,10 +233,16 @@ impl ServerConfig {
             return bad("storage.data_dir", "must not be empty".into());
         }
         if self.storage.block_cache_mb == 0 || self.storage.write_buffer_mb == 0 {
-            return bad("storage.block_cache_mb/write_buffer_mb", "must be positive".into());
+            return bad(
+                "storage.block_cache_mb/write_buffer_mb",
+                "must be positive".into(),
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
-            return bad("logging.level", format!("'{}' is not a log level", self.logging.level));
+            return bad(
+                "logging.level",
+                format!("'{}' is not a log level", self.logging.level),
+            );
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return bad("auth.bcrypt_cost", "must be 4..=31".into());
@@ -247,13 +253,19 @@ impl ServerConfig {
             return bad("auth.root_password", m);
         }
         if self.limits.max_request_body_bytes < 1024 {
-            return bad("limits.max_request_body_bytes", "must be at least 1024".into());
+            return bad(
+                "limits.max_request_body_bytes",
+                "must be at least 1024".into(),
+            );
         }
         if self.limits.max_sql_length == 0 {
             return bad("limits.max_sql_length", "must be positive".into());
         }
         if self.query.batch_size == 0 || self.query.target_partitions == 0 {
-            return bad("query.batch_size/target_partitions", "must be positive".into());
+            return bad(
+                "query.batch_size/target_partitions",
+                "must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -290,13 +302,13 @@ fn parse_env_value(
         Some(toml::Value::Integer(_)) => {
             toml::Value::Integer(value.trim().parse().map_err(|_| bad("an integer"))?)
         }
-        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
-            match value.trim().to_ascii_lowercase().as_str() {
+        Some(toml::Value::Boolean(_)) => {
+            toml::Value::Boolean(match value.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => true,
                 "false" | "0" | "no" | "off" => false,
                 _ => return Err(bad("true or false")),
-            },
-        ),
+            })
+        }
         Some(toml::Value::Float(_)) => {
             toml::Value::Float(value.trim().parse().map_err(|_| bad("a number"))?)
         }
@@ -309,7 +321,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -326,7 +341,11 @@ mod tests {
     fn environment_overrides_file_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.toml");
-        std::fs::write(&path, "[server]\nport = 9000\n[storage]\nsync_writes = false\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nport = 9000\n[storage]\nsync_writes = false\n",
+        )
+        .unwrap();
         let c = ServerConfig::load_with_env(
             Some(&path),
             env(&[
@@ -358,7 +377,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.toml");
         std::fs::write(&path, "[storage]\nsync_write = true\n").unwrap();
-        let e = ServerConfig::load_with_env(Some(&path), env(&[])).unwrap_err().to_string();
+        let e = ServerConfig::load_with_env(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sync_write"), "{e}");
         let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_ROOT_PASSWORD", "short")]))
             .unwrap_err()

@@ -4,9 +4,9 @@
 //! flush memtables → close RocksDB.
 
 use crate::config::ServerConfig;
-use kalamdb_api::{router, ApiLimits, ApiState};
-use kalamdb_auth::password::hash_password;
+use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::Authenticator;
+use kalamdb_auth::password::hash_password;
 use kalamdb_core::{AppContext, CoreOptions};
 use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
 use std::future::Future;
@@ -60,8 +60,11 @@ impl Database {
             batch_size: config.query.batch_size,
             target_partitions: config.query.target_partitions,
         };
-        let app = AppContext::open(Arc::clone(&backend) as Arc<dyn StorageBackend>, &core_options)
-            .map_err(|e| LifecycleError::Start(e.to_string()))?;
+        let app = AppContext::open(
+            Arc::clone(&backend) as Arc<dyn StorageBackend>,
+            &core_options,
+        )
+        .map_err(|e| LifecycleError::Start(e.to_string()))?;
         let auth = Arc::new(Authenticator::new(app.meta.clone()));
         Ok(Self { app, auth, backend })
     }

@@ -4,7 +4,7 @@ use crate::config::ServerConfig;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 /// Installs the global subscriber. Keep the guard alive until exit so buffered
 /// lines reach the file.
@@ -18,10 +18,11 @@ pub fn init(config: &ServerConfig) -> std::io::Result<WorkerGuard> {
         .with_ansi(false)
         .with_writer(file_writer)
         .with_filter(filter());
-    let stdout_layer = config
-        .logging
-        .stdout
-        .then(|| fmt::layer().with_writer(std::io::stdout).with_filter(filter()));
+    let stdout_layer = config.logging.stdout.then(|| {
+        fmt::layer()
+            .with_writer(std::io::stdout)
+            .with_filter(filter())
+    });
     // A second init (tests running several servers in one process) is harmless.
     let _ = tracing_subscriber::registry()
         .with(file_layer)

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "kalamdb-server", version, about = "KalamDB: SQL-first realtime database server")]
+#[command(
+    name = "kalamdb-server",
+    version,
+    about = "KalamDB: SQL-first realtime database server"
+)]
 struct Args {
     /// Path to server.toml (every key has a default; KALAMDB_* variables override).
     #[arg(long, short)]
@@ -30,7 +34,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kalamdb-server: cannot start the runtime: {e}");

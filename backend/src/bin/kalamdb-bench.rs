@@ -1,1 +1,241 @@
-fn main() {}
+//! `kalamdb-bench`: latency and throughput of a running server over HTTP
+//! with keep-alive connections (one per concurrent client).
+//!
+//! ```text
+//! kalamdb-bench --url http://127.0.0.1:8080 --workload insert --requests 20000 --concurrency 1
+//! ```
+//! Workloads: `insert` (single-row INSERT), `select` (point SELECT by primary
+//! key), `select1` (`SELECT 1`), `batch` (1000-row INSERT statements),
+//! `health` (GET /health: the HTTP floor). Each run creates its own table.
+
+use base64::Engine;
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Workload {
+    Insert,
+    Select,
+    Select1,
+    Batch,
+    Health,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "kalamdb-bench", about = "HTTP benchmark for kalamdb-server")]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, value_enum)]
+    workload: Workload,
+    /// Measured requests in total (after warm-up).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Unmeasured requests first.
+    #[arg(long, default_value_t = 1_000)]
+    warmup: usize,
+    /// Concurrent clients, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Rows per statement for `batch`.
+    #[arg(long, default_value_t = 1000)]
+    batch_rows: usize,
+    /// Rows preloaded for `select`.
+    #[arg(long, default_value_t = 10_000)]
+    preload: usize,
+    #[arg(long, default_value = "root")]
+    user: String,
+    #[arg(long, default_value = "")]
+    password: String,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+struct Client {
+    sender: http1::SendRequest<Full<Bytes>>,
+    host: String,
+    auth: String,
+}
+
+impl Client {
+    async fn connect(args: &Args) -> Result<Self, BoxError> {
+        let authority = args
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Self {
+            sender,
+            host: authority,
+            auth: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", args.user, args.password))
+            ),
+        })
+    }
+
+    async fn sql(&mut self, sql: &str) -> Result<(), BoxError> {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api/sql")
+            .header(HOST, &self.host)
+            .header(AUTHORIZATION, &self.auth)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        self.send(request).await
+    }
+
+    async fn health(&mut self) -> Result<(), BoxError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/health")
+            .header(HOST, &self.host)
+            .body(Full::new(Bytes::new()))?;
+        self.send(request).await
+    }
+
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<(), BoxError> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)).into());
+        }
+        Ok(())
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Arc::new(Args::parse());
+    let table = format!(
+        "bench.t{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
+    let mut setup = Client::connect(&args).await?;
+    setup.sql("CREATE NAMESPACE IF NOT EXISTS bench").await?;
+    setup
+        .sql(&format!(
+            "CREATE SHARED TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE)"
+        ))
+        .await?;
+    if args.workload == Workload::Select {
+        for start in (0..args.preload).step_by(1000) {
+            let values: Vec<String> = (start..(start + 1000).min(args.preload))
+                .map(|i| format!("({i}, 'name-{i}', {i}.5)"))
+                .collect();
+            setup
+                .sql(&format!("INSERT INTO {table} VALUES {}", values.join(",")))
+                .await?;
+        }
+    }
+
+    let next_id = Arc::new(AtomicU64::new(10_000_000));
+    let per_client = args.requests.div_ceil(args.concurrency);
+    let warm_per_client = args.warmup.div_ceil(args.concurrency);
+    let mut handles = Vec::new();
+    for client_no in 0..args.concurrency {
+        let args = Arc::clone(&args);
+        let next_id = Arc::clone(&next_id);
+        let table = table.clone();
+        handles.push(tokio::spawn(async move {
+            let mut client = Client::connect(&args).await?;
+            let mut latencies = Vec::with_capacity(per_client);
+            let mut measure_from = None;
+            for i in 0..(warm_per_client + per_client) {
+                if i == warm_per_client {
+                    measure_from = Some(Instant::now());
+                }
+                let t = Instant::now();
+                match args.workload {
+                    Workload::Insert => {
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        client
+                            .sql(&format!(
+                                "INSERT INTO {table} VALUES ({id}, 'name-{id}', 1.5)"
+                            ))
+                            .await?
+                    }
+                    Workload::Batch => {
+                        let first = next_id.fetch_add(args.batch_rows as u64, Ordering::Relaxed);
+                        let values: Vec<String> = (first..first + args.batch_rows as u64)
+                            .map(|id| format!("({id}, 'name-{id}', 1.5)"))
+                            .collect();
+                        client
+                            .sql(&format!("INSERT INTO {table} VALUES {}", values.join(",")))
+                            .await?
+                    }
+                    Workload::Select => {
+                        let id = (client_no * 7919 + i * 104_729) % args.preload.max(1);
+                        client
+                            .sql(&format!("SELECT * FROM {table} WHERE id = {id}"))
+                            .await?
+                    }
+                    Workload::Select1 => client.sql("SELECT 1").await?,
+                    Workload::Health => client.health().await?,
+                }
+                if i >= warm_per_client {
+                    latencies.push(t.elapsed());
+                }
+            }
+            let elapsed = measure_from.map(|m| m.elapsed()).unwrap_or_default();
+            Ok::<_, BoxError>((latencies, elapsed))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut wall = Duration::ZERO;
+    for h in handles {
+        let (lat, elapsed) = h.await??;
+        all.extend(lat);
+        wall = wall.max(elapsed);
+    }
+    all.sort();
+    let statements_per_sec = all.len() as f64 / wall.as_secs_f64();
+    let rows_per_statement = if args.workload == Workload::Batch {
+        args.batch_rows
+    } else {
+        1
+    };
+    println!(
+        "workload={:?} concurrency={} statements={} p50_us={:.1} p99_us={:.1} statements_per_s={:.0} rows_per_s={:.0}",
+        args.workload,
+        args.concurrency,
+        all.len(),
+        micros(percentile(&all, 0.50)),
+        micros(percentile(&all, 0.99)),
+        statements_per_sec,
+        statements_per_sec * rows_per_statement as f64,
+    );
+    Ok(())
+}

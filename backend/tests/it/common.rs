@@ -1,7 +1,7 @@
 //! `TestServer`: the real `kalamdb-server` binary on an ephemeral port with a
 //! temporary data directory, driven through its public HTTP API.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -69,7 +69,11 @@ impl TestServer {
     }
 
     /// Posts a raw body to `/v1/api/sql` as root; returns status and JSON.
-    pub async fn post_raw(&self, body: impl Into<reqwest::Body>, auth: Option<(&str, &str)>) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        auth: Option<(&str, &str)>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .post(format!("{}/v1/api/sql", self.base_url))
@@ -148,5 +152,7 @@ pub fn rows(body: &Value, i: usize) -> &Vec<Value> {
 }
 
 pub fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error in {body}"))
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {body}"))
 }

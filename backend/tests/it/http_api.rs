@@ -1,7 +1,7 @@
 //! Response shapes of the public HTTP API (PROTOCOL.md).
 
-use crate::common::{error_code, rows, TestServer};
-use serde_json::{json, Value};
+use crate::common::{TestServer, error_code, rows};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn success_shape_matches_the_protocol() {
@@ -16,10 +16,15 @@ async fn success_shape_matches_the_protocol() {
     assert_eq!(body["status"], "success");
     assert_eq!(body["results"][0]["row_count"], 2);
     assert_eq!(body["results"][0]["message"], "Inserted 2 row(s)");
-    assert!(body["results"][0].get("schema").is_none(), "DML has no schema: {body}");
+    assert!(
+        body["results"][0].get("schema").is_none(),
+        "DML has no schema: {body}"
+    );
     assert!(body["took"].as_f64().is_some());
 
-    let body = server.ok("SELECT id, name, price, qty FROM app.items ORDER BY id").await;
+    let body = server
+        .ok("SELECT id, name, price, qty FROM app.items ORDER BY id")
+        .await;
     let result = &body["results"][0];
     assert_eq!(
         result["schema"],
@@ -33,7 +38,10 @@ async fn success_shape_matches_the_protocol() {
     // 64-bit integers travel as strings; other numbers as JSON numbers.
     assert_eq!(
         result["rows"],
-        json!([["2", "cup", null, null], ["9007199254740993", "pen", 1.25, 3]])
+        json!([
+            ["2", "cup", null, null],
+            ["9007199254740993", "pen", 1.25, 3]
+        ])
     );
     assert_eq!(result["row_count"], 2);
     assert_eq!(result["message"], Value::Null);
@@ -70,7 +78,9 @@ async fn batches_run_in_order_and_report_the_failing_statement() {
 #[tokio::test]
 async fn namespace_id_and_params_are_honoured() {
     let server = TestServer::start();
-    server.ok("CREATE NAMESPACE shop; CREATE TABLE shop.p (id INT PRIMARY KEY, name TEXT)").await;
+    server
+        .ok("CREATE NAMESPACE shop; CREATE TABLE shop.p (id INT PRIMARY KEY, name TEXT)")
+        .await;
     let (status, body) = server
         .sql_with(json!({"sql": "INSERT INTO p VALUES ($1, $2)", "params": [7, "seven"], "namespace_id": "shop"}))
         .await;
@@ -80,7 +90,9 @@ async fn namespace_id_and_params_are_honoured() {
         .await;
     assert_eq!(rows(&body, 0), &vec![json!(["seven"])]);
     let (status, body) = server
-        .sql_with(json!({"sql": "INSERT INTO p VALUES ($1, $2)", "params": [8], "namespace_id": "shop"}))
+        .sql_with(
+            json!({"sql": "INSERT INTO p VALUES ($1, $2)", "params": [8], "namespace_id": "shop"}),
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(error_code(&body), "INVALID_PARAMETER");
@@ -103,7 +115,9 @@ async fn health_routes() {
 #[tokio::test]
 async fn user_tables_are_per_user_and_system_columns_are_hidden_from_star() {
     let server = TestServer::start();
-    server.ok("CREATE NAMESPACE chat; CREATE USER TABLE chat.m (id BIGINT PRIMARY KEY, body TEXT)").await;
+    server
+        .ok("CREATE NAMESPACE chat; CREATE USER TABLE chat.m (id BIGINT PRIMARY KEY, body TEXT)")
+        .await;
     server.ok("INSERT INTO chat.m VALUES (1, 'hi')").await;
     let body = server.ok("SELECT * FROM chat.m").await;
     let names: Vec<&str> = body["results"][0]["schema"]

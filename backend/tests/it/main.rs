@@ -4,5 +4,6 @@
 mod bad_input;
 mod common;
 mod http_api;
+mod layering;
 mod restart;
 mod slt;

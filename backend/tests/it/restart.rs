@@ -1,18 +1,24 @@
 //! Durability across restarts: a graceful stop and a `kill -9`.
 
-use crate::common::{rows, TestServer};
+use crate::common::{TestServer, rows};
 use serde_json::json;
 
 #[tokio::test]
 async fn data_and_schema_survive_a_graceful_restart() {
     let temp = tempfile::tempdir().unwrap();
     let server = TestServer::start_on(temp.path(), &[]);
-    server.ok("CREATE NAMESPACE app; CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT)").await;
-    server.ok("INSERT INTO app.notes VALUES (1, 'one'), (2, 'two')").await;
+    server
+        .ok("CREATE NAMESPACE app; CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT)")
+        .await;
+    server
+        .ok("INSERT INTO app.notes VALUES (1, 'one'), (2, 'two')")
+        .await;
     server.stop();
 
     let server = TestServer::start_on(temp.path(), &[]);
-    let body = server.ok("SELECT id, body FROM app.notes ORDER BY id").await;
+    let body = server
+        .ok("SELECT id, body FROM app.notes ORDER BY id")
+        .await;
     assert_eq!(rows(&body, 0), &vec![json!([1, "one"]), json!([2, "two"])]);
     // ids keep increasing after a restart: the new row is not a duplicate
     server.ok("INSERT INTO app.notes VALUES (3, 'three')").await;
@@ -25,13 +31,19 @@ async fn data_and_schema_survive_a_graceful_restart() {
 async fn acknowledged_writes_survive_kill_9() {
     let temp = tempfile::tempdir().unwrap();
     let server = TestServer::start_on(temp.path(), &[]);
-    server.ok("CREATE NAMESPACE k; CREATE TABLE k.t (id INT PRIMARY KEY, v TEXT)").await;
+    server
+        .ok("CREATE NAMESPACE k; CREATE TABLE k.t (id INT PRIMARY KEY, v TEXT)")
+        .await;
     for i in 0..50 {
-        server.ok(&format!("INSERT INTO k.t VALUES ({i}, 'v{i}')")).await;
+        server
+            .ok(&format!("INSERT INTO k.t VALUES ({i}, 'v{i}')"))
+            .await;
     }
     server.kill();
 
     let server = TestServer::start_on(temp.path(), &[]);
-    let body = server.ok("SELECT count(*), min(id), max(id) FROM k.t").await;
+    let body = server
+        .ok("SELECT count(*), min(id), max(id) FROM k.t")
+        .await;
     assert_eq!(rows(&body, 0), &vec![json!(["50", 0, 49])]);
 }

@@ -6,11 +6,11 @@
 use crate::common::TestServer;
 use async_trait::async_trait;
 use kalamdb_commons::error_code::HasErrorCode;
-use kalamdb_core::rows::json::append_rows;
 use kalamdb_core::ExecutionContext;
+use kalamdb_core::rows::json::append_rows;
 use kalamdb_server::config::ServerConfig;
 use kalamdb_server::lifecycle::Database;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sqllogictest::{DBOutput, DefaultColumnType};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,13 +4,13 @@
 pub mod response;
 pub mod routes;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::Router;
 use kalamdb_auth::Authenticator;
 use kalamdb_core::AppContext;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
@@ -59,7 +59,13 @@ impl ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     let body_limit = state.limits.max_request_bytes;
     Router::new()
-        .route("/v1/api/sql", post(routes::sql::execute_sql))
+        .route(
+            "/v1/api/sql",
+            post(routes::sql::execute_sql).layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&state),
+                routes::sql::reject_declared_oversize,
+            )),
+        )
         .route("/health", get(routes::health::health))
         .route("/v1/api/healthcheck", get(routes::health::health))
         .fallback(routes::health::not_found)

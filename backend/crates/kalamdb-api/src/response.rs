@@ -1,12 +1,12 @@
 //! The JSON shapes of `/v1/api/sql` replies, and the single mapping from an
 //! error to its (code, HTTP status).
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use kalamdb_commons::error_code::{ErrorCode, HasErrorCode};
-use kalamdb_core::rows::json::{append_rows, column_infos, ColumnInfo};
 use kalamdb_core::StatementResult;
+use kalamdb_core::rows::json::{ColumnInfo, append_rows, column_infos};
 use serde::Serialize;
 use serde_json::Value;
 

@@ -39,7 +39,9 @@ pub struct Authenticator {
 fn is_local(addr: Option<IpAddr>) -> bool {
     addr.is_some_and(|a| match a {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     })
 }
 
@@ -174,21 +176,30 @@ mod tests {
         let auth = authenticator(dir.path(), None);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let remote: IpAddr = "10.1.2.3".parse().unwrap();
-        let user = auth.authenticate(Some(&basic("root", "")), Some(local)).await.unwrap();
+        let user = auth
+            .authenticate(Some(&basic("root", "")), Some(local))
+            .await
+            .unwrap();
         assert_eq!(user.role, Role::System);
         assert!(matches!(
-            auth.authenticate(Some(&basic("root", "")), Some(remote)).await,
+            auth.authenticate(Some(&basic("root", "")), Some(remote))
+                .await,
             Err(AuthError::LocalhostOnly(_))
         ));
         assert!(matches!(
-            auth.authenticate(Some(&basic("root", "guess")), Some(local)).await,
+            auth.authenticate(Some(&basic("root", "guess")), Some(local))
+                .await,
             Err(AuthError::InvalidCredentials)
         ));
         assert!(matches!(
-            auth.authenticate(Some(&basic("nobody", "")), Some(local)).await,
+            auth.authenticate(Some(&basic("nobody", "")), Some(local))
+                .await,
             Err(AuthError::InvalidCredentials)
         ));
-        assert!(matches!(auth.authenticate(None, Some(local)).await, Err(AuthError::MissingCredentials)));
+        assert!(matches!(
+            auth.authenticate(None, Some(local)).await,
+            Err(AuthError::MissingCredentials)
+        ));
         assert!(matches!(
             auth.authenticate(Some("Basic %%%"), Some(local)).await,
             Err(AuthError::Malformed(_))
@@ -201,14 +212,23 @@ mod tests {
         let auth = authenticator(dir.path(), Some("s3cret-pass"));
         let local: IpAddr = "::1".parse().unwrap();
         let remote: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(auth.authenticate(Some(&basic("root", "")), Some(local)).await.is_err());
-        auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(local)).await.unwrap();
+        assert!(
+            auth.authenticate(Some(&basic("root", "")), Some(local))
+                .await
+                .is_err()
+        );
+        auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(local))
+            .await
+            .unwrap();
         assert_eq!(auth.cache.len(), 1);
-        auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(local)).await.unwrap();
+        auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(local))
+            .await
+            .unwrap();
         assert_eq!(auth.cache.len(), 1);
         // root without ALLOW_REMOTE stays local even with the right password
         assert!(matches!(
-            auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(remote)).await,
+            auth.authenticate(Some(&basic("root", "s3cret-pass")), Some(remote))
+                .await,
             Err(AuthError::LocalhostOnly(_))
         ));
     }

@@ -98,7 +98,9 @@ impl fmt::Display for KalamDataType {
     /// SQL spelling, as `DESCRIBE TABLE` shows it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KalamDataType::Decimal { precision, scale } => write!(f, "DECIMAL({precision},{scale})"),
+            KalamDataType::Decimal { precision, scale } => {
+                write!(f, "DECIMAL({precision},{scale})")
+            }
             KalamDataType::Embedding { dimensions } => write!(f, "EMBEDDING({dimensions})"),
             other => f.write_str(&other.api_name().to_ascii_uppercase()),
         }
@@ -150,7 +152,10 @@ mod tests {
             KalamDataType::BigInt,
             KalamDataType::Float,
             KalamDataType::Double,
-            KalamDataType::Decimal { precision: 10, scale: 2 },
+            KalamDataType::Decimal {
+                precision: 10,
+                scale: 2,
+            },
             KalamDataType::Text,
             KalamDataType::Bytes,
             KalamDataType::Date,

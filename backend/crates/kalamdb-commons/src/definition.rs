@@ -115,7 +115,9 @@ impl FromStr for FlushPolicy {
                 format!("Invalid FLUSH_POLICY value '{value}': expected a positive integer")
             })?;
             if value == 0 {
-                return Err(format!("Invalid FLUSH_POLICY part '{part}': must be positive"));
+                return Err(format!(
+                    "Invalid FLUSH_POLICY part '{part}': must be positive"
+                ));
             }
             match key.trim().to_ascii_lowercase().as_str() {
                 "rows" => policy.rows = Some(value),

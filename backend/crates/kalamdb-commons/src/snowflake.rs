@@ -90,7 +90,10 @@ mod tests {
                 let g = Arc::clone(&generator);
                 std::thread::spawn(move || {
                     let ids: Vec<i64> = (0..20_000).map(|_| g.next_id()).collect();
-                    assert!(ids.windows(2).all(|w| w[0] < w[1]), "not increasing within a thread");
+                    assert!(
+                        ids.windows(2).all(|w| w[0] < w[1]),
+                        "not increasing within a thread"
+                    );
                     ids
                 })
             })

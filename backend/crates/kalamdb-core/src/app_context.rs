@@ -4,7 +4,7 @@
 use crate::error::{CoreError, CoreResult};
 use crate::executor::SqlExecutor;
 use crate::meta_store::{MetaStore, NamespaceRecord, UserRecord};
-use crate::providers::{KalamCatalog, CATALOG_NAME};
+use crate::providers::{CATALOG_NAME, KalamCatalog};
 use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
 use crate::table_store::TableStore;
@@ -12,7 +12,7 @@ use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use kalamdb_commons::snowflake::SnowflakeGenerator;
-use kalamdb_commons::{NamespaceId, Role, UserId, DEFAULT_NAMESPACE};
+use kalamdb_commons::{DEFAULT_NAMESPACE, NamespaceId, Role, UserId};
 use kalamdb_store::{Batch, StorageBackend};
 use std::sync::Arc;
 use tokio::sync::Mutex;

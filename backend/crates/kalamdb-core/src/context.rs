@@ -1,7 +1,7 @@
 //! Who is asking, from where, in which namespace: built by the API layer for
 //! every request and handed to every handler.
 
-use kalamdb_commons::{NamespaceId, Role, UserId, DEFAULT_NAMESPACE};
+use kalamdb_commons::{DEFAULT_NAMESPACE, NamespaceId, Role, UserId};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone)]

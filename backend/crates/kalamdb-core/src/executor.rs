@@ -7,14 +7,12 @@ pub mod handlers;
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use authorization::{authorize, StatementFamily};
+use authorization::{StatementFamily, authorize};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use handlers::{
-    DmlHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler,
-};
+use handlers::{DmlHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler};
 use kalamdb_sql::sqlparser::ast::Statement;
-use kalamdb_sql::{parse_sql, SqlStatement};
+use kalamdb_sql::{SqlStatement, parse_sql};
 use serde_json::Value as Json;
 
 /// What one statement produced.
@@ -187,7 +185,11 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
             }
             other => {
                 let text = other.to_string();
-                let head: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                let head: String = text
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 return Err(CoreError::NotSupported(format!(
                     "Unsupported statement: {head}"
                 )));

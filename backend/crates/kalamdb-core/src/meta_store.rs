@@ -5,7 +5,7 @@
 use crate::error::{CoreError, CoreResult};
 use kalamdb_commons::{NamespaceId, Role, TableDefinition, TableId, UserId};
 use kalamdb_store::backend::prefix_end;
-use kalamdb_store::{Batch, Partition, StorageBackend, StoreError, STORAGE_FORMAT_VERSION};
+use kalamdb_store::{Batch, Partition, STORAGE_FORMAT_VERSION, StorageBackend, StoreError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -107,7 +107,11 @@ impl MetaStore {
             .into()),
             None => {
                 let mut b = Batch::new();
-                b.put(Partition::Meta, FORMAT_KEY.to_vec(), vec![STORAGE_FORMAT_VERSION]);
+                b.put(
+                    Partition::Meta,
+                    FORMAT_KEY.to_vec(),
+                    vec![STORAGE_FORMAT_VERSION],
+                );
                 self.store.write(b)?;
                 Ok(true)
             }
@@ -118,16 +122,17 @@ impl MetaStore {
         let end = prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
         let mut out = Vec::new();
         let mut failure = None;
-        self.store.scan(Partition::Meta, prefix, &end, &mut |_, v| {
-            match decode(v) {
-                Ok(item) => out.push(item),
-                Err(e) => {
-                    failure = Some(e);
-                    return Ok(false);
+        self.store
+            .scan(Partition::Meta, prefix, &end, &mut |_, v| {
+                match decode(v) {
+                    Ok(item) => out.push(item),
+                    Err(e) => {
+                        failure = Some(e);
+                        return Ok(false);
+                    }
                 }
-            }
-            Ok(true)
-        })?;
+                Ok(true)
+            })?;
         match failure {
             Some(e) => Err(e),
             None => Ok(out),
@@ -190,7 +195,10 @@ impl MetaStore {
 
     /// Removes a table's definition and history.
     pub fn delete_table(&self, batch: &mut Batch, def: &TableDefinition) {
-        batch.delete(Partition::Meta, table_key(def.namespace.as_str(), &def.name));
+        batch.delete(
+            Partition::Meta,
+            table_key(def.namespace.as_str(), &def.name),
+        );
         batch.delete_range(
             Partition::Meta,
             table_version_key(def.table_id, 0),

@@ -59,6 +59,9 @@ pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
     batch.delete_range(Partition::Data, start, end);
 }
 
+/// Visitor of stored rows: gets each key and value, returns whether to go on.
+pub type RowVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> CoreResult<bool> + 'a;
+
 /// Row-level access to the `data` partition.
 #[derive(Clone)]
 pub struct TableStore {
@@ -80,17 +83,22 @@ impl TableStore {
         &self,
         prefix: &[u8],
         start: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> CoreResult<bool>,
+        visit: &mut RowVisitor<'_>,
     ) -> CoreResult<()> {
         let end = prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
         let mut failure = None;
-        self.backend.scan(Partition::Data, start, &end, &mut |k, v| match visit(k, v) {
-            Ok(go_on) => Ok(go_on),
-            Err(e) => {
-                failure = Some(e);
-                Ok(false)
-            }
-        })?;
+        self.backend.scan(
+            Partition::Data,
+            start,
+            &end,
+            &mut |k, v| match visit(k, v) {
+                Ok(go_on) => Ok(go_on),
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(false)
+                }
+            },
+        )?;
         failure.map_or(Ok(()), Err)
     }
 

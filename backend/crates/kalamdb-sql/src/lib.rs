@@ -12,5 +12,5 @@ pub mod types;
 
 pub use datafusion::sql::sqlparser;
 pub use error::SqlParseError;
-pub use parser::{parse_sql, ParsedStatement};
+pub use parser::{ParsedStatement, parse_sql};
 pub use statement::{ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement};

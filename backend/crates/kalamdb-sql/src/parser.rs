@@ -47,9 +47,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
             Token::SemiColon | Token::EOF => {}
             _ => {
                 return Err(fail(
-                    parser
-                        .expected::<()>("end of statement", next)
-                        .unwrap_err(),
+                    parser.expected::<()>("end of statement", next).unwrap_err(),
                     index,
                 ));
             }

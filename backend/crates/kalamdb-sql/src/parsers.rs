@@ -81,9 +81,17 @@ pub fn parse_qualified_name_from(name: &ObjectName) -> Result<QualifiedName, Str
         .collect::<Option<_>>()
         .ok_or_else(|| format!("Invalid table name '{name}'"))?;
     match parts.as_slice() {
-        [table] => Ok(QualifiedName { namespace: None, name: table.clone() }),
-        [ns, table] => Ok(QualifiedName { namespace: Some(ns.clone()), name: table.clone() }),
-        _ => Err(format!("Invalid table name '{name}': expected [namespace.]table")),
+        [table] => Ok(QualifiedName {
+            namespace: None,
+            name: table.clone(),
+        }),
+        [ns, table] => Ok(QualifiedName {
+            namespace: Some(ns.clone()),
+            name: table.clone(),
+        }),
+        _ => Err(format!(
+            "Invalid table name '{name}': expected [namespace.]table"
+        )),
     }
 }
 

@@ -1,9 +1,9 @@
 //! The parsed form of every statement KalamDB runs.
 
+use datafusion::sql::sqlparser;
 use kalamdb_commons::definition::TableOptions;
 use kalamdb_commons::{KalamDataType, TableType};
 use sqlparser::ast::Statement;
-use datafusion::sql::sqlparser;
 
 /// `[namespace.]name`, already normalized (unquoted identifiers lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq)]

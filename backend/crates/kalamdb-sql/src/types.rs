@@ -29,9 +29,7 @@ pub fn kalam_type(data_type: &DataType) -> Result<KalamDataType, String> {
         DataType::Float8 | DataType::Float64 | DataType::Double(_) | DataType::DoublePrecision => {
             K::Double
         }
-        DataType::Decimal(info) | DataType::Numeric(info) | DataType::Dec(info) => {
-            decimal(info)?
-        }
+        DataType::Decimal(info) | DataType::Numeric(info) | DataType::Dec(info) => decimal(info)?,
         DataType::Text
         | DataType::String(_)
         | DataType::Varchar(_)
@@ -90,7 +88,9 @@ fn decimal(info: &ExactNumberInfo) -> Result<KalamDataType, String> {
             let s = i8::try_from(*s)
                 .ok()
                 .filter(|s| *s >= 0 && *s as u8 <= p)
-                .ok_or_else(|| format!("DECIMAL scale {s} must be between 0 and the precision {p}"))?;
+                .ok_or_else(|| {
+                    format!("DECIMAL scale {s} must be between 0 and the precision {p}")
+                })?;
             (p, s)
         }
     };

@@ -4,8 +4,8 @@
 use crate::backend::{Batch, Op, Partition, ScanVisitor, StorageBackend};
 use crate::error::{StoreError, StoreResult};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    ReadOptions, WriteBatch, WriteOptions,
 };
 use std::path::Path;
 
@@ -70,9 +70,9 @@ impl RocksDbBackend {
     }
 
     fn cf(&self, partition: Partition) -> StoreResult<&ColumnFamily> {
-        self.db
-            .cf_handle(partition.name())
-            .ok_or_else(|| StoreError::Engine(format!("missing column family {}", partition.name())))
+        self.db.cf_handle(partition.name()).ok_or_else(|| {
+            StoreError::Engine(format!("missing column family {}", partition.name()))
+        })
     }
 
     /// Flushes memtables to SST files so the next start replays no WAL.
@@ -113,7 +113,9 @@ impl StorageBackend for RocksDbBackend {
     ) -> StoreResult<()> {
         let mut read_options = ReadOptions::default();
         read_options.set_iterate_upper_bound(end.to_vec());
-        let mut it = self.db.raw_iterator_cf_opt(self.cf(partition)?, read_options);
+        let mut it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(partition)?, read_options);
         it.seek(start);
         while it.valid() {
             let (Some(key), Some(value)) = (it.key(), it.value()) else {
@@ -168,9 +170,16 @@ mod tests {
             db.write(b).unwrap();
         }
         let db = open(dir.path());
-        assert_eq!(db.get(Partition::Data, b"k1").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(
+            db.get(Partition::Data, b"k1").unwrap(),
+            Some(b"v1".to_vec())
+        );
         assert_eq!(db.get(Partition::Meta, b"m").unwrap(), Some(b"x".to_vec()));
-        assert_eq!(db.get(Partition::Meta, b"k1").unwrap(), None, "partitions are separate");
+        assert_eq!(
+            db.get(Partition::Meta, b"k1").unwrap(),
+            None,
+            "partitions are separate"
+        );
     }
 
     #[test]
@@ -203,7 +212,8 @@ mod tests {
         .unwrap();
         assert_eq!(count, 1);
         assert_eq!(
-            db.exists_many(Partition::Data, &[vec![2, 0], vec![1, 1]]).unwrap(),
+            db.exists_many(Partition::Data, &[vec![2, 0], vec![1, 1]])
+                .unwrap(),
             vec![true, false]
         );
     }

@@ -89,7 +89,11 @@ pub fn encode_row<'v>(
     deleted: bool,
     columns: impl IntoIterator<Item = (u32, &'v Value)> + Clone,
 ) -> Vec<u8> {
-    let present = columns.clone().into_iter().filter(|(_, v)| !v.is_null()).count();
+    let present = columns
+        .clone()
+        .into_iter()
+        .filter(|(_, v)| !v.is_null())
+        .count();
     let mut buf = Vec::with_capacity(16 + present * 10);
     buf.push(ROW_FORMAT_VERSION);
     put_varint(&mut buf, u64::from(schema_version));
@@ -322,8 +326,12 @@ mod tests {
             any::<i16>().prop_map(Value::Int16),
             any::<i32>().prop_map(Value::Int32),
             any::<i64>().prop_map(Value::Int64),
-            any::<f32>().prop_filter("nan", |f| !f.is_nan()).prop_map(Value::Float32),
-            any::<f64>().prop_filter("nan", |f| !f.is_nan()).prop_map(Value::Float64),
+            any::<f32>()
+                .prop_filter("nan", |f| !f.is_nan())
+                .prop_map(Value::Float32),
+            any::<f64>()
+                .prop_filter("nan", |f| !f.is_nan())
+                .prop_map(Value::Float64),
             any::<i128>().prop_map(Value::Decimal128),
             ".{0,40}".prop_map(Value::Text),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),

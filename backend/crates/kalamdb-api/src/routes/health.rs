@@ -1,8 +1,8 @@
 //! `GET /health`, `GET /v1/api/healthcheck`, and the JSON 404.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
 use serde_json::json;
 
 pub async fn health() -> impl IntoResponse {

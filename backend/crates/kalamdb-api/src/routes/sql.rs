@@ -2,17 +2,17 @@
 //! becomes a JSON error with a stable code; a panic inside execution becomes
 //! INTERNAL_ERROR and the server keeps serving.
 
-use crate::response::{error, error_from, success, took_ms, QueryResult};
 use crate::ApiState;
+use crate::response::{QueryResult, error, error_from, success, took_ms};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::FutureExt;
-use kalamdb_commons::ids::validate_identifier;
-use kalamdb_commons::error_code::HasErrorCode;
 use kalamdb_commons::ErrorCode;
+use kalamdb_commons::error_code::HasErrorCode;
+use kalamdb_commons::ids::validate_identifier;
 use kalamdb_core::ExecutionContext;
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,6 +29,33 @@ struct SqlRequest {
     params: Option<Vec<Value>>,
     #[serde(default)]
     namespace_id: Option<String>,
+}
+
+/// Refuses a body whose declared length is over the limit before reading any
+/// of it (the body limit still guards bodies sent without a length).
+pub async fn reject_declared_oversize(
+    State(state): State<Arc<ApiState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.limits.max_request_bytes as u64) {
+        let request_id = state.next_request_id();
+        return error(
+            ErrorCode::RequestTooLarge,
+            format!(
+                "Request body exceeds the limit of {} bytes",
+                state.limits.max_request_bytes
+            ),
+            &request_id,
+            0.0,
+        );
+    }
+    next.run(request).await
 }
 
 pub async fn execute_sql(
@@ -72,7 +99,11 @@ async fn handle(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = match state.auth.authenticate(authorization, Some(client.ip())).await {
+    let user = match state
+        .auth
+        .authenticate(authorization, Some(client.ip()))
+        .await
+    {
         Ok(u) => u,
         Err(e) => {
             tracing::info!(request_id, client = %client, "authentication failed: {e}");
@@ -145,7 +176,12 @@ async fn handle(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".into());
-            error(ErrorCode::InternalError, format!("panic: {detail}"), &request_id, took)
+            error(
+                ErrorCode::InternalError,
+                format!("panic: {detail}"),
+                &request_id,
+                took,
+            )
         }
     }
 }

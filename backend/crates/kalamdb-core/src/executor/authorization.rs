@@ -36,10 +36,22 @@ impl StatementFamily {
 const RULES: &[(StatementFamily, &[Role])] = &[
     (StatementFamily::NamespaceDdl, &[Role::Dba, Role::System]),
     (StatementFamily::TableDdl, &[Role::Dba, Role::System]),
-    (StatementFamily::Dml, &[Role::User, Role::Service, Role::Dba, Role::System]),
-    (StatementFamily::Query, &[Role::User, Role::Service, Role::Dba, Role::System]),
-    (StatementFamily::Show, &[Role::User, Role::Service, Role::Dba, Role::System]),
-    (StatementFamily::Session, &[Role::User, Role::Service, Role::Dba, Role::System]),
+    (
+        StatementFamily::Dml,
+        &[Role::User, Role::Service, Role::Dba, Role::System],
+    ),
+    (
+        StatementFamily::Query,
+        &[Role::User, Role::Service, Role::Dba, Role::System],
+    ),
+    (
+        StatementFamily::Show,
+        &[Role::User, Role::Service, Role::Dba, Role::System],
+    ),
+    (
+        StatementFamily::Session,
+        &[Role::User, Role::Service, Role::Dba, Role::System],
+    ),
 ];
 
 pub fn is_allowed(role: Role, family: StatementFamily) -> bool {
@@ -74,9 +86,11 @@ mod tests {
                 assert_eq!(is_allowed(role, family), expected, "{role} {family:?}");
             }
         }
-        assert!(authorize(Role::User, F::TableDdl, "CREATE TABLE")
-            .unwrap_err()
-            .to_string()
-            .contains("Role 'user' may not run CREATE TABLE"));
+        assert!(
+            authorize(Role::User, F::TableDdl, "CREATE TABLE")
+                .unwrap_err()
+                .to_string()
+                .contains("Role 'user' may not run CREATE TABLE")
+        );
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result;
-use kalamdb_commons::{TableType, SYSTEM_NAMESPACE};
+use kalamdb_commons::{SYSTEM_NAMESPACE, TableType};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -115,7 +115,10 @@ impl SchemaProvider for NamespaceSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.shared.registry.get_table(&self.namespace, name).is_some()
+        self.shared
+            .registry
+            .get_table(&self.namespace, name)
+            .is_some()
     }
 }
 

@@ -5,7 +5,7 @@ use super::scan::{RowScan, ScanTarget};
 use crate::error::CoreError;
 use crate::rows::OutputColumn;
 use crate::schema::CachedTable;
-use crate::table_store::{partition_prefix, row_key, RowScope, TableStore};
+use crate::table_store::{RowScope, TableStore, partition_prefix, row_key};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
@@ -13,8 +13,8 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::streaming::StreamingTableExec;
 use kalamdb_commons::{KalamDataType, Value};
 use std::sync::Arc;
 
@@ -91,9 +91,12 @@ fn scalar_as_key(v: &ScalarValue, data_type: KalamDataType) -> Option<Value> {
         (T::SmallInt, _) => int.and_then(|i| i16::try_from(i).ok()).map(Value::Int16),
         (T::Int, _) => int.and_then(|i| i32::try_from(i).ok()).map(Value::Int32),
         (T::BigInt, _) => int.map(Value::Int64),
-        (T::Text | T::Uuid, ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s))) => {
-            Some(Value::Text(s.clone()))
-        }
+        (
+            T::Text | T::Uuid,
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+        ) => Some(Value::Text(s.clone())),
         (T::Boolean, ScalarValue::Boolean(Some(b))) => Some(Value::Boolean(*b)),
         (T::Date, ScalarValue::Date32(Some(d))) => Some(Value::Date32(*d)),
         (T::Timestamp | T::DateTime, ScalarValue::TimestampMicrosecond(Some(t), None)) => {

@@ -93,20 +93,21 @@ impl ScanState {
             ScanTarget::Partition => {
                 let mut last_key: Option<Vec<u8>> = None;
                 let mut full = false;
-                scan.store.scan_partition(&scan.prefix, &start, &mut |key, value| {
-                    let row = RowView::decode(value)?;
-                    if !row.deleted || scan.include_deleted {
-                        builder.push(&row)?;
-                    }
-                    if builder.len() >= want {
-                        let mut next = key.to_vec();
-                        next.push(0);
-                        last_key = Some(next);
-                        full = true;
-                        return Ok(false);
-                    }
-                    Ok(true)
-                })?;
+                scan.store
+                    .scan_partition(&scan.prefix, &start, &mut |key, value| {
+                        let row = RowView::decode(value)?;
+                        if !row.deleted || scan.include_deleted {
+                            builder.push(&row)?;
+                        }
+                        if builder.len() >= want {
+                            let mut next = key.to_vec();
+                            next.push(0);
+                            last_key = Some(next);
+                            full = true;
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    })?;
                 if full {
                     self.next_start = last_key;
                 }
@@ -142,6 +143,9 @@ impl PartitionStream for RowScan {
                 }
             }
         });
-        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream))
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        ))
     }
 }

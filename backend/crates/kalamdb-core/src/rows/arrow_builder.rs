@@ -5,8 +5,8 @@
 use crate::error::{CoreError, CoreResult};
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    FixedSizeListBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder,
-    Int64Builder, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    FixedSizeListBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -227,7 +227,11 @@ impl BatchBuilder {
 
     /// Takes the rows pushed so far as a batch and starts over.
     pub fn finish(&mut self) -> CoreResult<RecordBatch> {
-        let arrays: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        let arrays: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect();
         let rows = std::mem::take(&mut self.rows);
         let options =
             datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));

@@ -38,7 +38,9 @@ pub fn literal_of<'a>(expr: &'a Expr, params: &'a [Json]) -> CoreResult<Option<L
             op: UnaryOperator::Minus,
             expr,
         } => match literal_of(expr, params)? {
-            Some(Literal::Number(n)) if !n.starts_with('-') => Literal::Number(format!("-{n}").into()),
+            Some(Literal::Number(n)) if !n.starts_with('-') => {
+                Literal::Number(format!("-{n}").into())
+            }
             _ => return Ok(None),
         },
         Expr::UnaryOp {
@@ -79,23 +81,18 @@ fn param<'a>(placeholder: &str, params: &'a [Json]) -> CoreResult<Literal<'a>> {
             params.len()
         ))
     })?;
-    json_literal(value, placeholder)
+    Ok(json_literal(value))
 }
 
-fn json_literal<'a>(value: &'a Json, placeholder: &str) -> CoreResult<Literal<'a>> {
-    Ok(match value {
+fn json_literal(value: &Json) -> Literal<'_> {
+    match value {
         Json::Null => Literal::Null,
         Json::Bool(b) => Literal::Bool(*b),
         Json::Number(n) => Literal::Number(n.to_string().into()),
         Json::String(s) => Literal::Text(s.as_str().into()),
-        Json::Array(items) => Literal::List(
-            items
-                .iter()
-                .map(|v| json_literal(v, placeholder))
-                .collect::<CoreResult<_>>()?,
-        ),
+        Json::Array(items) => Literal::List(items.iter().map(json_literal).collect()),
         Json::Object(_) => Literal::Text(value.to_string().into()),
-    })
+    }
 }
 
 fn mismatch(column: &ColumnDefinition, shown: &str) -> CoreError {
@@ -155,10 +152,7 @@ pub fn coerce(literal: &Literal<'_>, column: &ColumnDefinition) -> CoreResult<Va
         T::Json => match literal {
             Literal::Text(s) => {
                 serde_json::from_str::<Json>(s).map_err(|e| {
-                    CoreError::TypeMismatch(format!(
-                        "Column '{}' expects JSON: {e}",
-                        column.name
-                    ))
+                    CoreError::TypeMismatch(format!("Column '{}' expects JSON: {e}", column.name))
                 })?;
                 Value::Text(s.to_string())
             }
@@ -246,7 +240,9 @@ pub fn parse_decimal(s: &str, precision: u8, scale: i8) -> Option<i128> {
     let scale = scale.max(0) as usize;
     let mut unscaled: i128 = 0;
     for b in int_part.bytes() {
-        unscaled = unscaled.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(i128::from(b - b'0'))?;
     }
     let frac = frac_part.as_bytes();
     for i in 0..scale {
@@ -314,7 +310,11 @@ pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
             return Some(dt.timestamp_micros());
         }
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, format) {
             return Some(dt.and_utc().timestamp_micros());
         }
@@ -344,11 +344,21 @@ mod tests {
 
     #[test]
     fn integers_are_range_checked() {
-        assert_eq!(coerce(&num("32767"), &col(KalamDataType::SmallInt)).unwrap(), Value::Int16(32767));
+        assert_eq!(
+            coerce(&num("32767"), &col(KalamDataType::SmallInt)).unwrap(),
+            Value::Int16(32767)
+        );
         let e = coerce(&num("32768"), &col(KalamDataType::SmallInt)).unwrap_err();
-        assert!(e.to_string().contains("Column 'c' expects SMALLINT, got 32768"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("Column 'c' expects SMALLINT, got 32768"),
+            "{e}"
+        );
         assert!(coerce(&num("1.5"), &col(KalamDataType::Int)).is_err());
-        assert_eq!(coerce(&Literal::Text("42".into()), &col(KalamDataType::BigInt)).unwrap(), Value::Int64(42));
+        assert_eq!(
+            coerce(&Literal::Text("42".into()), &col(KalamDataType::BigInt)).unwrap(),
+            Value::Int64(42)
+        );
         assert!(coerce(&Literal::Text("abc".into()), &col(KalamDataType::Int)).is_err());
     }
 
@@ -381,11 +391,33 @@ mod tests {
 
     #[test]
     fn other_types() {
-        assert_eq!(coerce(&Literal::Text("t".into()), &col(KalamDataType::Boolean)).unwrap(), Value::Boolean(true));
-        assert_eq!(coerce(&Literal::Text("\\x6869".into()), &col(KalamDataType::Bytes)).unwrap(), Value::Bytes(b"hi".to_vec()));
+        assert_eq!(
+            coerce(&Literal::Text("t".into()), &col(KalamDataType::Boolean)).unwrap(),
+            Value::Boolean(true)
+        );
+        assert_eq!(
+            coerce(&Literal::Text("\\x6869".into()), &col(KalamDataType::Bytes)).unwrap(),
+            Value::Bytes(b"hi".to_vec())
+        );
         assert!(coerce(&Literal::Text("{bad".into()), &col(KalamDataType::Json)).is_err());
-        assert!(coerce(&Literal::Text("not-a-uuid".into()), &col(KalamDataType::Uuid)).is_err());
-        assert_eq!(coerce(&Literal::Text("1970-01-02".into()), &col(KalamDataType::Date)).unwrap(), Value::Date32(1));
-        assert_eq!(coerce(&Literal::Null, &col(KalamDataType::Int)).unwrap(), Value::Null);
+        assert!(
+            coerce(
+                &Literal::Text("not-a-uuid".into()),
+                &col(KalamDataType::Uuid)
+            )
+            .is_err()
+        );
+        assert_eq!(
+            coerce(
+                &Literal::Text("1970-01-02".into()),
+                &col(KalamDataType::Date)
+            )
+            .unwrap(),
+            Value::Date32(1)
+        );
+        assert_eq!(
+            coerce(&Literal::Null, &col(KalamDataType::Int)).unwrap(),
+            Value::Null
+        );
     }
 }

@@ -7,11 +7,11 @@ use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Field, Float16Type, Float32Type,
-    Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema, Time32MillisecondType,
-    Time32SecondType, Time64MicrosecondType, Time64NanosecondType, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+    DataType, Date32Type, Date64Type, Decimal128Type, Field, Float16Type, Float32Type, Float64Type,
+    Int8Type, Int16Type, Int32Type, Int64Type, Schema, Time32MillisecondType, Time32SecondType,
+    Time64MicrosecondType, Time64NanosecondType, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -69,7 +69,9 @@ pub fn append_rows(batch: &RecordBatch, out: &mut Vec<Vec<Json>>) {
                 .map(|(array, is_json)| {
                     let v = cell(array.as_ref(), row);
                     match (v, is_json) {
-                        (Json::String(s), true) => serde_json::from_str(&s).unwrap_or(Json::String(s)),
+                        (Json::String(s), true) => {
+                            serde_json::from_str(&s).unwrap_or(Json::String(s))
+                        }
                         (v, _) => v,
                     }
                 })
@@ -123,9 +125,7 @@ pub fn cell(array: &dyn Array, row: usize) -> Json {
         DataType::UInt8 => Json::from(array.as_primitive::<UInt8Type>().value(row)),
         DataType::UInt16 => Json::from(array.as_primitive::<UInt16Type>().value(row)),
         DataType::UInt32 => Json::from(array.as_primitive::<UInt32Type>().value(row)),
-        DataType::UInt64 => {
-            Json::String(array.as_primitive::<UInt64Type>().value(row).to_string())
-        }
+        DataType::UInt64 => Json::String(array.as_primitive::<UInt64Type>().value(row).to_string()),
         DataType::Float16 => float(array.as_primitive::<Float16Type>().value(row).to_f64()),
         DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(row))),
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(row)),
@@ -151,9 +151,9 @@ pub fn cell(array: &dyn Array, row: usize) -> Json {
                 .map(|d| Json::String(d.format("%Y-%m-%d").to_string()))
                 .unwrap_or(Json::Null)
         }
-        DataType::Time32(TimeUnit::Second) => {
-            time_json(i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1_000_000_000)
-        }
+        DataType::Time32(TimeUnit::Second) => time_json(
+            i64::from(array.as_primitive::<Time32SecondType>().value(row)) * 1_000_000_000,
+        ),
         DataType::Time32(_) => time_json(
             i64::from(array.as_primitive::<Time32MillisecondType>().value(row)) * 1_000_000,
         ),
@@ -164,8 +164,12 @@ pub fn cell(array: &dyn Array, row: usize) -> Json {
         DataType::Timestamp(unit, tz) => {
             let v = match unit {
                 TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
-                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row),
-                TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Millisecond => {
+                    array.as_primitive::<TimestampMillisecondType>().value(row)
+                }
+                TimeUnit::Microsecond => {
+                    array.as_primitive::<TimestampMicrosecondType>().value(row)
+                }
                 TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row),
             };
             timestamp(v, *unit, tz.as_deref())
@@ -204,8 +208,7 @@ fn formatted(array: &dyn Array, row: usize) -> Json {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{
-        BinaryArray, Float64Array, Int32Array, Int64Array, StringArray,
-        TimestampMicrosecondArray,
+        BinaryArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
     use std::sync::Arc;
 
@@ -227,7 +230,10 @@ mod tests {
                 Arc::new(StringArray::from(vec!["x", "y"])),
                 Arc::new(Float64Array::from(vec![1.5, f64::NAN])),
                 Arc::new(BinaryArray::from(vec![b"hi".as_ref(), b"".as_ref()])),
-                Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_123_456, 0])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    1_700_000_000_123_456,
+                    0,
+                ])),
             ],
         )
         .unwrap();

@@ -2,7 +2,7 @@
 //! computed once per schema version.
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use kalamdb_commons::{TableDefinition, DELETED_COLUMN, SEQ_COLUMN};
+use kalamdb_commons::{DELETED_COLUMN, SEQ_COLUMN, TableDefinition};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -56,15 +56,33 @@ impl SystemTable for ColumnsTable {
         RecordBatch::try_new(
             self.schema(),
             vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|(d, _, _)| d.namespace.as_str()))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|(d, _, _)| d.name.as_str()))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, c)| c.name.as_str()))),
-                Arc::new(Int32Array::from_iter_values(rows.iter().map(|(_, i, _)| *i as i32 + 1))),
-                Arc::new(Int32Array::from_iter_values(rows.iter().map(|(_, _, c)| c.column_id as i32))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, c)| c.data_type.to_string()))),
-                Arc::new(BooleanArray::from_iter(rows.iter().map(|(_, _, c)| Some(c.nullable)))),
-                Arc::new(BooleanArray::from_iter(rows.iter().map(|(_, _, c)| Some(c.primary_key)))),
-                Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, c)| c.default.as_deref()))),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(d, _, _)| d.namespace.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(d, _, _)| d.name.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, _, c)| c.name.as_str()),
+                )),
+                Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|(_, i, _)| *i as i32 + 1),
+                )),
+                Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|(_, _, c)| c.column_id as i32),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|(_, _, c)| c.data_type.to_string()),
+                )),
+                Arc::new(BooleanArray::from_iter(
+                    rows.iter().map(|(_, _, c)| Some(c.nullable)),
+                )),
+                Arc::new(BooleanArray::from_iter(
+                    rows.iter().map(|(_, _, c)| Some(c.primary_key)),
+                )),
+                Arc::new(StringArray::from_iter(
+                    rows.iter().map(|(_, _, c)| c.default.as_deref()),
+                )),
             ],
         )
         .map_err(|e| CoreError::Internal(e.to_string()))

@@ -1,6 +1,6 @@
 //! `system.namespaces`: one row per namespace.
 
-use super::{ms_to_micros, SystemTable};
+use super::{SystemTable, ms_to_micros};
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
@@ -16,7 +16,11 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("namespace_id", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, false),
         Field::new("table_count", DataType::Int32, false),
-        Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "created_at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
     ]))
 });
 
@@ -43,7 +47,10 @@ impl SystemTable for NamespacesTable {
             .iter()
             .map(|n| self.registry.table_names(n).len() as i32)
             .collect();
-        let created: Vec<i64> = namespaces.iter().map(|n| ms_to_micros(n.created_at)).collect();
+        let created: Vec<i64> = namespaces
+            .iter()
+            .map(|n| ms_to_micros(n.created_at))
+            .collect();
         RecordBatch::try_new(
             self.schema(),
             vec![

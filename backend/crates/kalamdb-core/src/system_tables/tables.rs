@@ -1,12 +1,10 @@
 //! `system.tables`: one row per USER/SHARED/STREAM table.
 
-use super::{ms_to_micros, SystemTable};
+use super::{SystemTable, ms_to_micros};
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
-use datafusion::arrow::array::{
-    Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use std::sync::{Arc, LazyLock};
@@ -24,7 +22,11 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("access_level", DataType::Utf8, true),
         Field::new("flush_policy", DataType::Utf8, true),
         Field::new("ttl_seconds", DataType::Int64, true),
-        Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new(
+            "created_at",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
     ]))
 });
 
@@ -50,19 +52,31 @@ impl SystemTable for TablesTable {
         RecordBatch::try_new(
             self.schema(),
             vec![
-                Arc::new(Int64Array::from_iter_values(defs.iter().map(|d| d.table_id.0 as i64))),
-                Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.namespace.as_str()))),
-                Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.name.as_str()))),
-                Arc::new(StringArray::from_iter_values(defs.iter().map(|d| d.table_type.as_str()))),
-                Arc::new(Int32Array::from_iter_values(defs.iter().map(|d| d.schema_version as i32))),
+                Arc::new(Int64Array::from_iter_values(
+                    defs.iter().map(|d| d.table_id.0 as i64),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    defs.iter().map(|d| d.namespace.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    defs.iter().map(|d| d.name.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    defs.iter().map(|d| d.table_type.as_str()),
+                )),
+                Arc::new(Int32Array::from_iter_values(
+                    defs.iter().map(|d| d.schema_version as i32),
+                )),
                 Arc::new(StringArray::from_iter_values(
                     defs.iter().map(|d| d.options.storage_id.as_str()),
                 )),
                 Arc::new(StringArray::from_iter(
-                    defs.iter().map(|d| d.options.access_level.map(|a| a.as_str())),
+                    defs.iter()
+                        .map(|d| d.options.access_level.map(|a| a.as_str())),
                 )),
                 Arc::new(StringArray::from_iter(
-                    defs.iter().map(|d| d.options.flush_policy.map(|p| p.to_string())),
+                    defs.iter()
+                        .map(|d| d.options.flush_policy.map(|p| p.to_string())),
                 )),
                 Arc::new(Int64Array::from_iter(
                     defs.iter().map(|d| d.options.ttl_seconds.map(|t| t as i64)),

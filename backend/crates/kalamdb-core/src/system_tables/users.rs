@@ -1,7 +1,7 @@
 //! `system.users`: accounts. Password hashes are never exposed here; a
 //! `user`/`service` caller sees only its own row.
 
-use super::{ms_to_micros, SystemTable};
+use super::{SystemTable, ms_to_micros};
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
@@ -54,17 +54,37 @@ impl SystemTable for UsersTable {
         RecordBatch::try_new(
             self.schema(),
             vec![
-                Arc::new(StringArray::from_iter_values(users.iter().map(|u| u.user_id.as_str()))),
-                Arc::new(StringArray::from_iter_values(users.iter().map(|u| u.username.as_str()))),
-                Arc::new(StringArray::from_iter_values(users.iter().map(|u| u.role.as_str()))),
-                Arc::new(StringArray::from_iter(users.iter().map(|u| u.email.as_deref()))),
+                Arc::new(StringArray::from_iter_values(
+                    users.iter().map(|u| u.user_id.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    users.iter().map(|u| u.username.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    users.iter().map(|u| u.role.as_str()),
+                )),
+                Arc::new(StringArray::from_iter(
+                    users.iter().map(|u| u.email.as_deref()),
+                )),
                 Arc::new(StringArray::from_iter_values(users.iter().map(|u| {
-                    if u.password_hash.is_some() { "password" } else { "internal" }
+                    if u.password_hash.is_some() {
+                        "password"
+                    } else {
+                        "internal"
+                    }
                 }))),
-                Arc::new(BooleanArray::from_iter(users.iter().map(|u| Some(u.allow_remote)))),
-                Arc::new(TimestampMicrosecondArray::from_iter_values(users.iter().map(|u| ms_to_micros(u.created_at)))),
-                Arc::new(TimestampMicrosecondArray::from_iter_values(users.iter().map(|u| ms_to_micros(u.updated_at)))),
-                Arc::new(TimestampMicrosecondArray::from_iter(users.iter().map(|u| u.deleted_at.map(ms_to_micros)))),
+                Arc::new(BooleanArray::from_iter(
+                    users.iter().map(|u| Some(u.allow_remote)),
+                )),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    users.iter().map(|u| ms_to_micros(u.created_at)),
+                )),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    users.iter().map(|u| ms_to_micros(u.updated_at)),
+                )),
+                Arc::new(TimestampMicrosecondArray::from_iter(
+                    users.iter().map(|u| u.deleted_at.map(ms_to_micros)),
+                )),
             ],
         )
         .map_err(|e| CoreError::Internal(e.to_string()))

@@ -76,15 +76,31 @@ mod tests {
     fn namespace_statements() {
         assert_eq!(
             one("create namespace if not exists App"),
-            SqlStatement::CreateNamespace { name: "app".into(), if_not_exists: true }
+            SqlStatement::CreateNamespace {
+                name: "app".into(),
+                if_not_exists: true
+            }
         );
         assert_eq!(
             one("DROP NAMESPACE IF EXISTS app CASCADE"),
-            SqlStatement::DropNamespace { name: "app".into(), if_exists: true, cascade: true }
+            SqlStatement::DropNamespace {
+                name: "app".into(),
+                if_exists: true,
+                cascade: true
+            }
         );
         assert_eq!(one("SHOW NAMESPACES"), SqlStatement::ShowNamespaces);
-        for sql in ["USE app", "USE NAMESPACE app", "SET NAMESPACE app", "SET NAMESPACE = app"] {
-            assert_eq!(one(sql), SqlStatement::UseNamespace { name: "app".into() }, "{sql}");
+        for sql in [
+            "USE app",
+            "USE NAMESPACE app",
+            "SET NAMESPACE app",
+            "SET NAMESPACE = app",
+        ] {
+            assert_eq!(
+                one(sql),
+                SqlStatement::UseNamespace { name: "app".into() },
+                "{sql}"
+            );
         }
         assert!(parse_sql("CREATE NAMESPACE").is_err());
         assert!(parse_sql("DROP NAMESPACE app extra").is_err());

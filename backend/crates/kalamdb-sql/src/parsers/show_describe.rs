@@ -35,10 +35,15 @@ mod tests {
     #[test]
     fn show_and_describe() {
         let s = |sql: &str| parse_sql(sql).unwrap().remove(0).statement;
-        assert_eq!(s("SHOW TABLES"), SqlStatement::ShowTables { namespace: None });
+        assert_eq!(
+            s("SHOW TABLES"),
+            SqlStatement::ShowTables { namespace: None }
+        );
         assert_eq!(
             s("show tables in namespace App"),
-            SqlStatement::ShowTables { namespace: Some("app".into()) }
+            SqlStatement::ShowTables {
+                namespace: Some("app".into())
+            }
         );
         match s("DESC TABLE app.t HISTORY") {
             SqlStatement::DescribeTable { table, history } => {
@@ -47,6 +52,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(s("DESCRIBE t"), SqlStatement::DescribeTable { history: false, .. }));
+        assert!(matches!(
+            s("DESCRIBE t"),
+            SqlStatement::DescribeTable { history: false, .. }
+        ));
     }
 }

@@ -10,7 +10,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use kalamdb_commons::definition::{AccessLevel, FlushPolicy, TableOptions};
-use kalamdb_commons::{TableType, DELETED_COLUMN, SEQ_COLUMN};
+use kalamdb_commons::{DELETED_COLUMN, SEQ_COLUMN, TableType};
 
 fn err<T>(message: impl Into<String>) -> Result<T, ParserError> {
     Err(ParserError::ParserError(message.into()))
@@ -108,8 +108,11 @@ fn option_text(value: &Expr) -> Result<String, ParserError> {
 }
 
 fn option_u64(key: &str, text: &str) -> Result<u64, ParserError> {
-    text.parse()
-        .or_else(|_| err(format!("{key} must be a non-negative integer, got '{text}'")))
+    text.parse().or_else(|_| {
+        err(format!(
+            "{key} must be a non-negative integer, got '{text}'"
+        ))
+    })
 }
 
 fn apply_with_option(
@@ -133,8 +136,10 @@ fn apply_with_option(
         }
         "TTL_SECONDS" | "TTL" => options.ttl_seconds = Some(option_u64(&name, &text)?),
         "ACCESS_LEVEL" => {
-            options.access_level =
-                Some(text.parse::<AccessLevel>().map_err(ParserError::ParserError)?)
+            options.access_level = Some(
+                text.parse::<AccessLevel>()
+                    .map_err(ParserError::ParserError)?,
+            )
         }
         other => {
             return err(format!(
@@ -159,7 +164,10 @@ fn parse_seconds(p: &mut Parser<'_>) -> Result<u64, ParserError> {
     let (digits, unit) = match &token.token {
         Token::Number(n, _) => (n.clone(), None),
         Token::Word(w) => {
-            let split = w.value.find(|c: char| !c.is_ascii_digit()).unwrap_or(w.value.len());
+            let split = w
+                .value
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(w.value.len());
             let (d, u) = w.value.split_at(split);
             if d.is_empty() {
                 return p.expected("a number of seconds", token);
@@ -171,7 +179,9 @@ fn parse_seconds(p: &mut Parser<'_>) -> Result<u64, ParserError> {
     let unit = match unit {
         Some(u) => u,
         None => match peek_word(p, 0).as_deref() {
-            Some(u @ ("S" | "SEC" | "SECS" | "SECONDS" | "M" | "MIN" | "MINUTES" | "H" | "HOURS")) => {
+            Some(
+                u @ ("S" | "SEC" | "SECS" | "SECONDS" | "M" | "MIN" | "MINUTES" | "H" | "HOURS"),
+            ) => {
                 let u = u.to_ascii_lowercase();
                 p.next_token();
                 u
@@ -205,7 +215,10 @@ fn parse_flush_clause(p: &mut Parser<'_>) -> Result<FlushPolicy, ParserError> {
         }
     }
     if policy == FlushPolicy::default() {
-        return p.expected("ROW_THRESHOLD, ROWS or INTERVAL after FLUSH", p.peek_token());
+        return p.expected(
+            "ROW_THRESHOLD, ROWS or INTERVAL after FLUSH",
+            p.peek_token(),
+        );
     }
     if policy.rows == Some(0) || policy.interval_seconds == Some(0) {
         return err("FLUSH thresholds must be positive");
@@ -241,7 +254,10 @@ fn constraint_primary_key(constraints: &[TableConstraint]) -> Result<Option<Stri
             return err("A primary key must be exactly one column");
         };
         let Expr::Identifier(ident) = &column.column.expr else {
-            return err(format!("Invalid primary key column '{}'", column.column.expr));
+            return err(format!(
+                "Invalid primary key column '{}'",
+                column.column.expr
+            ));
         };
         if pk.replace(normalize(ident)).is_some() {
             return err("A table has at most one PRIMARY KEY");
@@ -259,7 +275,9 @@ fn columns(
     for def in defs {
         let name = normalize(&def.name);
         if name == SEQ_COLUMN || name == DELETED_COLUMN {
-            return err(format!("Column name '{name}' is reserved for a system column"));
+            return err(format!(
+                "Column name '{name}' is reserved for a system column"
+            ));
         }
         if name.is_empty() || name.len() > kalamdb_commons::ids::MAX_NAME_LEN {
             return err(format!("Invalid column name '{name}'"));
@@ -365,8 +383,17 @@ mod tests {
             "CREATE SHARED TABLE t (id TEXT, v EMBEDDING(3), d DECIMAL(10,2), PRIMARY KEY (id)) WITH (ACCESS_LEVEL = 'public')",
         );
         assert!(c.columns[0].primary_key);
-        assert_eq!(c.columns[1].data_type, KalamDataType::Embedding { dimensions: 3 });
-        assert_eq!(c.columns[2].data_type, KalamDataType::Decimal { precision: 10, scale: 2 });
+        assert_eq!(
+            c.columns[1].data_type,
+            KalamDataType::Embedding { dimensions: 3 }
+        );
+        assert_eq!(
+            c.columns[2].data_type,
+            KalamDataType::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        );
         assert_eq!(c.options.access_level, Some(AccessLevel::Public));
     }
 
@@ -382,14 +409,26 @@ mod tests {
     fn invalid_definitions_are_rejected_with_a_reason() {
         for (sql, needle) in [
             ("CREATE STREAM TABLE e (id INT)", "TTL"),
-            ("CREATE TABLE t (a INT PRIMARY KEY, b INT PRIMARY KEY)", "at most one"),
+            (
+                "CREATE TABLE t (a INT PRIMARY KEY, b INT PRIMARY KEY)",
+                "at most one",
+            ),
             ("CREATE TABLE t (a INT, PRIMARY KEY (a, a))", "exactly one"),
             ("CREATE TABLE t (a INT, a TEXT)", "twice"),
             ("CREATE TABLE t (_seq INT)", "reserved"),
             ("CREATE TABLE t (a FOO)", "Unsupported column type"),
-            ("CREATE USER TABLE t (a INT) WITH (TYPE = 'SHARED')", "conflicts"),
-            ("CREATE TABLE t (a INT) WITH (COLOR = 'red')", "Unknown table option"),
-            ("CREATE TABLE t (a DOUBLE PRIMARY KEY)", "cannot be a primary key"),
+            (
+                "CREATE USER TABLE t (a INT) WITH (TYPE = 'SHARED')",
+                "conflicts",
+            ),
+            (
+                "CREATE TABLE t (a INT) WITH (COLOR = 'red')",
+                "Unknown table option",
+            ),
+            (
+                "CREATE TABLE t (a DOUBLE PRIMARY KEY)",
+                "cannot be a primary key",
+            ),
             ("CREATE TABLE t ()", "at least one column"),
             ("CREATE TABLE t (a INT, PRIMARY KEY (b))", "unknown column"),
             ("CREATE TABLE t", "column list"),
@@ -401,8 +440,16 @@ mod tests {
 
     #[test]
     fn drop_table_forms() {
-        match parse_sql("DROP USER TABLE IF EXISTS app.t").unwrap().remove(0).statement {
-            SqlStatement::DropTable { table, table_type, if_exists } => {
+        match parse_sql("DROP USER TABLE IF EXISTS app.t")
+            .unwrap()
+            .remove(0)
+            .statement
+        {
+            SqlStatement::DropTable {
+                table,
+                table_type,
+                if_exists,
+            } => {
                 assert_eq!(table.name, "t");
                 assert_eq!(table_type, Some(TableType::User));
                 assert!(if_exists);

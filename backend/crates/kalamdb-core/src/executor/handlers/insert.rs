@@ -2,21 +2,21 @@
 //! uniqueness against storage and within the statement) before anything is
 //! written; then all rows go to storage in one atomic batch.
 
-use super::{unexpected, StatementHandler, StatementOptions};
+use super::{StatementHandler, StatementOptions, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::schema::CachedTable;
-use crate::table_store::{partition_prefix, row_key, RowScope};
+use crate::table_store::{RowScope, partition_prefix, row_key};
 use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, Value};
+use kalamdb_sql::SqlStatement;
 use kalamdb_sql::parsers::parse_qualified_name_from;
 use kalamdb_sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;
-use kalamdb_sql::SqlStatement;
 use kalamdb_store::keys::KeyBuilder;
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Batch, Partition};
@@ -135,10 +135,14 @@ pub fn execute_insert(
     params: &[Json],
 ) -> CoreResult<StatementResult> {
     if insert.on.is_some() {
-        return Err(CoreError::NotSupported("INSERT ... ON CONFLICT is not supported yet".into()));
+        return Err(CoreError::NotSupported(
+            "INSERT ... ON CONFLICT is not supported yet".into(),
+        ));
     }
     if insert.returning.is_some() {
-        return Err(CoreError::NotSupported("INSERT ... RETURNING is not supported yet".into()));
+        return Err(CoreError::NotSupported(
+            "INSERT ... RETURNING is not supported yet".into(),
+        ));
     }
     let table = target_table(app, ctx, insert)?;
     let def = &table.definition;
@@ -230,7 +234,10 @@ pub fn execute_insert(
         batch.put(Partition::Data, key, value);
     }
     app.table_store.write(batch)?;
-    Ok(StatementResult::affected(count, format!("Inserted {count} row(s)")))
+    Ok(StatementResult::affected(
+        count,
+        format!("Inserted {count} row(s)"),
+    ))
 }
 
 fn duplicate(table: &CachedTable, value: Option<&Expr>) -> CoreError {
@@ -241,6 +248,8 @@ fn duplicate(table: &CachedTable, value: Option<&Expr>) -> CoreError {
     CoreError::UniqueViolation(format!(
         "Duplicate key value violates unique constraint on {}.{pk}{}",
         table.definition.table_ref(),
-        value.map(|v| format!(": {v} already exists")).unwrap_or_default()
+        value
+            .map(|v| format!(": {v} already exists"))
+            .unwrap_or_default()
     ))
 }

@@ -1,7 +1,7 @@
 //! CREATE/DROP NAMESPACE and USE.
 
-use super::{unexpected, StatementHandler, StatementOptions};
-use crate::app_context::{now_ms, AppContext};
+use super::{StatementHandler, StatementOptions, unexpected};
+use crate::app_context::{AppContext, now_ms};
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
@@ -41,7 +41,9 @@ impl StatementHandler for NamespaceHandler {
                     return Err(CoreError::NamespaceNotFound(name));
                 }
                 ctx.namespace = NamespaceId::new(&name);
-                Ok(StatementResult::message(format!("Using namespace '{name}'")))
+                Ok(StatementResult::message(format!(
+                    "Using namespace '{name}'"
+                )))
             }
             other => Err(unexpected(&other)),
         }
@@ -74,7 +76,9 @@ async fn create(app: &AppContext, name: &str, if_not_exists: bool) -> CoreResult
     let mut batch = Batch::new();
     app.meta.put_namespace(&mut batch, &record)?;
     app.schema_registry.commit_namespace(batch, record)?;
-    Ok(StatementResult::message(format!("Namespace '{name}' created")))
+    Ok(StatementResult::message(format!(
+        "Namespace '{name}' created"
+    )))
 }
 
 async fn drop(

@@ -8,10 +8,10 @@ use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
 use crate::providers::scan::{RowScan, ScanTarget};
-use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::OutputColumn;
+use crate::rows::coerce::{coerce, literal_of};
 use crate::schema::CachedTable;
-use crate::table_store::{partition_prefix, row_key, RowScope};
+use crate::table_store::{RowScope, partition_prefix, row_key};
 use kalamdb_sql::parsers::parse_qualified_name_from;
 use kalamdb_sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, TableFactor,

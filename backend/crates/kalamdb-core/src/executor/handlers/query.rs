@@ -2,18 +2,18 @@
 //! over system tables). One shared base session; each query clones its state
 //! (cheap next to building a `SessionContext`) and sets the caller's namespace.
 
-use super::{point_lookup, show, system_columns, unexpected, StatementHandler, StatementOptions};
+use super::{StatementHandler, StatementOptions, point_lookup, show, system_columns, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::CoreResult;
 use crate::executor::StatementResult;
-use crate::query_scope::{QueryScope, QUERY_SCOPE};
+use crate::query_scope::{QUERY_SCOPE, QueryScope};
 use async_trait::async_trait;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::collect;
 use datafusion::sql::parser::Statement as DFStatement;
-use kalamdb_sql::sqlparser::ast::Statement;
 use kalamdb_sql::SqlStatement;
+use kalamdb_sql::sqlparser::ast::Statement;
 use std::sync::Arc;
 
 pub struct QueryHandler;
@@ -31,7 +31,8 @@ impl StatementHandler for QueryHandler {
             SqlStatement::Standard(s) => {
                 if let Statement::Query(query) = s.as_ref()
                     && !options.mentions_system_columns
-                    && let Some(result) = point_lookup::try_execute(app, ctx, query, options.params)?
+                    && let Some(result) =
+                        point_lookup::try_execute(app, ctx, query, options.params)?
                 {
                     return Ok(result);
                 }

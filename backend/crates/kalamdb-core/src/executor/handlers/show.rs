@@ -8,9 +8,9 @@ use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
 use kalamdb_commons::ids::validate_identifier;
+use kalamdb_sql::SqlStatement;
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;
-use kalamdb_sql::SqlStatement;
 
 /// Quotes a validated identifier as a SQL string literal.
 fn literal(kind: &str, name: &str) -> CoreResult<String> {

@@ -43,16 +43,23 @@ impl Rewriter<'_> {
         let Ok(q) = parse_qualified_name_from(name) else {
             return false;
         };
-        let ns = q.namespace.unwrap_or_else(|| self.ctx.namespace.to_string());
+        let ns = q
+            .namespace
+            .unwrap_or_else(|| self.ctx.namespace.to_string());
         self.app.schema_registry.get_table(&ns, &q.name).is_some()
     }
 
     /// `(qualifier, is_row_table)` for each relation in FROM, or `None` when a
     /// relation has no name to qualify a wildcard with.
-    fn relations(&self, from: &[kalamdb_sql::sqlparser::ast::TableWithJoins]) -> Option<Vec<(ObjectName, bool)>> {
+    fn relations(
+        &self,
+        from: &[kalamdb_sql::sqlparser::ast::TableWithJoins],
+    ) -> Option<Vec<(ObjectName, bool)>> {
         let mut out = Vec::new();
         for twj in from {
-            for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            for factor in
+                std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation))
+            {
                 match factor {
                     TableFactor::Table { name, alias, .. } => {
                         let row = self.is_row_table(name);
@@ -63,7 +70,10 @@ impl Rewriter<'_> {
                         out.push((qualifier, row));
                     }
                     TableFactor::Derived { alias: Some(a), .. } => {
-                        out.push((ObjectName(vec![ObjectNamePart::Identifier(a.name.clone())]), false));
+                        out.push((
+                            ObjectName(vec![ObjectNamePart::Identifier(a.name.clone())]),
+                            false,
+                        ));
                     }
                     _ => return None,
                 }
@@ -76,7 +86,10 @@ impl Rewriter<'_> {
         match body {
             SetExpr::Select(select) => {
                 let has_wildcard = select.projection.iter().any(|p| {
-                    matches!(p, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))
+                    matches!(
+                        p,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
                 });
                 if !has_wildcard {
                     return;

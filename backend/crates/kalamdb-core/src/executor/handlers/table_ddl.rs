@@ -1,7 +1,7 @@
 //! CREATE TABLE and DROP TABLE.
 
-use super::{resolve_name, unexpected, StatementHandler, StatementOptions};
-use crate::app_context::{now_ms, AppContext};
+use super::{StatementHandler, StatementOptions, resolve_name, unexpected};
+use crate::app_context::{AppContext, now_ms};
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
@@ -10,7 +10,7 @@ use crate::table_store::delete_all_rows;
 use async_trait::async_trait;
 use kalamdb_commons::ids::validate_identifier;
 use kalamdb_commons::{
-    ColumnDefinition, NamespaceId, TableDefinition, TableId, LOCAL_STORAGE_ID, SYSTEM_NAMESPACE,
+    ColumnDefinition, LOCAL_STORAGE_ID, NamespaceId, SYSTEM_NAMESPACE, TableDefinition, TableId,
 };
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Reproduces the figures of docs/benchmarks.md on this machine:
+# KalamDB over HTTP (kalamdb-bench, keep-alive) against PostgreSQL on loopback
+# TCP (pgbench, simple query protocol), both on a fresh data directory.
+#
+#   bash scripts/bench.sh            # N=20000 requests per latency workload
+#   N=5000 bash scripts/bench.sh     # quicker
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
+N="${N:-20000}"
+BATCHES="${BATCHES:-300}"
+KPORT="${KPORT:-18080}"
+PGPORT="${PGPORT:-15432}"
+WORK="$(mktemp -d)"
+trap 'pkill -f "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
+if [ -z "$PGBIN" ]; then
+  as_root apt-get update -qq && as_root apt-get install -y -qq postgresql >/dev/null
+  PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+fi
+
+cargo build --release --bin kalamdb-server --bin kalamdb-bench >&2
+BIN="$CARGO_TARGET_DIR/release"
+
+percentiles() { # pgbench log files -> "p50 p99" in microseconds
+  python3 - "$@" <<'PY'
+import sys
+lat = sorted(int(l.split()[2]) for f in sys.argv[1:] for l in open(f))
+p = lambda q: lat[round((len(lat) - 1) * q)]
+print(f"p50_us={p(0.5)} p99_us={p(0.99)} n={len(lat)}")
+PY
+}
+
+# ---------------------------------------------------------------- KalamDB
+kalam_run() { # sync_writes
+  local dir="$WORK/kalam-$1"
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_STORAGE_SYNC_WRITES="$1" \
+    "$BIN/kalamdb-server" >"$WORK/kalam-$1.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  local url="http://127.0.0.1:$KPORT"
+  if [ "$1" = false ]; then
+    "$BIN/kalamdb-bench" --url "$url" --workload health --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload select1 --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload select --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload batch --requests "$BATCHES" --warmup 20
+  fi
+  "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$((N / 4))" --warmup 200 --concurrency 1 | sed "s/^/sync_writes=$1 /"
+  "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N" --warmup 500 --concurrency 16 | sed "s/^/sync_writes=$1 /"
+  kill -TERM "$pid"; wait "$pid" || true
+}
+
+echo "== KalamDB (sync_writes=false: WAL, no fsync)"
+kalam_run false
+echo "== KalamDB (sync_writes=true: fsync per write group)"
+kalam_run true
+
+# ------------------------------------------------------------- PostgreSQL
+PGDATA="$WORK/pg"
+mkdir -p "$PGDATA"
+chown postgres "$WORK" "$PGDATA" 2>/dev/null || true
+runpg() { if [ "$(id -u)" = 0 ]; then su postgres -c "$*"; else bash -c "$*"; fi; }
+runpg "$PGBIN/initdb -D $PGDATA -A trust -U postgres" >/dev/null
+pg_run() { # synchronous_commit
+  runpg "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/log -o '-p $PGPORT -k $WORK -c synchronous_commit=$1 -c listen_addresses=127.0.0.1' -w start" >/dev/null
+  local psql="$PGBIN/psql -h 127.0.0.1 -p $PGPORT -U postgres -q"
+  $psql -c "DROP TABLE IF EXISTS t; DROP SEQUENCE IF EXISTS s; CREATE SEQUENCE s; CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE PRECISION); INSERT INTO t SELECT i, 'name-' || i, i + 0.5 FROM generate_series(0, 9999) i; SELECT setval('s', 10000000);" >/dev/null
+  echo "INSERT INTO t VALUES (nextval('s'), 'name', 1.5);" > "$WORK/insert.sql"
+  printf '\\set id random(0, 9999)\nSELECT * FROM t WHERE id = :id;\n' > "$WORK/select.sql"
+  python3 -c "print('INSERT INTO t VALUES ' + ','.join(\"(nextval('s'), 'name', 1.5)\" for _ in range(1000)) + ';')" > "$WORK/batch.sql"
+  chmod a+r "$WORK"/*.sql
+  local bench="$PGBIN/pgbench -h 127.0.0.1 -p $PGPORT -U postgres -n -M simple"
+  pgb() { # name clients transactions script
+    rm -f "$WORK"/pgbench_log.*
+    (cd "$WORK" && $bench -c "$2" -j "$2" -t "$(( $3 / $2 ))" -f "$4" --log postgres >"$WORK/pgbench.out" 2>&1)
+    local tps; tps=$(grep -E '^tps' "$WORK/pgbench.out" | head -1 | awk '{print $3}')
+    echo "postgres synchronous_commit=$1 $1_workload=$(basename "$4" .sql) clients=$2 $(percentiles "$WORK"/pgbench_log.*) tps=$tps"
+  }
+  if [ "$1" = off ]; then
+    pgb "$1" 1 "$N" "$WORK/insert.sql"
+    pgb "$1" 1 "$N" "$WORK/select.sql"
+    pgb "$1" 1 "$BATCHES" "$WORK/batch.sql"
+  fi
+  pgb "$1" 1 "$((N / 4))" "$WORK/insert.sql"
+  pgb "$1" 16 "$N" "$WORK/insert.sql"
+  runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null
+}
+echo "== PostgreSQL (synchronous_commit=off)"
+pg_run off
+echo "== PostgreSQL (synchronous_commit=on, the default)"
+pg_run on

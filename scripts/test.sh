@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace. Installs what a fresh machine
+# lacks first (the RocksDB bindings need libclang; tests use cargo-nextest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! dpkg -s libclang-dev >/dev/null 2>&1; then
+  echo "== installing libclang-dev (needed to build the RocksDB bindings)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang >/dev/null
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "== installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# Build output lives outside the checkout so repeated runs rebuild only our crates.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo nextest"
+cargo nextest run --workspace --no-fail-fast
