@@ -19,7 +19,9 @@ use kalamdb_sql::sqlparser::ast::{
 use serde_json::Value as Json;
 use std::sync::Arc;
 
-fn simple_query(query: &Query) -> Option<&Select> {
+/// The SELECT of `query` if it has no clauses beyond projection, FROM and
+/// WHERE (and FROM has no joins).
+pub(crate) fn simple_query(query: &Query) -> Option<&Select> {
     if query.with.is_some()
         || query.order_by.is_some()
         || query.limit_clause.is_some()
@@ -40,8 +42,8 @@ fn simple_query(query: &Query) -> Option<&Select> {
         && select.top.is_none()
         && select.exclude.is_none()
         && select.into.is_none()
-        && select.from.len() == 1
-        && select.from[0].joins.is_empty()
+        && select.from.len() <= 1
+        && select.from.iter().all(|f| f.joins.is_empty())
         && select.lateral_views.is_empty()
         && select.prewhere.is_none()
         && select.connect_by.is_empty()
@@ -71,7 +73,7 @@ pub fn try_execute(
     query: &Query,
     params: &[Json],
 ) -> CoreResult<Option<StatementResult>> {
-    let Some(select) = simple_query(query) else {
+    let Some(select) = simple_query(query).filter(|s| s.from.len() == 1) else {
         return Ok(None);
     };
     let TableFactor::Table {

@@ -58,6 +58,8 @@ pub async fn run_query(
     }
     let mut state = app.session_state().clone();
     state.config_mut().options_mut().catalog.default_schema = ctx.namespace.to_string();
+    // now() and friends read the statement's start time, not the base session's.
+    state.mark_start_execution();
     let scope = Arc::new(QueryScope {
         user_id: ctx.user_id.clone(),
         role: ctx.role,
