@@ -95,30 +95,7 @@ pub fn parse_qualified_name_from(name: &ObjectName) -> Result<QualifiedName, Str
     }
 }
 
-pub(crate) fn qualified_name(
-    p: &Parser<'_>,
-    name: &ObjectName,
-) -> Result<QualifiedName, ParserError> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|part| part.as_ident().map(normalize))
-        .collect::<Option<_>>()
-        .ok_or_else(|| ParserError::ParserError(format!("Invalid table name '{name}'")))?;
-    match parts.as_slice() {
-        [table] => Ok(QualifiedName {
-            namespace: None,
-            name: table.clone(),
-        }),
-        [ns, table] => Ok(QualifiedName {
-            namespace: Some(ns.clone()),
-            name: table.clone(),
-        }),
-        _ => p.expected("[namespace.]table", p.peek_token()),
-    }
-}
-
 pub(crate) fn parse_qualified_name(p: &mut Parser<'_>) -> Result<QualifiedName, ParserError> {
     let name = p.parse_object_name(false)?;
-    qualified_name(p, &name)
+    parse_qualified_name_from(&name).map_err(ParserError::ParserError)
 }
