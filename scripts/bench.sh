@@ -62,7 +62,7 @@ kalam_run true
 
 # ------------------------------------------------------------- PostgreSQL
 PGDATA="$WORK/pg"
-mkdir -p "$PGDATA"
+mkdir -p "$PGDATA"; chmod 755 "$WORK"
 chown postgres "$WORK" "$PGDATA" 2>/dev/null || true
 runpg() { if [ "$(id -u)" = 0 ]; then su postgres -c "$*"; else bash -c "$*"; fi; }
 runpg "$PGBIN/initdb -D $PGDATA -A trust -U postgres" >/dev/null
@@ -79,7 +79,7 @@ pg_run() { # synchronous_commit
     rm -f "$WORK"/pgbench_log.*
     (cd "$WORK" && $bench -c "$2" -j "$2" -t "$(( $3 / $2 ))" -f "$4" --log postgres >"$WORK/pgbench.out" 2>&1)
     local tps; tps=$(grep -E '^tps' "$WORK/pgbench.out" | head -1 | awk '{print $3}')
-    echo "postgres synchronous_commit=$1 $1_workload=$(basename "$4" .sql) clients=$2 $(percentiles "$WORK"/pgbench_log.*) tps=$tps"
+    echo "postgres synchronous_commit=$1 workload=$(basename "$4" .sql) clients=$2 $(percentiles "$WORK"/pgbench_log.*) tps=$tps"
   }
   if [ "$1" = off ]; then
     pgb "$1" 1 "$N" "$WORK/insert.sql"

@@ -26,9 +26,13 @@ impl RowScope {
         match def.table_type {
             TableType::Shared => Ok(RowScope::Shared),
             TableType::User => Ok(RowScope::User(user.clone())),
-            TableType::Stream | TableType::System => Err(CoreError::NotSupported(format!(
-                "{} tables are not stored in the row store",
-                def.table_type
+            TableType::Stream => Err(CoreError::NotSupported(format!(
+                "STREAM table '{}' cannot hold rows yet: stream tables arrive with live queries",
+                def.table_ref()
+            ))),
+            TableType::System => Err(CoreError::PermissionDenied(format!(
+                "System table '{}' cannot be written",
+                def.table_ref()
             ))),
         }
     }

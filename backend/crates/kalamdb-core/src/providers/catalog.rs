@@ -99,7 +99,12 @@ impl SchemaProvider for NamespaceSchema {
             return Ok(None);
         };
         if table.definition.table_type == TableType::Stream {
-            return Ok(None);
+            return Err(datafusion::error::DataFusionError::External(Box::new(
+                crate::error::CoreError::NotSupported(format!(
+                    "STREAM table '{}.{name}' cannot be queried yet: stream tables arrive with live queries",
+                    self.namespace
+                )),
+            )));
         }
         let scope = current_scope();
         let row_scope = scope
