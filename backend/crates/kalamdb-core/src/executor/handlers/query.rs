@@ -2,7 +2,10 @@
 //! over system tables). One shared base session; each query clones its state
 //! (cheap next to building a `SessionContext`) and sets the caller's namespace.
 
-use super::{StatementHandler, StatementOptions, point_lookup, show, system_columns, unexpected};
+use super::{
+    StatementHandler, StatementOptions, constant_select, point_lookup, show, system_columns,
+    unexpected,
+};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::CoreResult;
@@ -31,10 +34,15 @@ impl StatementHandler for QueryHandler {
             SqlStatement::Standard(s) => {
                 if let Statement::Query(query) = s.as_ref()
                     && !options.mentions_system_columns
-                    && let Some(result) =
-                        point_lookup::try_execute(app, ctx, query, options.params)?
                 {
-                    return Ok(result);
+                    if let Some(result) = constant_select::try_execute(query)? {
+                        return Ok(result);
+                    }
+                    if let Some(result) =
+                        point_lookup::try_execute(app, ctx, query, options.params)?
+                    {
+                        return Ok(result);
+                    }
                 }
                 run_query(app, ctx, *s, options.mentions_system_columns).await
             }
