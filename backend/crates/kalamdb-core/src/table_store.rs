@@ -129,4 +129,19 @@ impl TableStore {
     pub fn write(&self, batch: Batch) -> CoreResult<()> {
         Ok(self.backend.write(batch)?)
     }
+
+    /// Writes `batch` without stalling the async runtime: with fsync-per-write
+    /// the write runs on a blocking thread, so many concurrent statements wait
+    /// in RocksDB's write group together and share one fsync (group commit).
+    /// Without fsync the write is a memtable insert and stays inline.
+    pub async fn write_async(&self, batch: Batch) -> CoreResult<()> {
+        if !self.backend.syncs_writes() {
+            return self.write(batch);
+        }
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || backend.write(batch))
+            .await
+            .map_err(|e| CoreError::Internal(format!("write task failed: {e}")))??;
+        Ok(())
+    }
 }

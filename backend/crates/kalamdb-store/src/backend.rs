@@ -126,6 +126,12 @@ pub trait StorageBackend: Send + Sync {
 
     /// Makes everything written so far durable on disk.
     fn sync_wal(&self) -> StoreResult<()>;
+
+    /// Whether every `write` waits for an fsync. Callers then write from a
+    /// blocking thread, so concurrent writers can share one fsync.
+    fn syncs_writes(&self) -> bool {
+        false
+    }
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None`

@@ -149,6 +149,10 @@ impl StorageBackend for RocksDbBackend {
         self.db.flush_wal(true)?;
         Ok(())
     }
+
+    fn syncs_writes(&self) -> bool {
+        self.sync_writes
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ impl StatementHandler for DmlHandler {
     ) -> CoreResult<StatementResult> {
         match statement {
             SqlStatement::Standard(s) => match *s {
-                Statement::Insert(insert) => execute_insert(app, ctx, &insert, options.params),
+                Statement::Insert(insert) => {
+                    execute_insert(app, ctx, &insert, options.params).await
+                }
                 other => Err(unexpected(&SqlStatement::Standard(Box::new(other)))),
             },
             other => Err(unexpected(&other)),
@@ -128,7 +130,7 @@ fn value_of(expr: &Expr, column: &ColumnDefinition, params: &[Json]) -> CoreResu
     }
 }
 
-pub fn execute_insert(
+pub async fn execute_insert(
     app: &AppContext,
     ctx: &ExecutionContext,
     insert: &Insert,
@@ -233,7 +235,7 @@ pub fn execute_insert(
     for (key, value) in keys.into_iter().zip(encoded) {
         batch.put(Partition::Data, key, value);
     }
-    app.table_store.write(batch)?;
+    app.table_store.write_async(batch).await?;
     Ok(StatementResult::affected(
         count,
         format!("Inserted {count} row(s)"),
