@@ -7,6 +7,9 @@
 //! Workloads: `insert` (single-row INSERT), `select` (point SELECT by primary
 //! key), `select1` (`SELECT 1`), `batch` (1000-row INSERT statements),
 //! `health` (GET /health: the HTTP floor). Each run creates its own table.
+//! `in-process` needs no server: it opens a database in a temporary
+//! directory and times the SchemaRegistry lookup and the executor's paths
+//! without HTTP.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -27,6 +30,8 @@ enum Workload {
     Select1,
     Batch,
     Health,
+    /// In-process, no server: SchemaRegistry lookup and executor paths.
+    InProcess,
 }
 
 #[derive(Parser, Debug)]
@@ -134,9 +139,94 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Times `f` over `n` calls after `n / 10` warm-up calls; returns ns per call.
+fn time_per_call(n: u64, mut f: impl FnMut()) -> f64 {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+async fn in_process() -> Result<(), BoxError> {
+    use kalamdb_commons::{Role, UserId};
+    use kalamdb_core::{AppContext, CoreOptions, ExecutionContext};
+    use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+
+    let dir = std::env::temp_dir().join(format!("kalamdb-bench-{}", std::process::id()));
+    let backend = Arc::new(RocksDbBackend::open(&dir, &RocksDbOptions::default())?);
+    let app = AppContext::open(backend, &CoreOptions::default())?;
+    let ctx = || ExecutionContext::new(UserId::new("root"), "root", Role::System);
+    let mut setup = String::from("CREATE NAMESPACE app;");
+    for i in 0..100 {
+        setup.push_str(&format!(
+            "CREATE TABLE app.t{i} (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE);"
+        ));
+    }
+    let values: Vec<String> = (0..10_000).map(|i| format!("({i}, 'n{i}', 1.5)")).collect();
+    setup.push_str(&format!("INSERT INTO app.t42 VALUES {}", values.join(",")));
+    app.executor
+        .execute(&app, &mut ctx(), &setup, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let lookup = time_per_call(10_000_000, || {
+        std::hint::black_box(
+            app.schema_registry
+                .get_table(std::hint::black_box("app"), std::hint::black_box("t42")),
+        );
+    });
+    println!("in_process schema_registry_get_table ns_per_op={lookup:.1}");
+    let clone = time_per_call(20_000, || {
+        std::hint::black_box(app.session_state().clone());
+    });
+    println!("in_process session_state_clone ns_per_op={clone:.0}");
+    for (name, sql) in [
+        ("point_select", "SELECT * FROM app.t42 WHERE id = 4242"),
+        ("select_1", "SELECT 1"),
+        ("select_1_plus_1_datafusion", "SELECT 1 + 1"),
+        ("scan_count_10k_datafusion", "SELECT count(*) FROM app.t42"),
+    ] {
+        let n = if name.contains("datafusion") {
+            2_000
+        } else {
+            50_000
+        };
+        let start = Instant::now();
+        for _ in 0..n {
+            app.executor
+                .execute(&app, &mut ctx(), sql, &[])
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let per = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("in_process executor_{name} ns_per_op={per:.0}");
+    }
+    let n = 50_000;
+    let start = Instant::now();
+    for i in 0..n {
+        let sql = format!("INSERT INTO app.t1 VALUES ({i}, 'x', 1.0)");
+        app.executor
+            .execute(&app, &mut ctx(), &sql, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let per = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("in_process executor_insert_one_row ns_per_op={per:.0}");
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Arc::new(Args::parse());
+    if args.workload == Workload::InProcess {
+        return in_process().await;
+    }
     let table = format!(
         "bench.t{}",
         std::time::SystemTime::now()
@@ -204,6 +294,7 @@ async fn main() -> Result<(), BoxError> {
                     }
                     Workload::Select1 => client.sql("SELECT 1").await?,
                     Workload::Health => client.health().await?,
+                    Workload::InProcess => unreachable!("handled before connecting"),
                 }
                 if i >= warm_per_client {
                     latencies.push(t.elapsed());
