@@ -216,6 +216,43 @@ async fn in_process() -> Result<(), BoxError> {
     }
     let per = start.elapsed().as_nanos() as f64 / n as f64;
     println!("in_process executor_insert_one_row ns_per_op={per:.0}");
+    let batches = 200;
+    let statements: Vec<String> = (0..batches)
+        .map(|b| {
+            let values: Vec<String> = (0..1000)
+                .map(|i| format!("({}, 'name-{i}', 1.5)", 1_000_000 + b * 1000 + i))
+                .collect();
+            format!("INSERT INTO app.t2 VALUES {}", values.join(","))
+        })
+        .collect();
+    let start = Instant::now();
+    for sql in &statements {
+        std::hint::black_box(kalamdb_sql::parse_sql(sql).map_err(|e| e.to_string())?);
+    }
+    let parse = start.elapsed().as_nanos() as f64 / batches as f64;
+    let start = Instant::now();
+    for sql in &statements {
+        let dialect = kalamdb_sql::sqlparser::dialect::GenericDialect {};
+        std::hint::black_box(
+            kalamdb_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+                .tokenize_with_location()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let tokenize = start.elapsed().as_nanos() as f64 / batches as f64;
+    println!("in_process tokenize_1000_rows ns_per_op={tokenize:.0}");
+    let start = Instant::now();
+    for sql in &statements {
+        app.executor
+            .execute(&app, &mut ctx(), sql, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let per = start.elapsed().as_nanos() as f64 / batches as f64;
+    println!(
+        "in_process executor_insert_1000_rows ns_per_op={per:.0} (of which parsing {parse:.0}) rows_per_s={:.0}",
+        1000.0 * 1e9 / per
+    );
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
