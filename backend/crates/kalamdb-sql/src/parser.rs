@@ -123,6 +123,7 @@ mod tests {
                 Just("a"), Just("INT"), Just("PRIMARY"), Just("KEY"), Just("FLUSH"), Just("TTL"),
                 Just("SELECT"), Just("*"), Just("FROM"), Just("SHOW"), Just("TABLES"), Just("IN"),
                 Just("DESCRIBE"), Just("USE"), Just(";"), Just("ROWS"), Just("INTERVAL"), Just("30s"),
+                Just("INSERT"), Just("INTO"), Just("VALUES"), Just("-"), Just("NULL"), Just("$1"), Just(" \n "),
             ], 0..16)
         ) {
             let _ = parse_sql(&words.join(" "));

@@ -1,6 +1,7 @@
 //! Our statement parsers, one file per family, all working on sqlparser's
 //! `Parser` so positions and error messages look the same as sqlparser's.
 
+pub mod insert_values;
 pub mod namespace;
 pub mod show_describe;
 pub mod table;
@@ -29,6 +30,10 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         | (Some("DROP"), Some("USER" | "SHARED" | "STREAM"), Some("TABLE")) => table::parse_drop(p),
         (Some("SHOW"), Some("TABLES"), _) => show_describe::parse_show_tables(p),
         (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
+        (Some("INSERT"), _, _) => match insert_values::try_parse(p) {
+            Some(statement) => Ok(statement),
+            None => Ok(SqlStatement::Standard(Box::new(p.parse_statement()?))),
+        },
         _ => Ok(SqlStatement::Standard(Box::new(p.parse_statement()?))),
     }
 }
