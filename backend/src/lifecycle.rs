@@ -4,6 +4,7 @@
 //! flush memtables → close RocksDB.
 
 use crate::config::ServerConfig;
+use axum::serve::ListenerExt;
 use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::Authenticator;
 use kalamdb_auth::password::hash_password;
@@ -112,6 +113,12 @@ pub async fn run(
     let local = listener
         .local_addr()
         .map_err(|e| LifecycleError::Start(e.to_string()))?;
+    // Replies are small and written at once: send them without Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "kalamdb-server listening");
     on_listening(local);
 
