@@ -60,6 +60,7 @@ impl Database {
             root_password_hash,
             batch_size: config.query.batch_size,
             target_partitions: config.query.target_partitions,
+            bcrypt_cost: config.auth.bcrypt_cost,
         };
         let app = AppContext::open(
             Arc::clone(&backend) as Arc<dyn StorageBackend>,

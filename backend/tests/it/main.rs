@@ -7,3 +7,4 @@ mod http_api;
 mod layering;
 mod restart;
 mod slt;
+mod users;

@@ -144,6 +144,7 @@ async fn slt_in_process() {
         let temp = tempfile::tempdir().unwrap();
         let mut config = ServerConfig::default();
         config.storage.data_dir = temp.path().to_path_buf();
+        config.auth.bcrypt_cost = 4;
         let db = Arc::new(Database::open(&config).expect("open database"));
         let mut runner = sqllogictest::Runner::new(|| {
             let db = Arc::clone(&db);

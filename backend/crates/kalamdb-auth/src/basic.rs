@@ -13,6 +13,7 @@ use kalamdb_commons::{Role, UserId};
 use kalamdb_core::meta_store::MetaStore;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Entries kept before the cache is cleared (bounds memory under attack).
 const MAX_CACHED: usize = 10_000;
@@ -34,6 +35,8 @@ pub struct Authenticator {
     meta: MetaStore,
     cache_key: [u8; 32],
     cache: DashMap<[u8; 32], Arc<Verified>>,
+    /// The users generation the cache was filled under.
+    generation: AtomicU64,
 }
 
 fn is_local(addr: Option<IpAddr>) -> bool {
@@ -51,6 +54,16 @@ impl Authenticator {
             meta,
             cache_key: rand::random(),
             cache: DashMap::new(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Drops every cached verification if any user changed since it was made
+    /// (a changed password, role or a dropped account takes effect at once).
+    fn refresh(&self) {
+        let current = self.meta.users_generation();
+        if self.generation.swap(current, Ordering::AcqRel) != current {
+            self.cache.clear();
         }
     }
 
@@ -100,10 +113,12 @@ impl Authenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<AuthenticatedUser, AuthError> {
+        self.refresh();
         let id = self.cache_id(username, password);
         if let Some(hit) = self.cache.get(&id).map(|e| Arc::clone(e.value())) {
             return self.admit(&hit, client);
         }
+        let generation = self.meta.users_generation();
         let record = self
             .meta
             .user(username)
@@ -134,7 +149,10 @@ impl Authenticator {
         if self.cache.len() >= MAX_CACHED {
             self.cache.clear();
         }
-        self.cache.insert(id, Arc::clone(&entry));
+        // A user changed while we verified: answer, but do not cache.
+        if self.meta.users_generation() == generation {
+            self.cache.insert(id, Arc::clone(&entry));
+        }
         self.admit(&entry, client)
     }
 

@@ -30,6 +30,8 @@ pub struct CoreOptions {
     pub batch_size: usize,
     /// DataFusion's parallelism for one query.
     pub target_partitions: usize,
+    /// bcrypt cost for passwords set by SQL.
+    pub bcrypt_cost: u32,
 }
 
 impl Default for CoreOptions {
@@ -39,6 +41,7 @@ impl Default for CoreOptions {
             root_password_hash: None,
             batch_size: 8192,
             target_partitions: 2,
+            bcrypt_cost: 12,
         }
     }
 }
@@ -50,6 +53,7 @@ pub struct AppContext {
     pub table_store: TableStore,
     pub executor: SqlExecutor,
     pub snowflake: SnowflakeGenerator,
+    pub options: CoreOptions,
     /// Serializes DDL so id allocation and cache swaps never interleave.
     pub ddl_lock: Mutex<()>,
     /// The DataFusion session every query clones its state from.
@@ -96,6 +100,7 @@ impl AppContext {
             executor: SqlExecutor::new(),
             snowflake,
             ddl_lock: Mutex::new(()),
+            options: options.clone(),
             session_state,
         }))
     }

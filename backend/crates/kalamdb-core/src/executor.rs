@@ -10,7 +10,9 @@ use crate::error::{CoreError, CoreResult};
 use authorization::{StatementFamily, authorize};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use handlers::{DmlHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler};
+use handlers::{
+    DmlHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler, UserHandler,
+};
 use kalamdb_sql::sqlparser::ast::Statement;
 use kalamdb_sql::{SqlStatement, parse_sql};
 use serde_json::Value as Json;
@@ -84,6 +86,7 @@ pub struct SqlExecutor {
     table_ddl: TableDdlHandler,
     dml: DmlHandler,
     query: QueryHandler,
+    users: UserHandler,
 }
 
 impl Default for SqlExecutor {
@@ -99,6 +102,7 @@ impl SqlExecutor {
             table_ddl: TableDdlHandler,
             dml: DmlHandler,
             query: QueryHandler,
+            users: UserHandler,
         }
     }
 
@@ -108,6 +112,7 @@ impl SqlExecutor {
             StatementFamily::TableDdl => &self.table_ddl,
             StatementFamily::Dml => &self.dml,
             StatementFamily::Query | StatementFamily::Show => &self.query,
+            StatementFamily::UserManagement => &self.users,
         }
     }
 
@@ -170,6 +175,9 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
             StatementFamily::NamespaceDdl
         }
         SqlStatement::UseNamespace { .. } => StatementFamily::Session,
+        SqlStatement::CreateUser { .. }
+        | SqlStatement::AlterUser { .. }
+        | SqlStatement::DropUser { .. } => StatementFamily::UserManagement,
         SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }

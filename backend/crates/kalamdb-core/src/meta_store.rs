@@ -9,6 +9,7 @@ use kalamdb_store::{Batch, Partition, STORAGE_FORMAT_VERSION, StorageBackend, St
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const META_VERSION: u8 = 1;
 const FORMAT_KEY: &[u8] = b"format";
@@ -42,6 +43,8 @@ pub struct UserRecord {
 #[derive(Clone)]
 pub struct MetaStore {
     store: Arc<dyn StorageBackend>,
+    /// Bumped after every committed user change; credential caches compare it.
+    users_generation: Arc<AtomicU64>,
 }
 
 fn encode<T: Serialize>(value: &T) -> CoreResult<Vec<u8>> {
@@ -88,7 +91,19 @@ fn table_version_key(id: TableId, version: u32) -> Vec<u8> {
 
 impl MetaStore {
     pub fn new(store: Arc<dyn StorageBackend>) -> Self {
-        Self { store }
+        Self {
+            store,
+            users_generation: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Call after committing a change to any user.
+    pub fn users_changed(&self) {
+        self.users_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn users_generation(&self) -> u64 {
+        self.users_generation.load(Ordering::Acquire)
     }
 
     pub fn backend(&self) -> &Arc<dyn StorageBackend> {

@@ -13,4 +13,6 @@ pub mod types;
 pub use datafusion::sql::sqlparser;
 pub use error::SqlParseError;
 pub use parser::{ParsedStatement, parse_sql};
-pub use statement::{ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement};
+pub use statement::{
+    ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement, UserAuth, UserChange,
+};

@@ -5,6 +5,7 @@ pub mod insert_values;
 pub mod namespace;
 pub mod show_describe;
 pub mod table;
+pub mod user;
 
 use crate::statement::{QualifiedName, SqlStatement};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
@@ -29,6 +30,9 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("DROP"), Some("TABLE"), _)
         | (Some("DROP"), Some("USER" | "SHARED" | "STREAM"), Some("TABLE")) => table::parse_drop(p),
         (Some("SHOW"), Some("TABLES"), _) => show_describe::parse_show_tables(p),
+        (Some("CREATE"), Some("USER"), _) => user::parse_create(p),
+        (Some("ALTER"), Some("USER"), _) => user::parse_alter(p),
+        (Some("DROP"), Some("USER"), _) => user::parse_drop(p),
         (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
         (Some("INSERT"), _, _) => match insert_values::try_parse(p) {
             Some(statement) => Ok(statement),

@@ -2,7 +2,8 @@
 
 use datafusion::sql::sqlparser;
 use kalamdb_commons::definition::TableOptions;
-use kalamdb_commons::{KalamDataType, TableType};
+use kalamdb_commons::password::Secret;
+use kalamdb_commons::{KalamDataType, Role, TableType};
 use sqlparser::ast::Statement;
 
 /// `[namespace.]name`, already normalized (unquoted identifiers lower-cased).
@@ -31,8 +32,41 @@ pub struct CreateTableStatement {
     pub options: TableOptions,
 }
 
+/// How a new user authenticates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserAuth {
+    Password(Secret),
+    /// No password; localhost only.
+    Internal,
+}
+
+/// One change of `ALTER USER`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserChange {
+    Password(Secret),
+    Role(Role),
+    Email(String),
+    AllowRemote(bool),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlStatement {
+    CreateUser {
+        name: String,
+        if_not_exists: bool,
+        auth: UserAuth,
+        role: Role,
+        email: Option<String>,
+        allow_remote: bool,
+    },
+    AlterUser {
+        name: String,
+        change: UserChange,
+    },
+    DropUser {
+        name: String,
+        if_exists: bool,
+    },
     CreateNamespace {
         name: String,
         if_not_exists: bool,
@@ -68,6 +102,9 @@ impl SqlStatement {
     /// A short name for logs and errors, e.g. `CREATE TABLE`.
     pub fn kind_name(&self) -> &'static str {
         match self {
+            SqlStatement::CreateUser { .. } => "CREATE USER",
+            SqlStatement::AlterUser { .. } => "ALTER USER",
+            SqlStatement::DropUser { .. } => "DROP USER",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

@@ -18,16 +18,19 @@ pub enum StatementFamily {
     Show,
     /// USE
     Session,
+    /// CREATE/ALTER/DROP USER (system accounts: system role only)
+    UserManagement,
 }
 
 impl StatementFamily {
-    pub const ALL: [StatementFamily; 6] = [
+    pub const ALL: [StatementFamily; 7] = [
         StatementFamily::NamespaceDdl,
         StatementFamily::TableDdl,
         StatementFamily::Dml,
         StatementFamily::Query,
         StatementFamily::Show,
         StatementFamily::Session,
+        StatementFamily::UserManagement,
     ];
 }
 
@@ -52,6 +55,7 @@ const RULES: &[(StatementFamily, &[Role])] = &[
         StatementFamily::Session,
         &[Role::User, Role::Service, Role::Dba, Role::System],
     ),
+    (StatementFamily::UserManagement, &[Role::Dba, Role::System]),
 ];
 
 pub fn is_allowed(role: Role, family: StatementFamily) -> bool {
@@ -80,7 +84,7 @@ mod tests {
         for role in [Role::User, Role::Service, Role::Dba, Role::System] {
             for family in F::ALL {
                 let expected = match family {
-                    F::NamespaceDdl | F::TableDdl => role.is_admin(),
+                    F::NamespaceDdl | F::TableDdl | F::UserManagement => role.is_admin(),
                     F::Dml | F::Query | F::Show | F::Session => true,
                 };
                 assert_eq!(is_allowed(role, family), expected, "{role} {family:?}");

@@ -9,6 +9,7 @@ pub mod query;
 pub mod show;
 pub mod system_columns;
 pub mod table_ddl;
+pub mod user;
 
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
@@ -22,6 +23,7 @@ pub use insert::DmlHandler;
 pub use namespace::NamespaceHandler;
 pub use query::QueryHandler;
 pub use table_ddl::TableDdlHandler;
+pub use user::UserHandler;
 
 /// Request-wide inputs a handler may need.
 pub struct StatementOptions<'a> {

@@ -1,0 +1,161 @@
+//! Several users on one server: each sees only its own rows of a USER table,
+//! roles limit what they may run, and user changes take effect at once.
+
+use crate::common::{TestServer, error_code, rows};
+use serde_json::{Value, json};
+
+async fn as_user(server: &TestServer, user: &str, password: &str, sql: &str) -> (u16, Value) {
+    server
+        .post_raw(json!({ "sql": sql }).to_string(), Some((user, password)))
+        .await
+}
+
+#[tokio::test]
+async fn users_see_only_their_own_rows_by_every_query_form() {
+    let server = TestServer::start();
+    server
+        .ok("CREATE NAMESPACE chat; CREATE USER TABLE chat.msgs (id BIGINT PRIMARY KEY, body TEXT)")
+        .await;
+    server
+        .ok("CREATE USER 'alice' WITH PASSWORD 'alice-pass-1' ROLE user; CREATE USER 'bob' WITH PASSWORD 'bob-pass-12' ROLE user")
+        .await;
+    let (s, b) = as_user(
+        &server,
+        "alice",
+        "alice-pass-1",
+        "INSERT INTO chat.msgs VALUES (1, 'a1'), (2, 'a2')",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    // the same primary key in another user's partition is no conflict
+    let (s, b) = as_user(
+        &server,
+        "bob",
+        "bob-pass-12",
+        "INSERT INTO chat.msgs VALUES (1, 'b1')",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    for (sql, alice_rows, bob_rows) in [
+        (
+            "SELECT body FROM chat.msgs ORDER BY id",
+            json!([["a1"], ["a2"]]),
+            json!([["b1"]]),
+        ),
+        (
+            "SELECT body FROM chat.msgs WHERE id = 1",
+            json!([["a1"]]),
+            json!([["b1"]]),
+        ),
+        (
+            "SELECT count(*) FROM chat.msgs",
+            json!([["2"]]),
+            json!([["1"]]),
+        ),
+        (
+            "SELECT m.body FROM chat.msgs m JOIN chat.msgs n ON m.id = n.id ORDER BY m.id",
+            json!([["a1"], ["a2"]]),
+            json!([["b1"]]),
+        ),
+        (
+            "SELECT body FROM chat.msgs WHERE id IN (SELECT id FROM chat.msgs) ORDER BY body",
+            json!([["a1"], ["a2"]]),
+            json!([["b1"]]),
+        ),
+        (
+            "SELECT body FROM chat.msgs UNION ALL SELECT body FROM chat.msgs ORDER BY body",
+            json!([["a1"], ["a1"], ["a2"], ["a2"]]),
+            json!([["b1"], ["b1"]]),
+        ),
+        (
+            "WITH c AS (SELECT * FROM chat.msgs) SELECT body FROM c ORDER BY body",
+            json!([["a1"], ["a2"]]),
+            json!([["b1"]]),
+        ),
+    ] {
+        let (s, b) = as_user(&server, "alice", "alice-pass-1", sql).await;
+        assert_eq!(s, 200, "{sql}: {b}");
+        assert_eq!(b["results"][0]["rows"], alice_rows, "alice: {sql}");
+        let (_, b) = as_user(&server, "bob", "bob-pass-12", sql).await;
+        assert_eq!(b["results"][0]["rows"], bob_rows, "bob: {sql}");
+    }
+    // root is a user too: its partition of the table is empty
+    let body = server.ok("SELECT count(*) FROM chat.msgs").await;
+    assert_eq!(rows(&body, 0), &vec![json!(["0"])]);
+}
+
+#[tokio::test]
+async fn roles_limit_statements_and_user_changes_apply_at_once() {
+    let server = TestServer::start();
+    server
+        .ok("CREATE USER 'carol' WITH PASSWORD 'carol-pass-1' ROLE user")
+        .await;
+
+    let (s, b) = as_user(&server, "carol", "carol-pass-1", "CREATE NAMESPACE mine").await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (s, b) = as_user(
+        &server,
+        "carol",
+        "carol-pass-1",
+        "CREATE USER 'x' WITH PASSWORD 'long-enough' ROLE dba",
+    )
+    .await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+
+    // a user sees only its own row of system.users, never a hash
+    let (_, b) = as_user(
+        &server,
+        "carol",
+        "carol-pass-1",
+        "SELECT * FROM system.users",
+    )
+    .await;
+    let users = rows(&b, 0);
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0][1], "carol");
+    assert!(!b.to_string().contains("$2"), "no bcrypt hash in {b}");
+
+    // a new password replaces the old one immediately (the cache is dropped)
+    server
+        .ok("ALTER USER 'carol' SET PASSWORD 'carol-pass-2'")
+        .await;
+    let (s, _) = as_user(&server, "carol", "carol-pass-1", "SELECT 1").await;
+    assert_eq!(s, 401);
+    let (s, _) = as_user(&server, "carol", "carol-pass-2", "SELECT 1").await;
+    assert_eq!(s, 200);
+
+    // a dropped user can no longer log in
+    server.ok("DROP USER 'carol'").await;
+    let (s, b) = as_user(&server, "carol", "carol-pass-2", "SELECT 1").await;
+    assert_eq!((s, error_code(&b)), (401, "UNAUTHORIZED"));
+
+    // a dba may manage users but not system accounts
+    server
+        .ok("CREATE USER 'dan' WITH PASSWORD 'dan-pass-12' ROLE dba")
+        .await;
+    let (s, b) = as_user(
+        &server,
+        "dan",
+        "dan-pass-12",
+        "CREATE USER 'eve' WITH PASSWORD 'eve-pass-12' ROLE user",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = as_user(
+        &server,
+        "dan",
+        "dan-pass-12",
+        "CREATE USER 'sys2' WITH INTERNAL ROLE system",
+    )
+    .await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (s, b) = as_user(
+        &server,
+        "dan",
+        "dan-pass-12",
+        "ALTER USER root SET PASSWORD 'takeover-1'",
+    )
+    .await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+}
