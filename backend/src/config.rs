@@ -95,6 +95,10 @@ pub struct AuthSection {
     /// Sets root's password on first start only. Never logged.
     pub root_password: Option<String>,
     pub bcrypt_cost: u32,
+    /// Failed logins in a row before an account is locked.
+    pub max_failed_logins: u32,
+    /// How long a locked account is refused.
+    pub lockout_seconds: u64,
 }
 
 /// Secrets are masked so a logged config never shows them.
@@ -105,6 +109,8 @@ impl std::fmt::Debug for AuthSection {
             .field("jwt_secret", &mask(&self.jwt_secret))
             .field("root_password", &mask(&self.root_password))
             .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("max_failed_logins", &self.max_failed_logins)
+            .field("lockout_seconds", &self.lockout_seconds)
             .finish()
     }
 }
@@ -115,6 +121,8 @@ impl Default for AuthSection {
             jwt_secret: None,
             root_password: None,
             bcrypt_cost: 12,
+            max_failed_logins: 5,
+            lockout_seconds: 300,
         }
     }
 }
@@ -251,6 +259,9 @@ impl ServerConfig {
             && let Err(m) = kalamdb_auth::password::validate_password(p)
         {
             return bad("auth.root_password", m);
+        }
+        if self.auth.max_failed_logins == 0 {
+            return bad("auth.max_failed_logins", "must be positive".into());
         }
         if self.limits.max_request_body_bytes < 1024 {
             return bad(

@@ -159,3 +159,24 @@ async fn roles_limit_statements_and_user_changes_apply_at_once() {
     .await;
     assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
 }
+
+#[tokio::test]
+async fn brute_force_locks_the_account() {
+    let server = TestServer::start();
+    server
+        .ok("CREATE USER 'frank' WITH PASSWORD 'frank-pass-1' ROLE user")
+        .await;
+    for _ in 0..5 {
+        let (s, _) = as_user(&server, "frank", "wrong-guess", "SELECT 1").await;
+        assert_eq!(s, 401);
+    }
+    // locked now: even the right password is refused, with a clear message
+    let (s, b) = as_user(&server, "frank", "frank-pass-1", "SELECT 1").await;
+    assert_eq!(s, 401);
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("locked"),
+        "{b}"
+    );
+    // other accounts are unaffected
+    server.ok("SELECT 1").await;
+}

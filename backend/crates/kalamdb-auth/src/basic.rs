@@ -14,6 +14,7 @@ use kalamdb_core::meta_store::MetaStore;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Entries kept before the cache is cleared (bounds memory under attack).
 const MAX_CACHED: usize = 10_000;
@@ -31,8 +32,35 @@ struct Verified {
     localhost_only: bool,
 }
 
+/// After `max_failed` wrong passwords in a row an account is refused for
+/// `lockout`, even with the right password.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failed: u32,
+    pub lockout: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            max_failed: 5,
+            lockout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    count: u32,
+    locked_until: Option<Instant>,
+}
+
 pub struct Authenticator {
     meta: MetaStore,
+    lockout: LockoutPolicy,
+    /// Failed logins per existing account (unknown names are not tracked, so
+    /// guessing names cannot grow this map).
+    failures: DashMap<String, Failures>,
     cache_key: [u8; 32],
     cache: DashMap<[u8; 32], Arc<Verified>>,
     /// The users generation the cache was filled under.
@@ -50,8 +78,14 @@ fn is_local(addr: Option<IpAddr>) -> bool {
 
 impl Authenticator {
     pub fn new(meta: MetaStore) -> Self {
+        Self::with_lockout(meta, LockoutPolicy::default())
+    }
+
+    pub fn with_lockout(meta: MetaStore, lockout: LockoutPolicy) -> Self {
         Self {
             meta,
+            lockout,
+            failures: DashMap::new(),
             cache_key: rand::random(),
             cache: DashMap::new(),
             generation: AtomicU64::new(0),
@@ -114,8 +148,20 @@ impl Authenticator {
         client: Option<IpAddr>,
     ) -> Result<AuthenticatedUser, AuthError> {
         self.refresh();
+        if let Some(f) = self.failures.get(username)
+            && let Some(until) = f.locked_until
+        {
+            let now = Instant::now();
+            if until > now {
+                return Err(AuthError::Locked {
+                    user: username.to_string(),
+                    seconds: (until - now).as_secs().max(1),
+                });
+            }
+        }
         let id = self.cache_id(username, password);
         if let Some(hit) = self.cache.get(&id).map(|e| Arc::clone(e.value())) {
+            self.failures.remove(username);
             return self.admit(&hit, client);
         }
         let generation = self.meta.users_generation();
@@ -135,8 +181,10 @@ impl Authenticator {
             }
         };
         if !verified {
+            self.record_failure(username);
             return Err(AuthError::InvalidCredentials);
         }
+        self.failures.remove(username);
         let entry = Arc::new(Verified {
             user: AuthenticatedUser {
                 user_id: record.user_id.clone(),
@@ -154,6 +202,22 @@ impl Authenticator {
             self.cache.insert(id, Arc::clone(&entry));
         }
         self.admit(&entry, client)
+    }
+
+    fn record_failure(&self, username: &str) {
+        let mut f = self.failures.entry(username.to_string()).or_default();
+        if f.locked_until.is_some_and(|u| u <= Instant::now()) {
+            *f = Failures::default();
+        }
+        f.count += 1;
+        if f.count >= self.lockout.max_failed {
+            f.locked_until = Some(Instant::now() + self.lockout.lockout);
+            tracing::warn!(
+                user = username,
+                "account locked after {} failed logins",
+                f.count
+            );
+        }
     }
 
     fn admit(&self, v: &Verified, client: Option<IpAddr>) -> Result<AuthenticatedUser, AuthError> {

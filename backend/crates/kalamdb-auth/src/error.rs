@@ -8,6 +8,8 @@ pub enum AuthError {
     Malformed(String),
     #[error("Invalid username or password")]
     InvalidCredentials,
+    #[error("Account '{user}' is locked after too many failed logins; try again in {seconds} s")]
+    Locked { user: String, seconds: u64 },
     #[error("User '{0}' may only log in from localhost")]
     LocalhostOnly(String),
     #[error("{0}")]

@@ -7,5 +7,5 @@ pub mod basic;
 pub mod error;
 pub mod password;
 
-pub use basic::{AuthenticatedUser, Authenticator};
+pub use basic::{AuthenticatedUser, Authenticator, LockoutPolicy};
 pub use error::AuthError;
