@@ -180,3 +180,81 @@ async fn brute_force_locks_the_account() {
     // other accounts are unaffected
     server.ok("SELECT 1").await;
 }
+
+#[tokio::test]
+async fn execute_as_user_follows_the_role_rules() {
+    let server = TestServer::start();
+    server
+        .ok("CREATE NAMESPACE chat; CREATE USER TABLE chat.msgs (id BIGINT PRIMARY KEY, body TEXT)")
+        .await;
+    server
+        .ok("CREATE USER 'alice' WITH PASSWORD 'alice-pass-1' ROLE user; CREATE USER 'bot' WITH PASSWORD 'bot-pass-123' ROLE service; CREATE USER 'mallory' WITH PASSWORD 'mallory-pw-1' ROLE user")
+        .await;
+    // a service writes into alice's partition on her behalf
+    let (s, b) = as_user(
+        &server,
+        "bot",
+        "bot-pass-123",
+        "EXECUTE AS USER 'alice' (INSERT INTO chat.msgs VALUES (7, 'from bot'))",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["results"][0]["as_user"], "alice");
+    let (_, b) = as_user(
+        &server,
+        "alice",
+        "alice-pass-1",
+        "SELECT id, body FROM chat.msgs",
+    )
+    .await;
+    assert_eq!(b["results"][0]["rows"], json!([["7", "from bot"]]));
+    let (_, b) = as_user(
+        &server,
+        "bot",
+        "bot-pass-123",
+        "SELECT count(*) FROM chat.msgs",
+    )
+    .await;
+    assert_eq!(
+        b["results"][0]["rows"],
+        json!([["0"]]),
+        "the service's own partition is empty"
+    );
+
+    // a plain user may not act as someone else; may act as itself
+    let (s, b) = as_user(
+        &server,
+        "mallory",
+        "mallory-pw-1",
+        "EXECUTE AS USER 'alice' (SELECT * FROM chat.msgs)",
+    )
+    .await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (s, _) = as_user(
+        &server,
+        "mallory",
+        "mallory-pw-1",
+        "EXECUTE AS USER 'mallory' (SELECT * FROM chat.msgs)",
+    )
+    .await;
+    assert_eq!(s, 200);
+    // the inner statement is authorized for the target: a service acting as a
+    // user cannot run DDL through it
+    let (s, b) = as_user(
+        &server,
+        "bot",
+        "bot-pass-123",
+        "EXECUTE AS USER 'alice' (CREATE NAMESPACE x)",
+    )
+    .await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    // a service may not act as a dba or system account
+    let (s, _) = as_user(
+        &server,
+        "bot",
+        "bot-pass-123",
+        "EXECUTE AS USER 'root' (SELECT 1)",
+    )
+    .await;
+    assert_eq!(s, 403);
+}

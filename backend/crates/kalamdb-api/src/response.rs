@@ -38,7 +38,7 @@ impl QueryResult {
             rows,
             row_count: result.row_count,
             message: result.message,
-            as_user: as_user.to_string(),
+            as_user: result.as_user.unwrap_or_else(|| as_user.to_string()),
         }
     }
 }

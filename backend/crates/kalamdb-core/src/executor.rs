@@ -26,6 +26,8 @@ pub struct StatementResult {
     /// Rows returned, or rows affected for DML.
     pub row_count: usize,
     pub message: Option<String>,
+    /// The user the statement ran as, when not the caller (EXECUTE AS USER).
+    pub as_user: Option<String>,
 }
 
 impl StatementResult {
@@ -51,6 +53,7 @@ impl StatementResult {
             batches,
             row_count,
             message: None,
+            as_user: None,
         }
     }
 }
@@ -142,17 +145,11 @@ impl SqlExecutor {
             || sql.contains(kalamdb_commons::DELETED_COLUMN);
         let mut results = Vec::with_capacity(statements.len());
         for (i, parsed) in statements.into_iter().enumerate() {
-            let run = async {
-                let family = classify(&parsed.statement)?;
-                authorize(ctx.role, family, parsed.statement.kind_name())?;
-                let options = handlers::StatementOptions {
-                    params,
-                    mentions_system_columns,
-                };
-                self.handler(family)
-                    .execute(app, ctx, parsed.statement, &options)
-                    .await
+            let options = handlers::StatementOptions {
+                params,
+                mentions_system_columns,
             };
+            let run = self.run_statement(app, ctx, parsed.statement, &options);
             match run.await {
                 Ok(result) => results.push(result),
                 Err(error) => {
@@ -167,6 +164,49 @@ impl SqlExecutor {
     }
 }
 
+impl SqlExecutor {
+    /// Authorizes and runs one statement; `EXECUTE AS USER` runs its inner
+    /// statement with the target user's identity, authorized for that user.
+    async fn run_statement(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        statement: SqlStatement,
+        options: &handlers::StatementOptions<'_>,
+    ) -> CoreResult<StatementResult> {
+        if let SqlStatement::ExecuteAsUser { user, statement } = statement {
+            let target = app
+                .meta
+                .user(&user)?
+                .filter(|u| u.deleted_at.is_none())
+                .ok_or_else(|| CoreError::Execution(format!("User '{user}' does not exist")))?;
+            authorization::authorize_impersonation(
+                ctx.role,
+                &ctx.username,
+                &target.username,
+                target.role,
+            )?;
+            let mut inner = ctx.clone();
+            inner.user_id = target.user_id;
+            inner.username = target.username;
+            inner.role = target.role;
+            let family = classify(&statement)?;
+            authorize(inner.role, family, statement.kind_name())?;
+            let mut result = self
+                .handler(family)
+                .execute(app, &mut inner, *statement, options)
+                .await?;
+            result.as_user = Some(inner.username);
+            return Ok(result);
+        }
+        let family = classify(&statement)?;
+        authorize(ctx.role, family, statement.kind_name())?;
+        self.handler(family)
+            .execute(app, ctx, statement, options)
+            .await
+    }
+}
+
 /// Which family a statement belongs to; standard statements we do not run
 /// are refused here, before authorization.
 pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
@@ -178,6 +218,7 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         SqlStatement::CreateUser { .. }
         | SqlStatement::AlterUser { .. }
         | SqlStatement::DropUser { .. } => StatementFamily::UserManagement,
+        SqlStatement::ExecuteAsUser { statement, .. } => classify(statement)?,
         SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }

@@ -33,6 +33,7 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("CREATE"), Some("USER"), _) => user::parse_create(p),
         (Some("ALTER"), Some("USER"), _) => user::parse_alter(p),
         (Some("DROP"), Some("USER"), _) => user::parse_drop(p),
+        (Some("EXECUTE"), Some("AS"), Some("USER")) => user::parse_execute_as(p),
         (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
         (Some("INSERT"), _, _) => match insert_values::try_parse(p) {
             Some(statement) => Ok(statement),

@@ -67,6 +67,11 @@ pub enum SqlStatement {
         name: String,
         if_exists: bool,
     },
+    /// `EXECUTE AS USER 'name' ( <one statement> )`
+    ExecuteAsUser {
+        user: String,
+        statement: Box<SqlStatement>,
+    },
     CreateNamespace {
         name: String,
         if_not_exists: bool,
@@ -105,6 +110,7 @@ impl SqlStatement {
             SqlStatement::CreateUser { .. } => "CREATE USER",
             SqlStatement::AlterUser { .. } => "ALTER USER",
             SqlStatement::DropUser { .. } => "DROP USER",
+            SqlStatement::ExecuteAsUser { .. } => "EXECUTE AS USER",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

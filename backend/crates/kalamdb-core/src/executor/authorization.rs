@@ -74,6 +74,32 @@ pub fn authorize(role: Role, family: StatementFamily, what: &str) -> CoreResult<
     }
 }
 
+/// Who may act as whom with `EXECUTE AS USER`: system → anyone;
+/// dba → dba, service, user; service → service, user; user → only itself.
+pub fn may_impersonate(actor: Role, actor_name: &str, target_name: &str, target: Role) -> bool {
+    match actor {
+        Role::System => true,
+        Role::Dba => target != Role::System,
+        Role::Service => matches!(target, Role::Service | Role::User),
+        Role::User => actor_name == target_name,
+    }
+}
+
+pub fn authorize_impersonation(
+    actor: Role,
+    actor_name: &str,
+    target_name: &str,
+    target: Role,
+) -> CoreResult<()> {
+    if may_impersonate(actor, actor_name, target_name, target) {
+        Ok(())
+    } else {
+        Err(CoreError::PermissionDenied(format!(
+            "Role '{actor}' may not execute as {target} user '{target_name}'"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,25 @@ pub fn parse_drop(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
     Ok(SqlStatement::DropUser { name, if_exists })
 }
 
+/// `EXECUTE AS USER 'name' ( <one statement> )`
+pub fn parse_execute_as(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
+    p.expect_keyword(Keyword::EXECUTE)?;
+    p.expect_keyword(Keyword::AS)?;
+    p.expect_keyword(Keyword::USER)?;
+    let user = parse_user_name(p)?;
+    p.expect_token(&Token::LParen)?;
+    if peek_word(p, 0).as_deref() == Some("EXECUTE") {
+        return p.expected("a statement other than EXECUTE AS USER", p.peek_token());
+    }
+    let statement = super::parse_statement(p)?;
+    let _ = p.consume_token(&Token::SemiColon);
+    p.expect_token(&Token::RParen)?;
+    Ok(SqlStatement::ExecuteAsUser {
+        user,
+        statement: Box::new(statement),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::parse_sql;
@@ -172,6 +191,15 @@ mod tests {
         ));
         assert!(parse_sql("CREATE USER 'x' WITH PASSWORD 'p' ROLE king").is_err());
         assert!(parse_sql("ALTER USER 'x' SET HAT 'red'").is_err());
+        match one("EXECUTE AS USER 'alice' (INSERT INTO t VALUES (1))") {
+            SqlStatement::ExecuteAsUser { user, statement } => {
+                assert_eq!(user, "alice");
+                assert!(matches!(*statement, SqlStatement::Standard(_)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_sql("EXECUTE AS USER 'a' (EXECUTE AS USER 'b' (SELECT 1))").is_err());
+        assert!(parse_sql("EXECUTE AS USER 'a' (SELECT 1").is_err());
         // the password never shows in debug output
         assert!(
             !format!("{:?}", one("ALTER USER a SET PASSWORD 'topsecret1'")).contains("topsecret1")
