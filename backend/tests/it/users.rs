@@ -258,3 +258,42 @@ async fn execute_as_user_follows_the_role_rules() {
     .await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn shared_tables_obey_their_access_level() {
+    let server = TestServer::start();
+    server
+        .ok("CREATE NAMESPACE s; \
+             CREATE SHARED TABLE s.pub (id INT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'PUBLIC'); \
+             CREATE SHARED TABLE s.priv (id INT PRIMARY KEY, v TEXT); \
+             CREATE SHARED TABLE s.restr (id INT PRIMARY KEY, v TEXT) WITH (ACCESS_LEVEL = 'RESTRICTED'); \
+             INSERT INTO s.pub VALUES (1, 'p'); INSERT INTO s.priv VALUES (1, 'q'); INSERT INTO s.restr VALUES (1, 'r'); \
+             CREATE USER 'u1' WITH PASSWORD 'u1-pass-123' ROLE user; \
+             CREATE USER 's1' WITH PASSWORD 's1-pass-123' ROLE service; \
+             CREATE USER 'd1' WITH PASSWORD 'd1-pass-123' ROLE dba")
+        .await;
+    // (user, table, sql, expected status)
+    let cases = [
+        ("u1", "SELECT v FROM s.pub", 200),
+        ("u1", "SELECT v FROM s.pub WHERE id = 1", 200),
+        ("u1", "INSERT INTO s.pub VALUES (2, 'x')", 403),
+        ("u1", "SELECT v FROM s.priv", 403),
+        ("u1", "SELECT v FROM s.priv WHERE id = 1", 403),
+        ("u1", "SELECT count(*) FROM s.pub JOIN s.priv ON true", 403),
+        ("s1", "INSERT INTO s.pub VALUES (3, 'x')", 200),
+        ("s1", "SELECT v FROM s.priv", 200),
+        ("s1", "INSERT INTO s.priv VALUES (3, 'x')", 200),
+        ("s1", "SELECT v FROM s.restr", 403),
+        ("s1", "INSERT INTO s.restr VALUES (3, 'x')", 403),
+        ("d1", "SELECT v FROM s.restr", 200),
+        ("d1", "INSERT INTO s.restr VALUES (3, 'x')", 200),
+    ];
+    for (user, sql, expected) in cases {
+        let password = format!("{user}-pass-123");
+        let (s, b) = as_user(&server, user, &password, sql).await;
+        assert_eq!(s, expected, "{user}: {sql}: {b}");
+        if expected == 403 {
+            assert_eq!(error_code(&b), "PERMISSION_DENIED", "{user}: {sql}");
+        }
+    }
+}

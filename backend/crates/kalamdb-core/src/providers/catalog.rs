@@ -107,6 +107,10 @@ impl SchemaProvider for NamespaceSchema {
             )));
         }
         let scope = current_scope();
+        if let Some(s) = &scope {
+            crate::executor::authorization::authorize_table(s.role, &table.definition, false)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        }
         let row_scope = scope
             .as_ref()
             .and_then(|s| RowScope::for_table(&table.definition, &s.user_id).ok());

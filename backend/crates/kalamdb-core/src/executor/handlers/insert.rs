@@ -148,6 +148,7 @@ pub async fn execute_insert(
     }
     let table = target_table(app, ctx, insert)?;
     let def = &table.definition;
+    crate::executor::authorization::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
     let rows = match insert.source.as_deref().map(|q| q.body.as_ref()) {
         Some(SetExpr::Values(values)) => &values.rows,
