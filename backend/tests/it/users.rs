@@ -297,3 +297,24 @@ async fn shared_tables_obey_their_access_level() {
         }
     }
 }
+
+#[tokio::test]
+async fn catalog_listings_work_for_every_role() {
+    let server = TestServer::start();
+    server
+        .ok(
+            "CREATE NAMESPACE s; CREATE SHARED TABLE s.priv (id INT PRIMARY KEY); \
+             CREATE USER 'u2' WITH PASSWORD 'u2-pass-123' ROLE user",
+        )
+        .await;
+    let (s, b) = as_user(
+        &server,
+        "u2",
+        "u2-pass-123",
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 's'",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = as_user(&server, "u2", "u2-pass-123", "SELECT * FROM s.priv").await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+}

@@ -107,20 +107,21 @@ impl SchemaProvider for NamespaceSchema {
             )));
         }
         let scope = current_scope();
-        if let Some(s) = &scope {
-            crate::executor::authorization::authorize_table(s.role, &table.definition, false)
-                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        }
+        // A table the caller may not read still describes itself (so catalog
+        // listings such as information_schema work); its scan is refused.
+        let denied = scope.as_ref().and_then(|s| {
+            crate::executor::authorization::authorize_table(s.role, &table.definition, false).err()
+        });
         let row_scope = scope
             .as_ref()
             .and_then(|s| RowScope::for_table(&table.definition, &s.user_id).ok());
         let with_system = scope.as_ref().is_some_and(|s| s.include_system_columns);
-        Ok(Some(Arc::new(RowTableProvider::new(
-            table,
-            self.shared.store.clone(),
-            row_scope,
-            with_system,
-        ))))
+        let provider =
+            RowTableProvider::new(table, self.shared.store.clone(), row_scope, with_system);
+        Ok(Some(Arc::new(match denied {
+            Some(e) => provider.denied(e),
+            None => provider,
+        })))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -25,6 +25,8 @@ pub struct RowTableProvider {
     /// `None` when resolved outside a query scope: schema only, no rows.
     scope: Option<RowScope>,
     with_system_columns: bool,
+    /// Set when the caller may not read this table: scans fail with it.
+    denied: Option<Arc<CoreError>>,
 }
 
 impl std::fmt::Debug for TableStore {
@@ -45,7 +47,14 @@ impl RowTableProvider {
             store,
             scope,
             with_system_columns,
+            denied: None,
         }
+    }
+
+    /// This provider, refusing every scan with `reason`.
+    pub fn denied(mut self, reason: CoreError) -> Self {
+        self.denied = Some(Arc::new(reason));
+        self
     }
 
     /// The primary-key value `expr` pins, if it is `pk = literal`.
@@ -144,6 +153,11 @@ impl TableProvider for RowTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(reason) = &self.denied {
+            return Err(DataFusionError::External(Box::new(
+                CoreError::PermissionDenied(reason.to_string()),
+            )));
+        }
         let scope = self.scope.as_ref().ok_or_else(|| {
             DataFusionError::External(Box::new(CoreError::Internal(
                 "table scanned outside a query scope".into(),
