@@ -56,6 +56,9 @@ struct Args {
     /// Rows preloaded for `select`.
     #[arg(long, default_value_t = 10_000)]
     preload: usize,
+    /// Use a USER table instead of a SHARED one.
+    #[arg(long)]
+    user_table: bool,
     #[arg(long, default_value = "root")]
     user: String,
     #[arg(long, default_value = "")]
@@ -274,7 +277,8 @@ async fn main() -> Result<(), BoxError> {
     setup.sql("CREATE NAMESPACE IF NOT EXISTS bench").await?;
     setup
         .sql(&format!(
-            "CREATE SHARED TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE)"
+            "CREATE {} TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE)",
+            if args.user_table { "USER" } else { "SHARED" }
         ))
         .await?;
     if args.workload == Workload::Select {
@@ -356,7 +360,8 @@ async fn main() -> Result<(), BoxError> {
         1
     };
     println!(
-        "workload={:?} concurrency={} statements={} p50_us={:.1} p99_us={:.1} statements_per_s={:.0} rows_per_s={:.0}",
+        "table={} workload={:?} concurrency={} statements={} p50_us={:.1} p99_us={:.1} statements_per_s={:.0} rows_per_s={:.0}",
+        if args.user_table { "user" } else { "shared" },
         args.workload,
         args.concurrency,
         all.len(),
