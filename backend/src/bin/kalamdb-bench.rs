@@ -183,6 +183,20 @@ async fn in_process() -> Result<(), BoxError> {
         );
     });
     println!("in_process schema_registry_get_table ns_per_op={lookup:.1}");
+    let auth = kalamdb_auth::Authenticator::new(app.meta.clone());
+    let header = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("root:")
+    );
+    let local = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    auth.authenticate(Some(&header), local).await?;
+    let n = 200_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(auth.authenticate(Some(&header), local).await?);
+    }
+    let per = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("in_process basic_auth_cached ns_per_op={per:.0}");
     let clone = time_per_call(20_000, || {
         std::hint::black_box(app.session_state().clone());
     });
