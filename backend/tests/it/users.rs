@@ -318,3 +318,54 @@ async fn catalog_listings_work_for_every_role() {
     let (s, b) = as_user(&server, "u2", "u2-pass-123", "SELECT * FROM s.priv").await;
     assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
 }
+
+#[tokio::test]
+async fn audit_log_records_ddl_user_changes_impersonation_and_failed_logins() {
+    let server = TestServer::start();
+    server
+        .ok(
+            "CREATE NAMESPACE a; CREATE USER TABLE a.t (id INT PRIMARY KEY); \
+             CREATE USER 'gina' WITH PASSWORD 'gina-pass-12' ROLE user; \
+             EXECUTE AS USER 'gina' (INSERT INTO a.t VALUES (1)); \
+             ALTER USER 'gina' SET PASSWORD 'gina-pass-34'",
+        )
+        .await;
+    let (s, _) = as_user(&server, "gina", "not-her-password", "SELECT 1").await;
+    assert_eq!(s, 401);
+    let body = server
+        .ok("SELECT actor, action, details, as_user, client_addr IS NOT NULL FROM system.audit_log ORDER BY audit_id")
+        .await;
+    let log = rows(&body, 0);
+    let actions: Vec<&str> = log.iter().map(|r| r[1].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "CREATE NAMESPACE",
+            "CREATE TABLE",
+            "CREATE USER",
+            "EXECUTE AS USER",
+            "ALTER USER",
+            "LOGIN FAILED"
+        ],
+        "{body}"
+    );
+    assert_eq!(log[3][3], "gina", "EXECUTE AS USER names the target");
+    assert_eq!(log[5][0], "gina", "a failed login names the account tried");
+    assert!(
+        log.iter().all(|r| r[4] == true),
+        "every entry says where from"
+    );
+    assert!(
+        !body.to_string().contains("gina-pass"),
+        "no password in the audit log"
+    );
+    // a plain user sees none of it
+    let (_, b) = as_user(
+        &server,
+        "gina",
+        "gina-pass-34",
+        "SELECT count(*) FROM system.audit_log",
+    )
+    .await;
+    assert_eq!(b["results"][0]["rows"], json!([["0"]]));
+}

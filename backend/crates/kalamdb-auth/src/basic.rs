@@ -9,8 +9,9 @@ use crate::error::AuthError;
 use crate::password::verify_password;
 use base64::Engine;
 use dashmap::DashMap;
+use kalamdb_commons::snowflake::SnowflakeGenerator;
 use kalamdb_commons::{Role, UserId};
-use kalamdb_core::meta_store::MetaStore;
+use kalamdb_core::meta_store::{AuditEntry, MetaStore};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,6 +66,7 @@ pub struct Authenticator {
     cache: DashMap<[u8; 32], Arc<Verified>>,
     /// The users generation the cache was filled under.
     generation: AtomicU64,
+    audit_ids: SnowflakeGenerator,
 }
 
 fn is_local(addr: Option<IpAddr>) -> bool {
@@ -89,6 +91,8 @@ impl Authenticator {
             cache_key: rand::random(),
             cache: DashMap::new(),
             generation: AtomicU64::new(0),
+            // Node id 1023 keeps these ids apart from the executor's.
+            audit_ids: SnowflakeGenerator::new(1023),
         }
     }
 
@@ -181,7 +185,7 @@ impl Authenticator {
             }
         };
         if !verified {
-            self.record_failure(username);
+            self.record_failure(username, client);
             return Err(AuthError::InvalidCredentials);
         }
         self.failures.remove(username);
@@ -204,19 +208,42 @@ impl Authenticator {
         self.admit(&entry, client)
     }
 
-    fn record_failure(&self, username: &str) {
-        let mut f = self.failures.entry(username.to_string()).or_default();
-        if f.locked_until.is_some_and(|u| u <= Instant::now()) {
-            *f = Failures::default();
-        }
-        f.count += 1;
-        if f.count >= self.lockout.max_failed {
-            f.locked_until = Some(Instant::now() + self.lockout.lockout);
+    /// Counts a wrong password for an existing account and audits it. Only
+    /// counted failures are audited, so a locked account's log cannot be
+    /// flooded.
+    fn record_failure(&self, username: &str, client: Option<IpAddr>) {
+        let (count, locked) = {
+            let mut f = self.failures.entry(username.to_string()).or_default();
+            if f.locked_until.is_some_and(|u| u <= Instant::now()) {
+                *f = Failures::default();
+            }
+            f.count += 1;
+            if f.count >= self.lockout.max_failed {
+                f.locked_until = Some(Instant::now() + self.lockout.lockout);
+            }
+            (f.count, f.locked_until.is_some())
+        };
+        if locked {
             tracing::warn!(
                 user = username,
-                "account locked after {} failed logins",
-                f.count
+                "account locked after {count} failed logins"
             );
+        }
+        let entry = AuditEntry {
+            audit_id: self.audit_ids.next_id(),
+            timestamp: kalamdb_core::app_context::now_ms(),
+            actor: username.to_string(),
+            action: "LOGIN FAILED".to_string(),
+            details: if locked {
+                format!("wrong password ({count} in a row); account locked")
+            } else {
+                format!("wrong password ({count} in a row)")
+            },
+            client_addr: client.map(|c| c.to_string()),
+            as_user: None,
+        };
+        if let Err(e) = self.meta.append_audit(&entry) {
+            tracing::error!("cannot write the audit log: {e}");
         }
     }
 

@@ -192,18 +192,61 @@ impl SqlExecutor {
             inner.role = target.role;
             let family = classify(&statement)?;
             authorize(inner.role, family, statement.kind_name())?;
+            let action = statement.kind_name();
             let mut result = self
                 .handler(family)
                 .execute(app, &mut inner, *statement, options)
                 .await?;
+            let details = format!("{action}: {}", result.message.as_deref().unwrap_or("ok"));
+            audit(app, ctx, "EXECUTE AS USER", &details, Some(&inner.username));
             result.as_user = Some(inner.username);
             return Ok(result);
         }
         let family = classify(&statement)?;
         authorize(ctx.role, family, statement.kind_name())?;
-        self.handler(family)
+        let action = statement.kind_name();
+        let result = self
+            .handler(family)
             .execute(app, ctx, statement, options)
-            .await
+            .await?;
+        if matches!(
+            family,
+            StatementFamily::NamespaceDdl
+                | StatementFamily::TableDdl
+                | StatementFamily::UserManagement
+        ) {
+            audit(
+                app,
+                ctx,
+                action,
+                result.message.as_deref().unwrap_or("ok"),
+                None,
+            );
+        }
+        Ok(result)
+    }
+}
+
+/// Records an audited action. A failure to record is logged, not returned:
+/// the statement itself has already been committed.
+fn audit(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    action: &str,
+    details: &str,
+    as_user: Option<&str>,
+) {
+    let entry = crate::meta_store::AuditEntry {
+        audit_id: app.snowflake.next_id(),
+        timestamp: crate::app_context::now_ms(),
+        actor: ctx.username.clone(),
+        action: action.to_string(),
+        details: details.to_string(),
+        client_addr: ctx.client_addr.map(|a| a.to_string()),
+        as_user: as_user.map(str::to_string),
+    };
+    if let Err(e) = app.meta.append_audit(&entry) {
+        tracing::error!(request_id = %ctx.request_id, "cannot write the audit log: {e}");
     }
 }
 

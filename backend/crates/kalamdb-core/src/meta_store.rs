@@ -18,6 +18,25 @@ const TABLE_PREFIX: &[u8] = b"tbl/";
 const TABLE_VERSION_PREFIX: &[u8] = b"tblv/";
 const USER_PREFIX: &[u8] = b"usr/";
 const COUNTER_PREFIX: &[u8] = b"ctr/";
+const AUDIT_PREFIX: &[u8] = b"aud/";
+
+/// One entry of `system.audit_log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// A snowflake id: unique and in time order.
+    pub audit_id: i64,
+    /// Epoch milliseconds.
+    pub timestamp: i64,
+    /// Who acted (username, or the name a failed login tried).
+    pub actor: String,
+    /// `CREATE TABLE`, `DROP USER`, `EXECUTE AS USER`, `LOGIN FAILED`, …
+    pub action: String,
+    /// What happened, in words (never a password or a hash).
+    pub details: String,
+    pub client_addr: Option<String>,
+    /// For EXECUTE AS USER: the user acted as.
+    pub as_user: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
@@ -229,6 +248,21 @@ impl MetaStore {
             encode(user)?,
         );
         Ok(())
+    }
+
+    /// Appends an audit entry (its own small write).
+    pub fn append_audit(&self, entry: &AuditEntry) -> CoreResult<()> {
+        let mut key = AUDIT_PREFIX.to_vec();
+        key.extend_from_slice(&(entry.audit_id as u64).to_be_bytes());
+        let mut batch = Batch::new();
+        batch.put(Partition::Meta, key, encode(entry)?);
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// All audit entries, oldest first.
+    pub fn audit_entries(&self) -> CoreResult<Vec<AuditEntry>> {
+        self.scan_prefix(AUDIT_PREFIX)
     }
 
     /// Reads counter `name` (0 if never set) and writes `value + 1` into

@@ -2,6 +2,7 @@
 //! name in the [`SystemTablesRegistry`]. Each builds its rows from the
 //! registry or metadata store at scan time, filtered by the caller's role.
 
+pub mod audit_log;
 pub mod columns;
 pub mod namespaces;
 pub mod tables;
@@ -40,6 +41,10 @@ impl SystemTablesRegistry {
         tables.insert(
             columns::NAME,
             Arc::new(columns::ColumnsTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            audit_log::NAME,
+            Arc::new(audit_log::AuditLogTable::new(Arc::clone(&registry))),
         );
         tables.insert(users::NAME, Arc::new(users::UsersTable::new(registry)));
         Self { tables }

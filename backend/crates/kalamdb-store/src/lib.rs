@@ -14,6 +14,7 @@
 //! | `meta` | `b"tblv/" table_id(u64 BE) version(u32 BE)` | every schema version |
 //! | `meta` | `b"usr/" username` | user record (version byte + JSON) |
 //! | `meta` | `b"ctr/" name` | counters (`u64` BE), e.g. the next table id |
+//! | `meta` | `b"aud/" audit_id(u64 BE)` | audit log entry (version byte + JSON) |
 //! | `data` | `table_id(u64 BE) pk` | SHARED row |
 //! | `data` | `table_id(u64 BE) user_id pk` | USER row |
 //! | `index`, `changelog` | reserved: seq index and change log |
