@@ -369,3 +369,50 @@ async fn audit_log_records_ddl_user_changes_impersonation_and_failed_logins() {
     .await;
     assert_eq!(b["results"][0]["rows"], json!([["0"]]));
 }
+
+/// Every statement family × every role over HTTP: allowed or
+/// PERMISSION_DENIED exactly as the rule table says.
+#[tokio::test]
+async fn every_statement_family_for_every_role_follows_the_rule_table() {
+    use kalamdb_commons::Role;
+    use kalamdb_core::executor::authorization::{StatementFamily as F, is_allowed};
+
+    let server = TestServer::start();
+    server
+        .ok(
+            "CREATE NAMESPACE m; CREATE USER TABLE m.ut (id INT PRIMARY KEY); \
+             CREATE USER 'r_user' WITH PASSWORD 'role-pass-1' ROLE user; \
+             CREATE USER 'r_service' WITH PASSWORD 'role-pass-1' ROLE service; \
+             CREATE USER 'r_dba' WITH PASSWORD 'role-pass-1' ROLE dba; \
+             CREATE USER 'r_system' WITH PASSWORD 'role-pass-1' ROLE system",
+        )
+        .await;
+    for (n, role) in [Role::User, Role::Service, Role::Dba, Role::System]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("r_{role}");
+        let statements: Vec<(F, String)> = vec![
+            (F::NamespaceDdl, format!("CREATE NAMESPACE ns_{role}")),
+            (F::TableDdl, format!("CREATE TABLE m.t_{role} (a INT)")),
+            (F::Dml, format!("INSERT INTO m.ut VALUES ({n})")),
+            (F::Query, "SELECT count(*) FROM m.ut".into()),
+            (F::Show, "SHOW TABLES IN m".into()),
+            (F::Session, "USE m".into()),
+            (
+                F::UserManagement,
+                format!("CREATE USER 'made_by_{role}' WITH PASSWORD 'made-pass-1' ROLE user"),
+            ),
+        ];
+        assert_eq!(statements.len(), F::ALL.len(), "one statement per family");
+        for (family, sql) in statements {
+            let (status, body) = as_user(&server, &name, "role-pass-1", &sql).await;
+            if is_allowed(role, family) {
+                assert_eq!(status, 200, "{role} {family:?} `{sql}`: {body}");
+            } else {
+                assert_eq!(status, 403, "{role} {family:?} `{sql}`: {body}");
+                assert_eq!(error_code(&body), "PERMISSION_DENIED");
+            }
+        }
+    }
+}
