@@ -70,7 +70,7 @@ pub(crate) fn expect_word(p: &mut Parser<'_>, word: &str) -> Result<(), ParserEr
 }
 
 /// Unquoted identifiers are lower-cased; quoted ones are kept as written.
-pub(crate) fn normalize(ident: &Ident) -> String {
+pub fn normalize(ident: &Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
     } else {

@@ -7,16 +7,14 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
-use crate::rows::coerce::{coerce, literal_of};
+use crate::rows::coerce::{coerce, default_value, literal_of};
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, partition_prefix, row_key};
 use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, Value};
 use kalamdb_sql::SqlStatement;
-use kalamdb_sql::parsers::parse_qualified_name_from;
+use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
 use kalamdb_sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
-use kalamdb_sql::sqlparser::dialect::GenericDialect;
-use kalamdb_sql::sqlparser::parser::Parser;
 use kalamdb_store::keys::KeyBuilder;
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Batch, Partition};
@@ -82,11 +80,7 @@ fn column_positions(table: &CachedTable, insert: &Insert) -> CoreResult<Vec<Opti
             .last()
             .and_then(|p| p.as_ident())
             .ok_or_else(|| CoreError::InvalidSql(format!("Invalid column name '{name}'")))?;
-        let column_name = if ident.quote_style.is_some() {
-            ident.value.clone()
-        } else {
-            ident.value.to_ascii_lowercase()
-        };
+        let column_name = normalize(ident);
         let index = table.column_position(&column_name).ok_or_else(|| {
             CoreError::InvalidSql(format!(
                 "Column '{column_name}' does not exist in table '{}'",
@@ -100,24 +94,6 @@ fn column_positions(table: &CachedTable, insert: &Insert) -> CoreResult<Vec<Opti
         }
     }
     Ok(positions)
-}
-
-fn default_value(column: &ColumnDefinition) -> CoreResult<Value> {
-    let Some(text) = &column.default else {
-        return Ok(Value::Null);
-    };
-    let dialect = GenericDialect {};
-    let expr = Parser::new(&dialect)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| CoreError::Internal(format!("stored DEFAULT of '{}': {e}", column.name)))?;
-    match literal_of(&expr, &[])? {
-        Some(literal) => coerce(&literal, column),
-        None => Err(CoreError::NotSupported(format!(
-            "DEFAULT of '{}' is not a literal",
-            column.name
-        ))),
-    }
 }
 
 fn value_of(expr: &Expr, column: &ColumnDefinition, params: &[Json]) -> CoreResult<Value> {

@@ -12,7 +12,7 @@ use crate::rows::OutputColumn;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, partition_prefix, row_key};
-use kalamdb_sql::parsers::parse_qualified_name_from;
+use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
 use kalamdb_sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, TableFactor,
 };
@@ -60,8 +60,7 @@ pub(crate) fn simple_query(query: &Query) -> Option<&Select> {
 
 fn ident_name(expr: &Expr) -> Option<String> {
     match expr {
-        Expr::Identifier(i) if i.quote_style.is_some() => Some(i.value.clone()),
-        Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        Expr::Identifier(i) => Some(normalize(i)),
         _ => None,
     }
 }

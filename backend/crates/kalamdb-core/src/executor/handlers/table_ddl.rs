@@ -5,15 +5,13 @@ use crate::app_context::{AppContext, now_ms};
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
-use crate::rows::coerce::{coerce, literal_of};
+use crate::rows::coerce::default_value;
 use crate::table_store::delete_all_rows;
 use async_trait::async_trait;
 use kalamdb_commons::ids::validate_identifier;
 use kalamdb_commons::{
     ColumnDefinition, LOCAL_STORAGE_ID, NamespaceId, SYSTEM_NAMESPACE, TableDefinition, TableId,
 };
-use kalamdb_sql::sqlparser::dialect::GenericDialect;
-use kalamdb_sql::sqlparser::parser::Parser;
 use kalamdb_sql::{CreateTableStatement, SqlStatement};
 use kalamdb_store::Batch;
 
@@ -71,26 +69,6 @@ impl StatementHandler for TableDdlHandler {
     }
 }
 
-/// A DEFAULT must be a literal of the column's type for now; it is checked
-/// here so that a bad default fails the CREATE, not every later INSERT.
-fn validate_default(column: &ColumnDefinition) -> CoreResult<()> {
-    let Some(text) = &column.default else {
-        return Ok(());
-    };
-    let dialect = GenericDialect {};
-    let expr = Parser::new(&dialect)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| CoreError::InvalidSql(format!("DEFAULT of '{}': {e}", column.name)))?;
-    match literal_of(&expr, &[])? {
-        Some(literal) => coerce(&literal, column).map(|_| ()),
-        None => Err(CoreError::NotSupported(format!(
-            "DEFAULT of '{}': only literal defaults are supported yet, got {text}",
-            column.name
-        ))),
-    }
-}
-
 async fn create_table(
     app: &AppContext,
     ctx: &ExecutionContext,
@@ -123,7 +101,8 @@ async fn create_table(
         })
         .collect();
     for column in &columns {
-        validate_default(column)?;
+        // A bad default fails the CREATE, not every later INSERT.
+        default_value(column)?;
     }
 
     let _ddl = app.ddl_lock.lock().await;
