@@ -90,8 +90,14 @@ impl Default for LoggingSection {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
-    /// HS256 secret for JWTs. Never logged.
+    /// HS256 secret for JWTs (at least 32 bytes). Unset: a built-in
+    /// development secret, accepted only while listening on loopback.
+    /// Never logged.
     pub jwt_secret: Option<String>,
+    /// Lifetime of an access token.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh token.
+    pub refresh_token_ttl_secs: u64,
     /// Sets root's password on first start only. Never logged.
     pub root_password: Option<String>,
     pub bcrypt_cost: u32,
@@ -107,6 +113,8 @@ impl std::fmt::Debug for AuthSection {
         let mask = |s: &Option<String>| s.as_ref().map(|_| "***");
         f.debug_struct("AuthSection")
             .field("jwt_secret", &mask(&self.jwt_secret))
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("root_password", &mask(&self.root_password))
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("max_failed_logins", &self.max_failed_logins)
@@ -119,6 +127,8 @@ impl Default for AuthSection {
     fn default() -> Self {
         Self {
             jwt_secret: None,
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
             root_password: None,
             bcrypt_cost: 12,
             max_failed_logins: 5,
@@ -260,6 +270,44 @@ impl ServerConfig {
         {
             return bad("auth.root_password", m);
         }
+        match &self.auth.jwt_secret {
+            Some(secret) if secret.len() < kalamdb_auth::jwt::MIN_SECRET_LEN => {
+                return bad(
+                    "auth.jwt_secret",
+                    format!(
+                        "must be at least {} bytes long",
+                        kalamdb_auth::jwt::MIN_SECRET_LEN
+                    ),
+                );
+            }
+            Some(secret) if secret == kalamdb_auth::DEV_JWT_SECRET => {
+                return bad(
+                    "auth.jwt_secret",
+                    "is the built-in development secret; choose your own".into(),
+                );
+            }
+            None if !self.listens_on_loopback_only() => {
+                return bad(
+                    "auth.jwt_secret",
+                    format!(
+                        "not set, so tokens would be signed with the built-in development \
+                         secret; refusing to listen on the non-loopback address '{}'. Set \
+                         auth.jwt_secret (KALAMDB_JWT_SECRET) to a secret of at least {} bytes",
+                        self.server.host,
+                        kalamdb_auth::jwt::MIN_SECRET_LEN
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if self.auth.access_token_ttl_secs == 0
+            || self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs
+        {
+            return bad(
+                "auth.access_token_ttl_secs/refresh_token_ttl_secs",
+                "must be positive, and a refresh token must live at least as long as an access token".into(),
+            );
+        }
         if self.auth.max_failed_logins == 0 {
             return bad("auth.max_failed_logins", "must be positive".into());
         }
@@ -279,6 +327,31 @@ impl ServerConfig {
             );
         }
         Ok(())
+    }
+
+    /// Whether `server.host` is a loopback address (`localhost`, 127.0.0.0/8,
+    /// `::1`).
+    pub fn listens_on_loopback_only(&self) -> bool {
+        self.server.host == "localhost"
+            || self
+                .server
+                .host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The token settings the authenticator runs with.
+    pub fn jwt_config(&self) -> kalamdb_auth::JwtConfig {
+        kalamdb_auth::JwtConfig {
+            secret: kalamdb_commons::password::Secret(
+                self.auth
+                    .jwt_secret
+                    .clone()
+                    .unwrap_or_else(|| kalamdb_auth::DEV_JWT_SECRET.to_string()),
+            ),
+            access_ttl: std::time::Duration::from_secs(self.auth.access_token_ttl_secs),
+            refresh_ttl: std::time::Duration::from_secs(self.auth.refresh_token_ttl_secs),
+        }
     }
 
     pub fn logs_dir(&self) -> PathBuf {
@@ -396,5 +469,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("auth.root_password"), "{e}");
+    }
+
+    #[test]
+    fn the_development_jwt_secret_is_refused_off_loopback() {
+        for host in ["127.0.0.1", "::1", "localhost", "127.0.0.2"] {
+            let c =
+                ServerConfig::load_with_env(None, env(&[("KALAMDB_SERVER_HOST", host)])).unwrap();
+            assert!(c.jwt_config().uses_dev_secret());
+        }
+        for host in ["0.0.0.0", "::", "192.168.1.10"] {
+            let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_SERVER_HOST", host)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("auth.jwt_secret") && e.contains(host), "{e}");
+        }
+        let secret = "0123456789abcdef0123456789abcdef";
+        let c = ServerConfig::load_with_env(
+            None,
+            env(&[
+                ("KALAMDB_SERVER_HOST", "0.0.0.0"),
+                ("KALAMDB_JWT_SECRET", secret),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.jwt_config().uses_dev_secret());
+        assert!(
+            !format!("{c:?}").contains(secret),
+            "secret must not show in Debug"
+        );
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_JWT_SECRET", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 32 bytes"), "{e}");
+        let e = ServerConfig::load_with_env(
+            None,
+            env(&[("KALAMDB_JWT_SECRET", kalamdb_auth::DEV_JWT_SECRET)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("development secret"), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use crate::config::ServerConfig;
 use axum::serve::ListenerExt;
 use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::password::hash_password;
-use kalamdb_auth::{Authenticator, LockoutPolicy};
+use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
 use kalamdb_core::{AppContext, CoreOptions};
 use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
 use std::future::Future;
@@ -67,11 +67,14 @@ impl Database {
             &core_options,
         )
         .map_err(|e| LifecycleError::Start(e.to_string()))?;
-        let auth = Arc::new(Authenticator::with_lockout(
+        let auth = Arc::new(Authenticator::with_config(
             app.meta.clone(),
-            LockoutPolicy {
-                max_failed: config.auth.max_failed_logins,
-                lockout: Duration::from_secs(config.auth.lockout_seconds),
+            &AuthConfig {
+                lockout: LockoutPolicy {
+                    max_failed: config.auth.max_failed_logins,
+                    lockout: Duration::from_secs(config.auth.lockout_seconds),
+                },
+                jwt: config.jwt_config(),
             },
         ));
         Ok(Self { app, auth, backend })

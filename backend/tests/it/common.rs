@@ -24,6 +24,24 @@ impl TestServer {
         server
     }
 
+    /// Starts a server on a fresh data directory with extra environment.
+    pub fn start_with(extra_env: &[(&str, &str)]) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let mut server = Self::start_on(&dir, extra_env);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// The HTTP client (keep-alive, 60 s timeout) for requests of any shape.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
     /// Starts a server on `data_dir` (which may hold a previous run's data).
     pub fn start_on(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"));

@@ -7,4 +7,5 @@ mod http_api;
 mod layering;
 mod restart;
 mod slt;
+mod tokens;
 mod users;

@@ -1,5 +1,5 @@
-//! The HTTP API (axum): `POST /v1/api/sql` and the health routes, exactly as
-//! the v1 wire protocol describes them.
+//! The HTTP API (axum): `POST /v1/api/sql`, `/v1/api/auth/*` and the health
+//! routes, exactly as the v1 wire protocol describes them.
 
 pub mod response;
 pub mod routes;
@@ -33,6 +33,8 @@ pub struct ApiState {
     pub auth: Arc<Authenticator>,
     pub limits: ApiLimits,
     request_counter: AtomicU64,
+    /// First-run setup runs one at a time (check, then act).
+    setup_lock: tokio::sync::Mutex<()>,
     request_prefix: u32,
 }
 
@@ -43,6 +45,7 @@ impl ApiState {
             auth,
             limits,
             request_counter: AtomicU64::new(0),
+            setup_lock: tokio::sync::Mutex::new(()),
             request_prefix: rand::random(),
         }
     }
@@ -66,6 +69,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 routes::sql::reject_declared_oversize,
             )),
         )
+        .route("/v1/api/auth/login", post(routes::auth::login))
+        .route("/v1/api/auth/refresh", post(routes::auth::refresh))
+        .route("/v1/api/auth/logout", post(routes::auth::logout))
+        .route("/v1/api/auth/me", get(routes::auth::me))
+        .route("/v1/api/auth/setup", post(routes::auth::setup))
+        .route("/v1/api/auth/status", get(routes::auth::status))
         .route("/health", get(routes::health::health))
         .route("/v1/api/healthcheck", get(routes::health::health))
         .fallback(routes::health::not_found)

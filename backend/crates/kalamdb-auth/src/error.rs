@@ -2,18 +2,18 @@ use kalamdb_commons::error_code::{ErrorCode, HasErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("Authentication required: send HTTP Basic credentials")]
+    #[error("Authentication required: send HTTP Basic credentials or a Bearer token")]
     MissingCredentials,
     #[error("Malformed Authorization header: {0}")]
     Malformed(String),
+    #[error("Invalid token: {0}")]
+    InvalidToken(String),
     #[error("Invalid username or password")]
     InvalidCredentials,
     #[error("Account '{user}' is locked after too many failed logins; try again in {seconds} s")]
     Locked { user: String, seconds: u64 },
     #[error("User '{0}' may only log in from localhost")]
     LocalhostOnly(String),
-    #[error("{0}")]
-    Unsupported(String),
     #[error("authentication failed: {0}")]
     Internal(String),
 }

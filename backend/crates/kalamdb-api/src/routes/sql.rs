@@ -96,12 +96,10 @@ async fn handle(
         Err(rejection) => return fail(ErrorCode::InvalidParameter, rejection.body_text()),
     };
 
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let credentials = super::auth::credentials(&headers);
     let user = match state
         .auth
-        .authenticate(authorization, Some(client.ip()))
+        .authenticate(credentials.as_deref(), Some(client.ip()))
         .await
     {
         Ok(u) => u,
