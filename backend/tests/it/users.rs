@@ -299,24 +299,66 @@ async fn shared_tables_obey_their_access_level() {
 }
 
 #[tokio::test]
-async fn catalog_listings_work_for_every_role() {
+async fn catalogs_list_only_the_tables_each_role_may_read() {
     let server = TestServer::start();
     server
         .ok(
-            "CREATE NAMESPACE s; CREATE SHARED TABLE s.priv (id INT PRIMARY KEY); \
-             CREATE USER 'u2' WITH PASSWORD 'u2-pass-123' ROLE user",
+            "CREATE NAMESPACE s; \
+             CREATE SHARED TABLE s.pub (id INT PRIMARY KEY, secret_pub TEXT) WITH (ACCESS_LEVEL = 'PUBLIC'); \
+             CREATE SHARED TABLE s.priv (id INT PRIMARY KEY, secret_priv TEXT); \
+             CREATE SHARED TABLE s.restr (id INT PRIMARY KEY, secret_restr TEXT) WITH (ACCESS_LEVEL = 'RESTRICTED'); \
+             CREATE USER TABLE s.mine (id INT PRIMARY KEY, note TEXT); \
+             CREATE USER 'u2' WITH PASSWORD 'u2-pass-123' ROLE user; \
+             CREATE USER 'svc' WITH PASSWORD 'svc-pass-123' ROLE service; \
+             CREATE USER 'ops' WITH PASSWORD 'ops-pass-123' ROLE dba",
         )
         .await;
-    let (s, b) = as_user(
-        &server,
-        "u2",
-        "u2-pass-123",
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 's'",
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
+    let listings = [
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 's' ORDER BY table_name",
+        "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema = 's' ORDER BY table_name",
+        "SELECT table_name FROM system.tables WHERE namespace_id = 's' ORDER BY table_name",
+        "SELECT DISTINCT table_name FROM system.columns WHERE namespace_id = 's' ORDER BY table_name",
+        "SHOW TABLES IN s",
+    ];
+    for (user, password, visible) in [
+        ("u2", "u2-pass-123", vec!["mine", "pub"]),
+        ("svc", "svc-pass-123", vec!["mine", "priv", "pub"]),
+        ("ops", "ops-pass-123", vec!["mine", "priv", "pub", "restr"]),
+    ] {
+        for sql in listings {
+            let (s, b) = as_user(&server, user, password, sql).await;
+            assert_eq!(s, 200, "{user}: {sql}: {b}");
+            let names: Vec<&str> = rows(&b, 0)
+                .iter()
+                .map(|r| {
+                    let i = if sql.starts_with("SHOW") { 1 } else { 0 };
+                    r[i].as_str().unwrap()
+                })
+                .collect();
+            assert_eq!(names, visible, "{user}: {sql}");
+        }
+        // nor does a column name of an unreadable table leak
+        let (_, b) = as_user(
+            &server,
+            user,
+            password,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 's'",
+        )
+        .await;
+        assert_eq!(
+            b.to_string().contains("secret_restr"),
+            user == "ops",
+            "{user}: {b}"
+        );
+    }
     let (s, b) = as_user(&server, "u2", "u2-pass-123", "SELECT * FROM s.priv").await;
     assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (s, b) = as_user(&server, "u2", "u2-pass-123", "DESCRIBE TABLE s.priv").await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (s, b) = as_user(&server, "svc", "svc-pass-123", "DESCRIBE TABLE s.restr").await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (s, _) = as_user(&server, "ops", "ops-pass-123", "DESCRIBE TABLE s.restr").await;
+    assert_eq!(s, 200);
 }
 
 #[tokio::test]

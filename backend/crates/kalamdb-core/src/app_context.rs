@@ -58,6 +58,8 @@ pub struct AppContext {
     pub ddl_lock: Mutex<()>,
     /// The DataFusion session every query clones its state from.
     session_state: SessionState,
+    /// The unbound catalog each query binds to its caller.
+    pub(crate) catalog: KalamCatalog,
 }
 
 impl AppContext {
@@ -72,13 +74,13 @@ impl AppContext {
         let system_tables = Arc::new(SystemTablesRegistry::new(Arc::clone(&schema_registry)));
         let table_store = TableStore::new(backend);
 
-        let catalog = Arc::new(KalamCatalog::new(
+        let catalog = KalamCatalog::new(
             Arc::clone(&schema_registry),
             Arc::clone(&system_tables),
             table_store.clone(),
-        ));
+        );
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
-        catalogs.register_catalog(CATALOG_NAME.to_string(), catalog);
+        catalogs.register_catalog(CATALOG_NAME.to_string(), Arc::new(catalog.clone()));
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_NAMESPACE)
             .with_create_default_catalog_and_schema(false)
@@ -99,6 +101,7 @@ impl AppContext {
             table_store,
             executor: SqlExecutor::new(),
             snowflake,
+            catalog,
             ddl_lock: Mutex::new(()),
             options: options.clone(),
             session_state,

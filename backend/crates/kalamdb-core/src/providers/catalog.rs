@@ -1,18 +1,25 @@
 //! The DataFusion catalog: namespaces are schemas, plus `system`. Tables are
 //! looked up in the [`SchemaRegistry`] on every resolution, so DDL is visible
 //! to the next statement without re-registering anything.
+//!
+//! Each query runs on a catalog bound to its caller ([`KalamCatalog::scoped`],
+//! installed through [`ScopedCatalogs`]), so every provider it hands out, and
+//! every listing it answers (`information_schema` included, which DataFusion
+//! reads at execution time, possibly on other tasks), is the caller's. The
+//! unbound catalog lists only what the least privileged role may read and
+//! its tables scan nothing.
 
 use super::row_table::RowTableProvider;
 use super::system_table::SystemTableProvider;
-use crate::query_scope::current_scope;
+use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
 use crate::table_store::{RowScope, TableStore};
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result;
-use kalamdb_commons::{SYSTEM_NAMESPACE, TableType};
+use kalamdb_commons::{Role, SYSTEM_NAMESPACE, TableType};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -20,8 +27,11 @@ struct Shared {
     registry: Arc<SchemaRegistry>,
     system: Arc<SystemTablesRegistry>,
     store: TableStore,
+    /// The caller every provider of this catalog is bound to.
+    scope: Option<Arc<QueryScope>>,
 }
 
+#[derive(Clone)]
 pub struct KalamCatalog {
     shared: Shared,
 }
@@ -43,8 +53,49 @@ impl KalamCatalog {
                 registry,
                 system,
                 store,
+                scope: None,
             },
         }
+    }
+
+    /// This catalog, bound to one caller.
+    pub fn scoped(&self, scope: Arc<QueryScope>) -> Self {
+        let mut shared = self.shared.clone();
+        shared.scope = Some(scope);
+        Self { shared }
+    }
+}
+
+/// The catalog list of one query: just its caller-bound catalog.
+#[derive(Debug)]
+pub struct ScopedCatalogs {
+    catalog: Arc<KalamCatalog>,
+}
+
+impl ScopedCatalogs {
+    pub fn new(catalog: KalamCatalog) -> Self {
+        Self {
+            catalog: Arc::new(catalog),
+        }
+    }
+}
+
+impl CatalogProviderList for ScopedCatalogs {
+    /// Catalogs are fixed: nothing is registered through DataFusion.
+    fn register_catalog(
+        &self,
+        _name: String,
+        _catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        None
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        vec![super::CATALOG_NAME.to_string()]
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        (name == super::CATALOG_NAME).then(|| Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>)
     }
 }
 
@@ -90,8 +141,19 @@ impl std::fmt::Debug for NamespaceSchema {
 
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
+    /// Only the tables the caller may read (outside any query scope: what
+    /// the least privileged role may read), so `information_schema` lists
+    /// nothing a caller cannot query.
     fn table_names(&self) -> Vec<String> {
-        self.shared.registry.table_names(&self.namespace)
+        let role = self.shared.scope.as_ref().map_or(Role::User, |s| s.role);
+        let mut tables = self.shared.registry.tables(Some(&self.namespace));
+        tables.retain(|t| {
+            crate::executor::authorization::may_access_table(role, &t.definition, false)
+        });
+        tables
+            .iter()
+            .map(|t| t.definition.name.to_string())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -106,7 +168,7 @@ impl SchemaProvider for NamespaceSchema {
                 )),
             )));
         }
-        let scope = current_scope();
+        let scope = self.shared.scope.as_ref();
         // A table the caller may not read still describes itself (so catalog
         // listings such as information_schema work); its scan is refused.
         let denied = scope.as_ref().and_then(|s| {
@@ -150,7 +212,8 @@ impl SchemaProvider for SystemSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         Ok(self.shared.system.get(name).map(|t| {
-            Arc::new(SystemTableProvider::new(t, current_scope())) as Arc<dyn TableProvider>
+            Arc::new(SystemTableProvider::new(t, self.shared.scope.clone()))
+                as Arc<dyn TableProvider>
         }))
     }
 

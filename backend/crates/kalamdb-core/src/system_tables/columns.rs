@@ -2,6 +2,7 @@
 
 use super::SystemTable;
 use crate::error::{CoreError, CoreResult};
+use crate::executor::authorization::may_access_table;
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
 use datafusion::arrow::array::{BooleanArray, Int32Array, StringArray};
@@ -41,8 +42,10 @@ impl SystemTable for ColumnsTable {
         Arc::clone(&SCHEMA)
     }
 
-    fn scan(&self, _scope: &QueryScope) -> CoreResult<RecordBatch> {
-        let tables = self.registry.tables(None);
+    fn scan(&self, scope: &QueryScope) -> CoreResult<RecordBatch> {
+        let mut tables = self.registry.tables(None);
+        // Only what the caller may read is listed.
+        tables.retain(|t| may_access_table(scope.role, &t.definition, false));
         let rows: Vec<_> = tables
             .iter()
             .flat_map(|t| {

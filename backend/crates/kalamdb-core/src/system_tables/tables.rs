@@ -2,6 +2,7 @@
 
 use super::{SystemTable, ms_to_micros};
 use crate::error::{CoreError, CoreResult};
+use crate::executor::authorization::may_access_table;
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
 use datafusion::arrow::array::{Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
@@ -46,8 +47,10 @@ impl SystemTable for TablesTable {
         Arc::clone(&SCHEMA)
     }
 
-    fn scan(&self, _scope: &QueryScope) -> CoreResult<RecordBatch> {
-        let tables = self.registry.tables(None);
+    fn scan(&self, scope: &QueryScope) -> CoreResult<RecordBatch> {
+        let mut tables = self.registry.tables(None);
+        // Only what the caller may read is listed.
+        tables.retain(|t| may_access_table(scope.role, &t.definition, false));
         let defs: Vec<_> = tables.iter().map(|t| &t.definition).collect();
         RecordBatch::try_new(
             self.schema(),

@@ -10,7 +10,8 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::CoreResult;
 use crate::executor::StatementResult;
-use crate::query_scope::{QUERY_SCOPE, QueryScope};
+use crate::providers::catalog::ScopedCatalogs;
+use crate::query_scope::QueryScope;
 use async_trait::async_trait;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::collect;
@@ -68,25 +69,24 @@ pub async fn run_query(
     state.config_mut().options_mut().catalog.default_schema = ctx.namespace.to_string();
     // now() and friends read the statement's start time, not the base session's.
     state.mark_start_execution();
+    // Every table this query resolves, and every catalog listing it reads,
+    // is bound to the caller.
     let scope = Arc::new(QueryScope {
         user_id: ctx.user_id.clone(),
         role: ctx.role,
         include_system_columns: system_columns,
     });
-    QUERY_SCOPE
-        .scope(scope, async move {
-            let plan = state
-                .statement_to_plan(DFStatement::Statement(Box::new(statement)))
-                .await?;
-            SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false)
-                .verify_plan(&plan)?;
-            let schema = Arc::new(plan.schema().as_arrow().clone());
-            let physical = state.create_physical_plan(&plan).await?;
-            let batches = collect(physical, state.task_ctx()).await?;
-            Ok(StatementResult::rows(schema, batches))
-        })
-        .await
+    state.register_catalog_list(Arc::new(ScopedCatalogs::new(app.catalog.scoped(scope))));
+    let plan = state
+        .statement_to_plan(DFStatement::Statement(Box::new(statement)))
+        .await?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let physical = state.create_physical_plan(&plan).await?;
+    let batches = collect(physical, state.task_ctx()).await?;
+    Ok(StatementResult::rows(schema, batches))
 }

@@ -46,13 +46,14 @@ pub async fn execute(
                 ));
             }
             let (ns, name) = resolve_name(ctx, table);
-            if app.schema_registry.get_table(&ns, &name).is_none() {
+            let Some(found) = app.schema_registry.get_table(&ns, &name) else {
                 return Err(if app.schema_registry.namespace_exists(&ns) {
                     CoreError::TableNotFound(format!("{ns}.{name}"))
                 } else {
                     CoreError::NamespaceNotFound(ns)
                 });
-            }
+            };
+            crate::executor::authorization::authorize_table(ctx.role, &found.definition, false)?;
             format!(
                 "SELECT column_name, data_type, is_nullable, is_primary_key, default_expression \
                  FROM system.columns WHERE namespace_id = {} AND table_name = {} \
