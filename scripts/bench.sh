@@ -45,8 +45,13 @@ kalam_run() { # sync_writes
   local url="http://127.0.0.1:$KPORT"
   if [ "$1" = false ]; then
     "$BIN/kalamdb-bench" --url "$url" --workload health --requests "$N"
+    # authentication overhead: the same tiny reply with and without credentials
+    "$BIN/kalamdb-bench" --url "$url" --workload me --requests "$N" --auth basic
+    "$BIN/kalamdb-bench" --url "$url" --workload me --requests "$N" --auth bearer
     "$BIN/kalamdb-bench" --url "$url" --workload select1 --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload select1 --requests "$N" --auth bearer
     "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N" --user-table
     "$BIN/kalamdb-bench" --url "$url" --workload select --requests "$N"
     "$BIN/kalamdb-bench" --url "$url" --workload batch --requests "$BATCHES" --warmup 20
   fi

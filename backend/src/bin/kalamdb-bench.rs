@@ -6,7 +6,11 @@
 //! ```
 //! Workloads: `insert` (single-row INSERT), `select` (point SELECT by primary
 //! key), `select1` (`SELECT 1`), `batch` (1000-row INSERT statements),
-//! `health` (GET /health: the HTTP floor). Each run creates its own table.
+//! `health` (GET /health: the HTTP floor, unauthenticated), `me`
+//! (GET /v1/api/auth/me: authentication plus the account read, the
+//! authenticated counterpart of `health`). `--auth bearer` logs in once and
+//! sends the access token instead of Basic credentials. Each run creates its
+//! own table.
 //! `in-process` needs no server: it opens a database in a temporary
 //! directory and times the SchemaRegistry lookup and the executor's paths
 //! without HTTP.
@@ -30,8 +34,17 @@ enum Workload {
     Select1,
     Batch,
     Health,
+    Me,
     /// In-process, no server: SchemaRegistry lookup and executor paths.
     InProcess,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum AuthKind {
+    /// HTTP Basic (the server's verified-credential cache answers).
+    Basic,
+    /// A JWT access token from /v1/api/auth/login.
+    Bearer,
 }
 
 #[derive(Parser, Debug)]
@@ -63,6 +76,8 @@ struct Args {
     user: String,
     #[arg(long, default_value = "")]
     password: String,
+    #[arg(long, value_enum, default_value = "basic")]
+    auth: AuthKind,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -86,7 +101,7 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(Self {
+        let mut client = Self {
             sender,
             host: authority,
             auth: format!(
@@ -94,7 +109,22 @@ impl Client {
                 base64::engine::general_purpose::STANDARD
                     .encode(format!("{}:{}", args.user, args.password))
             ),
-        })
+        };
+        if args.auth == AuthKind::Bearer {
+            let body = serde_json::json!({ "user": args.user, "password": args.password });
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri("/v1/api/auth/login")
+                .header(HOST, &client.host)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))?;
+            let reply: serde_json::Value = serde_json::from_slice(&client.send(request).await?)?;
+            let token = reply["access_token"]
+                .as_str()
+                .ok_or("login returned no access_token")?;
+            client.auth = format!("Bearer {token}");
+        }
+        Ok(client)
     }
 
     async fn sql(&mut self, sql: &str) -> Result<(), BoxError> {
@@ -106,7 +136,7 @@ impl Client {
             .header(AUTHORIZATION, &self.auth)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))?;
-        self.send(request).await
+        self.send(request).await.map(drop)
     }
 
     async fn health(&mut self) -> Result<(), BoxError> {
@@ -115,10 +145,20 @@ impl Client {
             .uri("/health")
             .header(HOST, &self.host)
             .body(Full::new(Bytes::new()))?;
-        self.send(request).await
+        self.send(request).await.map(drop)
     }
 
-    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<(), BoxError> {
+    async fn me(&mut self) -> Result<(), BoxError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri("/v1/api/auth/me")
+            .header(HOST, &self.host)
+            .header(AUTHORIZATION, &self.auth)
+            .body(Full::new(Bytes::new()))?;
+        self.send(request).await.map(drop)
+    }
+
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Bytes, BoxError> {
         self.sender.ready().await?;
         let response = self.sender.send_request(request).await?;
         let status = response.status();
@@ -126,7 +166,7 @@ impl Client {
         if !status.is_success() {
             return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)).into());
         }
-        Ok(())
+        Ok(body)
     }
 }
 
@@ -197,6 +237,23 @@ async fn in_process() -> Result<(), BoxError> {
     }
     let per = start.elapsed().as_nanos() as f64 / n as f64;
     println!("in_process basic_auth_cached ns_per_op={per:.0}");
+    let (_, pair) = auth.login("root", "", local).await?;
+    let bearer = format!("Bearer {}", pair.access_token);
+    auth.authenticate(Some(&bearer), local).await?;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(auth.authenticate(Some(&bearer), local).await?);
+    }
+    let per = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("in_process bearer_auth_cached ns_per_op={per:.0}");
+    let verify = time_per_call(200_000, || {
+        std::hint::black_box(
+            auth.jwt()
+                .verify(&pair.access_token, kalamdb_auth::TokenType::Access)
+                .is_ok(),
+        );
+    });
+    println!("in_process jwt_hs256_verify_uncached ns_per_op={verify:.0}");
     let clone = time_per_call(20_000, || {
         std::hint::black_box(app.session_state().clone());
     });
@@ -349,6 +406,7 @@ async fn main() -> Result<(), BoxError> {
                     }
                     Workload::Select1 => client.sql("SELECT 1").await?,
                     Workload::Health => client.health().await?,
+                    Workload::Me => client.me().await?,
                     Workload::InProcess => unreachable!("handled before connecting"),
                 }
                 if i >= warm_per_client {
@@ -374,7 +432,8 @@ async fn main() -> Result<(), BoxError> {
         1
     };
     println!(
-        "table={} workload={:?} concurrency={} statements={} p50_us={:.1} p99_us={:.1} statements_per_s={:.0} rows_per_s={:.0}",
+        "auth={:?} table={} workload={:?} concurrency={} statements={} p50_us={:.1} p99_us={:.1} statements_per_s={:.0} rows_per_s={:.0}",
+        args.auth,
         if args.user_table { "user" } else { "shared" },
         args.workload,
         args.concurrency,
