@@ -83,6 +83,48 @@ async fn users_see_only_their_own_rows_by_every_query_form() {
     // root is a user too: its partition of the table is empty
     let body = server.ok("SELECT count(*) FROM chat.msgs").await;
     assert_eq!(rows(&body, 0), &vec![json!(["0"])]);
+
+    // UPDATE and DELETE, with or without WHERE, touch only the caller's rows
+    let alice = |sql: &'static str| as_user(&server, "alice", "alice-pass-1", sql);
+    let bob = |sql: &'static str| as_user(&server, "bob", "bob-pass-12", sql);
+    let (s, b) = alice("UPDATE chat.msgs SET body = 'edited'").await;
+    assert_eq!(
+        (s, b["results"][0]["row_count"].as_u64()),
+        (200, Some(2)),
+        "{b}"
+    );
+    let (s, b) = alice("UPDATE chat.msgs SET body = 'edited again' WHERE id = 1").await;
+    assert_eq!(
+        (s, b["results"][0]["row_count"].as_u64()),
+        (200, Some(1)),
+        "{b}"
+    );
+    let (_, b) = bob("SELECT body FROM chat.msgs").await;
+    assert_eq!(b["results"][0]["rows"], json!([["b1"]]));
+    let (s, b) = bob("DELETE FROM chat.msgs WHERE id = 2").await;
+    assert_eq!(
+        (s, b["results"][0]["row_count"].as_u64()),
+        (200, Some(0)),
+        "{b}"
+    );
+    let (s, b) = alice("DELETE FROM chat.msgs").await;
+    assert_eq!(
+        (s, b["results"][0]["row_count"].as_u64()),
+        (200, Some(2)),
+        "{b}"
+    );
+    let (_, b) = alice("SELECT count(*) FROM chat.msgs").await;
+    assert_eq!(b["results"][0]["rows"], json!([["0"]]));
+    let (_, b) = bob("SELECT id, body FROM chat.msgs").await;
+    assert_eq!(b["results"][0]["rows"], json!([["1", "b1"]]));
+    // naming _deleted shows the caller's own deleted rows, never another's
+    let (_, b) = bob("SELECT id FROM chat.msgs WHERE _deleted = true").await;
+    assert_eq!(b["results"][0]["rows"], json!([]));
+    let (_, b) = alice("SELECT id, body FROM chat.msgs WHERE _deleted ORDER BY id").await;
+    assert_eq!(
+        b["results"][0]["rows"],
+        json!([["1", "edited again"], ["2", "edited"]])
+    );
 }
 
 #[tokio::test]
@@ -277,6 +319,26 @@ async fn shared_tables_obey_their_access_level() {
         ("u1", "SELECT v FROM s.pub", 200),
         ("u1", "SELECT v FROM s.pub WHERE id = 1", 200),
         ("u1", "INSERT INTO s.pub VALUES (2, 'x')", 403),
+        ("u1", "UPDATE s.pub SET v = 'x'", 403),
+        ("u1", "DELETE FROM s.pub WHERE id = 1", 403),
+        ("u1", "UPDATE s.priv SET v = 'x'", 403),
+        (
+            "s1",
+            "UPDATE s.pub SET v = (SELECT v FROM s.restr LIMIT 1)",
+            403,
+        ),
+        (
+            "s1",
+            "DELETE FROM s.pub WHERE id IN (SELECT id FROM s.restr)",
+            403,
+        ),
+        (
+            "s1",
+            "UPDATE s.pub SET v = (SELECT v FROM s.priv WHERE id = 1) WHERE id = 1",
+            200,
+        ),
+        ("s1", "DELETE FROM s.restr", 403),
+        ("d1", "UPDATE s.restr SET v = 'y'", 200),
         ("u1", "SELECT v FROM s.priv", 403),
         ("u1", "SELECT v FROM s.priv WHERE id = 1", 403),
         ("u1", "SELECT count(*) FROM s.pub JOIN s.priv ON true", 403),

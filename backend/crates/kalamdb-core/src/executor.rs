@@ -268,12 +268,8 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         | SqlStatement::DescribeTable { .. } => StatementFamily::Show,
         SqlStatement::Standard(s) => match s.as_ref() {
             Statement::Query(_) | Statement::Explain { .. } => StatementFamily::Query,
-            Statement::Insert(_) => StatementFamily::Dml,
-            Statement::Update { .. } | Statement::Delete(_) => {
-                return Err(CoreError::NotSupported(format!(
-                    "{} is not supported yet",
-                    statement.kind_name()
-                )));
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                StatementFamily::Dml
             }
             other => {
                 let text = other.to_string();

@@ -122,8 +122,21 @@ impl TableStore {
         failure.map_or(Ok(()), Err)
     }
 
-    pub fn exists_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
-        Ok(self.backend.exists_many(Partition::Data, keys)?)
+    /// For each key: whether a row that is not soft-deleted lives there.
+    pub fn live_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
+        let mut live = vec![false; keys.len()];
+        let mut failure = None;
+        self.backend
+            .get_many_with(Partition::Data, keys, &mut |i, value| {
+                if let Some(bytes) = value {
+                    match kalamdb_store::row::RowView::decode(bytes) {
+                        Ok(row) => live[i] = !row.deleted,
+                        Err(e) => failure = Some(e),
+                    }
+                }
+                Ok(())
+            })?;
+        failure.map_or(Ok(live), |e| Err(e.into()))
     }
 
     pub fn write(&self, batch: Batch) -> CoreResult<()> {

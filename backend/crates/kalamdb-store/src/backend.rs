@@ -87,6 +87,9 @@ impl Batch {
 
 /// Visitor for [`StorageBackend::scan`]: gets each key and value in order and
 /// returns whether to go on.
+/// Sees each key's index and its stored bytes (`None` when absent).
+pub type ManyVisitor<'a> = dyn FnMut(usize, Option<&[u8]>) -> StoreResult<()> + 'a;
+
 pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> StoreResult<bool> + 'a;
 
 pub trait StorageBackend: Send + Sync {
@@ -110,6 +113,15 @@ pub trait StorageBackend: Send + Sync {
 
     /// Whether each of `keys` exists (one batched lookup).
     fn exists_many(&self, partition: Partition, keys: &[Vec<u8>]) -> StoreResult<Vec<bool>>;
+
+    /// Reads many keys at once; `f` sees each key's index and stored bytes
+    /// (`None` when absent), without copying them.
+    fn get_many_with(
+        &self,
+        partition: Partition,
+        keys: &[Vec<u8>],
+        f: &mut ManyVisitor<'_>,
+    ) -> StoreResult<()>;
 
     /// Visits keys in `[start, end)` in ascending order until `visit` returns
     /// false. Memory use does not depend on the range size.

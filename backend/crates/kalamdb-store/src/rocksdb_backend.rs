@@ -1,7 +1,7 @@
 //! [`StorageBackend`] on RocksDB: one database, one column family per
 //! [`Partition`], WAL always on.
 
-use crate::backend::{Batch, Op, Partition, ScanVisitor, StorageBackend};
+use crate::backend::{Batch, ManyVisitor, Op, Partition, ScanVisitor, StorageBackend};
 use crate::error::{StoreError, StoreResult};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
@@ -102,6 +102,24 @@ impl StorageBackend for RocksDbBackend {
             .into_iter()
             .map(|r| r.map(|v| v.is_some()).map_err(StoreError::from))
             .collect()
+    }
+
+    fn get_many_with(
+        &self,
+        partition: Partition,
+        keys: &[Vec<u8>],
+        f: &mut ManyVisitor<'_>,
+    ) -> StoreResult<()> {
+        let cf = self.cf(partition)?;
+        for (i, result) in self
+            .db
+            .batched_multi_get_cf(cf, keys, false)
+            .into_iter()
+            .enumerate()
+        {
+            f(i, result?.as_deref())?;
+        }
+        Ok(())
     }
 
     fn scan(

@@ -9,6 +9,7 @@ pub mod query;
 pub mod show;
 pub mod system_columns;
 pub mod table_ddl;
+pub mod update_delete;
 pub mod user;
 
 use crate::app_context::AppContext;

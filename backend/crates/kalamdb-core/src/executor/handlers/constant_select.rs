@@ -126,7 +126,7 @@ mod tests {
             let fast = try_execute(query)
                 .unwrap()
                 .unwrap_or_else(|| panic!("no fast path for {sql}"));
-            let planned = run_query(&app, &ctx, (*statement).clone(), false)
+            let planned = run_query(&app, &ctx, (*statement).clone(), false, &[])
                 .await
                 .unwrap();
             assert_eq!(json(&fast), json(&planned), "{sql}");

@@ -38,6 +38,12 @@ impl StatementHandler for DmlHandler {
                 Statement::Insert(insert) => {
                     execute_insert(app, ctx, &insert, options.params).await
                 }
+                Statement::Update(update) => {
+                    super::update_delete::execute_update(app, ctx, &update, options.params).await
+                }
+                Statement::Delete(delete) => {
+                    super::update_delete::execute_delete(app, ctx, &delete, options.params).await
+                }
                 other => Err(unexpected(&SqlStatement::Standard(Box::new(other)))),
             },
             other => Err(unexpected(&other)),
@@ -201,7 +207,8 @@ pub async fn execute_insert(
                 return Err(duplicate(&table, rows[i].get(positions[pk].unwrap_or(0))));
             }
         }
-        let existing = app.table_store.exists_many(&keys)?;
+        // A soft-deleted row's key is free again.
+        let existing = app.table_store.live_many(&keys)?;
         if let Some(i) = existing.iter().position(|e| *e) {
             return Err(duplicate(&table, rows[i].get(positions[pk].unwrap_or(0))));
         }

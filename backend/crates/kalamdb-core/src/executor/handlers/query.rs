@@ -13,11 +13,15 @@ use crate::executor::StatementResult;
 use crate::providers::catalog::ScopedCatalogs;
 use crate::query_scope::QueryScope;
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::collect;
 use datafusion::sql::parser::Statement as DFStatement;
 use kalamdb_sql::SqlStatement;
 use kalamdb_sql::sqlparser::ast::Statement;
+use serde_json::Value as Json;
 use std::sync::Arc;
 
 pub struct QueryHandler;
@@ -45,7 +49,14 @@ impl StatementHandler for QueryHandler {
                         return Ok(result);
                     }
                 }
-                run_query(app, ctx, *s, options.mentions_system_columns).await
+                run_query(
+                    app,
+                    ctx,
+                    *s,
+                    options.mentions_system_columns,
+                    options.params,
+                )
+                .await
             }
             SqlStatement::ShowNamespaces
             | SqlStatement::ShowTables { .. }
@@ -55,13 +66,41 @@ impl StatementHandler for QueryHandler {
     }
 }
 
-/// Plans and runs one read-only statement on DataFusion for the caller.
+/// Plans and runs one read-only statement on DataFusion for the caller,
+/// binding `$n` placeholders to `params`.
 pub async fn run_query(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    statement: Statement,
+    system_columns: bool,
+    params: &[Json],
+) -> CoreResult<StatementResult> {
+    let (schema, batches) = collect_query(app, ctx, statement, system_columns, params).await?;
+    Ok(StatementResult::rows(schema, batches))
+}
+
+/// A bound parameter as DataFusion sees it.
+fn scalar_of(param: &Json) -> ScalarValue {
+    match param {
+        Json::Null => ScalarValue::Null,
+        Json::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => ScalarValue::Int64(Some(i)),
+            None => ScalarValue::Float64(n.as_f64()),
+        },
+        Json::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        other => ScalarValue::Utf8(Some(other.to_string())),
+    }
+}
+
+/// [`run_query`]'s planning and execution: the output schema and batches.
+pub async fn collect_query(
     app: &AppContext,
     ctx: &ExecutionContext,
     mut statement: Statement,
     system_columns: bool,
-) -> CoreResult<StatementResult> {
+    params: &[Json],
+) -> CoreResult<(SchemaRef, Vec<RecordBatch>)> {
     if system_columns {
         system_columns::hide_system_columns_in_wildcards(&mut statement, app, ctx);
     }
@@ -77,9 +116,12 @@ pub async fn run_query(
         include_system_columns: system_columns,
     });
     state.register_catalog_list(Arc::new(ScopedCatalogs::new(app.catalog.scoped(scope))));
-    let plan = state
+    let mut plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(statement)))
         .await?;
+    if !params.is_empty() {
+        plan = plan.with_param_values(params.iter().map(scalar_of).collect::<Vec<_>>())?;
+    }
     SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -88,5 +130,5 @@ pub async fn run_query(
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let physical = state.create_physical_plan(&plan).await?;
     let batches = collect(physical, state.task_ctx()).await?;
-    Ok(StatementResult::rows(schema, batches))
+    Ok((schema, batches))
 }

@@ -69,5 +69,5 @@ pub async fn execute(
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_statement())
         .map_err(|e| CoreError::Internal(format!("internal query: {e}")))?;
-    run_query(app, ctx, query, false).await
+    run_query(app, ctx, query, false, &[]).await
 }

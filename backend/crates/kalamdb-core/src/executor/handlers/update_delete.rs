@@ -1,0 +1,319 @@
+//! UPDATE and DELETE on USER and SHARED tables.
+//!
+//! Which rows, and their new values, are found by a query planned on
+//! DataFusion for the caller (`SELECT key, new values FROM t WHERE NOT
+//! _deleted AND (cond)`), so the WHERE clause is full SQL and a USER table is
+//! only ever read in the caller's own partition. Each matched row is then
+//! re-read from storage, changed, given a new `_seq`, and all of them are
+//! written in one atomic batch. DELETE is soft: the row stays with
+//! `_deleted = true` (hidden from queries that do not name `_deleted`).
+//! A table without a primary key is keyed by `_seq`, so its rows move to
+//! their new `_seq` key.
+
+use super::query::collect_query;
+use crate::app_context::AppContext;
+use crate::context::ExecutionContext;
+use crate::error::{CoreError, CoreResult};
+use crate::executor::StatementResult;
+use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
+use crate::schema::CachedTable;
+use crate::table_store::{RowScope, partition_prefix, row_key};
+use datafusion::arrow::record_batch::RecordBatch;
+use kalamdb_commons::Value;
+use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
+use kalamdb_sql::sqlparser::ast::{
+    AssignmentTarget, Delete, Expr, FromTable, TableFactor, TableWithJoins, Update,
+};
+use kalamdb_sql::sqlparser::dialect::GenericDialect;
+use kalamdb_sql::sqlparser::parser::Parser;
+use kalamdb_store::keys::KeyBuilder;
+use kalamdb_store::row::{RowView, encode_row};
+use kalamdb_store::{Batch, Partition};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+struct Target {
+    table: Arc<CachedTable>,
+    /// `"ns"."t" [AS alias]`, for the matching query.
+    from: String,
+    prefix: Vec<u8>,
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn not_supported(what: &str) -> CoreError {
+    CoreError::NotSupported(format!("{what} is not supported yet"))
+}
+
+fn target_of(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    target: &TableWithJoins,
+) -> CoreResult<Target> {
+    if !target.joins.is_empty() {
+        return Err(not_supported("UPDATE/DELETE with a join"));
+    }
+    let TableFactor::Table { name, alias, .. } = &target.relation else {
+        return Err(CoreError::InvalidSql(format!(
+            "'{}' is not a table",
+            target.relation
+        )));
+    };
+    let name = parse_qualified_name_from(name).map_err(CoreError::InvalidSql)?;
+    let ns = name
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ctx.namespace.to_string());
+    let table = match app.schema_registry.get_table(&ns, &name.name) {
+        Some(t) => t,
+        None if !app.schema_registry.namespace_exists(&ns) => {
+            return Err(CoreError::NamespaceNotFound(ns));
+        }
+        None => return Err(CoreError::TableNotFound(format!("{ns}.{}", name.name))),
+    };
+    let def = &table.definition;
+    crate::executor::authorization::authorize_table(ctx.role, def, true)?;
+    let scope = RowScope::for_table(def, &ctx.user_id)?;
+    let mut from = format!("{}.{}", quote(def.namespace.as_str()), quote(&def.name));
+    if let Some(alias) = alias {
+        from.push_str(&format!(" AS {}", quote(&normalize(&alias.name))));
+    }
+    Ok(Target {
+        prefix: partition_prefix(def.table_id, &scope),
+        table,
+        from,
+    })
+}
+
+/// Runs `SELECT key, extra... FROM target WHERE NOT _deleted AND (cond)` for
+/// the caller.
+async fn matching(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    target: &Target,
+    extra: &[String],
+    selection: Option<&Expr>,
+    params: &[Json],
+) -> CoreResult<Vec<RecordBatch>> {
+    let key = match target.table.primary_key {
+        Some(i) => quote(&target.table.definition.columns[i].name),
+        None => kalamdb_commons::SEQ_COLUMN.to_string(),
+    };
+    let mut sql = format!("SELECT {key}");
+    for e in extra {
+        sql.push_str(", ");
+        sql.push_str(e);
+    }
+    sql.push_str(&format!(
+        " FROM {} WHERE NOT {}",
+        target.from,
+        kalamdb_commons::DELETED_COLUMN
+    ));
+    if let Some(cond) = selection {
+        sql.push_str(&format!(" AND ({cond})"));
+    }
+    let statement = Parser::new(&GenericDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_statement())
+        .map_err(|e| CoreError::InvalidSql(e.to_string()))?;
+    let (_, batches) = collect_query(app, ctx, statement, true, params).await?;
+    Ok(batches)
+}
+
+/// The stored values of the row under `key`, in declared column order, with
+/// its `_deleted` flag; `None` if it is gone.
+fn read_row(app: &AppContext, table: &CachedTable, key: &[u8]) -> CoreResult<Option<Vec<Value>>> {
+    let columns = &table.definition.columns;
+    let mut found = None;
+    app.table_store.get_with(key, &mut |bytes| {
+        let Some(bytes) = bytes else {
+            return Ok(());
+        };
+        let row = RowView::decode(bytes)?;
+        if row.deleted {
+            return Ok(());
+        }
+        let mut values = vec![Value::Null; columns.len()];
+        for item in row.columns() {
+            let (id, value) = item?;
+            if let Some(i) = columns.iter().position(|c| c.column_id == id) {
+                values[i] = value.to_value();
+            }
+        }
+        found = Some(values);
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Rewrites each matched row (`change` edits its values) into one batch.
+async fn rewrite(
+    app: &AppContext,
+    target: &Target,
+    batches: &[RecordBatch],
+    deleted: bool,
+    mut change: impl FnMut(usize, usize, &mut [Value]) -> CoreResult<()>,
+) -> CoreResult<usize> {
+    let table = &target.table;
+    let def = &table.definition;
+    let mut batch = Batch::new();
+    let mut count = 0;
+    for (b, record_batch) in batches.iter().enumerate() {
+        let keys = record_batch.column(0);
+        for row in 0..record_batch.num_rows() {
+            let key_value = stored_value(keys.as_ref(), row)?;
+            let old_key = match table.primary_key {
+                Some(_) => row_key(&target.prefix, &key_value)?,
+                None => match key_value {
+                    Value::Int64(seq) => KeyBuilder::with_capacity(target.prefix.len() + 8)
+                        .raw(&target.prefix)
+                        .i64(seq)
+                        .build(),
+                    _ => return Err(CoreError::Internal("_seq is not a BIGINT".into())),
+                },
+            };
+            let Some(mut values) = read_row(app, table, &old_key)? else {
+                continue;
+            };
+            change(b, row, &mut values)?;
+            for (column, value) in def.columns.iter().zip(&values) {
+                if value.is_null() && !column.nullable {
+                    return Err(CoreError::NotNullViolation(format!(
+                        "Column '{}' of table '{}' cannot be NULL",
+                        column.name,
+                        def.table_ref()
+                    )));
+                }
+            }
+            let seq = app.snowflake.next_id();
+            let key = match table.primary_key {
+                Some(_) => old_key,
+                None => {
+                    batch.delete(Partition::Data, old_key);
+                    KeyBuilder::with_capacity(target.prefix.len() + 8)
+                        .raw(&target.prefix)
+                        .i64(seq)
+                        .build()
+                }
+            };
+            let encoded = encode_row(
+                def.schema_version,
+                seq,
+                deleted,
+                def.columns.iter().map(|c| c.column_id).zip(values.iter()),
+            );
+            batch.put(Partition::Data, key, encoded);
+            count += 1;
+        }
+    }
+    if !batch.is_empty() {
+        app.table_store.write_async(batch).await?;
+    }
+    Ok(count)
+}
+
+pub async fn execute_update(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    update: &Update,
+    params: &[Json],
+) -> CoreResult<StatementResult> {
+    if update.from.is_some() {
+        return Err(not_supported("UPDATE ... FROM"));
+    }
+    if update.returning.is_some() {
+        return Err(not_supported("UPDATE ... RETURNING"));
+    }
+    if update.limit.is_some() || !update.order_by.is_empty() || update.or.is_some() {
+        return Err(not_supported("UPDATE with ORDER BY, LIMIT or OR"));
+    }
+    let target = target_of(app, ctx, &update.table)?;
+    let table = &target.table;
+    let mut assigned: Vec<usize> = Vec::with_capacity(update.assignments.len());
+    let mut exprs = Vec::with_capacity(update.assignments.len());
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(name) = &assignment.target else {
+            return Err(not_supported("UPDATE ... SET (a, b) = ..."));
+        };
+        let column = name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize)
+            .ok_or_else(|| CoreError::InvalidSql(format!("Invalid column name '{name}'")))?;
+        let index = table.column_position(&column).ok_or_else(|| {
+            CoreError::InvalidSql(format!(
+                "Column '{column}' does not exist in table '{}'",
+                table.definition.table_ref()
+            ))
+        })?;
+        if Some(index) == table.primary_key {
+            return Err(CoreError::NotSupported(format!(
+                "The primary key '{column}' cannot be updated: DELETE the row and INSERT it again"
+            )));
+        }
+        if assigned.contains(&index) {
+            return Err(CoreError::InvalidSql(format!(
+                "Column '{column}' is assigned twice"
+            )));
+        }
+        assigned.push(index);
+        exprs.push(assignment.value.to_string());
+    }
+    let batches = matching(app, ctx, &target, &exprs, update.selection.as_ref(), params).await?;
+    let columns = &table.definition.columns;
+    let converted: Vec<Vec<ColumnValues>> = batches
+        .iter()
+        .map(|b| {
+            assigned
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| convert_column(b.column(1 + j), &columns[i]))
+                .collect()
+        })
+        .collect::<CoreResult<_>>()?;
+    let count = rewrite(app, &target, &batches, false, |b, row, values| {
+        for (j, &i) in assigned.iter().enumerate() {
+            values[i] = converted[b][j].get(row)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatementResult::affected(
+        count,
+        format!("Updated {count} row(s)"),
+    ))
+}
+
+pub async fn execute_delete(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    delete: &Delete,
+    params: &[Json],
+) -> CoreResult<StatementResult> {
+    if delete.returning.is_some() {
+        return Err(not_supported("DELETE ... RETURNING"));
+    }
+    if delete.using.is_some()
+        || !delete.tables.is_empty()
+        || delete.limit.is_some()
+        || !delete.order_by.is_empty()
+    {
+        return Err(not_supported(
+            "DELETE with USING, several tables, ORDER BY or LIMIT",
+        ));
+    }
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+    let [target] = from.as_slice() else {
+        return Err(not_supported("DELETE from several tables"));
+    };
+    let target = target_of(app, ctx, target)?;
+    let batches = matching(app, ctx, &target, &[], delete.selection.as_ref(), params).await?;
+    let count = rewrite(app, &target, &batches, true, |_, _, _| Ok(())).await?;
+    Ok(StatementResult::affected(
+        count,
+        format!("Deleted {count} row(s)"),
+    ))
+}
