@@ -33,53 +33,70 @@ fn sign(claims: &Value, secret: &str, alg: Algorithm) -> String {
     .unwrap()
 }
 
-async fn login(server: &TestServer, user: &str, password: &str) -> (u16, Value) {
-    let response = server
-        .http()
-        .post(server.url("/v1/api/auth/login"))
-        .json(&json!({ "user": user, "password": password }))
-        .send()
-        .await
-        .unwrap();
+/// Sends one request; returns status and JSON body.
+async fn call(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server.http().request(method, server.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
+}
+
+async fn login(server: &TestServer, user: &str, password: &str) -> (u16, Value) {
+    let body = json!({ "user": user, "password": password });
+    call(
+        server,
+        reqwest::Method::POST,
+        "/v1/api/auth/login",
+        None,
+        Some(body),
+    )
+    .await
 }
 
 async fn with_bearer(server: &TestServer, token: &str, sql: &str) -> (u16, Value) {
-    let response = server
-        .http()
-        .post(server.url("/v1/api/sql"))
-        .bearer_auth(token)
-        .json(&json!({ "sql": sql }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    let body = json!({ "sql": sql });
+    call(
+        server,
+        reqwest::Method::POST,
+        "/v1/api/sql",
+        Some(token),
+        Some(body),
+    )
+    .await
 }
 
 async fn refresh(server: &TestServer, token: &str) -> (u16, Value) {
-    let response = server
-        .http()
-        .post(server.url("/v1/api/auth/refresh"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    call(
+        server,
+        reqwest::Method::POST,
+        "/v1/api/auth/refresh",
+        Some(token),
+        None,
+    )
+    .await
 }
 
 async fn me(server: &TestServer, token: &str) -> (u16, Value) {
-    let response = server
-        .http()
-        .get(server.url("/v1/api/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    call(
+        server,
+        reqwest::Method::GET,
+        "/v1/api/auth/me",
+        Some(token),
+        None,
+    )
+    .await
 }
 
 fn claims_of(token: &str) -> Value {
@@ -127,14 +144,16 @@ async fn login_gives_a_token_pair_that_works_on_sql_me_and_refresh() {
     );
 
     // `username` is accepted as well as `user`
-    let response = server
-        .http()
-        .post(server.url("/v1/api/auth/login"))
-        .json(&json!({ "username": "alice", "password": "alice-pass-1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let body = json!({ "username": "alice", "password": "alice-pass-1" });
+    let (s, b) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/api/auth/login",
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
 
     let (s, b) = refresh(&server, &refresh_token).await;
     assert_eq!(s, 200, "{b}");
@@ -435,15 +454,13 @@ async fn first_run_setup_sets_root_password_and_creates_a_dba_once() {
     let (s, b) = server.get("/v1/api/auth/status").await;
     assert_eq!((s, b["needs_setup"].as_bool()), (200, Some(true)), "{b}");
     let post = |body: Value| {
-        let request = server
-            .http()
-            .post(server.url("/v1/api/auth/setup"))
-            .json(&body);
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
-        }
+        call(
+            &server,
+            reqwest::Method::POST,
+            "/v1/api/auth/setup",
+            None,
+            Some(body),
+        )
     };
     let (s, b) =
         post(json!({"username": "admin", "password": "short", "root_password": "root-pass-123"}))

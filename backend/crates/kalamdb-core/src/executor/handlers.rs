@@ -16,9 +16,14 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
+use crate::schema::CachedTable;
 use async_trait::async_trait;
+use kalamdb_commons::{ColumnDefinition, TableDefinition, Value};
+use kalamdb_sql::parsers::parse_qualified_name_from;
+use kalamdb_sql::sqlparser::ast::ObjectName;
 use kalamdb_sql::{QualifiedName, SqlStatement};
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 pub use insert::DmlHandler;
 pub use namespace::NamespaceHandler;
@@ -53,6 +58,37 @@ pub(crate) fn resolve_name(ctx: &ExecutionContext, name: &QualifiedName) -> (Str
             .unwrap_or_else(|| ctx.namespace.to_string()),
         name.name.clone(),
     )
+}
+
+/// The USER/SHARED/STREAM table `name` names for the caller's session.
+pub(crate) fn resolve_table(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    name: &ObjectName,
+) -> CoreResult<Arc<CachedTable>> {
+    let name = parse_qualified_name_from(name).map_err(CoreError::InvalidSql)?;
+    let (ns, table) = resolve_name(ctx, &name);
+    match app.schema_registry.get_table(&ns, &table) {
+        Some(t) => Ok(t),
+        None if !app.schema_registry.namespace_exists(&ns) => Err(CoreError::NamespaceNotFound(ns)),
+        None => Err(CoreError::TableNotFound(format!("{ns}.{table}"))),
+    }
+}
+
+/// NOT NULL, as INSERT and UPDATE check it before writing anything.
+pub(crate) fn check_not_null(
+    def: &TableDefinition,
+    column: &ColumnDefinition,
+    value: &Value,
+) -> CoreResult<()> {
+    if value.is_null() && !column.nullable {
+        return Err(CoreError::NotNullViolation(format!(
+            "Column '{}' of table '{}' cannot be NULL",
+            column.name,
+            def.table_ref()
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn unexpected(statement: &SqlStatement) -> CoreError {

@@ -13,7 +13,7 @@ use crate::table_store::{RowScope, partition_prefix, row_key};
 use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, Value};
 use kalamdb_sql::SqlStatement;
-use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
+use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
 use kalamdb_store::keys::KeyBuilder;
 use kalamdb_store::row::encode_row;
@@ -61,16 +61,7 @@ fn target_table(
             "INSERT INTO a table function is not supported".into(),
         ));
     };
-    let name = parse_qualified_name_from(name).map_err(CoreError::InvalidSql)?;
-    let ns = name
-        .namespace
-        .clone()
-        .unwrap_or_else(|| ctx.namespace.to_string());
-    match app.schema_registry.get_table(&ns, &name.name) {
-        Some(t) => Ok(t),
-        None if !app.schema_registry.namespace_exists(&ns) => Err(CoreError::NamespaceNotFound(ns)),
-        None => Err(CoreError::TableNotFound(format!("{ns}.{}", name.name))),
-    }
+    super::resolve_table(app, ctx, name)
 }
 
 /// For each declared column, the position of its value in a VALUES row.
@@ -174,13 +165,7 @@ pub async fn execute_insert(
                 Some(p) => value_of(&row[p], column, params)?,
                 None => defaults[i].clone().unwrap_or(Value::Null),
             };
-            if value.is_null() && !column.nullable {
-                return Err(CoreError::NotNullViolation(format!(
-                    "Column '{}' of table '{}' cannot be NULL",
-                    column.name,
-                    def.table_ref()
-                )));
-            }
+            super::check_not_null(def, column, &value)?;
             values.push(value);
         }
         let seq = app.snowflake.next_id();

@@ -20,7 +20,7 @@ use crate::schema::CachedTable;
 use crate::table_store::{RowScope, partition_prefix, row_key};
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
-use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
+use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::sqlparser::ast::{
     AssignmentTarget, Delete, Expr, FromTable, TableFactor, TableWithJoins, Update,
 };
@@ -61,18 +61,7 @@ fn target_of(
             target.relation
         )));
     };
-    let name = parse_qualified_name_from(name).map_err(CoreError::InvalidSql)?;
-    let ns = name
-        .namespace
-        .clone()
-        .unwrap_or_else(|| ctx.namespace.to_string());
-    let table = match app.schema_registry.get_table(&ns, &name.name) {
-        Some(t) => t,
-        None if !app.schema_registry.namespace_exists(&ns) => {
-            return Err(CoreError::NamespaceNotFound(ns));
-        }
-        None => return Err(CoreError::TableNotFound(format!("{ns}.{}", name.name))),
-    };
+    let table = super::resolve_table(app, ctx, name)?;
     let def = &table.definition;
     crate::executor::authorization::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
@@ -179,13 +168,7 @@ async fn rewrite(
             };
             change(b, row, &mut values)?;
             for (column, value) in def.columns.iter().zip(&values) {
-                if value.is_null() && !column.nullable {
-                    return Err(CoreError::NotNullViolation(format!(
-                        "Column '{}' of table '{}' cannot be NULL",
-                        column.name,
-                        def.table_ref()
-                    )));
-                }
+                super::check_not_null(def, column, value)?;
             }
             let seq = app.snowflake.next_id();
             let key = match table.primary_key {
