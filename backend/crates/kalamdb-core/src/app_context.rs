@@ -3,6 +3,10 @@
 
 use crate::error::{CoreError, CoreResult};
 use crate::executor::SqlExecutor;
+use crate::jobs::executors::UserCleanupExecutor;
+use crate::jobs::{
+    JobOptions, JobRegistry, JobType, JobsConfig, Schedule, SystemClock, UnifiedJobManager,
+};
 use crate::meta_store::{MetaStore, NamespaceRecord, UserRecord};
 use crate::providers::{CATALOG_NAME, KalamCatalog};
 use crate::schema::SchemaRegistry;
@@ -32,6 +36,11 @@ pub struct CoreOptions {
     pub target_partitions: usize,
     /// bcrypt cost for passwords set by SQL.
     pub bcrypt_cost: u32,
+    pub jobs: JobsConfig,
+    /// How long a dropped user's rows are kept before UserCleanup purges them.
+    pub user_deletion_grace_ms: i64,
+    /// How often a UserCleanup job is scheduled (0: never).
+    pub user_cleanup_interval_ms: i64,
 }
 
 impl Default for CoreOptions {
@@ -42,6 +51,9 @@ impl Default for CoreOptions {
             batch_size: 8192,
             target_partitions: 2,
             bcrypt_cost: 12,
+            jobs: JobsConfig::default(),
+            user_deletion_grace_ms: 7 * 24 * 3600 * 1000,
+            user_cleanup_interval_ms: 3600 * 1000,
         }
     }
 }
@@ -52,6 +64,8 @@ pub struct AppContext {
     pub system_tables: Arc<SystemTablesRegistry>,
     pub table_store: TableStore,
     pub executor: SqlExecutor,
+    /// Runs every background job; started by the server's lifecycle.
+    pub job_manager: Arc<UnifiedJobManager>,
     pub snowflake: SnowflakeGenerator,
     pub options: CoreOptions,
     /// Serializes DDL so id allocation and cache swaps never interleave.
@@ -94,12 +108,34 @@ impl AppContext {
             .build();
 
         let snowflake = SnowflakeGenerator::new(options.node_id);
+        let mut registry = JobRegistry::new();
+        registry.register(Arc::new(UserCleanupExecutor {
+            grace_ms: options.user_deletion_grace_ms,
+        }));
+        let job_manager = Arc::new(UnifiedJobManager::new(
+            meta.clone(),
+            JobsConfig {
+                node_id: options.node_id,
+                ..options.jobs.clone()
+            },
+            Arc::new(SystemClock),
+            registry,
+        ));
+        if options.user_cleanup_interval_ms > 0 {
+            job_manager.add_schedule(Schedule {
+                job_type: JobType::UserCleanup,
+                interval_ms: options.user_cleanup_interval_ms,
+                options: JobOptions::default(),
+                key_prefix: "user_cleanup".into(),
+            });
+        }
         Ok(Arc::new(Self {
             meta,
             schema_registry,
             system_tables,
             table_store,
             executor: SqlExecutor::new(),
+            job_manager,
             snowflake,
             catalog,
             ddl_lock: Mutex::new(()),

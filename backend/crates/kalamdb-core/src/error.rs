@@ -17,6 +17,9 @@ pub enum CoreError {
     NamespaceNotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
+    /// A job with the same idempotency key is still active.
+    #[error("{0}")]
+    IdempotentConflict(String),
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
@@ -50,7 +53,9 @@ impl HasErrorCode for CoreError {
             CoreError::InvalidSql(_) => ErrorCode::InvalidSql,
             CoreError::TableNotFound(_) => ErrorCode::TableNotFound,
             CoreError::NamespaceNotFound(_) => ErrorCode::NamespaceNotFound,
-            CoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            CoreError::AlreadyExists(_) | CoreError::IdempotentConflict(_) => {
+                ErrorCode::AlreadyExists
+            }
             CoreError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             CoreError::UniqueViolation(_) => ErrorCode::UniqueViolation,
             CoreError::NotNullViolation(_) => ErrorCode::NotNullViolation,

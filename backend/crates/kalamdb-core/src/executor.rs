@@ -11,7 +11,8 @@ use authorization::{StatementFamily, authorize};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use handlers::{
-    DmlHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler, UserHandler,
+    DmlHandler, JobHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler,
+    UserHandler,
 };
 use kalamdb_sql::sqlparser::ast::Statement;
 use kalamdb_sql::{SqlStatement, parse_sql};
@@ -90,6 +91,7 @@ pub struct SqlExecutor {
     dml: DmlHandler,
     query: QueryHandler,
     users: UserHandler,
+    jobs: JobHandler,
 }
 
 impl Default for SqlExecutor {
@@ -106,6 +108,7 @@ impl SqlExecutor {
             dml: DmlHandler,
             query: QueryHandler,
             users: UserHandler,
+            jobs: JobHandler,
         }
     }
 
@@ -116,6 +119,7 @@ impl SqlExecutor {
             StatementFamily::Dml => &self.dml,
             StatementFamily::Query | StatementFamily::Show => &self.query,
             StatementFamily::UserManagement => &self.users,
+            StatementFamily::JobControl => &self.jobs,
         }
     }
 
@@ -214,6 +218,7 @@ impl SqlExecutor {
             StatementFamily::NamespaceDdl
                 | StatementFamily::TableDdl
                 | StatementFamily::UserManagement
+                | StatementFamily::JobControl
         ) {
             audit(
                 app,
@@ -262,6 +267,7 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         | SqlStatement::AlterUser { .. }
         | SqlStatement::DropUser { .. } => StatementFamily::UserManagement,
         SqlStatement::ExecuteAsUser { statement, .. } => classify(statement)?,
+        SqlStatement::KillJob { .. } => StatementFamily::JobControl,
         SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }

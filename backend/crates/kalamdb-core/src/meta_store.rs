@@ -19,6 +19,9 @@ const TABLE_VERSION_PREFIX: &[u8] = b"tblv/";
 const USER_PREFIX: &[u8] = b"usr/";
 const COUNTER_PREFIX: &[u8] = b"ctr/";
 const AUDIT_PREFIX: &[u8] = b"aud/";
+const JOB_PREFIX: &[u8] = b"job/";
+/// Dropped users waiting for the UserCleanup job, by user id.
+const DROPPED_USER_PREFIX: &[u8] = b"udel/";
 
 /// One entry of `system.audit_log`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +251,54 @@ impl MetaStore {
             encode(user)?,
         );
         Ok(())
+    }
+
+    /// Persists a job record (its own small write).
+    pub fn put_job(&self, job: &crate::jobs::Job) -> CoreResult<()> {
+        let mut batch = Batch::new();
+        batch.put(
+            Partition::Meta,
+            key(JOB_PREFIX, &[job.job_id.as_bytes()]),
+            encode(job)?,
+        );
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    pub fn job(&self, job_id: &str) -> CoreResult<Option<crate::jobs::Job>> {
+        self.store
+            .get(Partition::Meta, &key(JOB_PREFIX, &[job_id.as_bytes()]))?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    pub fn jobs(&self) -> CoreResult<Vec<crate::jobs::Job>> {
+        self.scan_prefix(JOB_PREFIX)
+    }
+
+    /// Remembers a dropped user until its rows are purged.
+    pub fn put_dropped_user(&self, batch: &mut Batch, user: &UserRecord) -> CoreResult<()> {
+        batch.put(
+            Partition::Meta,
+            key(DROPPED_USER_PREFIX, &[user.user_id.as_str().as_bytes()]),
+            encode(user)?,
+        );
+        Ok(())
+    }
+
+    pub fn delete_user(&self, batch: &mut Batch, username: &str) {
+        batch.delete(Partition::Meta, key(USER_PREFIX, &[username.as_bytes()]));
+    }
+
+    pub fn dropped_users(&self) -> CoreResult<Vec<UserRecord>> {
+        self.scan_prefix(DROPPED_USER_PREFIX)
+    }
+
+    pub fn forget_dropped_user(&self, batch: &mut Batch, user_id: &UserId) {
+        batch.delete(
+            Partition::Meta,
+            key(DROPPED_USER_PREFIX, &[user_id.as_str().as_bytes()]),
+        );
     }
 
     /// Appends an audit entry (its own small write).

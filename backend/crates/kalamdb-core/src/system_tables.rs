@@ -4,6 +4,7 @@
 
 pub mod audit_log;
 pub mod columns;
+pub mod jobs;
 pub mod namespaces;
 pub mod tables;
 pub mod users;
@@ -45,6 +46,10 @@ impl SystemTablesRegistry {
         tables.insert(
             audit_log::NAME,
             Arc::new(audit_log::AuditLogTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            jobs::NAME,
+            Arc::new(jobs::JobsTable::new(Arc::clone(&registry))),
         );
         tables.insert(users::NAME, Arc::new(users::UsersTable::new(registry)));
         Self { tables }

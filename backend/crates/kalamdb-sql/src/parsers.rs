@@ -2,6 +2,7 @@
 //! `Parser` so positions and error messages look the same as sqlparser's.
 
 pub mod insert_values;
+pub mod job;
 pub mod namespace;
 pub mod show_describe;
 pub mod table;
@@ -35,6 +36,7 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("DROP"), Some("USER"), _) => user::parse_drop(p),
         (Some("EXECUTE"), Some("AS"), Some("USER")) => user::parse_execute_as(p),
         (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
+        (Some("KILL" | "CANCEL"), Some("JOB"), _) => job::parse_kill(p),
         (Some("INSERT"), _, _) => match insert_values::try_parse(p) {
             Some(statement) => Ok(statement),
             None => Ok(SqlStatement::Standard(Box::new(p.parse_statement()?))),

@@ -67,6 +67,10 @@ pub enum SqlStatement {
         name: String,
         if_exists: bool,
     },
+    /// `KILL JOB 'id'` / `CANCEL JOB 'id'`
+    KillJob {
+        job_id: String,
+    },
     /// `EXECUTE AS USER 'name' ( <one statement> )`
     ExecuteAsUser {
         user: String,
@@ -111,6 +115,7 @@ impl SqlStatement {
             SqlStatement::AlterUser { .. } => "ALTER USER",
             SqlStatement::DropUser { .. } => "DROP USER",
             SqlStatement::ExecuteAsUser { .. } => "EXECUTE AS USER",
+            SqlStatement::KillJob { .. } => "KILL JOB",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

@@ -11,7 +11,7 @@ pub enum StatementFamily {
     NamespaceDdl,
     /// CREATE/DROP TABLE
     TableDdl,
-    /// INSERT
+    /// INSERT, UPDATE, DELETE
     Dml,
     /// SELECT, EXPLAIN
     Query,
@@ -21,10 +21,12 @@ pub enum StatementFamily {
     Session,
     /// CREATE/ALTER/DROP USER (system accounts: system role only)
     UserManagement,
+    /// KILL JOB / CANCEL JOB
+    JobControl,
 }
 
 impl StatementFamily {
-    pub const ALL: [StatementFamily; 7] = [
+    pub const ALL: [StatementFamily; 8] = [
         StatementFamily::NamespaceDdl,
         StatementFamily::TableDdl,
         StatementFamily::Dml,
@@ -32,6 +34,7 @@ impl StatementFamily {
         StatementFamily::Show,
         StatementFamily::Session,
         StatementFamily::UserManagement,
+        StatementFamily::JobControl,
     ];
 }
 
@@ -57,6 +60,7 @@ const RULES: &[(StatementFamily, &[Role])] = &[
         &[Role::User, Role::Service, Role::Dba, Role::System],
     ),
     (StatementFamily::UserManagement, &[Role::Dba, Role::System]),
+    (StatementFamily::JobControl, &[Role::Dba, Role::System]),
 ];
 
 pub fn is_allowed(role: Role, family: StatementFamily) -> bool {
@@ -148,7 +152,9 @@ mod tests {
         for role in [Role::User, Role::Service, Role::Dba, Role::System] {
             for family in F::ALL {
                 let expected = match family {
-                    F::NamespaceDdl | F::TableDdl | F::UserManagement => role.is_admin(),
+                    F::NamespaceDdl | F::TableDdl | F::UserManagement | F::JobControl => {
+                        role.is_admin()
+                    }
                     F::Dml | F::Query | F::Show | F::Session => true,
                 };
                 assert_eq!(is_allowed(role, family), expected, "{role} {family:?}");

@@ -3,6 +3,7 @@
 
 pub mod constant_select;
 pub mod insert;
+pub mod job;
 pub mod namespace;
 pub mod point_lookup;
 pub mod query;
@@ -26,6 +27,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 
 pub use insert::DmlHandler;
+pub use job::JobHandler;
 pub use namespace::NamespaceHandler;
 pub use query::QueryHandler;
 pub use table_ddl::TableDdlHandler;

@@ -166,7 +166,13 @@ impl StatementHandler for UserHandler {
                 check_may_manage(ctx, user.role)?;
                 user.deleted_at = Some(now_ms());
                 user.updated_at = now_ms();
-                commit(app, &user)?;
+                // The account and its place in the UserCleanup list commit
+                // together.
+                let mut batch = Batch::new();
+                app.meta.put_user(&mut batch, &user)?;
+                app.meta.put_dropped_user(&mut batch, &user)?;
+                app.meta.backend().write(batch)?;
+                app.meta.users_changed();
                 Ok(StatementResult::message(format!("User '{name}' dropped")))
             }
             other => Err(unexpected(&other)),

@@ -1,0 +1,128 @@
+//! The executor contract: one implementation per job type, registered in a
+//! [`JobRegistry`]; the manager hands each run a [`JobContext`].
+
+use super::model::{Job, JobType};
+use crate::app_context::AppContext;
+use crate::error::CoreResult;
+use async_trait::async_trait;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The `tracing` target of job events; `jobs.log` receives exactly these.
+pub const JOBS_LOG_TARGET: &str = "kalamdb::jobs";
+
+/// What an executor says about one run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobDecision {
+    Completed {
+        message: String,
+    },
+    /// Try again after a backoff (the manager uses the larger of this and its
+    /// exponential backoff), while retries remain.
+    Retry {
+        message: String,
+        backoff_ms: u64,
+        exception_trace: Option<String>,
+    },
+    Failed {
+        message: String,
+        exception_trace: Option<String>,
+    },
+}
+
+/// Wall-clock milliseconds; injectable so tests never sleep.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::app_context::now_ms()
+    }
+}
+
+/// What a running executor gets: the database, its cancellation token, a
+/// logger that prefixes every line with the job id, and the clock.
+pub struct JobContext {
+    pub app: Arc<AppContext>,
+    pub cancel: CancellationToken,
+    pub clock: Arc<dyn Clock>,
+    job_id: String,
+}
+
+impl JobContext {
+    pub fn new(
+        app: Arc<AppContext>,
+        cancel: CancellationToken,
+        clock: Arc<dyn Clock>,
+        job_id: String,
+    ) -> Self {
+        Self {
+            app,
+            cancel,
+            clock,
+            job_id,
+        }
+    }
+
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// A progress line in `jobs.log`: `[JobId] INFO message`.
+    pub fn info(&self, message: &str) {
+        tracing::info!(target: JOBS_LOG_TARGET, job_id = %self.job_id, "{message}");
+    }
+
+    pub fn warn(&self, message: &str) {
+        tracing::warn!(target: JOBS_LOG_TARGET, job_id = %self.job_id, "{message}");
+    }
+}
+
+#[async_trait]
+pub trait JobExecutor: Send + Sync {
+    fn job_type(&self) -> JobType;
+    fn name(&self) -> &'static str;
+    /// Refuses bad parameters at creation, before anything is queued.
+    fn validate_params(&self, params: &Json) -> CoreResult<()>;
+    /// Does the work. Long work checks `ctx.cancel` at safe points.
+    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision;
+    /// Called when a running job is cancelled (after its token is).
+    async fn cancel(&self, _ctx: &JobContext, _job: &Job) -> CoreResult<()> {
+        Ok(())
+    }
+    /// Whether a job left Running by a crash may simply run again.
+    fn safe_to_resume(&self) -> bool {
+        false
+    }
+}
+
+/// Executors by job type.
+#[derive(Default, Clone)]
+pub struct JobRegistry {
+    executors: HashMap<JobType, Arc<dyn JobExecutor>>,
+}
+
+impl JobRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers (or replaces) the executor of its job type.
+    pub fn register(&mut self, executor: Arc<dyn JobExecutor>) {
+        self.executors.insert(executor.job_type(), executor);
+    }
+
+    pub fn get(&self, job_type: JobType) -> Option<Arc<dyn JobExecutor>> {
+        self.executors.get(&job_type).cloned()
+    }
+}

@@ -1,0 +1,919 @@
+//! The job system's acceptance scenarios, driven by test executors and a
+//! fake clock: backoff and schedules advance by moving the clock, never by
+//! sleeping.
+
+use super::executor::{Clock, JobContext, JobDecision, JobExecutor, JobRegistry};
+use super::manager::{JobsConfig, Schedule, UnifiedJobManager};
+use super::model::{Job, JobOptions, JobStatus, JobType};
+use crate::app_context::{AppContext, CoreOptions};
+use crate::error::{CoreError, CoreResult};
+use async_trait::async_trait;
+use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+use serde_json::{Value as Json, json};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct FakeClock(AtomicI64);
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl FakeClock {
+    fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+/// What the test executor does, read from the job's `mode` parameter:
+/// `complete`, `fail`, `retry` (always), `retry_then_complete` (fails the
+/// first `n` attempts), `panic`, `panic_string`, `block` (until released or
+/// cancelled).
+struct TestExecutor {
+    job_type: JobType,
+    release: tokio::sync::Notify,
+    runs: AtomicUsize,
+    order: Mutex<Vec<String>>,
+    resumable: bool,
+}
+
+impl TestExecutor {
+    fn new(job_type: JobType) -> Arc<Self> {
+        Arc::new(Self {
+            job_type,
+            release: tokio::sync::Notify::new(),
+            runs: AtomicUsize::new(0),
+            order: Mutex::new(Vec::new()),
+            resumable: false,
+        })
+    }
+}
+
+#[async_trait]
+impl JobExecutor for TestExecutor {
+    fn job_type(&self) -> JobType {
+        self.job_type
+    }
+
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn validate_params(&self, params: &Json) -> CoreResult<()> {
+        if params.get("mode") == Some(&json!("invalid")) {
+            return Err(CoreError::InvalidParameter(
+                "mode 'invalid' is refused".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.order.lock().unwrap().push(job.job_id.clone());
+        let mode = job.parameters["mode"].as_str().unwrap_or("complete");
+        match mode {
+            "fail" => JobDecision::Failed {
+                message: "disk on fire".into(),
+                exception_trace: Some("disk on fire\n  caused by: smoke".into()),
+            },
+            "retry" => JobDecision::Retry {
+                message: format!("transient error {}", job.retry_count + 1),
+                backoff_ms: job.parameters["backoff_ms"].as_u64().unwrap_or(0),
+                exception_trace: Some(format!("trace {}", job.retry_count + 1)),
+            },
+            "retry_then_complete" => {
+                let failures = job.parameters["n"].as_u64().unwrap_or(1) as u32;
+                if job.retry_count < failures {
+                    JobDecision::Retry {
+                        message: "not yet".into(),
+                        backoff_ms: 0,
+                        exception_trace: Some("try again".into()),
+                    }
+                } else {
+                    JobDecision::Completed {
+                        message: format!("done after {} retries", job.retry_count),
+                    }
+                }
+            }
+            "panic" => panic!("executor exploded"),
+            "panic_string" => std::panic::panic_any(format!("exploded with {}", 42)),
+            "block" => {
+                tokio::select! {
+                    _ = self.release.notified() => JobDecision::Completed { message: "released".into() },
+                    _ = ctx.cancel.cancelled() => JobDecision::Failed {
+                        message: "stopped at a safe point".into(),
+                        exception_trace: None,
+                    },
+                }
+            }
+            _ => JobDecision::Completed {
+                message: format!("did {}", job.job_id),
+            },
+        }
+    }
+
+    fn safe_to_resume(&self) -> bool {
+        self.resumable
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Arc<AppContext>,
+    clock: Arc<FakeClock>,
+    manager: Arc<UnifiedJobManager>,
+    executor: Arc<TestExecutor>,
+}
+
+fn fixture_with(config: JobsConfig, executor: Arc<TestExecutor>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+    start_manager(dir, app, config, executor)
+}
+
+fn start_manager(
+    dir: tempfile::TempDir,
+    app: Arc<AppContext>,
+    config: JobsConfig,
+    executor: Arc<TestExecutor>,
+) -> Fixture {
+    let clock = Arc::new(FakeClock(AtomicI64::new(1_700_000_000_000)));
+    let mut registry = JobRegistry::new();
+    registry.register(executor.clone());
+    let manager = Arc::new(UnifiedJobManager::new(
+        app.meta.clone(),
+        config,
+        clock.clone(),
+        registry,
+    ));
+    manager.start(&app).unwrap();
+    Fixture {
+        _dir: dir,
+        app,
+        clock,
+        manager,
+        executor,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(JobsConfig::default(), TestExecutor::new(JobType::Flush))
+}
+
+fn with_mode(mode: &str) -> JobOptions {
+    JobOptions {
+        parameters: json!({ "mode": mode }),
+        ..JobOptions::default()
+    }
+}
+
+impl Fixture {
+    fn create(&self, options: JobOptions) -> String {
+        self.manager.create_job(JobType::Flush, options).unwrap()
+    }
+
+    fn job(&self, id: &str) -> Job {
+        self.manager.job(id).unwrap().unwrap()
+    }
+
+    /// Waits (bounded) until the job reaches `status`.
+    async fn until(&self, id: &str, status: JobStatus) -> Job {
+        for _ in 0..5000 {
+            let job = self.job(id);
+            if job.status == status {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("{id} never reached {status}: {:?}", self.job(id));
+    }
+
+    async fn until_running(&self, n: usize) {
+        for _ in 0..5000 {
+            if self.manager.running_count() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("never {n} running");
+    }
+
+    /// Moves the clock past a retry delay and lets the manager see it.
+    fn advance(&self, ms: i64) {
+        self.clock.advance(ms);
+        self.manager.wake();
+    }
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+#[tokio::test]
+async fn a_job_goes_new_queued_running_completed_with_timestamps() {
+    let f = fixture();
+    let id = f.create(with_mode("complete"));
+    assert!(id.starts_with("FL-"));
+    let job = f.until(&id, JobStatus::Completed).await;
+    assert_eq!(job.message.as_deref(), Some(format!("did {id}").as_str()));
+    assert!(job.started_at.is_some() && job.finished_at.is_some());
+    assert!(job.created_at <= job.started_at.unwrap());
+    assert_eq!(job.retry_count, 0);
+    assert_eq!(job.max_retries, 3, "default max_retries");
+    assert_eq!(job.exception_trace, None);
+}
+
+#[tokio::test]
+async fn at_most_max_concurrent_jobs_run_and_the_rest_wait_queued() {
+    let f = fixture_with(
+        JobsConfig {
+            max_concurrent: 5,
+            ..JobsConfig::default()
+        },
+        TestExecutor::new(JobType::Flush),
+    );
+    let ids: Vec<String> = (0..10).map(|_| f.create(with_mode("block"))).collect();
+    f.until_running(5).await;
+    let statuses: Vec<JobStatus> = ids.iter().map(|id| f.job(id).status).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == JobStatus::Running)
+            .count(),
+        5
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == JobStatus::Queued).count(),
+        5
+    );
+    for _ in 0..10 {
+        // release one blocked job at a time; the next queued one starts
+        f.until_running(f.manager.running_count().max(1)).await;
+        f.executor.release.notify_one();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for id in &ids {
+        f.until(id, JobStatus::Completed).await;
+    }
+}
+
+#[tokio::test]
+async fn queued_jobs_run_by_priority_then_creation_order() {
+    let f = fixture_with(
+        JobsConfig {
+            max_concurrent: 1,
+            ..JobsConfig::default()
+        },
+        TestExecutor::new(JobType::Flush),
+    );
+    let blocker = f.create(with_mode("block"));
+    f.until(&blocker, JobStatus::Running).await;
+    let low = f.create(with_mode("complete"));
+    let high = f.create(JobOptions {
+        priority: 10,
+        ..with_mode("complete")
+    });
+    let low2 = f.create(with_mode("complete"));
+    f.executor.release.notify_one();
+    f.until(&low2, JobStatus::Completed).await;
+    let order = f.executor.order.lock().unwrap().clone();
+    assert_eq!(order, vec![blocker, high, low, low2]);
+}
+
+// ------------------------------------------------------------- cancellation
+
+#[tokio::test]
+async fn a_running_job_stops_at_a_safe_point_and_ends_cancelled() {
+    let f = fixture();
+    let id = f.create(with_mode("block"));
+    f.until(&id, JobStatus::Running).await;
+    let message = f.manager.cancel_job(&id).await.unwrap();
+    assert!(message.contains(&id));
+    let job = f.until(&id, JobStatus::Cancelled).await;
+    assert_eq!(job.message.as_deref(), Some("Cancelled while running"));
+    assert!(job.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn a_queued_job_is_cancelled_before_it_runs() {
+    let f = fixture_with(
+        JobsConfig {
+            max_concurrent: 1,
+            ..JobsConfig::default()
+        },
+        TestExecutor::new(JobType::Flush),
+    );
+    let blocker = f.create(with_mode("block"));
+    f.until(&blocker, JobStatus::Running).await;
+    let waiting = f.create(with_mode("complete"));
+    f.manager.cancel_job(&waiting).await.unwrap();
+    let job = f.job(&waiting);
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.message.as_deref(), Some("Cancelled before it ran"));
+    f.executor.release.notify_one();
+    f.until(&blocker, JobStatus::Completed).await;
+    assert_eq!(
+        f.executor.runs.load(Ordering::SeqCst),
+        1,
+        "the cancelled job never ran"
+    );
+}
+
+#[tokio::test]
+async fn finished_and_unknown_jobs_cannot_be_cancelled() {
+    let f = fixture();
+    let id = f.create(with_mode("complete"));
+    f.until(&id, JobStatus::Completed).await;
+    let e = f.manager.cancel_job(&id).await.unwrap_err().to_string();
+    assert!(
+        e.contains("already finished") && e.contains("Completed"),
+        "{e}"
+    );
+    let e = f
+        .manager
+        .cancel_job("FL-nothere1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+// -------------------------------------------------------------- idempotency
+
+fn keyed(key: &str, mode: &str) -> JobOptions {
+    JobOptions {
+        idempotency_key: Some(key.into()),
+        ..with_mode(mode)
+    }
+}
+
+#[tokio::test]
+async fn idempotency_conflict_with_an_active_job_names_it_and_its_status() {
+    let f = fixture();
+    let id = f.create(keyed("flush:app:t:1", "block"));
+    f.until(&id, JobStatus::Running).await;
+    let e = f
+        .manager
+        .create_job(JobType::Flush, keyed("flush:app:t:1", "complete"))
+        .unwrap_err();
+    assert!(matches!(e, CoreError::IdempotentConflict(_)));
+    let text = e.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "Job already running: {id} (status: Running, created: "
+        )),
+        "{text}"
+    );
+    f.executor.release.notify_one();
+}
+
+#[tokio::test]
+async fn idempotency_key_is_free_again_after_completion() {
+    let f = fixture();
+    let id = f.create(keyed("k", "complete"));
+    f.until(&id, JobStatus::Completed).await;
+    let again = f.create(keyed("k", "complete"));
+    assert_ne!(again, id);
+}
+
+#[tokio::test]
+async fn idempotency_key_is_free_again_after_failure() {
+    let f = fixture();
+    let id = f.create(keyed("k", "fail"));
+    f.until(&id, JobStatus::Failed).await;
+    f.create(keyed("k", "complete"));
+}
+
+#[tokio::test]
+async fn idempotency_key_is_free_again_after_cancellation() {
+    let f = fixture();
+    let id = f.create(keyed("k", "block"));
+    f.until(&id, JobStatus::Running).await;
+    f.manager.cancel_job(&id).await.unwrap();
+    f.until(&id, JobStatus::Cancelled).await;
+    f.create(keyed("k", "complete"));
+}
+
+#[tokio::test]
+async fn without_a_key_there_is_no_check() {
+    let f = fixture();
+    let a = f.create(with_mode("block"));
+    let b = f.create(with_mode("block"));
+    assert_ne!(a, b);
+    f.executor.release.notify_waiters();
+}
+
+#[tokio::test]
+async fn a_retrying_job_still_holds_its_key_and_other_keys_do_not_conflict() {
+    let f = fixture();
+    let id = f.create(keyed("k", "retry"));
+    f.until(&id, JobStatus::Retrying).await;
+    let e = f
+        .manager
+        .create_job(JobType::Flush, keyed("k", "complete"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("status: Retrying"), "{e}");
+    f.create(keyed("other", "complete"));
+}
+
+// --------------------------------------------- message and exception_trace
+
+#[tokio::test]
+async fn completed_sets_the_message_and_no_trace() {
+    let f = fixture();
+    let id = f.create(with_mode("complete"));
+    let job = f.until(&id, JobStatus::Completed).await;
+    assert!(job.message.is_some() && job.exception_trace.is_none());
+}
+
+#[tokio::test]
+async fn failed_sets_message_and_trace() {
+    let f = fixture();
+    let id = f.create(with_mode("fail"));
+    let job = f.until(&id, JobStatus::Failed).await;
+    assert_eq!(job.message.as_deref(), Some("disk on fire"));
+    assert_eq!(
+        job.exception_trace.as_deref(),
+        Some("disk on fire\n  caused by: smoke")
+    );
+    assert_eq!(job.retry_count, 0, "a Failed decision is not retried");
+}
+
+#[tokio::test]
+async fn success_after_a_retry_clears_the_trace() {
+    let f = fixture();
+    let id = f.create(JobOptions {
+        parameters: json!({"mode": "retry_then_complete", "n": 1}),
+        ..JobOptions::default()
+    });
+    let job = f.until(&id, JobStatus::Retrying).await;
+    assert_eq!(job.exception_trace.as_deref(), Some("try again"));
+    assert_eq!(job.message.as_deref(), Some("not yet"));
+    f.advance(1_000);
+    let job = f.until(&id, JobStatus::Completed).await;
+    assert_eq!(job.exception_trace, None);
+    assert_eq!(job.message.as_deref(), Some("done after 1 retries"));
+}
+
+#[tokio::test]
+async fn a_panic_fails_the_job_with_its_message_and_trace() {
+    let f = fixture();
+    let id = f.create(with_mode("panic"));
+    let job = f.until(&id, JobStatus::Failed).await;
+    assert_eq!(
+        job.message.as_deref(),
+        Some("Executor panicked: executor exploded")
+    );
+    assert!(
+        job.exception_trace
+            .as_deref()
+            .unwrap()
+            .contains("executor exploded")
+    );
+}
+
+#[tokio::test]
+async fn a_panic_with_a_formatted_payload_keeps_its_text() {
+    let f = fixture();
+    let id = f.create(with_mode("panic_string"));
+    let job = f.until(&id, JobStatus::Failed).await;
+    assert!(job.message.as_deref().unwrap().contains("exploded with 42"));
+}
+
+#[tokio::test]
+async fn after_a_panic_the_manager_keeps_running_jobs() {
+    let f = fixture();
+    let bad = f.create(with_mode("panic"));
+    f.until(&bad, JobStatus::Failed).await;
+    let good = f.create(with_mode("complete"));
+    f.until(&good, JobStatus::Completed).await;
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_with_the_last_message_and_trace() {
+    let f = fixture();
+    let id = f.create(JobOptions {
+        max_retries: Some(1),
+        ..with_mode("retry")
+    });
+    f.until(&id, JobStatus::Retrying).await;
+    f.advance(1_000);
+    let job = f.until(&id, JobStatus::Failed).await;
+    assert_eq!(job.message.as_deref(), Some("transient error 2"));
+    assert_eq!(job.exception_trace.as_deref(), Some("trace 2"));
+}
+
+#[tokio::test]
+async fn a_cancelled_job_says_so() {
+    let f = fixture();
+    let id = f.create(with_mode("block"));
+    f.until(&id, JobStatus::Running).await;
+    f.manager.cancel_job(&id).await.unwrap();
+    let job = f.until(&id, JobStatus::Cancelled).await;
+    assert!(job.message.as_deref().unwrap().contains("Cancelled"));
+}
+
+#[tokio::test]
+async fn system_jobs_shows_message_and_trace_of_failed_jobs() {
+    let f = fixture();
+    let id = f.create(with_mode("fail"));
+    f.until(&id, JobStatus::Failed).await;
+    let mut ctx = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    let results = f
+        .app
+        .executor
+        .execute(
+            &f.app,
+            &mut ctx,
+            "SELECT job_id, job_type, message, exception_trace FROM system.jobs WHERE status = 'Failed'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    crate::rows::json::append_rows(&results[0].batches[0], &mut rows);
+    assert_eq!(
+        rows,
+        vec![vec![
+            json!(id),
+            json!("Flush"),
+            json!("disk on fire"),
+            json!("disk on fire\n  caused by: smoke")
+        ]]
+    );
+    // other roles see no jobs
+    let mut user_ctx = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("u_1"),
+        "someone",
+        kalamdb_commons::Role::User,
+    );
+    let results = f
+        .app
+        .executor
+        .execute(
+            &f.app,
+            &mut user_ctx,
+            "SELECT count(*) FROM system.jobs",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    crate::rows::json::append_rows(&results[0].batches[0], &mut rows);
+    assert_eq!(rows, vec![vec![json!("0")]]);
+}
+
+// ---------------------------------------------------------------- retries
+
+#[tokio::test]
+async fn retries_count_up_to_max_retries_then_fail() {
+    let f = fixture();
+    let id = f.create(with_mode("retry"));
+    for attempt in 1..=3u32 {
+        let job = f.until(&id, JobStatus::Retrying).await;
+        assert_eq!(job.retry_count, attempt);
+        f.advance(60_000);
+        if attempt < 3 {
+            // wait for the next run to happen
+            for _ in 0..5000 {
+                if f.job(&id).retry_count > attempt {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    let job = f.until(&id, JobStatus::Failed).await;
+    assert_eq!(job.retry_count, 3);
+    assert_eq!(
+        f.executor.runs.load(Ordering::SeqCst),
+        4,
+        "1 run + 3 retries"
+    );
+}
+
+#[tokio::test]
+async fn max_retries_zero_fails_at_the_first_retry() {
+    let f = fixture();
+    let id = f.create(JobOptions {
+        max_retries: Some(0),
+        ..with_mode("retry")
+    });
+    let job = f.until(&id, JobStatus::Failed).await;
+    assert_eq!((job.retry_count, job.max_retries), (0, 0));
+}
+
+#[tokio::test]
+async fn max_retries_is_configurable_per_job() {
+    let f = fixture();
+    let id = f.create(JobOptions {
+        max_retries: Some(7),
+        ..with_mode("complete")
+    });
+    assert_eq!(f.until(&id, JobStatus::Completed).await.max_retries, 7);
+}
+
+#[tokio::test]
+async fn backoff_is_exponential_and_a_retry_waits_for_it() {
+    let f = fixture_with(
+        JobsConfig {
+            retry_backoff_ms: 100,
+            ..JobsConfig::default()
+        },
+        TestExecutor::new(JobType::Flush),
+    );
+    let id = f.create(with_mode("retry"));
+    let mut expected = 100;
+    for attempt in 1..=3u32 {
+        let job = f.until(&id, JobStatus::Retrying).await;
+        assert_eq!(job.retry_count, attempt);
+        let delay = job.next_attempt_at.unwrap() - f.clock.now_ms();
+        assert_eq!(delay, expected, "attempt {attempt}");
+        // not yet due: nothing runs
+        f.advance(delay - 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(f.executor.runs.load(Ordering::SeqCst), attempt as usize);
+        f.advance(1);
+        for _ in 0..5000 {
+            if f.executor.runs.load(Ordering::SeqCst) > attempt as usize {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        expected *= 2;
+    }
+    f.until(&id, JobStatus::Failed).await;
+}
+
+#[tokio::test]
+async fn an_executor_backoff_longer_than_the_exponential_one_wins() {
+    let f = fixture();
+    let id = f.create(JobOptions {
+        parameters: json!({"mode": "retry", "backoff_ms": 30_000}),
+        ..JobOptions::default()
+    });
+    let job = f.until(&id, JobStatus::Retrying).await;
+    assert_eq!(job.next_attempt_at.unwrap() - f.clock.now_ms(), 30_000);
+}
+
+// ------------------------------------------------------------- parameters
+
+#[tokio::test]
+async fn parameters_are_a_json_object_and_legacy_arrays_are_mapped() {
+    let f = fixture();
+    let id = f.create(JobOptions {
+        parameters: json!(["complete", "x"]),
+        ..JobOptions::default()
+    });
+    assert_eq!(
+        f.job(&id).parameters,
+        json!({"arg0": "complete", "arg1": "x"})
+    );
+    let e = f
+        .manager
+        .create_job(JobType::Flush, with_mode("invalid"))
+        .unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    let e = f
+        .manager
+        .create_job(
+            JobType::Flush,
+            JobOptions {
+                parameters: json!(3),
+                ..JobOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("JSON object"), "{e}");
+    let e = f
+        .manager
+        .create_job(JobType::Backup, JobOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("No executor"), "{e}");
+}
+
+// ---------------------------------------------------------- crash recovery
+
+/// A job record as a previous run of the server left it.
+fn stored_job(id: &str, status: JobStatus) -> Job {
+    let now = crate::app_context::now_ms();
+    Job {
+        job_id: id.into(),
+        job_type: JobType::Flush,
+        status,
+        namespace_id: None,
+        table_name: None,
+        parameters: json!({"mode": "complete"}),
+        message: None,
+        exception_trace: None,
+        idempotency_key: Some(format!("key-{id}")),
+        retry_count: 0,
+        max_retries: 3,
+        queue: "default".into(),
+        priority: 0,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        finished_at: None,
+        next_attempt_at: Some(0),
+        node_id: 0,
+    }
+}
+
+#[tokio::test]
+async fn at_start_running_jobs_fail_and_queued_and_retrying_jobs_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+    for (id, status) in [
+        ("FL-running1", JobStatus::Running),
+        ("FL-queued01", JobStatus::Queued),
+        ("FL-retrying", JobStatus::Retrying),
+    ] {
+        app.meta.put_job(&stored_job(id, status)).unwrap();
+    }
+    let f = start_manager(
+        dir,
+        app,
+        JobsConfig::default(),
+        TestExecutor::new(JobType::Flush),
+    );
+    let crashed = f.until("FL-running1", JobStatus::Failed).await;
+    assert_eq!(
+        crashed.message.as_deref(),
+        Some("Server restarted during execution")
+    );
+    f.until("FL-queued01", JobStatus::Completed).await;
+    f.until("FL-retrying", JobStatus::Completed).await;
+    // the failed job's key is free, the others were held until they finished
+    f.create(keyed("key-FL-running1", "complete"));
+}
+
+#[tokio::test]
+async fn a_resumable_executor_runs_its_interrupted_job_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+    let mut job = stored_job("FL-resume01", JobStatus::Running);
+    job.started_at = Some(job.created_at);
+    app.meta.put_job(&job).unwrap();
+    let executor = Arc::new(TestExecutor {
+        resumable: true,
+        ..Arc::into_inner(TestExecutor::new(JobType::Flush)).unwrap()
+    });
+    let f = start_manager(dir, app, JobsConfig::default(), executor);
+    f.until("FL-resume01", JobStatus::Completed).await;
+}
+
+// --------------------------------------------------------------- schedules
+
+#[tokio::test]
+async fn schedules_create_one_job_per_window() {
+    let f = fixture();
+    f.manager.add_schedule(Schedule {
+        job_type: JobType::Flush,
+        interval_ms: 60_000,
+        options: with_mode("complete"),
+        key_prefix: "flush:app:t".into(),
+    });
+    f.advance(60_000);
+    let mut first = None;
+    for _ in 0..5000 {
+        first = f.app.meta.jobs().unwrap().into_iter().next();
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let first = first.expect("a scheduled job");
+    assert!(
+        first
+            .idempotency_key
+            .as_deref()
+            .unwrap()
+            .starts_with("flush:app:t:")
+    );
+    f.until(&first.job_id, JobStatus::Completed).await;
+    f.advance(60_000);
+    for _ in 0..5000 {
+        if f.app.meta.jobs().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(f.app.meta.jobs().unwrap().len(), 2);
+}
+
+// ------------------------------------------------------------- UserCleanup
+
+#[tokio::test]
+async fn user_cleanup_purges_a_dropped_users_rows_after_the_grace_period() {
+    use super::executors::UserCleanupExecutor;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+    let root = || {
+        crate::ExecutionContext::new(
+            kalamdb_commons::UserId::new("root"),
+            "root",
+            kalamdb_commons::Role::System,
+        )
+    };
+    let run = |ctx: crate::ExecutionContext, sql: &'static str| {
+        let app = Arc::clone(&app);
+        async move {
+            let mut ctx = ctx;
+            app.executor
+                .execute(&app, &mut ctx, sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    };
+    run(
+        root(),
+        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT); \
+         CREATE USER 'ann' WITH PASSWORD 'ann-pass-123' ROLE user; \
+         CREATE USER 'ben' WITH PASSWORD 'ben-pass-123' ROLE user",
+    )
+    .await;
+    let user = |name: &str| {
+        let u = app.meta.user(name).unwrap().unwrap();
+        crate::ExecutionContext::new(u.user_id, name, kalamdb_commons::Role::User)
+    };
+    run(
+        user("ann"),
+        "INSERT INTO app.notes VALUES (1, 'a'), (2, 'b')",
+    )
+    .await;
+    run(user("ben"), "INSERT INTO app.notes VALUES (1, 'c')").await;
+    let ann = user("ann");
+    run(root(), "DROP USER 'ann'").await;
+
+    let clock = Arc::new(FakeClock(AtomicI64::new(crate::app_context::now_ms())));
+    let mut registry = JobRegistry::new();
+    let day = 24 * 3600 * 1000;
+    registry.register(Arc::new(UserCleanupExecutor { grace_ms: 7 * day }));
+    let manager = Arc::new(UnifiedJobManager::new(
+        app.meta.clone(),
+        JobsConfig::default(),
+        clock.clone(),
+        registry,
+    ));
+    manager.start(&app).unwrap();
+    let f = Fixture {
+        _dir: dir,
+        app: Arc::clone(&app),
+        clock,
+        manager,
+        executor: TestExecutor::new(JobType::Flush),
+    };
+    let count = |ctx: crate::ExecutionContext| {
+        let app = Arc::clone(&app);
+        async move {
+            let mut ctx = ctx;
+            let r = app
+                .executor
+                .execute(&app, &mut ctx, "SELECT count(*) FROM app.notes", &[])
+                .await
+                .unwrap();
+            let mut rows = Vec::new();
+            crate::rows::json::append_rows(&r[0].batches[0], &mut rows);
+            rows[0][0].clone()
+        }
+    };
+    // within the grace period nothing is purged
+    let early = f
+        .manager
+        .create_job(JobType::UserCleanup, JobOptions::default())
+        .unwrap();
+    let job = f.until(&early, JobStatus::Completed).await;
+    assert_eq!(
+        job.message.as_deref(),
+        Some("Purged 0 dropped user(s) from 1 USER table(s)")
+    );
+    assert_eq!(count(ann.clone()).await, json!("2"));
+    // after it, ann's rows go; ben's stay
+    f.clock.advance(7 * day + 1);
+    let late = f
+        .manager
+        .create_job(JobType::UserCleanup, JobOptions::default())
+        .unwrap();
+    let job = f.until(&late, JobStatus::Completed).await;
+    assert_eq!(
+        job.message.as_deref(),
+        Some("Purged 1 dropped user(s) from 1 USER table(s)")
+    );
+    assert_eq!(count(ann).await, json!("0"));
+    assert_eq!(count(user("ben")).await, json!("1"));
+    assert!(app.meta.user("ann").unwrap().is_none());
+    assert!(app.meta.dropped_users().unwrap().is_empty());
+}
