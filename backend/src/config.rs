@@ -105,6 +105,8 @@ pub struct AuthSection {
     pub max_failed_logins: u32,
     /// How long a locked account is refused.
     pub lockout_seconds: u64,
+    /// Days a dropped user's rows are kept before UserCleanup purges them.
+    pub user_deletion_grace_days: u64,
 }
 
 /// Secrets are masked so a logged config never shows them.
@@ -119,6 +121,7 @@ impl std::fmt::Debug for AuthSection {
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("max_failed_logins", &self.max_failed_logins)
             .field("lockout_seconds", &self.lockout_seconds)
+            .field("user_deletion_grace_days", &self.user_deletion_grace_days)
             .finish()
     }
 }
@@ -133,6 +136,7 @@ impl Default for AuthSection {
             bcrypt_cost: 12,
             max_failed_logins: 5,
             lockout_seconds: 300,
+            user_deletion_grace_days: 7,
         }
     }
 }
@@ -171,6 +175,30 @@ impl Default for QuerySection {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSection {
+    /// Jobs running at once; the rest wait Queued.
+    pub max_concurrent: usize,
+    /// First retry delay (doubled for each further retry).
+    pub retry_backoff_ms: u64,
+    /// Retries of a failing job before it is Failed.
+    pub max_retries: u32,
+    /// How often a UserCleanup job runs (0: never).
+    pub user_cleanup_interval_secs: u64,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            retry_backoff_ms: 1000,
+            max_retries: 3,
+            user_cleanup_interval_secs: 3600,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -180,9 +208,12 @@ pub struct ServerConfig {
     pub auth: AuthSection,
     pub limits: LimitsSection,
     pub query: QuerySection,
+    pub jobs: JobsSection,
 }
 
-const SECTIONS: [&str; 6] = ["server", "storage", "logging", "auth", "limits", "query"];
+const SECTIONS: [&str; 7] = [
+    "server", "storage", "logging", "auth", "limits", "query", "jobs",
+];
 
 /// Fixed environment names and the key each sets.
 const SHORT_NAMES: [(&str, &str, &str); 5] = [
@@ -319,6 +350,9 @@ impl ServerConfig {
         }
         if self.limits.max_sql_length == 0 {
             return bad("limits.max_sql_length", "must be positive".into());
+        }
+        if self.jobs.max_concurrent == 0 {
+            return bad("jobs.max_concurrent", "must be positive".into());
         }
         if self.query.batch_size == 0 || self.query.target_partitions == 0 {
             return bad(
@@ -469,6 +503,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("auth.root_password"), "{e}");
+    }
+
+    /// server.example.toml parses, and names every key there is.
+    #[test]
+    fn the_example_config_documents_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        ServerConfig::load_with_env(Some(&path), env(&[])).unwrap();
+        let defaults = toml::Table::try_from(ServerConfig::default()).unwrap();
+        for (section, keys) in &defaults {
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "[{section}] missing"
+            );
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    text.contains(&format!("\n{key} =")) || text.contains(&format!("# {key} =")),
+                    "{section}.{key} is not in server.example.toml"
+                );
+            }
+        }
+        for optional in ["jwt_secret", "root_password", "logs_dir"] {
+            assert!(text.contains(&format!("# {optional} =")), "{optional}");
+        }
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Boots everything from config and shuts it down in order:
-//! storage → AppContext (registries, executor) → authenticator → HTTP; on
-//! SIGINT/SIGTERM: stop accepting → drain in-flight requests → sync the WAL,
-//! flush memtables → close RocksDB.
+//! storage → AppContext (registries, executor) → job manager (recovers
+//! persisted jobs) → authenticator → HTTP; on SIGINT/SIGTERM: stop accepting
+//! → drain in-flight requests → stop the job manager (running jobs stop at a
+//! safe point) → sync the WAL, flush memtables → close RocksDB.
 
 use crate::config::ServerConfig;
 use axum::serve::ListenerExt;
 use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::password::hash_password;
 use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
+use kalamdb_core::jobs::JobsConfig;
 use kalamdb_core::{AppContext, CoreOptions};
 use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
 use std::future::Future;
@@ -61,6 +63,23 @@ impl Database {
             batch_size: config.query.batch_size,
             target_partitions: config.query.target_partitions,
             bcrypt_cost: config.auth.bcrypt_cost,
+            jobs: JobsConfig {
+                max_concurrent: config.jobs.max_concurrent,
+                retry_backoff_ms: config.jobs.retry_backoff_ms,
+                max_retries: config.jobs.max_retries,
+                node_id: config.server.node_id,
+            },
+            user_deletion_grace_ms: i64::try_from(
+                config
+                    .auth
+                    .user_deletion_grace_days
+                    .saturating_mul(24 * 3600 * 1000),
+            )
+            .unwrap_or(i64::MAX),
+            user_cleanup_interval_ms: i64::try_from(
+                config.jobs.user_cleanup_interval_secs.saturating_mul(1000),
+            )
+            .unwrap_or(i64::MAX),
         };
         let app = AppContext::open(
             Arc::clone(&backend) as Arc<dyn StorageBackend>,
@@ -103,6 +122,11 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), LifecycleError> {
     let database = Database::open(&config)?;
+    database
+        .app
+        .job_manager
+        .start(&database.app)
+        .map_err(|e| LifecycleError::Start(format!("job manager: {e}")))?;
     let limits = ApiLimits {
         max_request_bytes: config.limits.max_request_body_bytes,
         max_sql_length: config.limits.max_sql_length,
@@ -153,6 +177,10 @@ pub async fn run(
             tracing::warn!("in-flight requests did not finish within {drain_limit:?}; closing anyway");
         }
     }
+    // Jobs get what is left of the drain time to reach a safe point; one that
+    // does not is failed by recovery at the next start.
+    database.app.job_manager.shutdown(drain_limit).await;
+    tracing::info!("job manager stopped");
     database.close();
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod http_api;
+mod jobs;
 mod layering;
 mod restart;
 mod slt;
