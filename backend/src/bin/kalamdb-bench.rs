@@ -13,7 +13,8 @@
 //! own table.
 //! `in-process` needs no server: it opens a database in a temporary
 //! directory and times the SchemaRegistry lookup and the executor's paths
-//! without HTTP.
+//! without HTTP. `jobs` pushes `--requests` no-op jobs through the job
+//! manager and reports the manager's cost per job, end to end.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -37,6 +38,9 @@ enum Workload {
     Me,
     /// In-process, no server: SchemaRegistry lookup and executor paths.
     InProcess,
+    /// In-process, no server: `--requests` no-op jobs created and run to
+    /// completion through the job manager (persistence included).
+    Jobs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -332,11 +336,88 @@ async fn in_process() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Stands in for real work so only the manager's own cost is measured.
+struct NoOpExecutor;
+
+#[async_trait::async_trait]
+impl kalamdb_core::jobs::JobExecutor for NoOpExecutor {
+    fn job_type(&self) -> kalamdb_core::jobs::JobType {
+        kalamdb_core::jobs::JobType::Compact
+    }
+    fn name(&self) -> &'static str {
+        "no-op (benchmark)"
+    }
+    fn validate_params(&self, _: &serde_json::Value) -> kalamdb_core::CoreResult<()> {
+        Ok(())
+    }
+    async fn execute(
+        &self,
+        _: &kalamdb_core::jobs::JobContext,
+        _: &kalamdb_core::jobs::Job,
+    ) -> kalamdb_core::jobs::JobDecision {
+        kalamdb_core::jobs::JobDecision::Completed {
+            message: "nothing to do".into(),
+        }
+    }
+}
+
+async fn jobs(n: usize) -> Result<(), BoxError> {
+    use kalamdb_core::jobs::{
+        JobOptions, JobRegistry, JobStatus, JobType, JobsConfig, SystemClock, UnifiedJobManager,
+    };
+    use kalamdb_core::{AppContext, CoreOptions};
+    use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+
+    let dir = std::env::temp_dir().join(format!("kalamdb-bench-jobs-{}", std::process::id()));
+    let backend = Arc::new(RocksDbBackend::open(&dir, &RocksDbOptions::default())?);
+    let app = AppContext::open(backend, &CoreOptions::default())?;
+    let mut registry = JobRegistry::new();
+    registry.register(Arc::new(NoOpExecutor));
+    let manager = Arc::new(UnifiedJobManager::new(
+        app.meta.clone(),
+        JobsConfig::default(),
+        Arc::new(SystemClock),
+        registry,
+    ));
+    manager.start(&app)?;
+    let start = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(manager.create_job(JobType::Compact, JobOptions::default())?);
+    }
+    let created = start.elapsed();
+    for id in &ids {
+        loop {
+            match manager.job(id)?.map(|j| j.status) {
+                Some(JobStatus::Completed) => break,
+                Some(JobStatus::Failed | JobStatus::Cancelled) => {
+                    return Err(format!("job {id} did not complete").into());
+                }
+                _ => tokio::time::sleep(Duration::from_micros(200)).await,
+            }
+        }
+    }
+    let total = start.elapsed();
+    println!(
+        "jobs n={n} create_us_per_job={:.1} end_to_end_us_per_job={:.1} jobs_per_s={:.0}",
+        created.as_secs_f64() * 1e6 / n as f64,
+        total.as_secs_f64() * 1e6 / n as f64,
+        n as f64 / total.as_secs_f64()
+    );
+    manager.shutdown(Duration::from_secs(5)).await;
+    drop(app);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Arc::new(Args::parse());
     if args.workload == Workload::InProcess {
         return in_process().await;
+    }
+    if args.workload == Workload::Jobs {
+        return jobs(args.requests).await;
     }
     let table = format!(
         "bench.t{}",
@@ -407,7 +488,9 @@ async fn main() -> Result<(), BoxError> {
                     Workload::Select1 => client.sql("SELECT 1").await?,
                     Workload::Health => client.health().await?,
                     Workload::Me => client.me().await?,
-                    Workload::InProcess => unreachable!("handled before connecting"),
+                    Workload::InProcess | Workload::Jobs => {
+                        unreachable!("handled before connecting")
+                    }
                 }
                 if i >= warm_per_client {
                     latencies.push(t.elapsed());

@@ -128,6 +128,35 @@ async fn scheduled_user_cleanup_purges_a_dropped_user_and_logs_every_step() {
             "{line} should be '{event}'"
         );
     }
+    // DROP TABLE hands the table's storage to a Cleanup job
+    let body = server.ok("DROP TABLE app.notes").await;
+    let message = body["results"][0]["message"].as_str().unwrap().to_string();
+    let cleanup = message
+        .split("job ")
+        .nth(1)
+        .and_then(|m| m.split(' ').next())
+        .unwrap_or_else(|| panic!("{message}"))
+        .to_string();
+    assert!(cleanup.starts_with("CL-"), "{message}");
+    let mut done = false;
+    for _ in 0..100 {
+        let body = server
+            .ok(&format!(
+                "SELECT status, message FROM system.jobs WHERE job_id = '{cleanup}'"
+            ))
+            .await;
+        if rows(&body, 0)
+            == &vec![json!([
+                "Completed",
+                "Reclaimed the storage of 1 dropped table(s)"
+            ])]
+        {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "Cleanup job {cleanup} did not complete");
     server.stop();
 }
 

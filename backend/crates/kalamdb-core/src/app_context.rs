@@ -3,7 +3,7 @@
 
 use crate::error::{CoreError, CoreResult};
 use crate::executor::SqlExecutor;
-use crate::jobs::executors::UserCleanupExecutor;
+use crate::jobs::executors::{CleanupExecutor, UserCleanupExecutor};
 use crate::jobs::{
     JobOptions, JobRegistry, JobType, JobsConfig, Schedule, SystemClock, UnifiedJobManager,
 };
@@ -109,6 +109,7 @@ impl AppContext {
 
         let snowflake = SnowflakeGenerator::new(options.node_id);
         let mut registry = JobRegistry::new();
+        registry.register(Arc::new(CleanupExecutor));
         registry.register(Arc::new(UserCleanupExecutor {
             grace_ms: options.user_deletion_grace_ms,
         }));

@@ -56,10 +56,17 @@ pub fn row_key(prefix: &[u8], pk: &Value) -> CoreResult<Vec<u8>> {
         .ok_or_else(|| CoreError::TypeMismatch(format!("{pk:?} cannot be a primary key value")))
 }
 
+/// The key range holding every row of a table (all users).
+pub fn table_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
+    (
+        KeyBuilder::new().u64(table.0).build(),
+        KeyBuilder::new().u64(table.0 + 1).build(),
+    )
+}
+
 /// Deletes every row of a table (all users) into `batch`.
 pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
-    let start = KeyBuilder::new().u64(table.0).build();
-    let end = KeyBuilder::new().u64(table.0 + 1).build();
+    let (start, end) = table_range(table);
     batch.delete_range(Partition::Data, start, end);
 }
 

@@ -136,6 +136,10 @@ pub trait StorageBackend: Send + Sync {
     /// Applies the batch atomically (one write-ahead-log record).
     fn write(&self, batch: Batch) -> StoreResult<()>;
 
+    /// Physically rewrites `[start, end)` so deleted data there stops taking
+    /// space (range deletes only add tombstones until compaction).
+    fn compact_range(&self, partition: Partition, start: &[u8], end: &[u8]) -> StoreResult<()>;
+
     /// Makes everything written so far durable on disk.
     fn sync_wal(&self) -> StoreResult<()>;
 

@@ -122,6 +122,12 @@ impl StorageBackend for RocksDbBackend {
         Ok(())
     }
 
+    fn compact_range(&self, partition: Partition, start: &[u8], end: &[u8]) -> StoreResult<()> {
+        self.db
+            .compact_range_cf(self.cf(partition)?, Some(start), Some(end));
+        Ok(())
+    }
+
     fn scan(
         &self,
         partition: Partition,

@@ -2,6 +2,8 @@
 //! Compact, Backup and Restore arrive with the cold tier; StreamEviction with
 //! STREAM table storage.
 
+pub mod cleanup;
 pub mod user_cleanup;
 
+pub use cleanup::CleanupExecutor;
 pub use user_cleanup::UserCleanupExecutor;

@@ -606,6 +606,38 @@ impl UnifiedJobManager {
         }
     }
 
+    /// Submits a Cleanup job reclaiming the storage of dropped tables; returns
+    /// a note for the DROP statement's message. The drop itself is already
+    /// committed, so a failure to submit is logged, not returned.
+    pub fn submit_cleanup(
+        &self,
+        tables: &[kalamdb_commons::TableId],
+        namespace: &str,
+        table: Option<&str>,
+    ) -> String {
+        if tables.is_empty() {
+            return String::new();
+        }
+        let ids: Vec<u64> = tables.iter().map(|t| t.0).collect();
+        let options = JobOptions {
+            parameters: serde_json::json!({ "table_ids": ids }),
+            idempotency_key: Some(format!(
+                "cleanup:{}",
+                ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+            )),
+            namespace_id: Some(namespace.to_string()),
+            table_name: table.map(str::to_string),
+            ..JobOptions::default()
+        };
+        match self.create_job(JobType::Cleanup, options) {
+            Ok(id) => format!("; job {id} reclaims its storage"),
+            Err(e) => {
+                tracing::warn!(target: JOBS_LOG_TARGET, job_id = "-", "cannot submit a Cleanup job: {e}");
+                String::new()
+            }
+        }
+    }
+
     /// The persisted record of a job.
     pub fn job(&self, job_id: &str) -> CoreResult<Option<Job>> {
         self.meta.job(job_id)

@@ -917,3 +917,109 @@ async fn user_cleanup_purges_a_dropped_users_rows_after_the_grace_period() {
     assert!(app.meta.user("ann").unwrap().is_none());
     assert!(app.meta.dropped_users().unwrap().is_empty());
 }
+
+// ----------------------------------------------------------------- Cleanup
+
+#[tokio::test]
+async fn cleanup_reclaims_the_rows_of_dropped_tables_and_refuses_live_ones() {
+    use super::executors::CleanupExecutor;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+    let mut root = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    app.executor
+        .execute(
+            &app,
+            &mut root,
+            "CREATE NAMESPACE app; CREATE SHARED TABLE app.gone (id INT PRIMARY KEY); \
+             CREATE SHARED TABLE app.kept (id INT PRIMARY KEY); \
+             INSERT INTO app.gone VALUES (1), (2), (3); INSERT INTO app.kept VALUES (1)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let gone = app.schema_registry.get_table("app", "gone").unwrap();
+    let kept = app.schema_registry.get_table("app", "kept").unwrap();
+    let results = app
+        .executor
+        .execute(&app, &mut root, "DROP TABLE app.gone", &[])
+        .await
+        .unwrap();
+    let message = results[0].message.clone().unwrap();
+    assert!(message.contains("; job CL-"), "{message}");
+    let job_id = message
+        .split("job ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    // the server's manager is not started here: a started one picks the job up
+    let clock = Arc::new(FakeClock(AtomicI64::new(crate::app_context::now_ms())));
+    let mut registry = JobRegistry::new();
+    registry.register(Arc::new(CleanupExecutor));
+    let manager = Arc::new(UnifiedJobManager::new(
+        app.meta.clone(),
+        JobsConfig::default(),
+        clock.clone(),
+        registry,
+    ));
+    manager.start(&app).unwrap();
+    let f = Fixture {
+        _dir: dir,
+        app: Arc::clone(&app),
+        clock,
+        manager,
+        executor: TestExecutor::new(JobType::Flush),
+    };
+    let job = f.until(&job_id, JobStatus::Completed).await;
+    assert_eq!(
+        job.message.as_deref(),
+        Some("Reclaimed the storage of 1 dropped table(s)")
+    );
+    assert_eq!(job.table_name.as_deref(), Some("gone"));
+    let rows_of = |id: kalamdb_commons::TableId| {
+        let (start, end) = crate::table_store::table_range(id);
+        let mut n = 0;
+        app.table_store
+            .backend()
+            .scan(kalamdb_store::Partition::Data, &start, &end, &mut |_, _| {
+                n += 1;
+                Ok(true)
+            })
+            .unwrap();
+        n
+    };
+    assert_eq!(rows_of(gone.definition.table_id), 0);
+    assert_eq!(rows_of(kept.definition.table_id), 1);
+    // a live table is never cleaned up
+    let refused = f
+        .manager
+        .create_job(
+            JobType::Cleanup,
+            JobOptions {
+                parameters: json!({ "table_ids": [kept.definition.table_id.0] }),
+                ..JobOptions::default()
+            },
+        )
+        .unwrap();
+    let job = f.until(&refused, JobStatus::Failed).await;
+    assert!(job.message.unwrap().contains("still exists"));
+    assert_eq!(rows_of(kept.definition.table_id), 1);
+    let e = f
+        .manager
+        .create_job(
+            JobType::Cleanup,
+            JobOptions {
+                parameters: json!({ "table_ids": ["x"] }),
+                ..JobOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("is not a table id"), "{e}");
+}

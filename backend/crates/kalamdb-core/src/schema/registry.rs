@@ -68,6 +68,13 @@ impl SchemaRegistry {
         );
     }
 
+    /// The live table with id `id` (a scan: for jobs, not request paths).
+    pub fn table_by_id(&self, id: kalamdb_commons::TableId) -> Option<Arc<CachedTable>> {
+        self.tables(None)
+            .into_iter()
+            .find(|t| t.definition.table_id == id)
+    }
+
     pub fn get_table(&self, namespace: &str, table: &str) -> Option<Arc<CachedTable>> {
         let ns = self.namespaces.get(namespace)?;
         ns.tables.get(table).map(|t| Arc::clone(t.value()))

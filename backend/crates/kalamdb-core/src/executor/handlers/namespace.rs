@@ -111,8 +111,10 @@ async fn drop(
     }
     app.meta.delete_namespace(&mut batch, name);
     app.schema_registry.commit_drop_namespace(batch, name)?;
+    let ids: Vec<_> = tables.iter().map(|t| t.definition.table_id).collect();
+    let cleanup = app.job_manager.submit_cleanup(&ids, name, None);
     Ok(StatementResult::message(format!(
-        "Namespace '{name}' dropped{}",
+        "Namespace '{name}' dropped{}{cleanup}",
         if tables.is_empty() {
             String::new()
         } else {

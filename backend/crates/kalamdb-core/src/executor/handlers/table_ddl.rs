@@ -60,8 +60,11 @@ impl StatementHandler for TableDdlHandler {
                 delete_all_rows(&mut batch, def.table_id);
                 app.meta.delete_table(&mut batch, def);
                 app.schema_registry.commit_drop_table(batch, &ns, &name)?;
+                let cleanup = app
+                    .job_manager
+                    .submit_cleanup(&[def.table_id], &ns, Some(&name));
                 Ok(StatementResult::message(format!(
-                    "Table '{ns}.{name}' dropped"
+                    "Table '{ns}.{name}' dropped{cleanup}"
                 )))
             }
             other => Err(unexpected(&other)),

@@ -1,0 +1,106 @@
+//! Cleanup (`CL`): reclaims the storage of dropped tables and namespaces.
+//!
+//! DROP TABLE / DROP NAMESPACE remove the metadata and range-delete the rows
+//! in one atomic batch, so the data is gone from every query at once; the
+//! range delete only writes a tombstone, though. This job then re-applies the
+//! (idempotent) range delete and compacts each dropped table's key range, so
+//! its rows stop taking disk space. Cold-tier files join it with the cold
+//! tier. Parameters: `{"table_ids": [n, ...]}`.
+
+use crate::error::{CoreError, CoreResult};
+use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
+use crate::jobs::model::{Job, JobType};
+use crate::table_store::table_range;
+use async_trait::async_trait;
+use kalamdb_commons::TableId;
+use kalamdb_store::{Batch, Partition};
+use serde_json::Value as Json;
+
+pub struct CleanupExecutor;
+
+fn table_ids(params: &Json) -> CoreResult<Vec<TableId>> {
+    let ids = params
+        .get("table_ids")
+        .and_then(Json::as_array)
+        .ok_or_else(|| {
+            CoreError::InvalidParameter("Cleanup: 'table_ids' must be an array of table ids".into())
+        })?;
+    ids.iter()
+        .map(|v| {
+            v.as_u64().map(TableId).ok_or_else(|| {
+                CoreError::InvalidParameter(format!("Cleanup: '{v}' is not a table id"))
+            })
+        })
+        .collect()
+}
+
+impl CleanupExecutor {
+    fn reclaim(&self, ctx: &JobContext, job: &Job) -> CoreResult<Option<usize>> {
+        let ids = table_ids(&job.parameters)?;
+        let backend = ctx.app.table_store.backend();
+        for (done, id) in ids.iter().enumerate() {
+            if ctx.is_cancelled() {
+                return Ok(None);
+            }
+            if ctx.app.schema_registry.table_by_id(*id).is_some() {
+                return Err(CoreError::Internal(format!(
+                    "table {} still exists; refusing to clean it up",
+                    id.0
+                )));
+            }
+            let (start, end) = table_range(*id);
+            let mut batch = Batch::new();
+            batch.delete_range(Partition::Data, start.clone(), end.clone());
+            backend.write(batch)?;
+            backend.compact_range(Partition::Data, &start, &end)?;
+            ctx.info(&format!(
+                "reclaimed table {} ({}/{})",
+                id.0,
+                done + 1,
+                ids.len()
+            ));
+        }
+        Ok(Some(ids.len()))
+    }
+}
+
+#[async_trait]
+impl JobExecutor for CleanupExecutor {
+    fn job_type(&self) -> JobType {
+        JobType::Cleanup
+    }
+
+    fn name(&self) -> &'static str {
+        "Cleanup"
+    }
+
+    fn validate_params(&self, params: &Json) -> CoreResult<()> {
+        table_ids(params).map(drop)
+    }
+
+    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision {
+        match self.reclaim(ctx, job) {
+            Ok(Some(n)) => JobDecision::Completed {
+                message: format!("Reclaimed the storage of {n} dropped table(s)"),
+            },
+            Ok(None) => JobDecision::Failed {
+                message: "Cancelled between tables".into(),
+                exception_trace: None,
+            },
+            Err(e @ CoreError::Internal(_)) => JobDecision::Failed {
+                message: format!("Cleanup refused: {e}"),
+                exception_trace: Some(format!("{e:?}")),
+            },
+            Err(e) => JobDecision::Retry {
+                message: format!("Cleanup failed: {e}"),
+                backoff_ms: 0,
+                exception_trace: Some(format!("{e:?}")),
+            },
+        }
+    }
+
+    /// Deleting and compacting again is harmless.
+    fn safe_to_resume(&self) -> bool {
+        true
+    }
+}
