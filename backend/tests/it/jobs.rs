@@ -188,3 +188,64 @@ async fn kill_job_answers_clearly_and_only_for_admins() {
     .await;
     assert_eq!(b["results"][0]["rows"], json!([["0"]]));
 }
+
+#[tokio::test]
+async fn jobs_in_flight_at_kill_9_finish_after_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start_on(data.path(), &[]);
+    let mut ddl = String::from("CREATE NAMESPACE big;");
+    for i in 0..40 {
+        ddl.push_str(&format!(
+            "CREATE SHARED TABLE big.t{i} (id INT PRIMARY KEY, v TEXT);"
+        ));
+    }
+    server.ok(&ddl).await;
+    for i in 0..40 {
+        let values: Vec<String> = (0..500)
+            .map(|r| format!("({r}, 'row {r} of {i}')"))
+            .collect();
+        server
+            .ok(&format!("INSERT INTO big.t{i} VALUES {}", values.join(",")))
+            .await;
+    }
+    // the Cleanup job of 40 tables starts at once; the server dies under it
+    let body = server.ok("DROP NAMESPACE big CASCADE").await;
+    let message = body["results"][0]["message"].as_str().unwrap().to_string();
+    let job_id = message
+        .split("job ")
+        .nth(1)
+        .and_then(|m| m.split(' ').next())
+        .unwrap_or_else(|| panic!("{message}"))
+        .to_string();
+    server.kill();
+
+    let server = TestServer::start_on(data.path(), &[]);
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let body = server
+            .ok(&format!(
+                "SELECT status, message FROM system.jobs WHERE job_id = '{job_id}'"
+            ))
+            .await;
+        last = body["results"][0]["rows"].clone();
+        if last == json!([["Completed", "Reclaimed the storage of 40 dropped table(s)"]]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        last,
+        json!([["Completed", "Reclaimed the storage of 40 dropped table(s)"]]),
+        "job {job_id} after the restart"
+    );
+    // nothing is left active, and the namespace is really gone
+    let body = server
+        .ok("SELECT count(*) FROM system.jobs WHERE status IN ('New', 'Queued', 'Running', 'Retrying')")
+        .await;
+    assert_eq!(rows(&body, 0), &vec![json!(["0"])]);
+    let (s, b) = server.sql("SELECT * FROM big.t0").await;
+    assert_eq!((s, error_code(&b)), (404, "TABLE_NOT_FOUND"), "{b}");
+    let body = server.ok("SHOW NAMESPACES").await;
+    assert!(!body.to_string().contains("\"big\""), "{body}");
+    server.stop();
+}
