@@ -53,6 +53,11 @@ kalam_run() { # sync_writes
     "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N"
     "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N" --user-table
     "$BIN/kalamdb-bench" --url "$url" --workload select --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload update --requests "$N"
+    "$BIN/kalamdb-bench" --url "$url" --workload delete --requests "$N"
+    # by primary key, the table's size must not matter: 1M rows
+    "$BIN/kalamdb-bench" --url "$url" --workload update --requests "$N" --preload 1000000 | sed "s/^/rows=1000000 /"
+    "$BIN/kalamdb-bench" --url "$url" --workload delete --requests "$N" --preload 1000000 | sed "s/^/rows=1000000 /"
     "$BIN/kalamdb-bench" --url "$url" --workload batch --requests "$BATCHES" --warmup 20
   fi
   "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$((N / 4))" --warmup 200 --concurrency 1 | sed "s/^/sync_writes=$1 /"
@@ -77,6 +82,8 @@ pg_run() { # synchronous_commit
   $psql -c "DROP TABLE IF EXISTS t; DROP SEQUENCE IF EXISTS s; CREATE SEQUENCE s; CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE PRECISION); INSERT INTO t SELECT i, 'name-' || i, i + 0.5 FROM generate_series(0, 9999) i; SELECT setval('s', 10000000);" >/dev/null
   echo "INSERT INTO t VALUES (nextval('s'), 'name', 1.5);" > "$WORK/insert.sql"
   printf '\\set id random(0, 9999)\nSELECT * FROM t WHERE id = :id;\n' > "$WORK/select.sql"
+  printf '\\set id random(0, 9999)\nUPDATE t SET name = :id, score = 2.25 WHERE id = :id;\n' > "$WORK/update.sql"
+  printf '\\set id random(0, 9999)\nDELETE FROM t WHERE id = :id;\n' > "$WORK/delete.sql"
   python3 -c "print('INSERT INTO t VALUES ' + ','.join(\"(nextval('s'), 'name', 1.5)\" for _ in range(1000)) + ';')" > "$WORK/batch.sql"
   chmod a+r "$WORK"/*.sql
   local bench="$PGBIN/pgbench -h 127.0.0.1 -p $PGPORT -U postgres -n -M simple"
@@ -89,6 +96,8 @@ pg_run() { # synchronous_commit
   if [ "$1" = off ]; then
     pgb "$1" 1 "$N" "$WORK/insert.sql"
     pgb "$1" 1 "$N" "$WORK/select.sql"
+    pgb "$1" 1 "$N" "$WORK/update.sql"
+    pgb "$1" 1 "$N" "$WORK/delete.sql"
     pgb "$1" 1 "$BATCHES" "$WORK/batch.sql"
   fi
   pgb "$1" 1 "$((N / 4))" "$WORK/insert.sql"

@@ -5,7 +5,8 @@
 //! kalamdb-bench --url http://127.0.0.1:8080 --workload insert --requests 20000 --concurrency 1
 //! ```
 //! Workloads: `insert` (single-row INSERT), `select` (point SELECT by primary
-//! key), `select1` (`SELECT 1`), `batch` (1000-row INSERT statements),
+//! key), `update` / `delete` (by primary key, random keys of the
+//! `--preload` rows), `select1` (`SELECT 1`), `batch` (1000-row INSERT statements),
 //! `health` (GET /health: the HTTP floor, unauthenticated), `me`
 //! (GET /v1/api/auth/me: authentication plus the account read, the
 //! authenticated counterpart of `health`). `--auth bearer` logs in once and
@@ -33,6 +34,10 @@ enum Workload {
     Insert,
     Select,
     Select1,
+    /// UPDATE of two columns by primary key (random keys of the preload).
+    Update,
+    /// DELETE by primary key (random keys of the preload).
+    Delete,
     Batch,
     Health,
     Me,
@@ -433,7 +438,10 @@ async fn main() -> Result<(), BoxError> {
             if args.user_table { "USER" } else { "SHARED" }
         ))
         .await?;
-    if args.workload == Workload::Select {
+    if matches!(
+        args.workload,
+        Workload::Select | Workload::Update | Workload::Delete
+    ) {
         for start in (0..args.preload).step_by(1000) {
             let values: Vec<String> = (start..(start + 1000).min(args.preload))
                 .map(|i| format!("({i}, 'name-{i}', {i}.5)"))
@@ -486,6 +494,20 @@ async fn main() -> Result<(), BoxError> {
                             .await?
                     }
                     Workload::Select1 => client.sql("SELECT 1").await?,
+                    Workload::Update => {
+                        let id = (client_no * 7919 + i * 104_729) % args.preload.max(1);
+                        client
+                            .sql(&format!(
+                                "UPDATE {table} SET name = 'updated-{i}', score = {i}.25 WHERE id = {id}"
+                            ))
+                            .await?
+                    }
+                    Workload::Delete => {
+                        let id = (client_no * 7919 + i * 104_729) % args.preload.max(1);
+                        client
+                            .sql(&format!("DELETE FROM {table} WHERE id = {id}"))
+                            .await?
+                    }
                     Workload::Health => client.health().await?,
                     Workload::Me => client.me().await?,
                     Workload::InProcess | Workload::Jobs => {

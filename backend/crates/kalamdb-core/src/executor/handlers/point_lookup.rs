@@ -12,6 +12,7 @@ use crate::rows::OutputColumn;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, partition_prefix, row_key};
+use kalamdb_commons::Value;
 use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
 use kalamdb_sql::sqlparser::ast::{
     BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, TableFactor,
@@ -107,31 +108,9 @@ pub fn try_execute(
     let Ok(scope) = RowScope::for_table(&table.definition, &ctx.user_id) else {
         return Ok(None);
     };
-    let Some(Expr::BinaryOp {
-        left,
-        op: BinaryOperator::Eq,
-        right,
-    }) = &select.selection
-    else {
+    let Some(pk_value) = pk_equality(&table, pk, select.selection.as_ref(), params)? else {
         return Ok(None);
     };
-    let pk_def = &table.definition.columns[pk];
-    let literal_side = match (ident_name(left), ident_name(right)) {
-        (Some(c), None) if c == pk_def.name => right,
-        (None, Some(c)) if c == pk_def.name => left,
-        _ => return Ok(None),
-    };
-    let Some(literal) = literal_of(literal_side, params)? else {
-        return Ok(None);
-    };
-    // A literal that does not convert exactly (e.g. '5' vs an INT key, or an
-    // out-of-range number) takes the general path, which has SQL's coercions.
-    let Ok(pk_value) = coerce(&literal, pk_def) else {
-        return Ok(None);
-    };
-    if pk_value.is_null() {
-        return Ok(None);
-    }
     let Some(indices) = projection(&table, &select.projection) else {
         return Ok(None);
     };
@@ -164,6 +143,36 @@ pub fn try_execute(
     };
     let batches = scan.collect(1)?;
     Ok(Some(StatementResult::rows(schema, batches)))
+}
+
+/// The primary-key value of `WHERE pk = literal` (either side, `$n` too), if
+/// the condition is exactly that. A literal that does not convert exactly
+/// (e.g. '5' against an INT key, or an out-of-range number) is `None`: the
+/// general path, with SQL's coercions, answers those.
+pub(crate) fn pk_equality(
+    table: &CachedTable,
+    pk: usize,
+    selection: Option<&Expr>,
+    params: &[Json],
+) -> CoreResult<Option<Value>> {
+    let Some(Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    }) = selection
+    else {
+        return Ok(None);
+    };
+    let pk_def = &table.definition.columns[pk];
+    let literal_side = match (ident_name(left), ident_name(right)) {
+        (Some(c), None) if c == pk_def.name => right,
+        (None, Some(c)) if c == pk_def.name => left,
+        _ => return Ok(None),
+    };
+    let Some(literal) = literal_of(literal_side, params)? else {
+        return Ok(None);
+    };
+    Ok(coerce(&literal, pk_def).ok().filter(|v| !v.is_null()))
 }
 
 /// Declared-column positions for `*` or a list of bare column names.
