@@ -54,7 +54,8 @@ kalam_run() { # sync_writes
     "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N" --user-table
     "$BIN/kalamdb-bench" --url "$url" --workload select --requests "$N"
     "$BIN/kalamdb-bench" --url "$url" --workload update --requests "$N"
-    "$BIN/kalamdb-bench" --url "$url" --workload delete --requests "$N"
+    # each DELETE removes a different row (the preload outnumbers the requests)
+    "$BIN/kalamdb-bench" --url "$url" --workload delete --requests "$N" --preload "$((N * 5 / 4 + 2000))"
     # by primary key, the table's size must not matter: 1M rows
     "$BIN/kalamdb-bench" --url "$url" --workload update --requests "$N" --preload 1000000 | sed "s/^/rows=1000000 /"
     "$BIN/kalamdb-bench" --url "$url" --workload delete --requests "$N" --preload 1000000 | sed "s/^/rows=1000000 /"

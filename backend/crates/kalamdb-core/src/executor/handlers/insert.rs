@@ -1,22 +1,32 @@
-//! INSERT ... VALUES. Every row is typed and checked (NOT NULL, primary-key
-//! uniqueness against storage and within the statement) before anything is
-//! written; then all rows go to storage in one atomic batch.
+//! INSERT ... VALUES / SELECT [ON CONFLICT (pk) DO NOTHING | DO UPDATE SET]
+//! [RETURNING]. Literal-only VALUES are typed straight from the AST; any
+//! other source (a SELECT, VALUES with expressions) is evaluated by DataFusion
+//! for the caller and converted with the same rules. Every row is typed and
+//! checked (NOT NULL, primary-key uniqueness against storage and within the
+//! statement) before anything is written; then all rows go to storage in one
+//! atomic batch.
 
+use super::query::collect_query;
 use super::{StatementHandler, StatementOptions, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
 use crate::rows::coerce::{coerce, default_value, literal_of};
+use crate::rows::from_arrow::{ColumnValues, convert_column};
+use crate::rows::{BatchBuilder, OutputColumn};
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, partition_prefix, row_key};
 use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, Value};
 use kalamdb_sql::SqlStatement;
 use kalamdb_sql::parsers::normalize;
-use kalamdb_sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
+use kalamdb_sql::sqlparser::ast::{
+    AssignmentTarget, ConflictTarget, Expr, Insert, OnConflictAction, OnInsert, Parens, SelectItem,
+    SetExpr, Statement, TableObject,
+};
 use kalamdb_store::keys::KeyBuilder;
-use kalamdb_store::row::encode_row;
+use kalamdb_store::row::{RowView, encode_row};
 use kalamdb_store::{Batch, Partition};
 use serde_json::Value as Json;
 use std::collections::HashSet;
@@ -93,13 +103,247 @@ fn column_positions(table: &CachedTable, insert: &Insert) -> CoreResult<Vec<Opti
     Ok(positions)
 }
 
-fn value_of(expr: &Expr, column: &ColumnDefinition, params: &[Json]) -> CoreResult<Value> {
-    match literal_of(expr, params)? {
-        Some(literal) => coerce(&literal, column),
-        None => Err(CoreError::NotSupported(format!(
-            "Column '{}': only literal values and $n parameters are supported in INSERT ... VALUES yet, got {expr}",
-            column.name
-        ))),
+/// Where an INSERT's rows come from.
+enum Source<'a> {
+    /// Literal-only `VALUES` (and `$n`): typed straight from the AST.
+    Literals(&'a [Parens<Vec<Expr>>]),
+    /// Anything else (`SELECT`, `VALUES` with expressions): evaluated by
+    /// DataFusion for the caller, each value already converted to the
+    /// column it goes to (one `Vec` per row, in source-column order).
+    Computed(Vec<Vec<Value>>),
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Literals(rows) => rows.len(),
+            Source::Computed(rows) => rows.len(),
+        }
+    }
+
+    fn width(&self, row: usize) -> usize {
+        match self {
+            Source::Literals(rows) => rows[row].len(),
+            Source::Computed(rows) => rows[row].len(),
+        }
+    }
+
+    fn value(
+        &self,
+        row: usize,
+        position: usize,
+        column: &ColumnDefinition,
+        params: &[Json],
+    ) -> CoreResult<Value> {
+        match self {
+            Source::Literals(rows) => {
+                let expr = &rows[row][position];
+                match literal_of(expr, params)? {
+                    Some(literal) => coerce(&literal, column),
+                    None => Err(CoreError::Internal(format!("{expr} is not a literal"))),
+                }
+            }
+            Source::Computed(rows) => Ok(rows[row][position].clone()),
+        }
+    }
+
+    /// The literal text of a value, for error messages.
+    fn shown(&self, row: usize, position: usize) -> Option<String> {
+        match self {
+            Source::Literals(rows) => rows[row].get(position).map(ToString::to_string),
+            Source::Computed(rows) => rows[row].get(position).map(|v| format!("{v:?}")),
+        }
+    }
+}
+
+/// Reads the source of `insert`: literal VALUES directly, anything else
+/// through DataFusion.
+async fn source_of<'a>(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    insert: &'a Insert,
+    table: &CachedTable,
+    positions: &[Option<usize>],
+    width: usize,
+    params: &[Json],
+) -> CoreResult<Source<'a>> {
+    let Some(query) = insert.source.as_deref() else {
+        return Err(CoreError::NotSupported(
+            "INSERT without VALUES or SELECT is not supported".into(),
+        ));
+    };
+    if let SetExpr::Values(values) = query.body.as_ref()
+        && query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+    {
+        let mut all_literal = true;
+        'rows: for row in &values.rows {
+            for expr in row.iter() {
+                if literal_of(expr, params)?.is_none() {
+                    all_literal = false;
+                    break 'rows;
+                }
+            }
+        }
+        if all_literal {
+            return Ok(Source::Literals(&values.rows));
+        }
+    }
+    // column of the table each source position feeds
+    let mut target_of_position = vec![None; width];
+    for (column, position) in positions.iter().enumerate() {
+        if let Some(p) = position {
+            target_of_position[*p] = Some(column);
+        }
+    }
+    let (schema, batches) = collect_query(
+        app,
+        ctx,
+        Statement::Query(Box::new(query.clone())),
+        false,
+        params,
+    )
+    .await?;
+    if schema.fields().len() != width {
+        return Err(CoreError::InvalidSql(format!(
+            "The query returns {} column(s) but {} column(s) are targeted",
+            schema.fields().len(),
+            width
+        )));
+    }
+    let columns = &table.definition.columns;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let converted: Vec<ColumnValues> = (0..width)
+            .map(|p| {
+                let column = target_of_position[p]
+                    .map(|i| &columns[i])
+                    .ok_or_else(|| CoreError::Internal("unmapped insert column".into()))?;
+                convert_column(batch.column(p), column)
+            })
+            .collect::<CoreResult<_>>()?;
+        for r in 0..batch.num_rows() {
+            rows.push(
+                converted
+                    .iter()
+                    .map(|c| c.get(r))
+                    .collect::<CoreResult<Vec<_>>>()?,
+            );
+        }
+    }
+    Ok(Source::Computed(rows))
+}
+
+/// What to do with a row whose primary key is taken.
+enum OnConflict<'a> {
+    Error,
+    DoNothing,
+    /// `(column, value expression)` per assignment.
+    DoUpdate(Vec<(usize, &'a Expr)>),
+}
+
+fn conflict_action<'a>(
+    table: &CachedTable,
+    on: Option<&'a OnInsert>,
+) -> CoreResult<OnConflict<'a>> {
+    let Some(on) = on else {
+        return Ok(OnConflict::Error);
+    };
+    let OnInsert::OnConflict(conflict) = on else {
+        return Err(CoreError::NotSupported(
+            "ON DUPLICATE KEY UPDATE is not supported: use ON CONFLICT (pk) DO UPDATE".into(),
+        ));
+    };
+    let Some(pk) = table.primary_key else {
+        return Err(CoreError::NotSupported(format!(
+            "ON CONFLICT needs a primary key; table '{}' has none",
+            table.definition.table_ref()
+        )));
+    };
+    let pk_name = &table.definition.columns[pk].name;
+    match &conflict.conflict_target {
+        None => {}
+        Some(ConflictTarget::Columns(cols))
+            if cols.len() == 1 && &normalize(&cols[0]) == pk_name => {}
+        Some(other) => {
+            return Err(CoreError::InvalidSql(format!(
+                "ON CONFLICT target {other} must be the primary key ({pk_name})"
+            )));
+        }
+    }
+    match &conflict.action {
+        OnConflictAction::DoNothing => Ok(OnConflict::DoNothing),
+        OnConflictAction::DoUpdate(update) => {
+            if update.selection.is_some() {
+                return Err(CoreError::NotSupported(
+                    "ON CONFLICT DO UPDATE ... WHERE is not supported yet".into(),
+                ));
+            }
+            let mut sets = Vec::with_capacity(update.assignments.len());
+            for assignment in &update.assignments {
+                let AssignmentTarget::ColumnName(name) = &assignment.target else {
+                    return Err(CoreError::NotSupported(
+                        "ON CONFLICT DO UPDATE SET (a, b) = ... is not supported".into(),
+                    ));
+                };
+                let column = name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize)
+                    .unwrap_or_default();
+                let index = table.column_position(&column).ok_or_else(|| {
+                    CoreError::InvalidSql(format!(
+                        "Column '{column}' does not exist in table '{}'",
+                        table.definition.table_ref()
+                    ))
+                })?;
+                if index == pk {
+                    return Err(CoreError::NotSupported(format!(
+                        "The primary key '{column}' cannot be updated"
+                    )));
+                }
+                sets.push((index, &assignment.value));
+            }
+            Ok(OnConflict::DoUpdate(sets))
+        }
+    }
+}
+
+/// The value `expr` gives column `column` in ON CONFLICT DO UPDATE:
+/// `EXCLUDED.c` (the row proposed for insertion), `c` / `t.c` (the row
+/// already there), or a literal.
+fn conflict_value(
+    table: &CachedTable,
+    column: usize,
+    expr: &Expr,
+    proposed: &[Value],
+    existing: &[Value],
+    params: &[Json],
+) -> CoreResult<Value> {
+    let named =
+        |ident: &kalamdb_sql::sqlparser::ast::Ident| table.column_position(&normalize(ident));
+    match expr {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let Some(i) = named(&parts[1]) else {
+                return Err(CoreError::InvalidSql(format!("Unknown column in {expr}")));
+            };
+            if normalize(&parts[0]) == "excluded" {
+                Ok(proposed[i].clone())
+            } else {
+                Ok(existing[i].clone())
+            }
+        }
+        Expr::Identifier(ident) => named(ident)
+            .map(|i| existing[i].clone())
+            .ok_or_else(|| CoreError::InvalidSql(format!("Unknown column {expr}"))),
+        _ => match literal_of(expr, params)? {
+            Some(literal) => coerce(&literal, &table.definition.columns[column]),
+            None => Err(CoreError::NotSupported(format!(
+                "ON CONFLICT DO UPDATE SET supports EXCLUDED.column, columns and literals, got {expr}"
+            ))),
+        },
     }
 }
 
@@ -109,34 +353,23 @@ pub async fn execute_insert(
     insert: &Insert,
     params: &[Json],
 ) -> CoreResult<StatementResult> {
-    if insert.on.is_some() {
-        return Err(CoreError::NotSupported(
-            "INSERT ... ON CONFLICT is not supported yet".into(),
-        ));
-    }
-    if insert.returning.is_some() {
-        return Err(CoreError::NotSupported(
-            "INSERT ... RETURNING is not supported yet".into(),
-        ));
-    }
     let table = target_table(app, ctx, insert)?;
     let def = &table.definition;
     crate::executor::authorization::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
-    let rows = match insert.source.as_deref().map(|q| q.body.as_ref()) {
-        Some(SetExpr::Values(values)) => &values.rows,
-        _ => {
-            return Err(CoreError::NotSupported(
-                "Only INSERT ... VALUES is supported yet".into(),
-            ));
-        }
-    };
+    let conflict = conflict_action(&table, insert.on.as_ref())?;
+    let returning = insert
+        .returning
+        .as_deref()
+        .map(|items| returning_columns(&table, items))
+        .transpose()?;
     let positions = column_positions(&table, insert)?;
     let width = if insert.columns.is_empty() {
         def.columns.len()
     } else {
         insert.columns.len()
     };
+    let source = source_of(app, ctx, insert, &table, &positions, width, params).await?;
     let prefix = partition_prefix(def.table_id, &scope);
 
     // Defaults are computed once per statement (they are literals).
@@ -147,22 +380,23 @@ pub async fn execute_insert(
         }
     }
 
-    let mut keys = Vec::with_capacity(rows.len());
-    let mut encoded = Vec::with_capacity(rows.len());
-    let mut values: Vec<Value> = Vec::with_capacity(def.columns.len());
-    for (row_number, row) in rows.iter().enumerate() {
-        if row.len() != width {
+    let count = source.len();
+    let mut keys = Vec::with_capacity(count);
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(count);
+    let mut seqs = Vec::with_capacity(count);
+    for row_number in 0..count {
+        if source.width(row_number) != width {
             return Err(CoreError::InvalidSql(format!(
                 "Row {} has {} value(s) but {} column(s) are targeted",
                 row_number + 1,
-                row.len(),
+                source.width(row_number),
                 width
             )));
         }
-        values.clear();
+        let mut values: Vec<Value> = Vec::with_capacity(def.columns.len());
         for (i, column) in def.columns.iter().enumerate() {
             let value = match positions[i] {
-                Some(p) => value_of(&row[p], column, params)?,
+                Some(p) => source.value(row_number, p, column, params)?,
                 None => defaults[i].clone().unwrap_or(Value::Null),
             };
             super::check_not_null(def, column, &value)?;
@@ -176,42 +410,138 @@ pub async fn execute_insert(
                 .i64(seq)
                 .build(),
         };
-        encoded.push(encode_row(
-            def.schema_version,
-            seq,
-            false,
-            def.columns.iter().map(|c| c.column_id).zip(values.iter()),
-        ));
         keys.push(key);
+        rows.push(values);
+        seqs.push(seq);
     }
 
-    if let Some(pk) = table.primary_key {
+    let shown_pk = |i: usize| {
+        table
+            .primary_key
+            .and_then(|pk| positions[pk])
+            .and_then(|p| source.shown(i, p))
+    };
+    let mut existing = vec![false; count];
+    if table.primary_key.is_some() {
         let mut seen = HashSet::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
             if !seen.insert(key.as_slice()) {
-                return Err(duplicate(&table, rows[i].get(positions[pk].unwrap_or(0))));
+                return Err(duplicate(&table, shown_pk(i)));
             }
         }
         // A soft-deleted row's key is free again.
-        let existing = app.table_store.live_many(&keys)?;
-        if let Some(i) = existing.iter().position(|e| *e) {
-            return Err(duplicate(&table, rows[i].get(positions[pk].unwrap_or(0))));
-        }
+        existing = app.table_store.live_many(&keys)?;
     }
 
-    let count = keys.len();
     let mut batch = Batch::with_capacity(count);
-    for (key, value) in keys.into_iter().zip(encoded) {
-        batch.put(Partition::Data, key, value);
+    let mut written: Vec<Vec<u8>> = Vec::new();
+    let mut affected = 0;
+    for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
+        if existing[i] {
+            match &conflict {
+                OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
+                OnConflict::DoNothing => continue,
+                OnConflict::DoUpdate(sets) => {
+                    let Some(current) = super::update_delete::stored_values(app, &table, &key)?
+                    else {
+                        continue;
+                    };
+                    let mut updated = current.clone();
+                    for (column, expr) in sets {
+                        updated[*column] =
+                            conflict_value(&table, *column, expr, &values, &current, params)?;
+                    }
+                    for (column, value) in def.columns.iter().zip(&updated) {
+                        super::check_not_null(def, column, value)?;
+                    }
+                    values = updated;
+                }
+            }
+        }
+        let encoded = encode_row(
+            def.schema_version,
+            seqs[i],
+            false,
+            def.columns.iter().map(|c| c.column_id).zip(values.iter()),
+        );
+        if returning.is_some() {
+            written.push(encoded.clone());
+        }
+        batch.put(Partition::Data, key, encoded);
+        affected += 1;
     }
-    app.table_store.write_async(batch).await?;
-    Ok(StatementResult::affected(
-        count,
-        format!("Inserted {count} row(s)"),
-    ))
+    if !batch.is_empty() {
+        app.table_store.write_async(batch).await?;
+    }
+    let message = format!("Inserted {affected} row(s)");
+    match returning {
+        Some(indices) => returning_result(&table, &indices, &written, message),
+        None => Ok(StatementResult::affected(affected, message)),
+    }
 }
 
-fn duplicate(table: &CachedTable, value: Option<&Expr>) -> CoreError {
+/// Declared-column positions of a RETURNING list (`*` or column names).
+pub(crate) fn returning_columns(
+    table: &CachedTable,
+    items: &[SelectItem],
+) -> CoreResult<Vec<usize>> {
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            SelectItem::Wildcard(_) => out.extend(0..table.definition.columns.len()),
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
+                let name = normalize(ident);
+                out.push(table.column_position(&name).ok_or_else(|| {
+                    CoreError::InvalidSql(format!(
+                        "Column '{name}' does not exist in table '{}'",
+                        table.definition.table_ref()
+                    ))
+                })?);
+            }
+            other => {
+                return Err(CoreError::NotSupported(format!(
+                    "RETURNING supports * and column names, got {other}"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The rows a statement wrote (encoded), projected for RETURNING.
+pub(crate) fn returning_result(
+    table: &CachedTable,
+    indices: &[usize],
+    written: &[Vec<u8>],
+    message: String,
+) -> CoreResult<StatementResult> {
+    let schema = Arc::new(
+        table
+            .schema
+            .project(indices)
+            .map_err(|e| CoreError::Internal(e.to_string()))?,
+    );
+    let columns = indices
+        .iter()
+        .map(|&i| {
+            let c = &table.definition.columns[i];
+            OutputColumn::Declared {
+                column_id: c.column_id,
+                data_type: c.data_type,
+            }
+        })
+        .collect();
+    let mut builder = BatchBuilder::new(Arc::clone(&schema), columns, written.len())?;
+    for bytes in written {
+        builder.push(&RowView::decode(bytes)?)?;
+    }
+    let batch = builder.finish()?;
+    let mut result = StatementResult::rows(schema, vec![batch]);
+    result.message = Some(message);
+    Ok(result)
+}
+
+fn duplicate(table: &CachedTable, value: Option<String>) -> CoreError {
     let pk = table
         .primary_key
         .map(|i| table.definition.columns[i].name.as_str())

@@ -117,9 +117,13 @@ async fn matching(
     Ok(batches)
 }
 
-/// The stored values of the row under `key`, in declared column order, with
-/// its `_deleted` flag; `None` if it is gone.
-fn read_row(app: &AppContext, table: &CachedTable, key: &[u8]) -> CoreResult<Option<Vec<Value>>> {
+/// The stored values of the live row under `key`, in declared column order;
+/// `None` if there is none (or it is soft-deleted).
+pub(crate) fn stored_values(
+    app: &AppContext,
+    table: &CachedTable,
+    key: &[u8],
+) -> CoreResult<Option<Vec<Value>>> {
     let columns = &table.definition.columns;
     let mut found = None;
     app.table_store.get_with(key, &mut |bytes| {
@@ -148,14 +152,15 @@ fn read_row(app: &AppContext, table: &CachedTable, key: &[u8]) -> CoreResult<Opt
 fn rewrite_row(
     app: &AppContext,
     target: &Target,
-    batch: &mut Batch,
+    out: &mut Written,
     old_key: Vec<u8>,
     deleted: bool,
     change: impl FnOnce(&mut [Value]) -> CoreResult<()>,
 ) -> CoreResult<bool> {
+    let batch = &mut out.batch;
     let table = &target.table;
     let def = &table.definition;
-    let Some(mut values) = read_row(app, table, &old_key)? else {
+    let Some(mut values) = stored_values(app, table, &old_key)? else {
         return Ok(false);
     };
     change(&mut values)?;
@@ -176,8 +181,30 @@ fn rewrite_row(
         deleted,
         def.columns.iter().map(|c| c.column_id).zip(values.iter()),
     );
+    if let Some(rows) = &mut out.returning {
+        rows.push(encoded.clone());
+    }
     batch.put(Partition::Data, key, encoded);
+    out.count += 1;
     Ok(true)
+}
+
+/// What a statement wrote: the batch, how many rows, and (for RETURNING)
+/// the rows themselves.
+struct Written {
+    batch: Batch,
+    count: usize,
+    returning: Option<Vec<Vec<u8>>>,
+}
+
+impl Written {
+    fn new(returning: bool) -> Self {
+        Self {
+            batch: Batch::new(),
+            count: 0,
+            returning: returning.then(Vec::new),
+        }
+    }
 }
 
 fn seq_key(prefix: &[u8], seq: i64) -> Vec<u8> {
@@ -191,12 +218,11 @@ fn seq_key(prefix: &[u8], seq: i64) -> Vec<u8> {
 async fn rewrite(
     app: &AppContext,
     target: &Target,
+    out: &mut Written,
     batches: &[RecordBatch],
     deleted: bool,
     mut change: impl FnMut(usize, usize, &mut [Value]) -> CoreResult<()>,
-) -> CoreResult<usize> {
-    let mut batch = Batch::new();
-    let mut count = 0;
+) -> CoreResult<()> {
     for (b, record_batch) in batches.iter().enumerate() {
         let keys = record_batch.column(0);
         for row in 0..record_batch.num_rows() {
@@ -206,21 +232,30 @@ async fn rewrite(
                 (None, Value::Int64(seq)) => seq_key(&target.prefix, seq),
                 (None, _) => return Err(CoreError::Internal("_seq is not a BIGINT".into())),
             };
-            if rewrite_row(app, target, &mut batch, old_key, deleted, |v| {
-                change(b, row, v)
-            })? {
-                count += 1;
-            }
+            rewrite_row(app, target, out, old_key, deleted, |v| change(b, row, v))?;
         }
     }
-    commit(app, batch, count).await
+    Ok(())
 }
 
-async fn commit(app: &AppContext, batch: Batch, count: usize) -> CoreResult<usize> {
-    if !batch.is_empty() {
-        app.table_store.write_async(batch).await?;
+/// Writes what the statement changed and builds its reply.
+async fn commit(
+    app: &AppContext,
+    target: &Target,
+    out: Written,
+    returning: Option<Vec<usize>>,
+    verb: &str,
+) -> CoreResult<StatementResult> {
+    if !out.batch.is_empty() {
+        app.table_store.write_async(out.batch).await?;
     }
-    Ok(count)
+    let message = format!("{verb} {} row(s)", out.count);
+    match (returning, out.returning) {
+        (Some(indices), Some(rows)) => {
+            super::insert::returning_result(&target.table, &indices, &rows, message)
+        }
+        _ => Ok(StatementResult::affected(out.count, message)),
+    }
 }
 
 /// `WHERE pk = literal` with only literal (or `$n`) values to set: one key
@@ -229,34 +264,34 @@ async fn commit(app: &AppContext, batch: Batch, count: usize) -> CoreResult<usiz
 async fn by_primary_key(
     app: &AppContext,
     target: &Target,
+    out: &mut Written,
     selection: Option<&Expr>,
     params: &[Json],
     deleted: bool,
     sets: &[(usize, &Expr)],
-) -> CoreResult<Option<usize>> {
+) -> CoreResult<bool> {
     let table = &target.table;
     let Some(pk) = table.primary_key else {
-        return Ok(None);
+        return Ok(false);
     };
     let Some(pk_value) = pk_equality(table, pk, selection, params)? else {
-        return Ok(None);
+        return Ok(false);
     };
     let mut values = Vec::with_capacity(sets.len());
     for (i, expr) in sets {
         let Some(literal) = literal_of(expr, params)? else {
-            return Ok(None);
+            return Ok(false);
         };
         values.push((*i, coerce(&literal, &table.definition.columns[*i])?));
     }
-    let mut batch = Batch::new();
     let key = row_key(&target.prefix, &pk_value)?;
-    let changed = rewrite_row(app, target, &mut batch, key, deleted, |row| {
+    rewrite_row(app, target, out, key, deleted, |row| {
         for (i, v) in values {
             row[i] = v;
         }
         Ok(())
     })?;
-    commit(app, batch, usize::from(changed)).await.map(Some)
+    Ok(true)
 }
 
 pub async fn execute_update(
@@ -268,14 +303,17 @@ pub async fn execute_update(
     if update.from.is_some() {
         return Err(not_supported("UPDATE ... FROM"));
     }
-    if update.returning.is_some() {
-        return Err(not_supported("UPDATE ... RETURNING"));
-    }
     if update.limit.is_some() || !update.order_by.is_empty() || update.or.is_some() {
         return Err(not_supported("UPDATE with ORDER BY, LIMIT or OR"));
     }
     let target = target_of(app, ctx, &update.table)?;
     let table = &target.table;
+    let returning = update
+        .returning
+        .as_deref()
+        .map(|items| super::insert::returning_columns(table, items))
+        .transpose()?;
+    let mut out = Written::new(returning.is_some());
     let mut assigned: Vec<usize> = Vec::with_capacity(update.assignments.len());
     let mut exprs = Vec::with_capacity(update.assignments.len());
     for assignment in &update.assignments {
@@ -312,9 +350,10 @@ pub async fn execute_update(
         .zip(&update.assignments)
         .map(|(i, a)| (*i, &a.value))
         .collect();
-    if let Some(count) = by_primary_key(
+    if by_primary_key(
         app,
         &target,
+        &mut out,
         update.selection.as_ref(),
         params,
         false,
@@ -322,10 +361,7 @@ pub async fn execute_update(
     )
     .await?
     {
-        return Ok(StatementResult::affected(
-            count,
-            format!("Updated {count} row(s)"),
-        ));
+        return commit(app, &target, out, returning, "Updated").await;
     }
     let batches = matching(app, ctx, &target, &exprs, update.selection.as_ref(), params).await?;
     let columns = &table.definition.columns;
@@ -339,17 +375,14 @@ pub async fn execute_update(
                 .collect()
         })
         .collect::<CoreResult<_>>()?;
-    let count = rewrite(app, &target, &batches, false, |b, row, values| {
+    rewrite(app, &target, &mut out, &batches, false, |b, row, values| {
         for (j, &i) in assigned.iter().enumerate() {
             values[i] = converted[b][j].get(row)?;
         }
         Ok(())
     })
     .await?;
-    Ok(StatementResult::affected(
-        count,
-        format!("Updated {count} row(s)"),
-    ))
+    commit(app, &target, out, returning, "Updated").await
 }
 
 pub async fn execute_delete(
@@ -358,9 +391,6 @@ pub async fn execute_delete(
     delete: &Delete,
     params: &[Json],
 ) -> CoreResult<StatementResult> {
-    if delete.returning.is_some() {
-        return Err(not_supported("DELETE ... RETURNING"));
-    }
     if delete.using.is_some()
         || !delete.tables.is_empty()
         || delete.limit.is_some()
@@ -375,18 +405,16 @@ pub async fn execute_delete(
         return Err(not_supported("DELETE from several tables"));
     };
     let target = target_of(app, ctx, target)?;
-    if let Some(count) =
-        by_primary_key(app, &target, delete.selection.as_ref(), params, true, &[]).await?
-    {
-        return Ok(StatementResult::affected(
-            count,
-            format!("Deleted {count} row(s)"),
-        ));
+    let returning = delete
+        .returning
+        .as_deref()
+        .map(|items| super::insert::returning_columns(&target.table, items))
+        .transpose()?;
+    let mut out = Written::new(returning.is_some());
+    let selection = delete.selection.as_ref();
+    if !by_primary_key(app, &target, &mut out, selection, params, true, &[]).await? {
+        let batches = matching(app, ctx, &target, &[], selection, params).await?;
+        rewrite(app, &target, &mut out, &batches, true, |_, _, _| Ok(())).await?;
     }
-    let batches = matching(app, ctx, &target, &[], delete.selection.as_ref(), params).await?;
-    let count = rewrite(app, &target, &batches, true, |_, _, _| Ok(())).await?;
-    Ok(StatementResult::affected(
-        count,
-        format!("Deleted {count} row(s)"),
-    ))
+    commit(app, &target, out, returning, "Deleted").await
 }
