@@ -13,6 +13,7 @@ use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
 use crate::table_store::TableStore;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use kalamdb_commons::snowflake::SnowflakeGenerator;
@@ -66,7 +67,8 @@ pub struct AppContext {
     pub executor: SqlExecutor,
     /// Runs every background job; started by the server's lifecycle.
     pub job_manager: Arc<UnifiedJobManager>,
-    pub snowflake: SnowflakeGenerator,
+    /// One generator for `_seq`, job-free ids and `SNOWFLAKE_ID()`.
+    pub snowflake: Arc<SnowflakeGenerator>,
     pub options: CoreOptions,
     /// Serializes DDL so id allocation and cache swaps never interleave.
     pub ddl_lock: Mutex<()>,
@@ -101,13 +103,18 @@ impl AppContext {
             .with_information_schema(true)
             .with_batch_size(options.batch_size)
             .with_target_partitions(options.target_partitions.max(1));
-        let session_state = SessionStateBuilder::new()
+        let mut session_state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_catalog_list(catalogs)
             .build();
 
-        let snowflake = SnowflakeGenerator::new(options.node_id);
+        let snowflake = Arc::new(SnowflakeGenerator::new(options.node_id));
+        for udf in crate::functions::shared_udfs(Arc::clone(&snowflake)) {
+            session_state
+                .register_udf(Arc::new(udf))
+                .map_err(|e| CoreError::Internal(format!("registering {e}")))?;
+        }
         let mut registry = JobRegistry::new();
         registry.register(Arc::new(CleanupExecutor));
         registry.register(Arc::new(UserCleanupExecutor {

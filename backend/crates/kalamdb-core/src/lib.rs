@@ -5,6 +5,7 @@ pub mod app_context;
 pub mod context;
 pub mod error;
 pub mod executor;
+pub mod functions;
 pub mod jobs;
 pub mod meta_store;
 pub mod providers;

@@ -3,6 +3,7 @@
 
 pub mod arrow_builder;
 pub mod coerce;
+pub mod defaults;
 pub mod from_arrow;
 pub mod json;
 

@@ -5,8 +5,9 @@ use crate::error::SqlParseError;
 use crate::parsers;
 use crate::statement::SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 /// Nesting depth sqlparser may recurse to before giving up (guards the stack
 /// against hostile input such as thousands of parentheses).
@@ -28,10 +29,13 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
         statement_index: index,
         in_batch,
     };
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| fail(ParserError::TokenizerError(e.to_string()), 1))?;
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(sql)
-        .map_err(|e| fail(e, 1))?;
+        .with_tokens_with_locations(accept_call_parens(tokens));
 
     let mut statements = Vec::new();
     loop {
@@ -54,6 +58,44 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
         }
     }
     Ok(statements)
+}
+
+/// `CURRENT_USER()` / `SESSION_USER()`: sqlparser knows these SQL-standard
+/// niladic functions only without parentheses; KalamDB documents them with.
+/// Drops an empty `()` right after them so both spellings parse alike.
+fn accept_call_parens(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let niladic = |t: &Token| {
+        matches!(t, Token::Word(w) if w.quote_style.is_none()
+            && matches!(w.keyword, Keyword::CURRENT_USER | Keyword::SESSION_USER))
+    };
+    if !tokens.iter().any(|t| niladic(&t.token)) {
+        return tokens;
+    }
+    let significant = |t: &TokenWithSpan| !matches!(t.token, Token::Whitespace(_));
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        out.push(tokens[i].clone());
+        if niladic(&tokens[i].token) {
+            let mut j = i + 1;
+            let mut parens = Vec::new();
+            while j < tokens.len() && parens.len() < 2 {
+                if significant(&tokens[j]) {
+                    parens.push(j);
+                }
+                j += 1;
+            }
+            if let [open, close] = parens[..]
+                && tokens[open].token == Token::LParen
+                && tokens[close].token == Token::RParen
+            {
+                i = close + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Whether `sql` holds a `;` before its last non-blank character, i.e. may be

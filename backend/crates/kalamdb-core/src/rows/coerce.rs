@@ -118,26 +118,6 @@ fn show(literal: &Literal<'_>) -> String {
     }
 }
 
-/// The value of `column`'s DEFAULT (NULL without one). Only literal defaults
-/// exist yet; CREATE TABLE calls this to reject anything else up front.
-pub fn default_value(column: &ColumnDefinition) -> CoreResult<Value> {
-    let Some(text) = &column.default else {
-        return Ok(Value::Null);
-    };
-    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
-    let expr = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| CoreError::InvalidSql(format!("DEFAULT of '{}': {e}", column.name)))?;
-    match literal_of(&expr, &[])? {
-        Some(literal) => coerce(&literal, column),
-        None => Err(CoreError::NotSupported(format!(
-            "DEFAULT of '{}': only literal defaults are supported yet, got {text}",
-            column.name
-        ))),
-    }
-}
-
 /// Converts a literal to the stored form of `column`'s type.
 pub fn coerce(literal: &Literal<'_>, column: &ColumnDefinition) -> CoreResult<Value> {
     use KalamDataType as T;

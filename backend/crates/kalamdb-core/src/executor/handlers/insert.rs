@@ -12,7 +12,8 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
-use crate::rows::coerce::{coerce, default_value, literal_of};
+use crate::rows::coerce::{coerce, literal_of};
+use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
 use crate::rows::from_arrow::{ColumnValues, convert_column};
 use crate::rows::{BatchBuilder, OutputColumn};
 use crate::schema::CachedTable;
@@ -147,6 +148,11 @@ impl Source<'_> {
         }
     }
 
+    /// Whether the value at (row, position) is the `DEFAULT` keyword.
+    fn is_default(&self, row: usize, position: usize) -> bool {
+        matches!(self, Source::Literals(rows) if is_default(&rows[row][position]))
+    }
+
     /// The literal text of a value, for error messages.
     fn shown(&self, row: usize, position: usize) -> Option<String> {
         match self {
@@ -154,6 +160,11 @@ impl Source<'_> {
             Source::Computed(rows) => rows[row].get(position).map(|v| format!("{v:?}")),
         }
     }
+}
+
+/// `DEFAULT` written as a value in VALUES.
+fn is_default(expr: &Expr) -> bool {
+    matches!(expr, Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
 }
 
 /// Reads the source of `insert`: literal VALUES directly, anything else
@@ -180,7 +191,7 @@ async fn source_of<'a>(
         let mut all_literal = true;
         'rows: for row in &values.rows {
             for expr in row.iter() {
-                if literal_of(expr, params)?.is_none() {
+                if !is_default(expr) && literal_of(expr, params)?.is_none() {
                     all_literal = false;
                     break 'rows;
                 }
@@ -372,13 +383,16 @@ pub async fn execute_insert(
     let source = source_of(app, ctx, insert, &table, &positions, width, params).await?;
     let prefix = partition_prefix(def.table_id, &scope);
 
-    // Defaults are computed once per statement (they are literals).
-    let mut defaults: Vec<Option<Value>> = vec![None; def.columns.len()];
-    for (i, column) in def.columns.iter().enumerate() {
-        if positions[i].is_none() {
-            defaults[i] = Some(default_value(column)?);
-        }
-    }
+    // Defaults are compiled once per statement; generators run per row.
+    let defaults: Vec<ColumnDefault> = def
+        .columns
+        .iter()
+        .map(|c| match c.default {
+            Some(_) => compile_default(c),
+            None => Ok(ColumnDefault::Null),
+        })
+        .collect::<CoreResult<_>>()?;
+    let default_ctx = DefaultContext::new(&ctx.username, ctx.role.as_str(), &app.snowflake);
 
     let count = source.len();
     let mut keys = Vec::with_capacity(count);
@@ -396,8 +410,11 @@ pub async fn execute_insert(
         let mut values: Vec<Value> = Vec::with_capacity(def.columns.len());
         for (i, column) in def.columns.iter().enumerate() {
             let value = match positions[i] {
+                Some(p) if source.is_default(row_number, p) => {
+                    defaults[i].value(column, &default_ctx)?
+                }
                 Some(p) => source.value(row_number, p, column, params)?,
-                None => defaults[i].clone().unwrap_or(Value::Null),
+                None => defaults[i].value(column, &default_ctx)?,
             };
             super::check_not_null(def, column, &value)?;
             values.push(value);

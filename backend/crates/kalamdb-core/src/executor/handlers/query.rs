@@ -16,7 +16,9 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::ScalarUDF;
 use datafusion::physical_plan::collect;
 use datafusion::sql::parser::Statement as DFStatement;
 use kalamdb_sql::SqlStatement;
@@ -116,6 +118,12 @@ pub async fn collect_query(
         include_system_columns: system_columns,
     });
     state.register_catalog_list(Arc::new(ScopedCatalogs::new(app.catalog.scoped(scope))));
+    for udf in [
+        crate::functions::Caller::user(&ctx.username),
+        crate::functions::Caller::role(ctx.role.as_str()),
+    ] {
+        state.register_udf(Arc::new(ScalarUDF::from(udf)))?;
+    }
     let mut plan = state
         .statement_to_plan(DFStatement::Statement(Box::new(statement)))
         .await?;

@@ -5,7 +5,7 @@ use crate::app_context::{AppContext, now_ms};
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
-use crate::rows::coerce::default_value;
+use crate::rows::defaults::compile_default;
 use crate::table_store::delete_all_rows;
 use async_trait::async_trait;
 use kalamdb_commons::ids::validate_identifier;
@@ -105,7 +105,7 @@ async fn create_table(
         .collect();
     for column in &columns {
         // A bad default fails the CREATE, not every later INSERT.
-        default_value(column)?;
+        compile_default(column)?;
     }
 
     let _ddl = app.ddl_lock.lock().await;
