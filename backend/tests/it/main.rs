@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod conformance;
 mod http_api;
 mod jobs;
 mod layering;
