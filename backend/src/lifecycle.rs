@@ -76,6 +76,12 @@ impl Database {
                     .saturating_mul(24 * 3600 * 1000),
             )
             .unwrap_or(i64::MAX),
+            local_storage_dir: config
+                .storage
+                .data_dir
+                .join("storage")
+                .display()
+                .to_string(),
             user_cleanup_interval_ms: i64::try_from(
                 config.jobs.user_cleanup_interval_secs.saturating_mul(1000),
             )

@@ -421,6 +421,41 @@ async fn catalogs_list_only_the_tables_each_role_may_read() {
     assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
     let (s, _) = as_user(&server, "ops", "ops-pass-123", "DESCRIBE TABLE s.restr").await;
     assert_eq!(s, 200);
+    // statistics span every user's rows: admins only; storage paths too
+    let (_, b) = as_user(
+        &server,
+        "u2",
+        "u2-pass-123",
+        "SELECT count(*) FROM system.stats",
+    )
+    .await;
+    assert_eq!(b["results"][0]["rows"], json!([["0"]]));
+    let (s, b) = as_user(&server, "u2", "u2-pass-123", "SHOW STATS FOR TABLE s.pub").await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
+    let (_, b) = as_user(
+        &server,
+        "u2",
+        "u2-pass-123",
+        "SELECT storage_id, base_directory FROM system.storages",
+    )
+    .await;
+    assert_eq!(b["results"][0]["rows"], json!([["local", null]]));
+    let (s, b) = as_user(
+        &server,
+        "ops",
+        "ops-pass-123",
+        "SHOW STATS FOR TABLE s.restr",
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = as_user(
+        &server,
+        "u2",
+        "u2-pass-123",
+        "DESCRIBE TABLE s.priv HISTORY",
+    )
+    .await;
+    assert_eq!((s, error_code(&b)), (403, "PERMISSION_DENIED"), "{b}");
 }
 
 #[tokio::test]

@@ -42,6 +42,8 @@ pub struct CoreOptions {
     pub user_deletion_grace_ms: i64,
     /// How often a UserCleanup job is scheduled (0: never).
     pub user_cleanup_interval_ms: i64,
+    /// The `local` storage's directory, as shown in `system.storages`.
+    pub local_storage_dir: String,
 }
 
 impl Default for CoreOptions {
@@ -55,6 +57,7 @@ impl Default for CoreOptions {
             jobs: JobsConfig::default(),
             user_deletion_grace_ms: 7 * 24 * 3600 * 1000,
             user_cleanup_interval_ms: 3600 * 1000,
+            local_storage_dir: "./data/storage".into(),
         }
     }
 }
@@ -87,7 +90,10 @@ impl AppContext {
             bootstrap(&meta, options)?;
         }
         let schema_registry = Arc::new(SchemaRegistry::load(meta.clone())?);
-        let system_tables = Arc::new(SystemTablesRegistry::new(Arc::clone(&schema_registry)));
+        let system_tables = Arc::new(SystemTablesRegistry::new(
+            Arc::clone(&schema_registry),
+            &options.local_storage_dir,
+        ));
         let table_store = TableStore::new(backend);
 
         let catalog = KalamCatalog::new(

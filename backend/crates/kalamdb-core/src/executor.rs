@@ -271,6 +271,8 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }
+        | SqlStatement::ShowStats { .. }
+        | SqlStatement::ShowStorages
         | SqlStatement::DescribeTable { .. } => StatementFamily::Show,
         SqlStatement::Standard(s) => match s.as_ref() {
             Statement::Query(_) | Statement::Explain { .. } => StatementFamily::Query,

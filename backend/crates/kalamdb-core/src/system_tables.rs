@@ -6,6 +6,8 @@ pub mod audit_log;
 pub mod columns;
 pub mod jobs;
 pub mod namespaces;
+pub mod stats;
+pub mod storages;
 pub mod tables;
 pub mod users;
 
@@ -29,7 +31,8 @@ pub struct SystemTablesRegistry {
 }
 
 impl SystemTablesRegistry {
-    pub fn new(registry: Arc<SchemaRegistry>) -> Self {
+    /// `local_storage_dir`: the local storage's directory as configured.
+    pub fn new(registry: Arc<SchemaRegistry>, local_storage_dir: &str) -> Self {
         let mut tables: BTreeMap<&'static str, Arc<dyn SystemTable>> = BTreeMap::new();
         tables.insert(
             namespaces::NAME,
@@ -50,6 +53,14 @@ impl SystemTablesRegistry {
         tables.insert(
             jobs::NAME,
             Arc::new(jobs::JobsTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            stats::NAME,
+            Arc::new(stats::StatsTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            storages::NAME,
+            Arc::new(storages::StoragesTable::new(local_storage_dir.to_string())),
         );
         tables.insert(users::NAME, Arc::new(users::UsersTable::new(registry)));
         Self { tables }

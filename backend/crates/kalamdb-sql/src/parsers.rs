@@ -31,6 +31,8 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("DROP"), Some("TABLE"), _)
         | (Some("DROP"), Some("USER" | "SHARED" | "STREAM"), Some("TABLE")) => table::parse_drop(p),
         (Some("SHOW"), Some("TABLES"), _) => show_describe::parse_show_tables(p),
+        (Some("SHOW"), Some("STATS"), _) => show_describe::parse_show_stats(p),
+        (Some("SHOW"), Some("STORAGES"), _) => show_describe::parse_show_storages(p),
         (Some("CREATE"), Some("USER"), _) => user::parse_create(p),
         (Some("ALTER"), Some("USER"), _) => user::parse_alter(p),
         (Some("DROP"), Some("USER"), _) => user::parse_drop(p),

@@ -99,6 +99,11 @@ pub enum SqlStatement {
     ShowTables {
         namespace: Option<String>,
     },
+    /// `SHOW STATS FOR TABLE t`
+    ShowStats {
+        table: QualifiedName,
+    },
+    ShowStorages,
     DescribeTable {
         table: QualifiedName,
         history: bool,
@@ -124,6 +129,8 @@ impl SqlStatement {
             SqlStatement::DropTable { .. } => "DROP TABLE",
             SqlStatement::ShowTables { .. } => "SHOW TABLES",
             SqlStatement::DescribeTable { .. } => "DESCRIBE TABLE",
+            SqlStatement::ShowStats { .. } => "SHOW STATS",
+            SqlStatement::ShowStorages => "SHOW STORAGES",
             SqlStatement::Standard(s) => match s.as_ref() {
                 Statement::Query(_) => "SELECT",
                 Statement::Insert(_) => "INSERT",

@@ -140,6 +140,12 @@ pub trait StorageBackend: Send + Sync {
     /// space (range deletes only add tombstones until compaction).
     fn compact_range(&self, partition: Partition, start: &[u8], end: &[u8]) -> StoreResult<()>;
 
+    /// On-disk bytes (compressed, flushed data only) of `[start, end)`.
+    fn approximate_size(&self, partition: Partition, start: &[u8], end: &[u8]) -> u64;
+
+    /// Memory held by the engine: (memtables, block cache), in bytes.
+    fn memory_usage(&self) -> (u64, u64);
+
     /// Makes everything written so far durable on disk.
     fn sync_wal(&self) -> StoreResult<()>;
 

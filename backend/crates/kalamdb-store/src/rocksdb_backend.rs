@@ -122,6 +122,40 @@ impl StorageBackend for RocksDbBackend {
         Ok(())
     }
 
+    fn approximate_size(&self, partition: Partition, start: &[u8], end: &[u8]) -> u64 {
+        match self.cf(partition) {
+            Ok(cf) => self
+                .db
+                .get_approximate_sizes_cf(&cf, &[rocksdb::Range::new(start, end)])
+                .first()
+                .copied()
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    fn memory_usage(&self) -> (u64, u64) {
+        let total = |name: &str| -> u64 {
+            Partition::ALL
+                .iter()
+                .filter_map(|p| self.cf(*p).ok())
+                .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+                .sum()
+        };
+        // The block cache is shared by every column family: read it once.
+        let cache = self
+            .cf(Partition::Data)
+            .ok()
+            .and_then(|cf| {
+                self.db
+                    .property_int_value_cf(&cf, "rocksdb.block-cache-usage")
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or(0);
+        (total("rocksdb.cur-size-all-mem-tables"), cache)
+    }
+
     fn compact_range(&self, partition: Partition, start: &[u8], end: &[u8]) -> StoreResult<()> {
         self.db
             .compact_range_cf(self.cf(partition)?, Some(start), Some(end));

@@ -1,4 +1,5 @@
-//! `SHOW TABLES [IN [NAMESPACE] ns]` and `DESCRIBE|DESC [TABLE] t [HISTORY]`.
+//! `SHOW TABLES [IN [NAMESPACE] ns]`, `DESCRIBE|DESC [TABLE] t [HISTORY]`,
+//! `SHOW STATS FOR TABLE t` and `SHOW STORAGES`.
 
 use super::{parse_qualified_name, parse_simple_name, parse_word};
 use crate::statement::SqlStatement;
@@ -15,6 +16,23 @@ pub fn parse_show_tables(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError
         None
     };
     Ok(SqlStatement::ShowTables { namespace })
+}
+
+/// `SHOW STATS FOR TABLE [ns.]t`
+pub fn parse_show_stats(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
+    p.expect_keyword(Keyword::SHOW)?;
+    super::expect_word(p, "STATS")?;
+    p.expect_keyword(Keyword::FOR)?;
+    let _ = p.parse_keyword(Keyword::TABLE);
+    let table = parse_qualified_name(p)?;
+    Ok(SqlStatement::ShowStats { table })
+}
+
+/// `SHOW STORAGES`
+pub fn parse_show_storages(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
+    p.expect_keyword(Keyword::SHOW)?;
+    super::expect_word(p, "STORAGES")?;
+    Ok(SqlStatement::ShowStorages)
 }
 
 pub fn parse_describe(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
@@ -56,5 +74,15 @@ mod tests {
             s("DESCRIBE t"),
             SqlStatement::DescribeTable { history: false, .. }
         ));
+        match s("SHOW STATS FOR TABLE app.t") {
+            SqlStatement::ShowStats { table } => assert_eq!(table.name, "t"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s("show stats for t"),
+            SqlStatement::ShowStats { .. }
+        ));
+        assert_eq!(s("SHOW STORAGES"), SqlStatement::ShowStorages);
+        assert!(parse_sql("SHOW STATS t").is_err());
     }
 }

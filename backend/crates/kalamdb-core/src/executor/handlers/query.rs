@@ -62,6 +62,8 @@ impl StatementHandler for QueryHandler {
             }
             SqlStatement::ShowNamespaces
             | SqlStatement::ShowTables { .. }
+            | SqlStatement::ShowStats { .. }
+            | SqlStatement::ShowStorages
             | SqlStatement::DescribeTable { .. } => show::execute(app, ctx, statement).await,
             other => Err(unexpected(&other)),
         }

@@ -7,10 +7,75 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
+use datafusion::arrow::array::{Int32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use kalamdb_commons::TableDefinition;
 use kalamdb_commons::ids::validate_identifier;
 use kalamdb_sql::SqlStatement;
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;
+use std::sync::Arc;
+
+/// The table `name` names, if the caller may read it.
+fn readable_table(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    name: &kalamdb_sql::QualifiedName,
+) -> CoreResult<std::sync::Arc<crate::schema::CachedTable>> {
+    let (ns, name) = resolve_name(ctx, name);
+    let Some(found) = app.schema_registry.get_table(&ns, &name) else {
+        return Err(if app.schema_registry.namespace_exists(&ns) {
+            CoreError::TableNotFound(format!("{ns}.{name}"))
+        } else {
+            CoreError::NamespaceNotFound(ns)
+        });
+    };
+    crate::executor::authorization::authorize_table(ctx.role, &found.definition, false)?;
+    Ok(found)
+}
+
+/// `DESCRIBE TABLE t HISTORY`: every schema version, oldest first.
+fn history_of(app: &AppContext, def: &TableDefinition) -> CoreResult<StatementResult> {
+    let versions = app.meta.table_versions(def.table_id)?;
+    let describe = |d: &TableDefinition| {
+        d.columns
+            .iter()
+            .map(|c| {
+                let mut s = format!("{} {}", c.name, c.data_type);
+                if c.primary_key {
+                    s.push_str(" PRIMARY KEY");
+                } else if !c.nullable {
+                    s.push_str(" NOT NULL");
+                }
+                if let Some(d) = &c.default {
+                    s.push_str(&format!(" DEFAULT {d}"));
+                }
+                s
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("schema_version", DataType::Int32, false),
+        Field::new("column_count", DataType::Int32, false),
+        Field::new("columns", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int32Array::from_iter_values(
+                versions.iter().map(|v| v.schema_version as i32),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                versions.iter().map(|v| v.columns.len() as i32),
+            )),
+            Arc::new(StringArray::from_iter_values(versions.iter().map(describe))),
+        ],
+    )
+    .map_err(|e| CoreError::Internal(e.to_string()))?;
+    Ok(StatementResult::rows(schema, vec![batch]))
+}
 
 /// Quotes a validated identifier as a SQL string literal.
 fn literal(kind: &str, name: &str) -> CoreResult<String> {
@@ -39,21 +104,35 @@ pub async fn execute(
                 literal("namespace", &ns)?
             )
         }
-        SqlStatement::DescribeTable { table, history } => {
-            if *history {
-                return Err(CoreError::NotSupported(
-                    "DESCRIBE TABLE ... HISTORY is not supported yet".into(),
-                ));
+        SqlStatement::ShowStorages => {
+            "SELECT storage_id, storage_name, storage_type, base_directory, description \
+             FROM system.storages ORDER BY storage_id"
+                .to_string()
+        }
+        SqlStatement::ShowStats { table } => {
+            let found = readable_table(app, ctx, table)?;
+            if !ctx.role.is_admin() {
+                return Err(CoreError::PermissionDenied(format!(
+                    "Role '{}' may not read table statistics",
+                    ctx.role
+                )));
             }
-            let (ns, name) = resolve_name(ctx, table);
-            let Some(found) = app.schema_registry.get_table(&ns, &name) else {
-                return Err(if app.schema_registry.namespace_exists(&ns) {
-                    CoreError::TableNotFound(format!("{ns}.{name}"))
-                } else {
-                    CoreError::NamespaceNotFound(ns)
-                });
-            };
-            crate::executor::authorization::authorize_table(ctx.role, &found.definition, false)?;
+            format!(
+                "SELECT metric_name, metric_value FROM system.stats \
+                 WHERE namespace_id = {} AND table_name = {} ORDER BY metric_name",
+                literal("namespace", found.definition.namespace.as_str())?,
+                literal("table", &found.definition.name)?
+            )
+        }
+        SqlStatement::DescribeTable { table, history } => {
+            let found = readable_table(app, ctx, table)?;
+            if *history {
+                return history_of(app, &found.definition);
+            }
+            let (ns, name) = (
+                found.definition.namespace.to_string(),
+                found.definition.name.clone(),
+            );
             format!(
                 "SELECT column_name, data_type, is_nullable, is_primary_key, default_expression \
                  FROM system.columns WHERE namespace_id = {} AND table_name = {} \
