@@ -8,6 +8,7 @@ mod http_api;
 mod jobs;
 mod layering;
 mod restart;
+mod schema_evolution;
 mod slt;
 mod tokens;
 mod users;

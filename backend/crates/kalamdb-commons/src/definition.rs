@@ -168,6 +168,10 @@ pub struct ColumnDefinition {
     pub primary_key: bool,
     /// The DEFAULT expression as SQL text, evaluated per inserted row.
     pub default: Option<String>,
+    /// For a column added by ALTER TABLE: what rows written before it existed
+    /// read as (a SQL literal); `None` reads them as NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

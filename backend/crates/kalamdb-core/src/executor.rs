@@ -279,6 +279,7 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
                 StatementFamily::Dml
             }
+            Statement::AlterTable(_) => StatementFamily::TableDdl,
             other => {
                 let text = other.to_string();
                 let head: String = text

@@ -137,6 +137,7 @@ impl SqlStatement {
                 Statement::Update(_) => "UPDATE",
                 Statement::Delete(_) => "DELETE",
                 Statement::Explain { .. } => "EXPLAIN",
+                Statement::AlterTable(_) => "ALTER TABLE",
                 _ => "statement",
             },
         }

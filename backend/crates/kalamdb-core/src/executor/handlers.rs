@@ -1,6 +1,7 @@
 //! One handler per statement family. Handlers are small: they get the
 //! application context, the caller's context and the parsed statement.
 
+pub mod alter_table;
 pub mod constant_select;
 pub mod insert;
 pub mod job;

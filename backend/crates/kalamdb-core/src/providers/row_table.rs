@@ -183,6 +183,10 @@ impl TableProvider for RowTableProvider {
                 _ => OutputColumn::Deleted,
             })
             .collect();
+        let missing = indices
+            .iter()
+            .map(|&i| self.table.backfill.get(i).cloned().flatten())
+            .collect();
         let projected = Arc::new(schema.project(&indices)?);
         let prefix = partition_prefix(self.table.definition.table_id, scope);
         let target = match filters.iter().find_map(|f| self.pinned_key(f)) {
@@ -199,6 +203,7 @@ impl TableProvider for RowTableProvider {
             target,
             include_deleted: self.with_system_columns,
             limit,
+            missing,
         };
         Ok(Arc::new(StreamingTableExec::try_new(
             projected,

@@ -31,6 +31,9 @@ pub struct RowScan {
     pub target: ScanTarget,
     pub include_deleted: bool,
     pub limit: Option<usize>,
+    /// Per output column: what rows written before the column existed read
+    /// as (see `CachedTable::backfill`).
+    pub missing: Vec<Option<kalamdb_commons::Value>>,
 }
 
 impl std::fmt::Debug for RowScan {
@@ -77,7 +80,8 @@ impl ScanState {
         }
         let want = self.batch_size.min(self.remaining);
         let scan = &self.scan;
-        let mut builder = BatchBuilder::new(Arc::clone(&scan.schema), scan.columns.clone(), want)?;
+        let mut builder = BatchBuilder::new(Arc::clone(&scan.schema), scan.columns.clone(), want)?
+            .with_missing(scan.missing.clone());
         match &scan.target {
             ScanTarget::Key(key) => {
                 scan.store.get_with(key, &mut |value| {

@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use kalamdb_commons::KalamDataType;
+use kalamdb_commons::{KalamDataType, Value};
 use kalamdb_store::row::{RowView, ValueRef};
 use std::sync::Arc;
 
@@ -132,6 +132,30 @@ impl ColumnBuilder {
         }
     }
 
+    fn append_owned(&mut self, value: &Value) {
+        let raw: Vec<u8>;
+        let r = match value {
+            Value::Null => return self.append_null(),
+            Value::Boolean(v) => ValueRef::Boolean(*v),
+            Value::Int16(v) => ValueRef::Int16(*v),
+            Value::Int32(v) => ValueRef::Int32(*v),
+            Value::Int64(v) => ValueRef::Int64(*v),
+            Value::Float32(v) => ValueRef::Float32(*v),
+            Value::Float64(v) => ValueRef::Float64(*v),
+            Value::Decimal128(v) => ValueRef::Decimal128(*v),
+            Value::Text(v) => ValueRef::Text(v),
+            Value::Bytes(v) => ValueRef::Bytes(v),
+            Value::Date32(v) => ValueRef::Date32(*v),
+            Value::Time64Micros(v) => ValueRef::Time64Micros(*v),
+            Value::TimestampMicros(v) => ValueRef::TimestampMicros(*v),
+            Value::Embedding(v) => {
+                raw = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+                ValueRef::Embedding(&raw)
+            }
+        };
+        self.append(r);
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             Self::Boolean(b) => Arc::new(b.finish()),
@@ -159,6 +183,8 @@ pub struct BatchBuilder {
     /// For each column id, the output position it fills (if projected).
     position_by_id: Vec<Option<usize>>,
     filled: Vec<bool>,
+    /// Per output column: what a row without the column reads as.
+    missing: Vec<Option<Value>>,
     rows: usize,
 }
 
@@ -185,6 +211,7 @@ impl BatchBuilder {
             builders.push(ColumnBuilder::new(data_type, capacity)?);
         }
         Ok(Self {
+            missing: vec![None; columns.len()],
             filled: vec![false; columns.len()],
             schema,
             columns,
@@ -192,6 +219,14 @@ impl BatchBuilder {
             position_by_id,
             rows: 0,
         })
+    }
+
+    /// Values for rows that lack a column (written before it was added).
+    pub fn with_missing(mut self, missing: Vec<Option<Value>>) -> Self {
+        if missing.len() == self.columns.len() {
+            self.missing = missing;
+        }
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -218,7 +253,10 @@ impl BatchBuilder {
             match column {
                 OutputColumn::Seq => self.builders[pos].append(ValueRef::Int64(row.seq)),
                 OutputColumn::Deleted => self.builders[pos].append(ValueRef::Boolean(row.deleted)),
-                OutputColumn::Declared { .. } => self.builders[pos].append_null(),
+                OutputColumn::Declared { .. } => match &self.missing[pos] {
+                    Some(value) => self.builders[pos].append_owned(value),
+                    None => self.builders[pos].append_null(),
+                },
             }
         }
         self.rows += 1;

@@ -335,6 +335,7 @@ mod tests {
             nullable: true,
             primary_key: false,
             default: None,
+            backfill: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! computed once per schema version.
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use kalamdb_commons::{DELETED_COLUMN, SEQ_COLUMN, TableDefinition};
+use kalamdb_commons::{ColumnDefinition, DELETED_COLUMN, SEQ_COLUMN, TableDefinition, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,6 +19,9 @@ pub struct CachedTable {
     /// Declared columns, then `_seq` and `_deleted`.
     pub schema_with_system: SchemaRef,
     pub primary_key: Option<usize>,
+    /// Per declared column: the value rows written before the column existed
+    /// read as (ALTER TABLE ADD COLUMN ... DEFAULT literal); `None`: NULL.
+    pub backfill: Vec<Option<Value>>,
     column_positions: HashMap<String, usize>,
 }
 
@@ -55,8 +58,24 @@ impl CachedTable {
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
+        let backfill = definition
+            .columns
+            .iter()
+            .map(|c| {
+                let text = c.backfill.clone()?;
+                let probe = ColumnDefinition {
+                    default: Some(text),
+                    ..c.clone()
+                };
+                match crate::rows::defaults::compile_default(&probe) {
+                    Ok(crate::rows::defaults::ColumnDefault::Value(v)) => Some(v),
+                    _ => None,
+                }
+            })
+            .collect();
         Self {
             primary_key: definition.primary_key_index(),
+            backfill,
             definition,
             schema,
             schema_with_system,

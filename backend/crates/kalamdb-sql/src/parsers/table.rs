@@ -115,6 +115,17 @@ fn option_u64(key: &str, text: &str) -> Result<u64, ParserError> {
     })
 }
 
+/// `ALTER TABLE ... SET TBLPROPERTIES (...)`: applies one option (any but
+/// TYPE) to `options`.
+pub fn apply_table_option(option: &SqlOption, options: &mut TableOptions) -> Result<(), String> {
+    let mut kind = None;
+    apply_with_option(option, options, &mut kind).map_err(|e| e.to_string())?;
+    if kind.is_some() {
+        return Err("A table's TYPE cannot be changed".into());
+    }
+    Ok(())
+}
+
 fn apply_with_option(
     option: &SqlOption,
     options: &mut TableOptions,
@@ -266,6 +277,58 @@ fn constraint_primary_key(constraints: &[TableConstraint]) -> Result<Option<Stri
     Ok(pk)
 }
 
+/// One column of CREATE TABLE or ALTER TABLE ADD COLUMN; `table_pk` is the
+/// table-level PRIMARY KEY column, if any.
+pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec, ParserError> {
+    let name = normalize(&def.name);
+    if name == SEQ_COLUMN || name == DELETED_COLUMN {
+        return err(format!(
+            "Column name '{name}' is reserved for a system column"
+        ));
+    }
+    if name.is_empty() || name.len() > kalamdb_commons::ids::MAX_NAME_LEN {
+        return err(format!("Invalid column name '{name}'"));
+    }
+    let data_type = kalam_type(&def.data_type)
+        .map_err(|m| ParserError::ParserError(format!("Column '{name}': {m}")))?;
+    let mut spec = ColumnSpec {
+        primary_key: table_pk == Some(name.as_str()),
+        name,
+        data_type,
+        nullable: true,
+        default: None,
+    };
+    for option in def.options {
+        match option.option {
+            ColumnOption::Null => spec.nullable = true,
+            ColumnOption::NotNull => spec.nullable = false,
+            ColumnOption::Default(expr) => spec.default = Some(expr.to_string()),
+            ColumnOption::PrimaryKey(_) => {
+                if table_pk.is_some() && !spec.primary_key {
+                    return err("A table has at most one PRIMARY KEY");
+                }
+                spec.primary_key = true;
+            }
+            other => {
+                return err(format!(
+                    "Column '{}': unsupported column option '{other}'",
+                    spec.name
+                ));
+            }
+        }
+    }
+    if spec.primary_key {
+        if !data_type.can_be_primary_key() {
+            return err(format!(
+                "Column '{}': {data_type} cannot be a primary key",
+                spec.name
+            ));
+        }
+        spec.nullable = false;
+    }
+    Ok(spec)
+}
+
 fn columns(
     defs: Vec<ColumnDef>,
     constraints: &[TableConstraint],
@@ -273,54 +336,9 @@ fn columns(
     let table_pk = constraint_primary_key(constraints)?;
     let mut out: Vec<ColumnSpec> = Vec::with_capacity(defs.len());
     for def in defs {
-        let name = normalize(&def.name);
-        if name == SEQ_COLUMN || name == DELETED_COLUMN {
-            return err(format!(
-                "Column name '{name}' is reserved for a system column"
-            ));
-        }
-        if name.is_empty() || name.len() > kalamdb_commons::ids::MAX_NAME_LEN {
-            return err(format!("Invalid column name '{name}'"));
-        }
-        if out.iter().any(|c| c.name == name) {
-            return err(format!("Column '{name}' is declared twice"));
-        }
-        let data_type = kalam_type(&def.data_type)
-            .map_err(|m| ParserError::ParserError(format!("Column '{name}': {m}")))?;
-        let mut spec = ColumnSpec {
-            primary_key: table_pk.as_deref() == Some(name.as_str()),
-            name,
-            data_type,
-            nullable: true,
-            default: None,
-        };
-        for option in def.options {
-            match option.option {
-                ColumnOption::Null => spec.nullable = true,
-                ColumnOption::NotNull => spec.nullable = false,
-                ColumnOption::Default(expr) => spec.default = Some(expr.to_string()),
-                ColumnOption::PrimaryKey(_) => {
-                    if table_pk.is_some() && !spec.primary_key {
-                        return err("A table has at most one PRIMARY KEY");
-                    }
-                    spec.primary_key = true;
-                }
-                other => {
-                    return err(format!(
-                        "Column '{}': unsupported column option '{other}'",
-                        spec.name
-                    ));
-                }
-            }
-        }
-        if spec.primary_key {
-            if !data_type.can_be_primary_key() {
-                return err(format!(
-                    "Column '{}': {data_type} cannot be a primary key",
-                    spec.name
-                ));
-            }
-            spec.nullable = false;
+        let spec = column_spec(def, table_pk.as_deref())?;
+        if out.iter().any(|c| c.name == spec.name) {
+            return err(format!("Column '{}' is declared twice", spec.name));
         }
         out.push(spec);
     }

@@ -140,6 +140,7 @@ pub fn try_execute(
         target: ScanTarget::Key(key),
         include_deleted: false,
         limit: Some(1),
+        missing: indices.iter().map(|&i| table.backfill[i].clone()).collect(),
     };
     let batches = scan.collect(1)?;
     Ok(Some(StatementResult::rows(schema, batches)))

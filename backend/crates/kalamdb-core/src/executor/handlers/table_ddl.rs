@@ -28,6 +28,12 @@ impl StatementHandler for TableDdlHandler {
     ) -> CoreResult<StatementResult> {
         match statement {
             SqlStatement::CreateTable(create) => create_table(app, ctx, *create).await,
+            SqlStatement::Standard(s) => match *s {
+                kalamdb_sql::sqlparser::ast::Statement::AlterTable(alter) => {
+                    super::alter_table::alter_table(app, ctx, &alter).await
+                }
+                other => Err(unexpected(&SqlStatement::Standard(Box::new(other)))),
+            },
             SqlStatement::DropTable {
                 table,
                 table_type,
@@ -101,6 +107,7 @@ async fn create_table(
             nullable: c.nullable,
             primary_key: c.primary_key,
             default: c.default,
+            backfill: None,
         })
         .collect();
     for column in &columns {

@@ -134,7 +134,12 @@ pub(crate) fn stored_values(
         if row.deleted {
             return Ok(());
         }
-        let mut values = vec![Value::Null; columns.len()];
+        // Columns added after the row was written read as their backfill.
+        let mut values: Vec<Value> = table
+            .backfill
+            .iter()
+            .map(|b| b.clone().unwrap_or(Value::Null))
+            .collect();
         for item in row.columns() {
             let (id, value) = item?;
             if let Some(i) = columns.iter().position(|c| c.column_id == id) {
