@@ -1,8 +1,11 @@
 //! Who is asking, from where, in which namespace: built by the API layer for
 //! every request and handed to every handler.
 
+use crate::table_store::TableStore;
 use kalamdb_commons::{DEFAULT_NAMESPACE, NamespaceId, Role, UserId};
+use kalamdb_store::{OverlayBackend, StorageBackend};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct ExecutionContext {
@@ -13,6 +16,8 @@ pub struct ExecutionContext {
     pub namespace: NamespaceId,
     pub request_id: String,
     pub client_addr: Option<IpAddr>,
+    /// Inside BEGIN … COMMIT: the transaction's pending writes.
+    pub transaction: Option<Arc<OverlayBackend>>,
 }
 
 impl ExecutionContext {
@@ -24,6 +29,16 @@ impl ExecutionContext {
             namespace: NamespaceId::new(DEFAULT_NAMESPACE),
             request_id: String::new(),
             client_addr: None,
+            transaction: None,
+        }
+    }
+
+    /// The row store this caller's statements read and write: the
+    /// transaction's view inside BEGIN … COMMIT, the database otherwise.
+    pub fn table_store(&self, app: &crate::AppContext) -> TableStore {
+        match &self.transaction {
+            Some(tx) => TableStore::new(Arc::clone(tx) as Arc<dyn StorageBackend>),
+            None => app.table_store.clone(),
         }
     }
 

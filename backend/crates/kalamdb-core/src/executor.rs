@@ -153,10 +153,19 @@ impl SqlExecutor {
                 params,
                 mentions_system_columns,
             };
-            let run = self.run_statement(app, ctx, parsed.statement, &options);
-            match run.await {
+            let run = match transaction_control(&parsed.statement) {
+                Some(control) => self.control_transaction(app, ctx, control).await,
+                None => {
+                    self.run_statement(app, ctx, parsed.statement, &options)
+                        .await
+                }
+            };
+            match run {
                 Ok(result) => results.push(result),
                 Err(error) => {
+                    // A failing statement voids its transaction: nothing of
+                    // it is written.
+                    ctx.transaction = None;
                     return Err(ExecutionError {
                         error,
                         statement_index: batch.then_some(i + 1),
@@ -164,7 +173,49 @@ impl SqlExecutor {
                 }
             }
         }
+        if ctx.transaction.take().is_some() {
+            return Err(CoreError::Execution(
+                "BEGIN without COMMIT: the transaction was rolled back".into(),
+            )
+            .into());
+        }
         Ok(results)
+    }
+
+    /// BEGIN starts collecting writes in a transaction view; COMMIT writes
+    /// them as one atomic batch; ROLLBACK drops them.
+    async fn control_transaction(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        control: TransactionControl,
+    ) -> CoreResult<StatementResult> {
+        match control {
+            TransactionControl::Begin => {
+                if ctx.transaction.is_some() {
+                    return Err(CoreError::Execution(
+                        "A transaction is already open: COMMIT or ROLLBACK it first".into(),
+                    ));
+                }
+                ctx.transaction = Some(std::sync::Arc::new(kalamdb_store::OverlayBackend::new(
+                    std::sync::Arc::clone(app.table_store.backend()),
+                )));
+                Ok(StatementResult::message("BEGIN"))
+            }
+            TransactionControl::Commit => {
+                let Some(tx) = ctx.transaction.take() else {
+                    return Err(CoreError::Execution("COMMIT without BEGIN".into()));
+                };
+                app.table_store.write_async(tx.into_batch()).await?;
+                Ok(StatementResult::message("COMMIT"))
+            }
+            TransactionControl::Rollback => {
+                if ctx.transaction.take().is_none() {
+                    return Err(CoreError::Execution("ROLLBACK without BEGIN".into()));
+                }
+                Ok(StatementResult::message("ROLLBACK"))
+            }
+        }
     }
 }
 
@@ -208,6 +259,17 @@ impl SqlExecutor {
         }
         let family = classify(&statement)?;
         authorize(ctx.role, family, statement.kind_name())?;
+        if ctx.transaction.is_some()
+            && !matches!(
+                family,
+                StatementFamily::Dml | StatementFamily::Query | StatementFamily::Show
+            )
+        {
+            return Err(CoreError::NotSupported(format!(
+                "{} cannot run inside a transaction: only INSERT, UPDATE, DELETE and queries can",
+                statement.kind_name()
+            )));
+        }
         let action = statement.kind_name();
         let result = self
             .handler(family)
@@ -229,6 +291,28 @@ impl SqlExecutor {
             );
         }
         Ok(result)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TransactionControl {
+    Begin,
+    Commit,
+    Rollback,
+}
+
+fn transaction_control(statement: &SqlStatement) -> Option<TransactionControl> {
+    let SqlStatement::Standard(s) = statement else {
+        return None;
+    };
+    match s.as_ref() {
+        Statement::StartTransaction { .. } => Some(TransactionControl::Begin),
+        Statement::Commit { chain: false, .. } => Some(TransactionControl::Commit),
+        Statement::Rollback {
+            chain: false,
+            savepoint: None,
+        } => Some(TransactionControl::Rollback),
+        _ => None,
     }
 }
 

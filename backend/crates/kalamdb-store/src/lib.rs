@@ -26,11 +26,13 @@
 pub mod backend;
 pub mod error;
 pub mod keys;
+pub mod overlay;
 pub mod rocksdb_backend;
 pub mod row;
 
 pub use backend::{Batch, Partition, StorageBackend};
 pub use error::{StoreError, StoreResult};
+pub use overlay::OverlayBackend;
 pub use rocksdb_backend::{RocksDbBackend, RocksDbOptions};
 
 /// Version of the on-disk layout described above.

@@ -58,10 +58,12 @@ impl KalamCatalog {
         }
     }
 
-    /// This catalog, bound to one caller.
-    pub fn scoped(&self, scope: Arc<QueryScope>) -> Self {
+    /// This catalog, bound to one caller and the row store it sees (its
+    /// transaction's, inside BEGIN … COMMIT).
+    pub fn scoped(&self, scope: Arc<QueryScope>, store: TableStore) -> Self {
         let mut shared = self.shared.clone();
         shared.scope = Some(scope);
+        shared.store = store;
         Self { shared }
     }
 }

@@ -382,6 +382,7 @@ pub async fn execute_insert(
     };
     let source = source_of(app, ctx, insert, &table, &positions, width, params).await?;
     let prefix = partition_prefix(def.table_id, &scope);
+    let store = ctx.table_store(app);
 
     // Defaults are compiled once per statement; generators run per row.
     let defaults: Vec<ColumnDefault> = def
@@ -447,7 +448,7 @@ pub async fn execute_insert(
             }
         }
         // A soft-deleted row's key is free again.
-        existing = app.table_store.live_many(&keys)?;
+        existing = store.live_many(&keys)?;
     }
 
     let mut batch = Batch::with_capacity(count);
@@ -459,7 +460,7 @@ pub async fn execute_insert(
                 OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
                 OnConflict::DoNothing => continue,
                 OnConflict::DoUpdate(sets) => {
-                    let Some(current) = super::update_delete::stored_values(app, &table, &key)?
+                    let Some(current) = super::update_delete::stored_values(&store, &table, &key)?
                     else {
                         continue;
                     };
@@ -488,7 +489,7 @@ pub async fn execute_insert(
         affected += 1;
     }
     if !batch.is_empty() {
-        app.table_store.write_async(batch).await?;
+        store.write_async(batch).await?;
     }
     let message = format!("Inserted {affected} row(s)");
     match returning {

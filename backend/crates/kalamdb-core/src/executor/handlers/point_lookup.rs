@@ -135,7 +135,7 @@ pub fn try_execute(
     let scan = RowScan {
         schema: Arc::clone(&schema),
         columns,
-        store: app.table_store.clone(),
+        store: ctx.table_store(app),
         prefix,
         target: ScanTarget::Key(key),
         include_deleted: false,

@@ -119,7 +119,9 @@ pub async fn collect_query(
         role: ctx.role,
         include_system_columns: system_columns,
     });
-    state.register_catalog_list(Arc::new(ScopedCatalogs::new(app.catalog.scoped(scope))));
+    state.register_catalog_list(Arc::new(ScopedCatalogs::new(
+        app.catalog.scoped(scope, ctx.table_store(app)),
+    )));
     for udf in [
         crate::functions::Caller::user(&ctx.username),
         crate::functions::Caller::role(ctx.role.as_str()),

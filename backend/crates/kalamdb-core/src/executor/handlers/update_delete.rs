@@ -23,7 +23,7 @@ use crate::executor::StatementResult;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, partition_prefix, row_key};
+use crate::table_store::{RowScope, TableStore, partition_prefix, row_key};
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
 use kalamdb_sql::parsers::normalize;
@@ -40,6 +40,9 @@ use std::sync::Arc;
 
 struct Target {
     table: Arc<CachedTable>,
+    /// Where the caller's rows are read and written (its transaction's view
+    /// inside BEGIN … COMMIT).
+    store: TableStore,
     /// `"ns"."t" [AS alias]`, for the matching query.
     from: String,
     prefix: Vec<u8>,
@@ -76,6 +79,7 @@ fn target_of(
         from.push_str(&format!(" AS {}", quote(&normalize(&alias.name))));
     }
     Ok(Target {
+        store: ctx.table_store(app),
         prefix: partition_prefix(def.table_id, &scope),
         table,
         from,
@@ -120,13 +124,13 @@ async fn matching(
 /// The stored values of the live row under `key`, in declared column order;
 /// `None` if there is none (or it is soft-deleted).
 pub(crate) fn stored_values(
-    app: &AppContext,
+    store: &TableStore,
     table: &CachedTable,
     key: &[u8],
 ) -> CoreResult<Option<Vec<Value>>> {
     let columns = &table.definition.columns;
     let mut found = None;
-    app.table_store.get_with(key, &mut |bytes| {
+    store.get_with(key, &mut |bytes| {
         let Some(bytes) = bytes else {
             return Ok(());
         };
@@ -165,7 +169,7 @@ fn rewrite_row(
     let batch = &mut out.batch;
     let table = &target.table;
     let def = &table.definition;
-    let Some(mut values) = stored_values(app, table, &old_key)? else {
+    let Some(mut values) = stored_values(&target.store, table, &old_key)? else {
         return Ok(false);
     };
     change(&mut values)?;
@@ -245,14 +249,13 @@ async fn rewrite(
 
 /// Writes what the statement changed and builds its reply.
 async fn commit(
-    app: &AppContext,
     target: &Target,
     out: Written,
     returning: Option<Vec<usize>>,
     verb: &str,
 ) -> CoreResult<StatementResult> {
     if !out.batch.is_empty() {
-        app.table_store.write_async(out.batch).await?;
+        target.store.write_async(out.batch).await?;
     }
     let message = format!("{verb} {} row(s)", out.count);
     match (returning, out.returning) {
@@ -366,7 +369,7 @@ pub async fn execute_update(
     )
     .await?
     {
-        return commit(app, &target, out, returning, "Updated").await;
+        return commit(&target, out, returning, "Updated").await;
     }
     let batches = matching(app, ctx, &target, &exprs, update.selection.as_ref(), params).await?;
     let columns = &table.definition.columns;
@@ -387,7 +390,7 @@ pub async fn execute_update(
         Ok(())
     })
     .await?;
-    commit(app, &target, out, returning, "Updated").await
+    commit(&target, out, returning, "Updated").await
 }
 
 pub async fn execute_delete(
@@ -421,5 +424,5 @@ pub async fn execute_delete(
         let batches = matching(app, ctx, &target, &[], selection, params).await?;
         rewrite(app, &target, &mut out, &batches, true, |_, _, _| Ok(())).await?;
     }
-    commit(app, &target, out, returning, "Deleted").await
+    commit(&target, out, returning, "Deleted").await
 }
