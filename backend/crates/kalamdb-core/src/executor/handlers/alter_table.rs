@@ -1,5 +1,5 @@
 //! ALTER TABLE: ADD / DROP / RENAME COLUMN, MODIFY COLUMN / ALTER COLUMN
-//! (widening types, dropping NOT NULL, SET/DROP DEFAULT) and
+//! (widening types, SET/DROP NOT NULL, SET/DROP DEFAULT) and
 //! SET TBLPROPERTIES. Each statement writes a new schema version and swaps
 //! the cached definition in one step (under the DDL lock), so a concurrent
 //! statement sees the old or the new schema, never a mix. No row is
@@ -203,7 +203,7 @@ pub async fn alter_table(
                 for option in options {
                     match option {
                         ColumnOption::Null => def.columns[i].nullable = true,
-                        ColumnOption::NotNull => set_not_null(&def.columns[i])?,
+                        ColumnOption::NotNull => set_not_null(app, &table, &mut def.columns[i])?,
                         other => {
                             return Err(CoreError::NotSupported(format!(
                                 "MODIFY COLUMN option '{other}' is not supported"
@@ -225,7 +225,7 @@ pub async fn alter_table(
                     AlterColumnOperation::DropNotNull if !column.primary_key => {
                         column.nullable = true
                     }
-                    AlterColumnOperation::SetNotNull => set_not_null(column)?,
+                    AlterColumnOperation::SetNotNull => set_not_null(app, &table, column)?,
                     AlterColumnOperation::SetDefault { value } => {
                         let mut probe = column.clone();
                         probe.default = Some(value.to_string());
@@ -302,12 +302,55 @@ fn change_type(column: &mut ColumnDefinition, to: KalamDataType) -> CoreResult<(
     Ok(())
 }
 
-fn set_not_null(column: &ColumnDefinition) -> CoreResult<()> {
-    if column.nullable {
-        return Err(CoreError::NotSupported(format!(
-            "Column '{}': SET NOT NULL on an existing nullable column is not supported yet",
+/// SET NOT NULL: allowed once no live row (of any user) holds NULL there.
+fn set_not_null(
+    app: &AppContext,
+    table: &crate::schema::CachedTable,
+    column: &mut ColumnDefinition,
+) -> CoreResult<()> {
+    if !column.nullable {
+        return Ok(());
+    }
+    let index = table
+        .definition
+        .columns
+        .iter()
+        .position(|c| c.column_id == column.column_id);
+    let backfilled = index.is_some_and(|i| table.backfill[i].is_some());
+    let (start, end) = table_range(table.definition.table_id);
+    let mut nulls = 0u64;
+    let mut failure = None;
+    app.table_store
+        .backend()
+        .scan(Partition::Data, &start, &end, &mut |_, bytes| {
+            match kalamdb_store::row::RowView::decode(bytes) {
+                Ok(row) if !row.deleted => {
+                    let mut present = false;
+                    for item in row.columns() {
+                        match item {
+                            Ok((id, _)) if id == column.column_id => present = true,
+                            Ok(_) => {}
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                    if !present && !backfilled {
+                        nulls += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => failure = Some(e),
+            }
+            Ok(nulls == 0 && failure.is_none())
+        })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    if nulls > 0 {
+        return Err(CoreError::NotNullViolation(format!(
+            "Column '{}' holds NULL in existing rows; set them first",
             column.name
         )));
     }
+    column.nullable = false;
     Ok(())
 }
