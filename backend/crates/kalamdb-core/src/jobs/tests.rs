@@ -166,6 +166,58 @@ fn fixture() -> Fixture {
     fixture_with(JobsConfig::default(), TestExecutor::new(JobType::Flush))
 }
 
+/// Runs `sql` as a caller with `role`; returns the rows of its last result.
+async fn query(app: &AppContext, role: kalamdb_commons::Role, sql: &str) -> Vec<Vec<Json>> {
+    let mut ctx = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new(if role == kalamdb_commons::Role::System {
+            "root"
+        } else {
+            "u_1"
+        }),
+        if role == kalamdb_commons::Role::System {
+            "root"
+        } else {
+            "someone"
+        },
+        role,
+    );
+    let results = app
+        .executor
+        .execute(app, &mut ctx, sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut rows = Vec::new();
+    for batch in &results.last().unwrap().batches {
+        crate::rows::json::append_rows(batch, &mut rows);
+    }
+    rows
+}
+
+/// A started manager with one real executor on `app`'s store.
+fn real_executor(
+    dir: tempfile::TempDir,
+    app: &Arc<AppContext>,
+    executor: Arc<dyn JobExecutor>,
+) -> Fixture {
+    let clock = Arc::new(FakeClock(AtomicI64::new(crate::app_context::now_ms())));
+    let mut registry = JobRegistry::new();
+    registry.register(executor);
+    let manager = Arc::new(UnifiedJobManager::new(
+        app.meta.clone(),
+        JobsConfig::default(),
+        clock.clone(),
+        registry,
+    ));
+    manager.start(app).unwrap();
+    Fixture {
+        _dir: dir,
+        app: Arc::clone(app),
+        clock,
+        manager,
+        executor: TestExecutor::new(JobType::Flush),
+    }
+}
+
 fn with_mode(mode: &str) -> JobOptions {
     JobOptions {
         parameters: json!({ "mode": mode }),
@@ -523,24 +575,12 @@ async fn system_jobs_shows_message_and_trace_of_failed_jobs() {
     let f = fixture();
     let id = f.create(with_mode("fail"));
     f.until(&id, JobStatus::Failed).await;
-    let mut ctx = crate::ExecutionContext::new(
-        kalamdb_commons::UserId::new("root"),
-        "root",
+    let rows = query(
+        &f.app,
         kalamdb_commons::Role::System,
-    );
-    let results = f
-        .app
-        .executor
-        .execute(
-            &f.app,
-            &mut ctx,
-            "SELECT job_id, job_type, message, exception_trace FROM system.jobs WHERE status = 'Failed'",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut rows = Vec::new();
-    crate::rows::json::append_rows(&results[0].batches[0], &mut rows);
+        "SELECT job_id, job_type, message, exception_trace FROM system.jobs WHERE status = 'Failed'",
+    )
+    .await;
     assert_eq!(
         rows,
         vec![vec![
@@ -551,24 +591,12 @@ async fn system_jobs_shows_message_and_trace_of_failed_jobs() {
         ]]
     );
     // other roles see no jobs
-    let mut user_ctx = crate::ExecutionContext::new(
-        kalamdb_commons::UserId::new("u_1"),
-        "someone",
+    let rows = query(
+        &f.app,
         kalamdb_commons::Role::User,
-    );
-    let results = f
-        .app
-        .executor
-        .execute(
-            &f.app,
-            &mut user_ctx,
-            "SELECT count(*) FROM system.jobs",
-            &[],
-        )
-        .await
-        .unwrap();
-    let mut rows = Vec::new();
-    crate::rows::json::append_rows(&results[0].batches[0], &mut rows);
+        "SELECT count(*) FROM system.jobs",
+    )
+    .await;
     assert_eq!(rows, vec![vec![json!("0")]]);
 }
 
@@ -858,24 +886,12 @@ async fn user_cleanup_purges_a_dropped_users_rows_after_the_grace_period() {
     let ann = user("ann");
     run(root(), "DROP USER 'ann'").await;
 
-    let clock = Arc::new(FakeClock(AtomicI64::new(crate::app_context::now_ms())));
-    let mut registry = JobRegistry::new();
     let day = 24 * 3600 * 1000;
-    registry.register(Arc::new(UserCleanupExecutor { grace_ms: 7 * day }));
-    let manager = Arc::new(UnifiedJobManager::new(
-        app.meta.clone(),
-        JobsConfig::default(),
-        clock.clone(),
-        registry,
-    ));
-    manager.start(&app).unwrap();
-    let f = Fixture {
-        _dir: dir,
-        app: Arc::clone(&app),
-        clock,
-        manager,
-        executor: TestExecutor::new(JobType::Flush),
-    };
+    let f = real_executor(
+        dir,
+        &app,
+        Arc::new(UserCleanupExecutor { grace_ms: 7 * day }),
+    );
     let count = |ctx: crate::ExecutionContext| {
         let app = Arc::clone(&app);
         async move {
@@ -960,23 +976,7 @@ async fn cleanup_reclaims_the_rows_of_dropped_tables_and_refuses_live_ones() {
         .unwrap()
         .to_string();
     // the server's manager is not started here: a started one picks the job up
-    let clock = Arc::new(FakeClock(AtomicI64::new(crate::app_context::now_ms())));
-    let mut registry = JobRegistry::new();
-    registry.register(Arc::new(CleanupExecutor));
-    let manager = Arc::new(UnifiedJobManager::new(
-        app.meta.clone(),
-        JobsConfig::default(),
-        clock.clone(),
-        registry,
-    ));
-    manager.start(&app).unwrap();
-    let f = Fixture {
-        _dir: dir,
-        app: Arc::clone(&app),
-        clock,
-        manager,
-        executor: TestExecutor::new(JobType::Flush),
-    };
+    let f = real_executor(dir, &app, Arc::new(CleanupExecutor));
     let job = f.until(&job_id, JobStatus::Completed).await;
     assert_eq!(
         job.message.as_deref(),

@@ -172,13 +172,7 @@ impl TableProvider for RowTableProvider {
         let columns = indices
             .iter()
             .map(|&i| match i {
-                i if i < declared => {
-                    let c = &self.table.definition.columns[i];
-                    OutputColumn::Declared {
-                        column_id: c.column_id,
-                        data_type: c.data_type,
-                    }
-                }
+                i if i < declared => OutputColumn::declared(&self.table.definition.columns[i]),
                 i if i == declared => OutputColumn::Seq,
                 _ => OutputColumn::Deleted,
             })

@@ -25,6 +25,16 @@ pub enum OutputColumn {
     Deleted,
 }
 
+impl OutputColumn {
+    /// The output column of a declared column.
+    pub fn declared(column: &kalamdb_commons::ColumnDefinition) -> Self {
+        OutputColumn::Declared {
+            column_id: column.column_id,
+            data_type: column.data_type,
+        }
+    }
+}
+
 enum ColumnBuilder {
     Boolean(BooleanBuilder),
     Int16(Int16Builder),

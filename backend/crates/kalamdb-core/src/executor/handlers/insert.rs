@@ -541,13 +541,7 @@ pub(crate) fn returning_result(
     );
     let columns = indices
         .iter()
-        .map(|&i| {
-            let c = &table.definition.columns[i];
-            OutputColumn::Declared {
-                column_id: c.column_id,
-                data_type: c.data_type,
-            }
-        })
+        .map(|&i| OutputColumn::declared(&table.definition.columns[i]))
         .collect();
     let mut builder = BatchBuilder::new(Arc::clone(&schema), columns, written.len())?;
     for bytes in written {

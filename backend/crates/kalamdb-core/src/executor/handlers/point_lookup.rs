@@ -116,13 +116,7 @@ pub fn try_execute(
     };
     let columns = indices
         .iter()
-        .map(|&i| {
-            let c = &table.definition.columns[i];
-            OutputColumn::Declared {
-                column_id: c.column_id,
-                data_type: c.data_type,
-            }
-        })
+        .map(|&i| OutputColumn::declared(&table.definition.columns[i]))
         .collect();
     let schema = Arc::new(
         table
