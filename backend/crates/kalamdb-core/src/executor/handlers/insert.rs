@@ -157,8 +157,21 @@ impl Source<'_> {
     fn shown(&self, row: usize, position: usize) -> Option<String> {
         match self {
             Source::Literals(rows) => rows[row].get(position).map(ToString::to_string),
-            Source::Computed(rows) => rows[row].get(position).map(|v| format!("{v:?}")),
+            Source::Computed(rows) => rows[row].get(position).map(key_text),
         }
+    }
+}
+
+/// A computed key value as SQL would show it (`7`, `'abc'`), for errors.
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".into(),
+        Value::Boolean(v) => v.to_string(),
+        Value::Int16(v) => v.to_string(),
+        Value::Int32(v) => v.to_string(),
+        Value::Int64(v) => v.to_string(),
+        Value::Text(v) => format!("'{v}'"),
+        other => format!("{other:?}"),
     }
 }
 
