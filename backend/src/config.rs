@@ -31,6 +31,13 @@ pub struct ServerSection {
     pub shutdown_timeout_secs: u64,
     /// Snowflake node id (0..=1023).
     pub node_id: u16,
+    /// Open connections at once; beyond it new ones get 503 and are closed.
+    pub max_connections: usize,
+    /// A request head must arrive within this long of the connection opening
+    /// or of the previous reply (so idle keep-alive connections close too).
+    pub header_read_timeout_secs: u64,
+    /// A request body must arrive in full within this long.
+    pub body_read_timeout_secs: u64,
 }
 
 impl Default for ServerSection {
@@ -40,6 +47,9 @@ impl Default for ServerSection {
             port: 8080,
             shutdown_timeout_secs: 30,
             node_id: 0,
+            max_connections: 10_000,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
         }
     }
 }
@@ -199,6 +209,117 @@ impl Default for JobsSection {
     }
 }
 
+/// Statement limits and per-query budgets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlSection {
+    /// How deeply expressions may nest (`a + b + …` of n terms is n deep).
+    pub max_expression_depth: usize,
+    /// How deep a query's plan may get (set operations, WITH entries and
+    /// joined tables each add a level).
+    pub max_query_depth: usize,
+    /// Wall time one query may run, by role, in ms (0: unlimited).
+    pub query_timeout_ms: PerRole,
+    /// Memory one query may hold (operators and its result), by role, in MiB
+    /// (0: unlimited).
+    pub query_memory_limit_mb: PerRole,
+}
+
+impl Default for SqlSection {
+    fn default() -> Self {
+        let core = kalamdb_sql::SqlLimits::default();
+        Self {
+            max_expression_depth: core.max_expression_depth,
+            max_query_depth: core.max_query_depth,
+            query_timeout_ms: PerRole {
+                user: 30_000,
+                service: 30_000,
+                dba: 300_000,
+                system: 300_000,
+            },
+            query_memory_limit_mb: PerRole {
+                user: 256,
+                service: 256,
+                dba: 1024,
+                system: 1024,
+            },
+        }
+    }
+}
+
+/// A value per role. In a file either one number for every role or a table
+/// naming all four; in the environment one number for every role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PerRoleRepr")]
+pub struct PerRole {
+    pub user: u64,
+    pub service: u64,
+    pub dba: u64,
+    pub system: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PerRoleRepr {
+    All(u64),
+    Each {
+        user: u64,
+        service: u64,
+        dba: u64,
+        system: u64,
+    },
+}
+
+impl TryFrom<PerRoleRepr> for PerRole {
+    type Error = String;
+    fn try_from(r: PerRoleRepr) -> Result<Self, String> {
+        Ok(match r {
+            PerRoleRepr::All(v) => PerRole {
+                user: v,
+                service: v,
+                dba: v,
+                system: v,
+            },
+            PerRoleRepr::Each {
+                user,
+                service,
+                dba,
+                system,
+            } => PerRole {
+                user,
+                service,
+                dba,
+                system,
+            },
+        })
+    }
+}
+
+impl SqlSection {
+    pub fn statement_limits(&self) -> kalamdb_sql::SqlLimits {
+        kalamdb_sql::SqlLimits {
+            max_expression_depth: self.max_expression_depth,
+            max_query_depth: self.max_query_depth,
+        }
+    }
+
+    pub fn query_limits(&self) -> kalamdb_core::query_limits::RoleQueryLimits {
+        use kalamdb_core::query_limits::QueryLimits;
+        let of = |timeout_ms: u64, memory_mb: u64| QueryLimits {
+            timeout: (timeout_ms > 0).then(|| std::time::Duration::from_millis(timeout_ms)),
+            memory_bytes: (memory_mb > 0)
+                .then(|| usize::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)),
+        };
+        let (t, m) = (&self.query_timeout_ms, &self.query_memory_limit_mb);
+        kalamdb_core::query_limits::RoleQueryLimits {
+            user: of(t.user, m.user),
+            service: of(t.service, m.service),
+            dba: of(t.dba, m.dba),
+            system: of(t.system, m.system),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -209,10 +330,11 @@ pub struct ServerConfig {
     pub limits: LimitsSection,
     pub query: QuerySection,
     pub jobs: JobsSection,
+    pub sql: SqlSection,
 }
 
-const SECTIONS: [&str; 7] = [
-    "server", "storage", "logging", "auth", "limits", "query", "jobs",
+const SECTIONS: [&str; 8] = [
+    "server", "storage", "logging", "auth", "limits", "query", "jobs", "sql",
 ];
 
 /// Fixed environment names and the key each sets.
@@ -273,6 +395,15 @@ impl ServerConfig {
             return bad(
                 "server.host",
                 format!("'{}' is not an IP address", self.server.host),
+            );
+        }
+        if self.server.max_connections == 0 {
+            return bad("server.max_connections", "must be positive".into());
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.body_read_timeout_secs == 0 {
+            return bad(
+                "server.header_read_timeout_secs/body_read_timeout_secs",
+                "must be positive".into(),
             );
         }
         if self.server.node_id > 1023 {
@@ -350,6 +481,18 @@ impl ServerConfig {
         }
         if self.limits.max_sql_length == 0 {
             return bad("limits.max_sql_length", "must be positive".into());
+        }
+        if self.sql.max_expression_depth < 16 || self.sql.max_query_depth < 4 {
+            return bad(
+                "sql.max_expression_depth/max_query_depth",
+                "must be at least 16 and 4".into(),
+            );
+        }
+        if self.sql.max_expression_depth > 100_000 || self.sql.max_query_depth > 10_000 {
+            return bad(
+                "sql.max_expression_depth/max_query_depth",
+                "at most 100000 and 10000: deeper statements cannot be planned safely".into(),
+            );
         }
         if self.jobs.max_concurrent == 0 {
             return bad("jobs.max_concurrent", "must be positive".into());
@@ -430,6 +573,13 @@ fn parse_env_value(
         Some(toml::Value::Float(_)) => {
             toml::Value::Float(value.trim().parse().map_err(|_| bad("a number"))?)
         }
+        // A per-role value: one number for every role.
+        Some(toml::Value::Table(_)) => toml::Value::Integer(
+            value
+                .trim()
+                .parse()
+                .map_err(|_| bad("an integer (applied to every role)"))?,
+        ),
         _ => toml::Value::String(value.to_string()),
     })
 }

@@ -5,7 +5,7 @@
 //! safe point) → sync the WAL, flush memtables → close RocksDB.
 
 use crate::config::ServerConfig;
-use axum::serve::ListenerExt;
+use kalamdb_api::server::ConnectionLimits;
 use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::password::hash_password;
 use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
@@ -16,6 +16,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Stack of every runtime thread. Statements are bounded in depth before
+/// planning (`sql.max_expression_depth`, `sql.max_query_depth`); this is what
+/// lets the deepest statement those limits admit plan and run (parser,
+/// planner, optimizer and DataFusion's recursive derives) with room to spare.
+/// Only the touched part of a stack is ever backed by memory.
+pub const THREAD_STACK_BYTES: usize = 32 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -76,6 +83,8 @@ impl Database {
                     .saturating_mul(24 * 3600 * 1000),
             )
             .unwrap_or(i64::MAX),
+            sql_limits: config.sql.statement_limits(),
+            query_limits: config.sql.query_limits(),
             local_storage_dir: config
                 .storage
                 .data_dir
@@ -100,6 +109,7 @@ impl Database {
                     lockout: Duration::from_secs(config.auth.lockout_seconds),
                 },
                 jwt: config.jwt_config(),
+                bcrypt_cost: config.auth.bcrypt_cost,
             },
         ));
         Ok(Self { app, auth, backend })
@@ -136,13 +146,18 @@ pub async fn run(
     let limits = ApiLimits {
         max_request_bytes: config.limits.max_request_body_bytes,
         max_sql_length: config.limits.max_sql_length,
+        body_read_timeout: Duration::from_secs(config.server.body_read_timeout_secs),
+    };
+    let connection_limits = ConnectionLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
     };
     let state = Arc::new(ApiState::new(
         Arc::clone(&database.app),
         Arc::clone(&database.auth),
         limits,
     ));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state);
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -153,17 +168,11 @@ pub async fn run(
     let local = listener
         .local_addr()
         .map_err(|e| LifecycleError::Start(e.to_string()))?;
-    // Replies are small and written at once: send them without Nagle's delay.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
     tracing::info!(%local, data_dir = %config.storage.data_dir.display(), "kalamdb-server listening");
     on_listening(local);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = kalamdb_api::server::serve(listener, app, connection_limits, async move {
         shutdown.await;
         tracing::info!("shutdown requested: no longer accepting connections");
         let _ = stop_tx.send(true);
@@ -171,11 +180,7 @@ pub async fn run(
     let drain_limit = Duration::from_secs(config.server.shutdown_timeout_secs);
     let mut stopped = stop_rx.clone();
     tokio::select! {
-        result = serve.into_future() => {
-            if let Err(e) = result {
-                tracing::error!("server error: {e}");
-            }
-        }
+        _ = serve => {}
         _ = async {
             let _ = stopped.wait_for(|s| *s).await;
             tokio::time::sleep(drain_limit).await;

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(kalamdb_server::lifecycle::THREAD_STACK_BYTES)
         .build()
     {
         Ok(r) => r,

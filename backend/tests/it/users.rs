@@ -212,9 +212,13 @@ async fn brute_force_locks_the_account() {
         let (s, _) = as_user(&server, "frank", "wrong-guess", "SELECT 1").await;
         assert_eq!(s, 401);
     }
-    // locked now: even the right password is refused, with a clear message
+    // locked now (from this address): even the right password is refused,
+    // with a clear message
     let (s, b) = as_user(&server, "frank", "frank-pass-1", "SELECT 1").await;
-    assert_eq!(s, 401);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (429, Some("RATE_LIMIT_EXCEEDED"))
+    );
     assert!(
         b["error"]["message"].as_str().unwrap().contains("locked"),
         "{b}"

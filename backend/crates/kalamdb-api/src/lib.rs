@@ -1,8 +1,10 @@
 //! The HTTP API (axum): `POST /v1/api/sql`, `/v1/api/auth/*` and the health
 //! routes, exactly as the v1 wire protocol describes them.
 
+pub mod body;
 pub mod response;
 pub mod routes;
+pub mod server;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -11,12 +13,15 @@ use kalamdb_auth::Authenticator;
 use kalamdb_core::AppContext;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
 pub struct ApiLimits {
     pub max_request_bytes: usize,
     pub max_sql_length: usize,
+    /// A request body must arrive in full within this long.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ApiLimits {
@@ -24,6 +29,7 @@ impl Default for ApiLimits {
         Self {
             max_request_bytes: 10 << 20,
             max_sql_length: 1 << 20,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -62,13 +68,7 @@ impl ApiState {
 pub fn router(state: Arc<ApiState>) -> Router {
     let body_limit = state.limits.max_request_bytes;
     Router::new()
-        .route(
-            "/v1/api/sql",
-            post(routes::sql::execute_sql).layer(axum::middleware::from_fn_with_state(
-                Arc::clone(&state),
-                routes::sql::reject_declared_oversize,
-            )),
-        )
+        .route("/v1/api/sql", post(routes::sql::execute_sql))
         .route("/v1/api/auth/login", post(routes::auth::login))
         .route("/v1/api/auth/refresh", post(routes::auth::refresh))
         .route("/v1/api/auth/logout", post(routes::auth::logout))
@@ -79,5 +79,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/api/healthcheck", get(routes::health::health))
         .fallback(routes::health::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            body::read_whole_body,
+        ))
         .with_state(state)
 }

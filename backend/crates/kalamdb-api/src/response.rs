@@ -100,6 +100,15 @@ pub fn error(code: ErrorCode, message: String, request_id: &str, took: f64) -> R
         .into_response()
 }
 
+/// A request body that must be one JSON object of shape `T` (serde would
+/// also take a JSON array for a struct; requests never are arrays).
+pub fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("Request body must be a JSON object".into());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("Request body is not valid: {e}"))
+}
+
 pub fn error_from<E: HasErrorCode + std::fmt::Display>(
     e: &E,
     request_id: &str,

@@ -7,10 +7,19 @@
 //! and the account lookup) entirely. Any committed user change empties it.
 //! Where the account may log in from is checked on every request, hit or
 //! miss.
+//!
+//! Logins reveal nothing about which names exist: an unknown name costs one
+//! bcrypt check like a known one (against a dummy hash), gets the same
+//! message, and is counted and locked out the same way. Failed logins are
+//! counted per (name, client address), so an attacker elsewhere can lock a
+//! name out only for their own address, never for its owner; an address
+//! that keeps failing across names is slowed down, and bcrypt checks run at
+//! most a few at a time so a login flood queues instead of taking every
+//! core.
 
 use crate::error::AuthError;
 use crate::jwt::{Claims, JwtConfig, JwtKeys, TokenPair, TokenType, now_secs};
-use crate::password::verify_password;
+use crate::password::{PasswordCheck, hash_password, verify_password};
 use base64::Engine;
 use dashmap::DashMap;
 use kalamdb_commons::snowflake::SnowflakeGenerator;
@@ -23,6 +32,13 @@ use std::time::{Duration, Instant};
 
 /// Entries kept before the cache is cleared (bounds memory under attack).
 const MAX_CACHED: usize = 10_000;
+/// Failure counters kept before expired ones are pruned (and, if that is not
+/// enough, all are dropped; the per-address slow-down still applies).
+const MAX_TRACKED: usize = 100_000;
+/// Added before each login from an address past its failure allowance, per
+/// failure over it, up to [`MAX_SLOWDOWN`].
+const SLOWDOWN_STEP: Duration = Duration::from_millis(100);
+const MAX_SLOWDOWN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedUser {
@@ -38,6 +54,8 @@ struct Verified {
     /// For a token: its `exp` (epoch seconds); a cached token stops working
     /// then.
     expires_at: Option<u64>,
+    /// The account's token generation, signed into new tokens.
+    token_generation: u64,
 }
 
 impl Verified {
@@ -51,15 +69,29 @@ impl Verified {
             localhost_only: record.password_hash.is_none()
                 || (record.role == Role::System && !record.allow_remote),
             expires_at,
+            token_generation: record.token_generation,
         }
     }
 }
 
 /// Everything the authenticator is configured with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub lockout: LockoutPolicy,
     pub jwt: JwtConfig,
+    /// The cost of the dummy hash unknown names are checked against (the
+    /// cost new passwords are hashed with).
+    pub bcrypt_cost: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            lockout: LockoutPolicy::default(),
+            jwt: JwtConfig::default(),
+            bcrypt_cost: 12,
+        }
+    }
 }
 
 /// After `max_failed` wrong passwords in a row an account is refused for
@@ -79,18 +111,38 @@ impl Default for LockoutPolicy {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Failures {
     count: u32,
+    first: Instant,
     locked_until: Option<Instant>,
 }
+
+impl Default for Failures {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            first: Instant::now(),
+            locked_until: None,
+        }
+    }
+}
+
+/// Where a failed login is counted: the name tried and the client address.
+type FailureKey = (String, Option<IpAddr>);
 
 pub struct Authenticator {
     meta: MetaStore,
     lockout: LockoutPolicy,
-    /// Failed logins per existing account (unknown names are not tracked, so
-    /// guessing names cannot grow this map).
-    failures: DashMap<String, Failures>,
+    /// Failed logins per (name, address), known names or not.
+    failures: DashMap<FailureKey, Failures>,
+    /// Failed logins per address over every name, within a lockout window.
+    address_failures: DashMap<Option<IpAddr>, Failures>,
+    /// bcrypt checks running at once.
+    verifications: tokio::sync::Semaphore,
+    bcrypt_cost: u32,
+    /// What unknown names are checked against, so they cost what known do.
+    dummy_hash: tokio::sync::OnceCell<String>,
     jwt: JwtKeys,
     cache_key: [u8; 32],
     cache: DashMap<[u8; 32], Arc<Verified>>,
@@ -120,6 +172,12 @@ impl Authenticator {
             lockout: config.lockout,
             jwt: JwtKeys::new(&config.jwt),
             failures: DashMap::new(),
+            address_failures: DashMap::new(),
+            verifications: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            ),
+            bcrypt_cost: config.bcrypt_cost,
+            dummy_hash: tokio::sync::OnceCell::new(),
             cache_key: rand::random(),
             cache: DashMap::new(),
             generation: AtomicU64::new(0),
@@ -203,8 +261,22 @@ impl Authenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<AuthenticatedUser, AuthError> {
+        Ok(self
+            .verify_password_login(username, password, client)
+            .await?
+            .user
+            .clone())
+    }
+
+    async fn verify_password_login(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Verified>, AuthError> {
         self.refresh();
-        if let Some(f) = self.failures.get(username)
+        let key: FailureKey = (username.to_string(), client);
+        if let Some(f) = self.failures.get(&key)
             && let Some(until) = f.locked_until
         {
             let now = Instant::now();
@@ -217,33 +289,119 @@ impl Authenticator {
         }
         let id = self.cache_id(username, password);
         if let Some(hit) = self.cache.get(&id).map(|e| Arc::clone(e.value())) {
-            self.failures.remove(username);
-            return self.admit(&hit, client);
+            self.failures.remove(&key);
+            self.admit(&hit, client)?;
+            return Ok(hit);
+        }
+        let delay = self.slowdown(client);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let generation = self.meta.users_generation();
         let record = self
             .meta
             .user(username)
             .map_err(|e| AuthError::Internal(e.to_string()))?
-            .filter(|u| u.deleted_at.is_none())
-            .ok_or(AuthError::InvalidCredentials)?;
-        let verified = match &record.password_hash {
-            None => password.is_empty(),
-            Some(hash) => {
-                let (password, hash) = (password.to_string(), hash.clone());
-                tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-                    .await
-                    .map_err(|e| AuthError::Internal(e.to_string()))?
+            .filter(|u| u.deleted_at.is_none());
+        let check = match record.as_ref().map(|r| r.password_hash.as_deref()) {
+            Some(Some(hash)) => self.check_password(password, hash.to_string()).await?,
+            // A passwordless account takes only the empty password; anything
+            // else costs what a wrong password costs.
+            Some(None) if password.is_empty() => PasswordCheck::Match,
+            Some(None) | None => {
+                let dummy = self.dummy_hash().await?;
+                self.check_password(password, dummy).await?;
+                PasswordCheck::Mismatch
             }
         };
-        if !verified {
-            self.record_failure(username, client);
-            return Err(AuthError::InvalidCredentials);
-        }
-        self.failures.remove(username);
+        let record = match (check, record) {
+            (PasswordCheck::Mismatch, record) => {
+                self.record_failure(key, record.is_some(), client);
+                return Err(AuthError::InvalidCredentials);
+            }
+            (_, None) => return Err(AuthError::InvalidCredentials),
+            (PasswordCheck::MatchNeedsUpgrade, Some(record)) => {
+                self.upgrade_hash(&record, password).await;
+                record
+            }
+            (PasswordCheck::Match, Some(record)) => record,
+        };
+        self.failures.remove(&key);
         let entry = Arc::new(Verified::of(&record, None));
         self.remember(id, &entry, generation);
-        self.admit(&entry, client)
+        self.admit(&entry, client)?;
+        Ok(entry)
+    }
+
+    /// One bcrypt check, off the async threads and at most a few at once.
+    async fn check_password(
+        &self,
+        password: &str,
+        hash: String,
+    ) -> Result<PasswordCheck, AuthError> {
+        let _turn = self
+            .verifications
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    async fn dummy_hash(&self) -> Result<String, AuthError> {
+        let cost = self.bcrypt_cost;
+        self.dummy_hash
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    hash_password(&format!("{:032x}", rand::random::<u128>()), cost)
+                })
+                .await
+                .map_err(|e| AuthError::Internal(e.to_string()))?
+                .map_err(AuthError::Internal)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Re-stores a hash of the old scheme in the current one, now that the
+    /// password is known to be right. Written only if the stored hash is
+    /// still the one just checked (a concurrent password change wins); a
+    /// failure leaves the old hash, which keeps working.
+    async fn upgrade_hash(&self, record: &UserRecord, password: &str) {
+        let (password, cost) = (password.to_string(), self.bcrypt_cost);
+        let hashed = tokio::task::spawn_blocking(move || hash_password(&password, cost)).await;
+        let Ok(Ok(new_hash)) = hashed else {
+            tracing::warn!(user = record.username, "cannot upgrade a password hash");
+            return;
+        };
+        let current = self.meta.user(&record.username).ok().flatten();
+        if current.as_ref().map(|c| &c.password_hash) != Some(&record.password_hash) {
+            return;
+        }
+        let mut upgraded = record.clone();
+        upgraded.password_hash = Some(new_hash);
+        match self.meta.write_user(&upgraded) {
+            Ok(()) => tracing::info!(user = record.username, "password hash upgraded"),
+            Err(e) => tracing::warn!(
+                user = record.username,
+                "cannot upgrade a password hash: {e}"
+            ),
+        }
+    }
+
+    /// How long a login from `client` waits first: nothing, until the
+    /// address has failed more than the lockout allows within a window.
+    fn slowdown(&self, client: Option<IpAddr>) -> Duration {
+        let Some(f) = self.address_failures.get(&client) else {
+            return Duration::ZERO;
+        };
+        if f.first.elapsed() > self.lockout.lockout {
+            return Duration::ZERO;
+        }
+        let over = f.count.saturating_sub(self.lockout.max_failed);
+        (SLOWDOWN_STEP * over).min(MAX_SLOWDOWN)
     }
 
     /// Verifies a Bearer access token: signature, algorithm, issuer, expiry,
@@ -284,6 +442,12 @@ impl Authenticator {
                 "the user's role changed since the token was issued: log in again".into(),
             ));
         }
+        if record.token_generation != claims.generation {
+            return Err(AuthError::InvalidToken(
+                "the user's password or role changed since the token was issued: log in again"
+                    .into(),
+            ));
+        }
         Ok(record)
     }
 
@@ -295,10 +459,16 @@ impl Authenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<(AuthenticatedUser, TokenPair), AuthError> {
-        let user = self.verify(username, password, client).await?;
-        let pair = self
-            .jwt
-            .sign_pair(user.user_id.as_str(), &user.username, user.role.as_str())?;
+        let verified = self
+            .verify_password_login(username, password, client)
+            .await?;
+        let user = verified.user.clone();
+        let pair = self.jwt.sign_pair(
+            user.user_id.as_str(),
+            &user.username,
+            user.role.as_str(),
+            verified.token_generation,
+        )?;
         Ok((user, pair))
     }
 
@@ -312,18 +482,43 @@ impl Authenticator {
         let claims = self.jwt.verify(refresh_token, TokenType::Refresh)?;
         let record = self.account_of(&claims)?;
         let user = self.admit(&Verified::of(&record, None), client)?;
-        let pair = self
-            .jwt
-            .sign_pair(user.user_id.as_str(), &user.username, user.role.as_str())?;
+        let pair = self.jwt.sign_pair(
+            user.user_id.as_str(),
+            &user.username,
+            user.role.as_str(),
+            record.token_generation,
+        )?;
         Ok((user, pair))
     }
 
-    /// Counts a wrong password for an existing account and audits it. Only
-    /// counted failures are audited, so a locked account's log cannot be
-    /// flooded.
-    fn record_failure(&self, username: &str, client: Option<IpAddr>) {
+    /// Counts a wrong password for (name, address) and for the address,
+    /// and audits it when the name is a real account. Only counted failures
+    /// are audited, so a locked account's log cannot be flooded.
+    fn record_failure(&self, key: FailureKey, known: bool, client: Option<IpAddr>) {
+        if self.failures.len() >= MAX_TRACKED || self.address_failures.len() >= MAX_TRACKED {
+            let window = self.lockout.lockout;
+            let live = |f: &Failures| {
+                f.first.elapsed() <= window || f.locked_until.is_some_and(|u| u > Instant::now())
+            };
+            self.failures.retain(|_, f| live(f));
+            self.address_failures.retain(|_, f| live(f));
+            if self.failures.len() >= MAX_TRACKED {
+                self.failures.clear();
+            }
+            if self.address_failures.len() >= MAX_TRACKED {
+                self.address_failures.clear();
+            }
+        }
+        {
+            let mut f = self.address_failures.entry(client).or_default();
+            if f.first.elapsed() > self.lockout.lockout {
+                *f = Failures::default();
+            }
+            f.count += 1;
+        }
+        let username = key.0.clone();
         let (count, locked) = {
-            let mut f = self.failures.entry(username.to_string()).or_default();
+            let mut f = self.failures.entry(key).or_default();
             if f.locked_until.is_some_and(|u| u <= Instant::now()) {
                 *f = Failures::default();
             }
@@ -333,19 +528,23 @@ impl Authenticator {
             }
             (f.count, f.locked_until.is_some())
         };
+        if !known {
+            return;
+        }
         if locked {
             tracing::warn!(
                 user = username,
-                "account locked after {count} failed logins"
+                client = ?client,
+                "login locked for this address after {count} failed attempts"
             );
         }
         let entry = AuditEntry {
             audit_id: self.audit_ids.next_id(),
             timestamp: kalamdb_core::app_context::now_ms(),
-            actor: username.to_string(),
+            actor: username,
             action: "LOGIN FAILED".to_string(),
             details: if locked {
-                format!("wrong password ({count} in a row); account locked")
+                format!("wrong password ({count} in a row); locked for this address")
             } else {
                 format!("wrong password ({count} in a row)")
             },

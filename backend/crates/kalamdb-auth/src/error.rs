@@ -10,7 +10,9 @@ pub enum AuthError {
     InvalidToken(String),
     #[error("Invalid username or password")]
     InvalidCredentials,
-    #[error("Account '{user}' is locked after too many failed logins; try again in {seconds} s")]
+    #[error(
+        "Logins as '{user}' from this address are locked after too many failed attempts; try again in {seconds} s"
+    )]
     Locked { user: String, seconds: u64 },
     #[error("User '{0}' may only log in from localhost")]
     LocalhostOnly(String),
@@ -23,6 +25,7 @@ impl HasErrorCode for AuthError {
         match self {
             AuthError::LocalhostOnly(_) => ErrorCode::PermissionDenied,
             AuthError::Internal(_) => ErrorCode::InternalError,
+            AuthError::Locked { .. } => ErrorCode::RateLimitExceeded,
             _ => ErrorCode::Unauthorized,
         }
     }

@@ -44,6 +44,10 @@ pub struct Claims {
     pub iss: String,
     pub token_type: TokenType,
     pub jti: String,
+    /// The account's `token_generation` at issue: a password or role change
+    /// since then voids the token.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +121,7 @@ impl JwtKeys {
         user_id: &str,
         username: &str,
         role: &str,
+        generation: u64,
         token_type: TokenType,
     ) -> Result<(String, u64), AuthError> {
         let iat = now_secs();
@@ -133,6 +138,7 @@ impl JwtKeys {
             iss: ISSUER.to_string(),
             token_type,
             jti: format!("{:032x}", rand::random::<u128>()),
+            generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Internal(format!("cannot sign a token: {e}")))?;
@@ -145,11 +151,12 @@ impl JwtKeys {
         user_id: &str,
         username: &str,
         role: &str,
+        generation: u64,
     ) -> Result<TokenPair, AuthError> {
         let (access_token, access_expires_at) =
-            self.sign(user_id, username, role, TokenType::Access)?;
+            self.sign(user_id, username, role, generation, TokenType::Access)?;
         let (refresh_token, refresh_expires_at) =
-            self.sign(user_id, username, role, TokenType::Refresh)?;
+            self.sign(user_id, username, role, generation, TokenType::Refresh)?;
         Ok(TokenPair {
             access_token,
             access_expires_at,
@@ -209,7 +216,7 @@ mod tests {
     #[test]
     fn round_trip_and_type_separation() {
         let k = keys("a-secret-of-more-than-thirty-two-bytes");
-        let pair = k.sign_pair("u_1", "alice", "user").unwrap();
+        let pair = k.sign_pair("u_1", "alice", "user", 0).unwrap();
         let access = k.verify(&pair.access_token, TokenType::Access).unwrap();
         assert_eq!(access.sub, "u_1");
         assert_eq!(access.username, "alice");
@@ -226,7 +233,7 @@ mod tests {
             Err(AuthError::InvalidToken(_))
         ));
         assert_ne!(
-            k.sign_pair("u_1", "alice", "user").unwrap().access_token,
+            k.sign_pair("u_1", "alice", "user", 0).unwrap().access_token,
             pair.access_token
         );
     }
@@ -234,7 +241,9 @@ mod tests {
     #[test]
     fn forged_tokens_are_refused() {
         let k = keys("a-secret-of-more-than-thirty-two-bytes");
-        let (token, _) = k.sign("u_1", "alice", "user", TokenType::Access).unwrap();
+        let (token, _) = k
+            .sign("u_1", "alice", "user", 0, TokenType::Access)
+            .unwrap();
         // another key
         let other = keys("another-secret-of-more-than-thirty-two");
         assert!(matches!(
@@ -289,6 +298,7 @@ mod tests {
                 iss: iss.into(),
                 token_type: TokenType::Access,
                 jti: "j".into(),
+                generation: 0,
             };
             jsonwebtoken::encode(
                 &Header::new(Algorithm::HS256),

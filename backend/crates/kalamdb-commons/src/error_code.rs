@@ -13,6 +13,8 @@ pub enum ErrorCode {
     InvalidParameter,
     TableNotFound,
     NamespaceNotFound,
+    /// No such route.
+    NotFound,
     AlreadyExists,
     PermissionDenied,
     Unauthorized,
@@ -22,6 +24,14 @@ pub enum ErrorCode {
     SqlExecutionError,
     NotSupported,
     RequestTooLarge,
+    /// The request (its head or body) did not arrive in time.
+    RequestTimeout,
+    /// A statement exceeds a structural limit (expression depth, query depth).
+    QueryTooComplex,
+    /// A statement ran past its time limit and was cancelled.
+    QueryTimeout,
+    /// A statement needed more memory than its limit allows.
+    MemoryLimitExceeded,
     RateLimitExceeded,
     InternalError,
 }
@@ -36,6 +46,7 @@ impl ErrorCode {
             ErrorCode::InvalidParameter => "INVALID_PARAMETER",
             ErrorCode::TableNotFound => "TABLE_NOT_FOUND",
             ErrorCode::NamespaceNotFound => "NAMESPACE_NOT_FOUND",
+            ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::AlreadyExists => "ALREADY_EXISTS",
             ErrorCode::PermissionDenied => "PERMISSION_DENIED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
@@ -45,6 +56,10 @@ impl ErrorCode {
             ErrorCode::SqlExecutionError => "SQL_EXECUTION_ERROR",
             ErrorCode::NotSupported => "NOT_SUPPORTED",
             ErrorCode::RequestTooLarge => "REQUEST_TOO_LARGE",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::QueryTimeout => "QUERY_TIMEOUT",
+            ErrorCode::MemoryLimitExceeded => "MEMORY_LIMIT_EXCEEDED",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
@@ -53,11 +68,12 @@ impl ErrorCode {
     /// The HTTP status a response carrying this code uses.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::TableNotFound | ErrorCode::NamespaceNotFound => 404,
+            ErrorCode::TableNotFound | ErrorCode::NamespaceNotFound | ErrorCode::NotFound => 404,
             ErrorCode::AlreadyExists | ErrorCode::UniqueViolation => 409,
             ErrorCode::Unauthorized => 401,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::RequestTooLarge => 413,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::InternalError => 500,
             ErrorCode::InvalidSql
@@ -68,7 +84,10 @@ impl ErrorCode {
             | ErrorCode::NotNullViolation
             | ErrorCode::TypeMismatch
             | ErrorCode::SqlExecutionError
-            | ErrorCode::NotSupported => 400,
+            | ErrorCode::NotSupported
+            | ErrorCode::QueryTooComplex
+            | ErrorCode::QueryTimeout
+            | ErrorCode::MemoryLimitExceeded => 400,
         }
     }
 }

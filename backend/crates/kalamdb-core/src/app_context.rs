@@ -44,6 +44,10 @@ pub struct CoreOptions {
     pub user_cleanup_interval_ms: i64,
     /// The `local` storage's directory, as shown in `system.storages`.
     pub local_storage_dir: String,
+    /// Structural limits every statement is checked against after parsing.
+    pub sql_limits: kalamdb_sql::SqlLimits,
+    /// Time and memory one query may use, by role.
+    pub query_limits: crate::query_limits::RoleQueryLimits,
 }
 
 impl Default for CoreOptions {
@@ -58,6 +62,8 @@ impl Default for CoreOptions {
             user_deletion_grace_ms: 7 * 24 * 3600 * 1000,
             user_cleanup_interval_ms: 3600 * 1000,
             local_storage_dir: "./data/storage".into(),
+            sql_limits: kalamdb_sql::SqlLimits::default(),
+            query_limits: crate::query_limits::RoleQueryLimits::default(),
         }
     }
 }
@@ -115,6 +121,9 @@ impl AppContext {
             .with_catalog_list(catalogs)
             .build();
 
+        session_state.add_analyzer_rule(Arc::new(
+            crate::checked_arithmetic::CheckIntegerOverflow::default(),
+        ));
         let snowflake = Arc::new(SnowflakeGenerator::new(options.node_id));
         for udf in crate::functions::shared_udfs(Arc::clone(&snowflake)) {
             session_state
@@ -198,6 +207,7 @@ fn bootstrap(meta: &MetaStore, options: &CoreOptions) -> CoreResult<()> {
             created_at: now,
             updated_at: now,
             deleted_at: None,
+            token_generation: 0,
         },
     )?;
     meta.backend()

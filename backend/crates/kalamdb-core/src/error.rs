@@ -41,6 +41,10 @@ pub enum CoreError {
     #[error("params may only be used with a single statement")]
     ParamsWithBatch,
     #[error("{0}")]
+    QueryTimeout(String),
+    #[error("{0}")]
+    MemoryLimitExceeded(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -66,6 +70,8 @@ impl HasErrorCode for CoreError {
             CoreError::Store(e) => e.error_code(),
             CoreError::EmptySql => ErrorCode::EmptySql,
             CoreError::ParamsWithBatch => ErrorCode::ParamsWithBatch,
+            CoreError::QueryTimeout(_) => ErrorCode::QueryTimeout,
+            CoreError::MemoryLimitExceeded(_) => ErrorCode::MemoryLimitExceeded,
             CoreError::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -80,6 +86,11 @@ impl From<DataFusionError> for CoreError {
             && m.ends_with("not found")
         {
             return CoreError::TableNotFound(table_in_message(m));
+        }
+        if let DataFusionError::ResourcesExhausted(m) = e.find_root() {
+            return CoreError::MemoryLimitExceeded(format!(
+                "The query needs more memory than its limit allows: {m}"
+            ));
         }
         match e {
             DataFusionError::Diagnostic(_, inner) => CoreError::from(*inner),

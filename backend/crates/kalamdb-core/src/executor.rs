@@ -15,7 +15,7 @@ use handlers::{
     UserHandler,
 };
 use kalamdb_sql::sqlparser::ast::Statement;
-use kalamdb_sql::{SqlStatement, parse_sql};
+use kalamdb_sql::{SqlStatement, parse_sql_with_limits};
 use serde_json::Value as Json;
 
 /// What one statement produced.
@@ -131,7 +131,7 @@ impl SqlExecutor {
         sql: &str,
         params: &[Json],
     ) -> Result<Vec<StatementResult>, ExecutionError> {
-        let statements = parse_sql(sql).map_err(|e| {
+        let statements = parse_sql_with_limits(sql, &app.options.sql_limits).map_err(|e| {
             let index = e.in_batch.then_some(e.statement_index);
             ExecutionError {
                 error: CoreError::Parse(e),
@@ -144,6 +144,22 @@ impl SqlExecutor {
         let batch = statements.len() > 1;
         if batch && !params.is_empty() {
             return Err(CoreError::ParamsWithBatch.into());
+        }
+        if !batch && statements[0].placeholders != params.len() {
+            let used = statements[0].placeholders;
+            return Err(CoreError::InvalidParameter(if used == 0 {
+                format!(
+                    "{} parameter(s) given, but the statement has no placeholders",
+                    params.len()
+                )
+            } else {
+                format!(
+                    "The statement uses placeholders up to ${used}, so it needs {used} \
+                     parameter(s); {} given",
+                    params.len()
+                )
+            })
+            .into());
         }
         let mentions_system_columns = sql.contains(kalamdb_commons::SEQ_COLUMN)
             || sql.contains(kalamdb_commons::DELETED_COLUMN);

@@ -2,6 +2,7 @@
 //! stores, the DataFusion adapters, and the handler-based [`SqlExecutor`].
 
 pub mod app_context;
+pub mod checked_arithmetic;
 pub mod context;
 pub mod error;
 pub mod executor;
@@ -9,6 +10,7 @@ pub mod functions;
 pub mod jobs;
 pub mod meta_store;
 pub mod providers;
+pub mod query_limits;
 pub mod query_scope;
 pub mod rows;
 pub mod schema;

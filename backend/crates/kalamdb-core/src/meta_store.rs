@@ -53,13 +53,18 @@ pub struct UserRecord {
     pub user_id: UserId,
     pub username: String,
     pub role: Role,
-    /// bcrypt hash; `None` for passwordless (localhost-only) accounts.
+    /// See `kalamdb_commons::password`; `None` for passwordless
+    /// (localhost-only) accounts.
     pub password_hash: Option<String>,
     pub email: Option<String>,
     pub allow_remote: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// Bumped when the password or role changes: a token carries the value
+    /// it was issued under and is refused once it differs.
+    #[serde(default)]
+    pub token_generation: u64,
 }
 
 #[derive(Clone)]
@@ -242,6 +247,14 @@ impl MetaStore {
             table_version_key(def.table_id, u32::MAX),
         );
         batch.delete(Partition::Meta, table_version_key(def.table_id, u32::MAX));
+    }
+
+    /// Stores `user` on its own (no credential-cache invalidation: for
+    /// changes that keep every credential valid, such as a rehash).
+    pub fn write_user(&self, user: &UserRecord) -> CoreResult<()> {
+        let mut batch = Batch::new();
+        self.put_user(&mut batch, user)?;
+        Ok(self.store.write(batch)?)
     }
 
     pub fn put_user(&self, batch: &mut Batch, user: &UserRecord) -> CoreResult<()> {

@@ -10,11 +10,15 @@ pub struct SqlParseError {
     pub statement_index: usize,
     /// Whether the input held more than one statement.
     pub in_batch: bool,
+    /// The statement parsed but passes a structural limit (`limits.rs`).
+    pub too_complex: bool,
 }
 
 impl HasErrorCode for SqlParseError {
     fn error_code(&self) -> ErrorCode {
-        if self.in_batch {
+        if self.too_complex {
+            ErrorCode::QueryTooComplex
+        } else if self.in_batch {
             ErrorCode::BatchParseError
         } else {
             ErrorCode::InvalidSql

@@ -5,6 +5,7 @@
 //! [`SqlStatement`].
 
 pub mod error;
+pub mod limits;
 pub mod parser;
 pub mod parsers;
 pub mod statement;
@@ -12,7 +13,8 @@ pub mod types;
 
 pub use datafusion::sql::sqlparser;
 pub use error::SqlParseError;
-pub use parser::{ParsedStatement, parse_sql};
+pub use limits::SqlLimits;
+pub use parser::{ParsedStatement, parse_sql, parse_sql_with_limits};
 pub use statement::{
     ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement, UserAuth, UserChange,
 };

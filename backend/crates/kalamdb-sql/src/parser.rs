@@ -2,6 +2,7 @@
 //! parser or to sqlparser, on one shared token stream.
 
 use crate::error::SqlParseError;
+use crate::limits::{SqlLimits, check_limits};
 use crate::parsers;
 use crate::statement::SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -13,21 +14,69 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 /// against hostile input such as thousands of parentheses).
 const RECURSION_LIMIT: usize = 64;
 
-/// A statement and the SQL text it came from.
+/// A parsed statement that passed the limits.
 #[derive(Debug, Clone)]
 pub struct ParsedStatement {
     pub statement: SqlStatement,
+    /// The highest `$n` placeholder it uses (0: none).
+    pub placeholders: usize,
 }
 
-/// Parses every `;`-separated statement of `sql`. Never panics; a failure
-/// names the statement and the line/column where parsing stopped.
+/// Input up to this size is parsed on the caller's thread: the deepest tree
+/// it can build (~2 bytes a level) drops well within a server thread's stack.
+const INLINE_PARSE_BYTES: usize = 32 << 10;
+
+/// Parses every `;`-separated statement of `sql` under the default limits.
 pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
+    parse_sql_with_limits(sql, &SqlLimits::default())
+}
+
+/// Parses every `;`-separated statement of `sql`, each checked against
+/// `limits` before anything walks it. Never panics and never overflows the
+/// stack; a failure names the statement and the line/column where parsing
+/// stopped, or the limit that was passed.
+///
+/// sqlparser builds operator chains in a loop, so a large input can hold an
+/// arbitrarily deep tree even when parsing it is safe — and dropping such a
+/// tree (say, after a parse error or a failed limit check) recurses once per
+/// level. Large inputs are therefore parsed, checked and, when refused,
+/// dropped on a thread whose stack fits the deepest tree their size allows.
+pub fn parse_sql_with_limits(
+    sql: &str,
+    limits: &SqlLimits,
+) -> Result<Vec<ParsedStatement>, SqlParseError> {
+    if sql.len() <= INLINE_PARSE_BYTES {
+        return parse_checked(sql, limits);
+    }
+    // ~200 bytes of stack per level of a dropped tree, ~2 bytes of SQL per
+    // level: 128 bytes of stack per byte of SQL, reserved (not committed).
+    let stack = sql.len().saturating_mul(128).max(16 << 20);
+    let unavailable = |what: &str| SqlParseError {
+        message: format!("cannot parse the statement: {what}"),
+        statement_index: 1,
+        in_batch: looks_like_batch(sql),
+        too_complex: false,
+    };
+    std::thread::scope(|scope| {
+        let parsing = std::thread::Builder::new()
+            .name("kalamdb-parse".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, || parse_checked(sql, limits))
+            .map_err(|e| unavailable(&e.to_string()))?;
+        parsing
+            .join()
+            .unwrap_or_else(|_| Err(unavailable("the parser failed")))
+    })
+}
+
+fn parse_checked(sql: &str, limits: &SqlLimits) -> Result<Vec<ParsedStatement>, SqlParseError> {
     let dialect = GenericDialect {};
     let in_batch = looks_like_batch(sql);
     let fail = |e: ParserError, index: usize| SqlParseError {
         message: clean_message(e, sql),
         statement_index: index,
         in_batch,
+        too_complex: false,
     };
     let tokens = Tokenizer::new(&dialect, sql)
         .with_unescape(true)
@@ -45,7 +94,22 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, SqlParseError> {
         }
         let index = statements.len() + 1;
         let statement = parsers::parse_statement(&mut parser).map_err(|e| fail(e, index))?;
-        statements.push(ParsedStatement { statement });
+        let placeholders = match statement.standard().map(|s| check_limits(s, limits)) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                return Err(SqlParseError {
+                    message: e.to_string(),
+                    statement_index: index,
+                    in_batch,
+                    too_complex: true,
+                });
+            }
+        };
+        statements.push(ParsedStatement {
+            statement,
+            placeholders,
+        });
         let next = parser.peek_token();
         match next.token {
             Token::SemiColon | Token::EOF => {}

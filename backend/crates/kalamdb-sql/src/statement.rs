@@ -113,6 +113,15 @@ pub enum SqlStatement {
 }
 
 impl SqlStatement {
+    /// The standard SQL statement this is or wraps (`EXECUTE AS USER`).
+    pub fn standard(&self) -> Option<&Statement> {
+        match self {
+            SqlStatement::Standard(s) => Some(s),
+            SqlStatement::ExecuteAsUser { statement, .. } => statement.standard(),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and errors, e.g. `CREATE TABLE`.
     pub fn kind_name(&self) -> &'static str {
         match self {

@@ -1,16 +1,19 @@
 //! `/v1/api/auth/*`: log in for a token pair, refresh it, log out, who am I,
 //! and the first-run setup (localhost only).
 //!
-//! Errors here are `{"error": "<code>", "message": "..."}` with 400 (bad
-//! request), 401 (no or bad credentials), 403 (valid caller, not allowed),
-//! 409 (setup already done, user exists) or 500.
+//! Errors have the shape of every other route's (`response::error`), with
+//! the shared codes: INVALID_PARAMETER (400), UNAUTHORIZED (401),
+//! PERMISSION_DENIED (403), ALREADY_EXISTS (409: setup already done, user
+//! exists), RATE_LIMIT_EXCEEDED (429: too many failed logins from this
+//! address, with `Retry-After`) or INTERNAL_ERROR (500).
 
 use crate::ApiState;
+use crate::response::{error, parse_object};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use kalamdb_auth::{AuthError, TokenPair, is_local};
 use kalamdb_commons::Role;
@@ -91,51 +94,30 @@ struct TokenReply {
     refresh_expires_at: String,
 }
 
-fn fail(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "message": message.into() })),
-    )
-        .into_response()
+fn fail(code: ErrorCode, message: impl Into<String>) -> Response {
+    error(code, message.into(), "-", 0.0)
 }
 
 fn auth_failure(state: &ApiState, e: &AuthError, client: SocketAddr) -> Response {
-    match e.error_code() {
-        ErrorCode::InternalError => {
-            let request_id = state.next_request_id();
-            tracing::error!(request_id, detail = %e, "authentication failed internally");
-            fail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                format!("Internal error (request id {request_id})"),
-            )
-        }
-        ErrorCode::PermissionDenied => fail(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-        _ => {
-            tracing::info!(client = %client, "authentication failed: {e}");
-            let code = if matches!(e, AuthError::Locked { .. }) {
-                "account_locked"
-            } else {
-                "unauthorized"
-            };
-            fail(StatusCode::UNAUTHORIZED, code, e.to_string())
-        }
+    let request_id = state.next_request_id();
+    if e.error_code() != ErrorCode::InternalError {
+        tracing::info!(request_id, client = %client, "authentication failed: {e}");
     }
-}
-
-fn bad_body(rejection: &JsonRejection) -> Response {
-    fail(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-        rejection.body_text(),
-    )
+    let mut response = error(e.error_code(), e.to_string(), &request_id, 0.0);
+    if let AuthError::Locked { seconds, .. } = e
+        && let Ok(v) = HeaderValue::from_str(&seconds.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 fn internal(state: &ApiState, detail: impl std::fmt::Display) -> Response {
-    auth_failure(
-        state,
-        &AuthError::Internal(detail.to_string()),
-        SocketAddr::from(([0, 0, 0, 0], 0)),
+    error(
+        ErrorCode::InternalError,
+        detail.to_string(),
+        &state.next_request_id(),
+        0.0,
     )
 }
 
@@ -144,8 +126,7 @@ fn record_of(state: &ApiState, username: &str) -> Result<UserRecord, Box<Respons
     match state.app.meta.user(username) {
         Ok(Some(u)) if u.deleted_at.is_none() => Ok(u),
         Ok(_) => Err(Box::new(fail(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "The user no longer exists",
         ))),
         Err(e) => Err(Box::new(internal(state, e))),
@@ -184,18 +165,17 @@ pub struct LoginRequest {
 pub async fn login(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Response {
-    let Json(request) = match body {
-        Ok(b) => b,
-        Err(rejection) => return bad_body(&rejection),
+    let request: LoginRequest = match parse_object(&body) {
+        Ok(r) => r,
+        Err(m) => return fail(ErrorCode::InvalidParameter, m),
     };
     if request.password.len() > kalamdb_commons::password::MAX_PASSWORD_LEN * 4
         || request.user.len() > 256
     {
         return fail(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             AuthError::InvalidCredentials.to_string(),
         );
     }
@@ -228,8 +208,7 @@ pub async fn refresh(
         .map(|(_, token)| token.trim());
     let Some(token) = token else {
         return fail(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "Send the refresh token as 'Authorization: Bearer <token>'",
         );
     };
@@ -287,8 +266,7 @@ fn root_has_password(state: &ApiState) -> Result<bool, Box<Response>> {
 fn local_only(client: SocketAddr) -> Option<Response> {
     (!is_local(Some(client.ip()))).then(|| {
         fail(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::PermissionDenied,
             "Server setup is only available from localhost",
         )
     })
@@ -336,31 +314,26 @@ fn literal(s: &str) -> String {
 pub async fn setup(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    body: Result<Json<SetupRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Response {
     if let Some(refused) = local_only(client) {
         return refused;
     }
-    let Json(request) = match body {
-        Ok(b) => b,
-        Err(rejection) => return bad_body(&rejection),
+    let request: SetupRequest = match parse_object(&body) {
+        Ok(r) => r,
+        Err(m) => return fail(ErrorCode::InvalidParameter, m),
     };
     for (what, password) in [
         ("password", &request.password),
         ("root_password", &request.root_password),
     ] {
         if let Err(m) = validate_password(password) {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "weak_password",
-                format!("{what}: {m}"),
-            );
+            return fail(ErrorCode::InvalidParameter, format!("{what}: {m}"));
         }
     }
     if request.username == ROOT_USER {
         return fail(
-            StatusCode::BAD_REQUEST,
-            "invalid_username",
+            ErrorCode::InvalidParameter,
             "Choose a name other than 'root' for the dba user",
         );
     }
@@ -368,8 +341,7 @@ pub async fn setup(
     match root_has_password(&state) {
         Ok(true) => {
             return fail(
-                StatusCode::CONFLICT,
-                "already_configured",
+                ErrorCode::AlreadyExists,
                 "Server is already configured: root has a password",
             );
         }
@@ -400,12 +372,12 @@ pub async fn setup(
         .execute(&state.app, &mut ctx, &sql, &[])
         .await
     {
-        let (status, code) = match e.error.error_code() {
-            ErrorCode::AlreadyExists => (StatusCode::CONFLICT, "user_exists"),
+        let code = match e.error.error_code() {
+            ErrorCode::AlreadyExists => ErrorCode::AlreadyExists,
             ErrorCode::InternalError => return internal(&state, e),
-            _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+            _ => ErrorCode::InvalidParameter,
         };
-        return fail(status, code, e.error.to_string());
+        return fail(code, e.error.to_string());
     }
     match record_of(&state, &request.username) {
         Ok(record) => Json(json!({

@@ -1,8 +1,9 @@
 //! `GET /health`, `GET /v1/api/healthcheck`, and the JSON 404.
 
+use crate::response::error;
 use axum::Json;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use kalamdb_commons::ErrorCode;
 use serde_json::json;
 
 pub async fn health() -> impl IntoResponse {
@@ -14,14 +15,6 @@ pub async fn health() -> impl IntoResponse {
     }))
 }
 
-pub async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({
-            "status": "error",
-            "results": [],
-            "took": 0.0,
-            "error": {"code": "NOT_FOUND", "message": "No such route", "details": null}
-        })),
-    )
+pub async fn not_found() -> Response {
+    error(ErrorCode::NotFound, "No such route".into(), "-", 0.0)
 }

@@ -3,10 +3,10 @@
 //! INTERNAL_ERROR and the server keeps serving.
 
 use crate::ApiState;
-use crate::response::{QueryResult, error, error_from, success, took_ms};
+use crate::response::{QueryResult, error, error_from, parse_object, success, took_ms};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::FutureExt;
@@ -29,33 +29,6 @@ struct SqlRequest {
     params: Option<Vec<Value>>,
     #[serde(default)]
     namespace_id: Option<String>,
-}
-
-/// Refuses a body whose declared length is over the limit before reading any
-/// of it (the body limit still guards bodies sent without a length).
-pub async fn reject_declared_oversize(
-    State(state): State<Arc<ApiState>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > state.limits.max_request_bytes as u64) {
-        let request_id = state.next_request_id();
-        return error(
-            ErrorCode::RequestTooLarge,
-            format!(
-                "Request body exceeds the limit of {} bytes",
-                state.limits.max_request_bytes
-            ),
-            &request_id,
-            0.0,
-        );
-    }
-    next.run(request).await
 }
 
 pub async fn execute_sql(
@@ -115,12 +88,12 @@ async fn handle(
             r#"Request body is empty: send {"sql": "..."}"#.into(),
         );
     }
-    let request: SqlRequest = match serde_json::from_slice(&body) {
+    let request: SqlRequest = match parse_object(&body) {
         Ok(r) => r,
         Err(e) => {
             return fail(
                 ErrorCode::InvalidParameter,
-                format!(r#"Request body is not a valid {{"sql": "..."}} JSON object: {e}"#),
+                format!(r#"{e}; send {{"sql": "..."}}"#),
             );
         }
     };

@@ -6,6 +6,7 @@ pub mod constant_select;
 pub mod insert;
 pub mod job;
 pub mod namespace;
+pub mod output_names;
 pub mod point_lookup;
 pub mod query;
 pub mod show;

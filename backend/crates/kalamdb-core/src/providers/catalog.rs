@@ -162,20 +162,21 @@ impl SchemaProvider for NamespaceSchema {
         let Some(table) = self.shared.registry.get_table(&self.namespace, name) else {
             return Ok(None);
         };
-        if table.definition.table_type == TableType::Stream {
-            return Err(datafusion::error::DataFusionError::External(Box::new(
-                crate::error::CoreError::NotSupported(format!(
-                    "STREAM table '{}.{name}' cannot be queried yet: stream tables arrive with live queries",
-                    self.namespace
-                )),
-            )));
-        }
         let scope = self.shared.scope.as_ref();
-        // A table the caller may not read still describes itself (so catalog
-        // listings such as information_schema work); its scan is refused.
-        let denied = scope.as_ref().and_then(|s| {
-            crate::executor::authorization::authorize_table(s.role, &table.definition, false).err()
-        });
+        // A table the caller may not read, or cannot read yet (STREAM), still
+        // describes itself (so catalog listings such as information_schema
+        // work); its scan is refused.
+        let denied = if table.definition.table_type == TableType::Stream {
+            Some(crate::error::CoreError::NotSupported(format!(
+                "STREAM table '{}.{name}' cannot be queried yet: stream tables arrive with live queries",
+                self.namespace
+            )))
+        } else {
+            scope.as_ref().and_then(|s| {
+                crate::executor::authorization::authorize_table(s.role, &table.definition, false)
+                    .err()
+            })
+        };
         let row_scope = scope
             .as_ref()
             .and_then(|s| RowScope::for_table(&table.definition, &s.user_id).ok());

@@ -51,10 +51,22 @@ impl RowTableProvider {
         }
     }
 
-    /// This provider, refusing every scan with `reason`.
+    /// This provider, refusing every scan with `reason` (permission denied,
+    /// or not supported); it still describes its schema.
     pub fn denied(mut self, reason: CoreError) -> Self {
         self.denied = Some(Arc::new(reason));
         self
+    }
+
+    /// Whether `filter` is a predicate on `_deleted`: only a query that asks
+    /// about deletion explicitly sees soft-deleted rows (naming `_seq` or
+    /// projecting `_deleted` does not).
+    fn asks_for_deleted(&self, filter: &Expr) -> bool {
+        self.with_system_columns
+            && filter
+                .column_refs()
+                .iter()
+                .any(|c| c.name == kalamdb_commons::DELETED_COLUMN)
     }
 
     /// The primary-key value `expr` pins, if it is `pk = literal`.
@@ -136,7 +148,7 @@ impl TableProvider for RowTableProvider {
         Ok(filters
             .iter()
             .map(|f| {
-                if self.pinned_key(f).is_some() {
+                if self.pinned_key(f).is_some() || self.asks_for_deleted(f) {
                     // DataFusion still applies the filter; we only narrow the read.
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -154,9 +166,11 @@ impl TableProvider for RowTableProvider {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if let Some(reason) = &self.denied {
-            return Err(DataFusionError::External(Box::new(
-                CoreError::PermissionDenied(reason.to_string()),
-            )));
+            let refusal = match reason.as_ref() {
+                CoreError::NotSupported(m) => CoreError::NotSupported(m.clone()),
+                other => CoreError::PermissionDenied(other.to_string()),
+            };
+            return Err(DataFusionError::External(Box::new(refusal)));
         }
         let scope = self.scope.as_ref().ok_or_else(|| {
             DataFusionError::External(Box::new(CoreError::Internal(
@@ -195,7 +209,7 @@ impl TableProvider for RowTableProvider {
             store: self.store.clone(),
             prefix,
             target,
-            include_deleted: self.with_system_columns,
+            include_deleted: filters.iter().any(|f| self.asks_for_deleted(f)),
             limit,
             missing,
         };

@@ -138,7 +138,7 @@ pub fn coerce(literal: &Literal<'_>, column: &ColumnDefinition) -> CoreResult<Va
         T::SmallInt => Value::Int16(text.and_then(parse_int).ok_or_else(fail)?),
         T::Int => Value::Int32(text.and_then(parse_int).ok_or_else(fail)?),
         T::BigInt => Value::Int64(text.and_then(parse_int).ok_or_else(fail)?),
-        T::Float => Value::Float32(text.and_then(parse_float).ok_or_else(fail)? as f32),
+        T::Float => Value::Float32(text.and_then(parse_float32).ok_or_else(fail)?),
         T::Double => Value::Float64(text.and_then(parse_float).ok_or_else(fail)?),
         T::Decimal { precision, scale } => Value::Decimal128(
             text.and_then(|t| parse_decimal(t, precision, scale))
@@ -178,7 +178,7 @@ pub fn coerce(literal: &Literal<'_>, column: &ColumnDefinition) -> CoreResult<Va
                 Literal::List(items) => items
                     .iter()
                     .map(|i| match i {
-                        Literal::Number(n) => parse_float(n).map(|f| f as f32),
+                        Literal::Number(n) => parse_float32(n),
                         _ => None,
                     })
                     .collect::<Option<_>>()
@@ -212,14 +212,23 @@ fn parse_int<T: TryFrom<i128>>(s: &str) -> Option<T> {
     T::try_from(v).ok()
 }
 
+/// A float literal. Non-finite values only when spelled out ('Infinity',
+/// '-Infinity', 'NaN'): a number too large for the type (`1e400`) is an
+/// error, as in PostgreSQL, never a silent infinity.
 fn parse_float(s: &str) -> Option<f64> {
     let t = s.trim();
     match t.to_ascii_lowercase().as_str() {
         "nan" => Some(f64::NAN),
-        "infinity" | "inf" => Some(f64::INFINITY),
+        "infinity" | "inf" | "+infinity" | "+inf" => Some(f64::INFINITY),
         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => t.parse().ok(),
+        _ => t.parse::<f64>().ok().filter(|f| f.is_finite()),
     }
+}
+
+fn parse_float32(s: &str) -> Option<f32> {
+    let wide = parse_float(s)?;
+    let narrow = wide as f32;
+    (narrow.is_finite() || !wide.is_finite()).then_some(narrow)
 }
 
 /// Parses decimal text to its unscaled value at `scale`, rounding half away

@@ -3,12 +3,12 @@
 //! (cheap next to building a `SessionContext`) and sets the caller's namespace.
 
 use super::{
-    StatementHandler, StatementOptions, constant_select, point_lookup, show, system_columns,
-    unexpected,
+    StatementHandler, StatementOptions, constant_select, output_names, point_lookup, show,
+    system_columns, unexpected,
 };
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
 use crate::providers::catalog::ScopedCatalogs;
 use crate::query_scope::QueryScope;
@@ -17,10 +17,13 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::logical_expr::ScalarUDF;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DFStatement;
+use futures::StreamExt;
 use kalamdb_sql::SqlStatement;
 use kalamdb_sql::sqlparser::ast::Statement;
 use serde_json::Value as Json;
@@ -97,8 +100,24 @@ fn scalar_of(param: &Json) -> ScalarValue {
     }
 }
 
-/// [`run_query`]'s planning and execution: the output schema and batches.
+/// [`run_query`]'s planning and execution: the output schema and batches,
+/// within the caller's time and memory limits.
 pub async fn collect_query(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    statement: Statement,
+    system_columns: bool,
+    params: &[Json],
+) -> CoreResult<(SchemaRef, Vec<RecordBatch>)> {
+    within_time_limit(
+        app,
+        ctx,
+        plan_and_collect(app, ctx, statement, system_columns, params),
+    )
+    .await
+}
+
+async fn plan_and_collect(
     app: &AppContext,
     ctx: &ExecutionContext,
     mut statement: Statement,
@@ -108,6 +127,7 @@ pub async fn collect_query(
     if system_columns {
         system_columns::hide_system_columns_in_wildcards(&mut statement, app, ctx);
     }
+    let duplicates = output_names::alias_duplicates(&mut statement);
     let mut state = app.session_state().clone();
     state.config_mut().options_mut().catalog.default_schema = ctx.namespace.to_string();
     // now() and friends read the statement's start time, not the base session's.
@@ -139,8 +159,40 @@ pub async fn collect_query(
         .with_allow_dml(false)
         .with_allow_statements(false)
         .verify_plan(&plan)?;
-    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let schema = output_names::restore(plan.schema().as_arrow(), &duplicates);
     let physical = state.create_physical_plan(&plan).await?;
-    let batches = collect(physical, state.task_ctx()).await?;
+    let limits = app.options.query_limits.for_role(ctx.role);
+    let runtime = limits.runtime(state.runtime_env());
+    let task = Arc::new(TaskContext::from(&state).with_runtime(Arc::clone(&runtime)));
+    // The collected result counts against the query's memory too.
+    let held = MemoryConsumer::new("query result").register(&runtime.memory_pool);
+    let mut stream = execute_stream(physical, task)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        held.try_grow(batch.get_array_memory_size())?;
+        batches.push(output_names::with_schema(batch, &schema, &duplicates)?);
+    }
     Ok((schema, batches))
+}
+
+/// Runs a query's planning and execution under the caller's time limit; on
+/// expiry the work is dropped (DataFusion stops every task of the plan).
+async fn within_time_limit<T>(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    work: impl std::future::Future<Output = CoreResult<T>>,
+) -> CoreResult<T> {
+    let Some(limit) = app.options.query_limits.for_role(ctx.role).timeout else {
+        return work.await;
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(CoreError::QueryTimeout(format!(
+            "The query was cancelled after {} ms, the time limit for role '{}' \
+             (sql.query_timeout_ms)",
+            limit.as_millis(),
+            ctx.role.as_str()
+        ))),
+    }
 }

@@ -49,7 +49,7 @@ fn check_may_manage(ctx: &ExecutionContext, role: Role) -> CoreResult<()> {
 async fn hash(app: &AppContext, password: Secret) -> CoreResult<String> {
     validate_password(&password.0).map_err(CoreError::InvalidParameter)?;
     let cost = app.options.bcrypt_cost;
-    tokio::task::spawn_blocking(move || bcrypt::hash(&password.0, cost))
+    tokio::task::spawn_blocking(move || kalamdb_commons::password::hash_password(&password.0, cost))
         .await
         .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))?
         .map_err(|e| CoreError::Internal(format!("hashing failed: {e}")))
@@ -114,6 +114,7 @@ impl StatementHandler for UserHandler {
                     created_at: now,
                     updated_at: now,
                     deleted_at: None,
+                    token_generation: 0,
                 };
                 commit(app, &user)?;
                 Ok(StatementResult::message(format!("User '{name}' created")))
@@ -128,7 +129,11 @@ impl StatementHandler for UserHandler {
                     .ok_or_else(|| CoreError::Execution(format!("User '{name}' does not exist")))?;
                 check_may_manage(ctx, user.role)?;
                 match change {
-                    UserChange::Password(_) => user.password_hash = new_hash,
+                    UserChange::Password(_) => {
+                        user.password_hash = new_hash;
+                        // Tokens issued under the old password stop working.
+                        user.token_generation += 1;
+                    }
                     UserChange::Role(role) => {
                         check_may_manage(ctx, role)?;
                         if name == ROOT_USER && role != Role::System {
@@ -137,6 +142,7 @@ impl StatementHandler for UserHandler {
                             ));
                         }
                         user.role = role;
+                        user.token_generation += 1;
                     }
                     UserChange::Email(email) => user.email = Some(email),
                     UserChange::AllowRemote(allow) => user.allow_remote = allow,

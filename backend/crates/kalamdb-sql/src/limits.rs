@@ -1,0 +1,269 @@
+//! Structural limits on a parsed statement, checked before anything recurses
+//! over it (planner, optimizer, executor, and the derived `Clone`/`Drop`/
+//! `Hash` of plans), so that no statement can overflow a thread's stack.
+//!
+//! sqlparser bounds nesting through parentheses and subqueries itself (its
+//! recursion limit), but builds some shapes in a loop that later code walks
+//! recursively: `a + b + … + z` and `x OR y OR …` become left-deep
+//! expression trees, `q UNION ALL q UNION ALL …` a left-deep set-operation
+//! tree, and a long `WITH` list or a chain of joins a deep plan. Two numbers
+//! bound them:
+//!
+//! - **expression depth**: how deeply expressions nest (a chain of n binary
+//!   operators is n deep);
+//! - **query depth**: how deep the relational plan can get: each set
+//!   operation, each `WITH` entry and each joined table adds a level, and a
+//!   subquery adds its own depth to that of the query around it.
+//!
+//! The expression check stops descending as soon as the limit is passed, and
+//! the query check walks set operations with an explicit stack, so the check
+//! itself stays shallow whatever it is given.
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Query, SetExpr, Statement, Value, ValueWithSpan, Visit, Visitor,
+};
+use std::ops::ControlFlow;
+
+/// The limits a statement must stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlLimits {
+    pub max_expression_depth: usize,
+    pub max_query_depth: usize,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        Self {
+            max_expression_depth: 1000,
+            max_query_depth: 500,
+        }
+    }
+}
+
+/// Which limit a statement passed, and by how much it was measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitExceeded {
+    ExpressionDepth { limit: usize },
+    QueryDepth { depth: usize, limit: usize },
+}
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitExceeded::ExpressionDepth { limit } => write!(
+                f,
+                "Statement is too complex: expressions nest more than {limit} levels deep \
+                 (sql.max_expression_depth); split long chains of operators, e.g. use IN (...) \
+                 instead of many ORs"
+            ),
+            LimitExceeded::QueryDepth { depth, limit } => write!(
+                f,
+                "Statement is too complex: its query is {depth} levels deep (set operations, \
+                 WITH entries and joined tables); the limit is {limit} (sql.max_query_depth)"
+            ),
+        }
+    }
+}
+
+/// Checks `statement` against `limits`; on success returns the highest
+/// `$n` placeholder it uses (0 for none), found on the same walk.
+pub fn check_limits(statement: &Statement, limits: &SqlLimits) -> Result<usize, LimitExceeded> {
+    let mut checker = Checker {
+        limits,
+        expr_depth: 0,
+        query_depths: Vec::new(),
+        max_placeholder: 0,
+    };
+    match statement.visit(&mut checker) {
+        ControlFlow::Continue(()) => Ok(checker.max_placeholder),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct Checker<'a> {
+    limits: &'a SqlLimits,
+    expr_depth: usize,
+    /// Cumulative query depth of each query being visited, innermost last.
+    query_depths: Vec<usize>,
+    max_placeholder: usize,
+}
+
+impl Visitor for Checker<'_> {
+    type Break = LimitExceeded;
+
+    fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<LimitExceeded> {
+        self.expr_depth += 1;
+        if self.expr_depth > self.limits.max_expression_depth {
+            return ControlFlow::Break(LimitExceeded::ExpressionDepth {
+                limit: self.limits.max_expression_depth,
+            });
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<LimitExceeded> {
+        self.expr_depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<LimitExceeded> {
+        let outer = self.query_depths.last().copied().unwrap_or(0);
+        let depth = outer.saturating_add(own_depth(query));
+        if depth > self.limits.max_query_depth {
+            return ControlFlow::Break(LimitExceeded::QueryDepth {
+                depth,
+                limit: self.limits.max_query_depth,
+            });
+        }
+        self.query_depths.push(depth);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &Query) -> ControlFlow<LimitExceeded> {
+        self.query_depths.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_value(&mut self, value: &ValueWithSpan) -> ControlFlow<LimitExceeded> {
+        if let Value::Placeholder(p) = &value.value
+            && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
+        {
+            self.max_placeholder = self.max_placeholder.max(n);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A query's plan depth, not counting subqueries in expressions or derived
+/// tables (the visitor adds those when it reaches them): WITH entries, plus
+/// the deepest path through its set operations, where a SELECT counts one
+/// level per table it reads.
+fn own_depth(query: &Query) -> usize {
+    let ctes = query.with.as_ref().map_or(0, |w| w.cte_tables.len());
+    let mut deepest = 0usize;
+    let mut pending: Vec<(&SetExpr, usize)> = vec![(query.body.as_ref(), 1)];
+    while let Some((set, depth)) = pending.pop() {
+        match set {
+            SetExpr::SetOperation { left, right, .. } => {
+                pending.push((left, depth + 1));
+                pending.push((right, depth + 1));
+            }
+            SetExpr::Select(select) => {
+                let tables: usize = select.from.iter().map(|t| 1 + t.joins.len()).sum();
+                deepest = deepest.max(depth + tables);
+            }
+            SetExpr::Query(inner) => {
+                deepest = deepest.max(depth + own_depth(inner));
+            }
+            _ => deepest = deepest.max(depth),
+        }
+    }
+    ctes + deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn check(sql: &str, limits: SqlLimits) -> Result<usize, LimitExceeded> {
+        let statements = Parser::parse_sql(&GenericDialect {}, sql).unwrap();
+        check_limits(&statements[0], &limits)
+    }
+
+    #[test]
+    fn the_highest_placeholder_is_reported() {
+        assert_eq!(check("SELECT 1", SMALL), Ok(0));
+        assert_eq!(check("SELECT $1, $1", SMALL), Ok(1));
+        assert_eq!(
+            check("SELECT * FROM t WHERE a = $3 AND b = $1", SMALL),
+            Ok(3)
+        );
+    }
+
+    const SMALL: SqlLimits = SqlLimits {
+        max_expression_depth: 10,
+        max_query_depth: 5,
+    };
+
+    #[test]
+    fn operator_chains_count_one_level_per_operator() {
+        let chain = |n: usize| format!("SELECT {}", vec!["1"; n].join(" + "));
+        // n terms: n-1 operators, plus the literal at the bottom.
+        assert!(check(&chain(9), SMALL).is_ok());
+        assert_eq!(
+            check(&chain(11), SMALL),
+            Err(LimitExceeded::ExpressionDepth { limit: 10 })
+        );
+        let ors = format!(
+            "SELECT * FROM t WHERE {}",
+            (0..20)
+                .map(|i| format!("a = {i}"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        );
+        assert!(check(&ors, SMALL).is_err());
+        // wide is fine: a long IN list or argument list is not deep
+        let wide = format!(
+            "SELECT * FROM t WHERE a IN ({})",
+            (0..500)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(check(&wide, SMALL).is_ok());
+    }
+
+    #[test]
+    fn set_operations_ctes_and_joins_add_query_depth() {
+        let unions = |n: usize| vec!["SELECT 1"; n].join(" UNION ALL ");
+        assert!(check(&unions(4), SMALL).is_ok());
+        assert!(matches!(
+            check(&unions(6), SMALL),
+            Err(LimitExceeded::QueryDepth { limit: 5, .. })
+        ));
+        let ctes = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("c{i} AS (SELECT {i})")).collect();
+            format!("WITH {} SELECT 1", list.join(", "))
+        };
+        assert!(check(&ctes(3), SMALL).is_ok());
+        assert!(check(&ctes(6), SMALL).is_err());
+        assert!(check("SELECT * FROM a JOIN b ON true JOIN c ON true", SMALL).is_ok());
+        assert!(check("SELECT * FROM a, b, c, d, e, f", SMALL).is_err());
+        // a subquery adds its depth to the query around it
+        assert!(
+            check(
+                "SELECT * FROM a, b WHERE x IN (SELECT y FROM c, d, e)",
+                SMALL
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_check_stays_shallow_on_huge_input() {
+        // 200,000 operators: the checker stops at the limit instead of
+        // walking (and overflowing on) the whole chain.
+        let sql = format!("SELECT {}", vec!["1"; 200_000].join("+"));
+        let statements = Parser::parse_sql(&GenericDialect {}, &sql).unwrap();
+        let result = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let r = check_limits(&statements[0], &SqlLimits::default());
+                // dropping a 200,000-deep tree needs a bigger stack than the
+                // check: hand it back to the caller's
+                (r, statements)
+            })
+            .unwrap()
+            .join();
+        let (result, statements) = result.unwrap();
+        assert!(result.is_err());
+        std::thread::Builder::new()
+            .stack_size(512 << 20)
+            .spawn(move || drop(statements))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
