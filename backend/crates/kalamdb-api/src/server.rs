@@ -40,7 +40,7 @@ impl Default for ConnectionLimits {
 }
 
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-content-type: application/json\r\nconnection: close\r\ncontent-length: 124\r\n\r\n\
+content-type: application/json\r\nconnection: close\r\ncontent-length: 129\r\n\r\n\
 {\"status\":\"error\",\"results\":[],\"took\":0.0,\"error\":{\"code\":\"RATE_LIMIT_EXCEEDED\",\
 \"message\":\"Too many connections\",\"details\":null}}";
 

@@ -10,10 +10,11 @@
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::type_coercion::binary::BinaryTypeCoercer;
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -125,20 +126,42 @@ fn is_integer(t: &DataType) -> bool {
 }
 
 impl CheckIntegerOverflow {
-    fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
+    /// Rewrites one node of a post-order walk. `types` holds the types of
+    /// the nodes visited so far whose parent has not been: this node pops
+    /// its children's and pushes its own, so each type is computed once
+    /// from its children's (asking `get_type` of every operator instead
+    /// would walk whole operator chains again at every level).
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        types: &mut Vec<Option<DataType>>,
+    ) -> Result<Transformed<Expr>> {
+        let mut children = 0;
+        expr.apply_children(|_| {
+            children += 1;
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let child_types = types.split_off(types.len().saturating_sub(children));
+        let Expr::BinaryExpr(BinaryExpr { op, .. }) = &expr else {
+            types.push(expr.get_type(schema).ok());
             return Ok(Transformed::no(expr));
         };
+        let (lt, rt) = match &child_types[..] {
+            [Some(l), Some(r)] => (l, r),
+            _ => {
+                types.push(None);
+                return Ok(Transformed::no(expr));
+            }
+        };
+        types.push(BinaryTypeCoercer::new(lt, op, rt).get_result_type().ok());
         let udf = match op {
             Operator::Plus => &self.add,
             Operator::Minus => &self.sub,
             Operator::Multiply => &self.mul,
             _ => return Ok(Transformed::no(expr)),
         };
-        let (Ok(lt), Ok(rt)) = (left.get_type(schema), right.get_type(schema)) else {
-            return Ok(Transformed::no(expr));
-        };
-        if lt != rt || !is_integer(&lt) {
+        if lt != rt || !is_integer(lt) {
             return Ok(Transformed::no(expr));
         }
         let Expr::BinaryExpr(BinaryExpr { left, right, .. }) = expr else {
@@ -160,7 +183,8 @@ impl AnalyzerRule for CheckIntegerOverflow {
             let names = NamePreserver::new(&plan);
             let rewritten = plan.map_expressions(|expr| {
                 let saved = names.save(&expr);
-                let rewritten = expr.transform_up(|e| self.rewrite(e, &schema))?;
+                let mut types = Vec::new();
+                let rewritten = expr.transform_up(|e| self.rewrite(e, &schema, &mut types))?;
                 Ok(if rewritten.transformed {
                     Transformed::yes(saved.restore(rewritten.data))
                 } else {
