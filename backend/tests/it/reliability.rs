@@ -267,6 +267,50 @@ async fn a_query_past_its_time_or_memory_limit_is_cancelled_and_writes_nothing()
     assert_eq!(rows(&body, 0)[0][0], json!("1000"));
 }
 
+/// CPU time the process has used (user + system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (100/s)
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+#[tokio::test]
+async fn a_query_stops_when_its_client_disconnects() {
+    let server = TestServer::start_with(&[("KALAMDB_SQL_QUERY_TIMEOUT_MS", "0")]);
+    let body = json!({
+        "sql": "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 1000000000) \
+                SELECT count(*) FROM r"
+    })
+    .to_string();
+    let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
+    let request = format!(
+        "POST /v1/api/sql HTTP/1.1\r\nHost: x\r\nAuthorization: Basic cm9vdDo=\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = cpu_time(server.pid());
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu_time(server.pid());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = cpu_time(server.pid());
+    assert!(
+        busy > Duration::from_millis(100),
+        "the query never ran: {busy:?}"
+    );
+    assert!(
+        after - before < Duration::from_millis(500),
+        "the server kept working for a gone client: {:?} of CPU in 2 s",
+        after - before
+    );
+    assert_eq!(server.get("/health").await.0, 200);
+}
+
 /// Reads until the peer closes; `None` if it is still open after `within`.
 async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
     let mut seen = Vec::new();
