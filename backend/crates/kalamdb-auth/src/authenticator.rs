@@ -625,6 +625,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_old_plain_bcrypt_hash_is_upgraded_at_the_next_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = authenticator(dir.path(), None);
+        let mut root = auth.meta.user("root").unwrap().unwrap();
+        root.password_hash = Some(bcrypt::hash("legacy-password", 4).unwrap());
+        auth.meta.write_user(&root).unwrap();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(
+            auth.authenticate(Some(&basic("root", "wrong-password")), Some(local))
+                .await
+                .is_err()
+        );
+        let stored = auth
+            .meta
+            .user("root")
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .unwrap();
+        assert!(stored.starts_with("$2"), "a failed login changes nothing");
+        auth.authenticate(Some(&basic("root", "legacy-password")), Some(local))
+            .await
+            .unwrap();
+        let stored = auth
+            .meta
+            .user("root")
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .unwrap();
+        assert!(stored.starts_with("$kdb-b3$"), "{stored}");
+        // and the upgraded hash verifies the same password
+        auth.invalidate_all();
+        auth.authenticate(Some(&basic("root", "legacy-password")), Some(local))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn password_is_verified_once_then_cached_and_remote_still_refused() {
         let dir = tempfile::tempdir().unwrap();
         let auth = authenticator(dir.path(), Some("s3cret-pass"));

@@ -80,6 +80,20 @@ pub fn check_limits(statement: &Statement, limits: &SqlLimits) -> Result<usize, 
     }
 }
 
+/// Checks one expression (a column DEFAULT) against `limits`.
+pub fn check_expr(expr: &Expr, limits: &SqlLimits) -> Result<(), LimitExceeded> {
+    let mut checker = Checker {
+        limits,
+        expr_depth: 0,
+        query_depths: Vec::new(),
+        max_placeholder: 0,
+    };
+    match expr.visit(&mut checker) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
 struct Checker<'a> {
     limits: &'a SqlLimits,
     expr_depth: usize,
@@ -238,6 +252,19 @@ mod tests {
                 SMALL
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_column_default_is_bounded_like_a_statement() {
+        let deep = format!(
+            "CREATE TABLE t (id INT PRIMARY KEY, v BIGINT DEFAULT {})",
+            vec!["1"; 2000].join(" + ")
+        );
+        let e = crate::parse_sql(&deep).unwrap_err();
+        assert!(e.message.contains("max_expression_depth"), "{}", e.message);
+        assert!(
+            crate::parse_sql("CREATE TABLE t (id INT PRIMARY KEY, v BIGINT DEFAULT 1 + 2)").is_ok()
         );
     }
 

@@ -302,7 +302,18 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
         match option.option {
             ColumnOption::Null => spec.nullable = true,
             ColumnOption::NotNull => spec.nullable = false,
-            ColumnOption::Default(expr) => spec.default = Some(expr.to_string()),
+            ColumnOption::Default(expr) => {
+                // evaluated for every INSERT later: bounded like a statement
+                crate::limits::check_expr(&expr, &crate::limits::SqlLimits::default()).map_err(
+                    |e| {
+                        ParserError::ParserError(format!(
+                            "DEFAULT of '{name}': {e}",
+                            name = spec.name
+                        ))
+                    },
+                )?;
+                spec.default = Some(expr.to_string());
+            }
             ColumnOption::PrimaryKey(_) => {
                 if table_pk.is_some() && !spec.primary_key {
                     return err("A table has at most one PRIMARY KEY");
