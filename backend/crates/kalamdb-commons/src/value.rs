@@ -3,7 +3,7 @@
 
 use crate::data_type::KalamDataType;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Null,
     Boolean(bool),

@@ -85,6 +85,8 @@ pub struct AppContext {
     session_state: SessionState,
     /// The unbound catalog each query binds to its caller.
     pub(crate) catalog: KalamCatalog,
+    /// Where committed changes are published; set once at start-up.
+    change_sink: std::sync::OnceLock<Arc<dyn crate::write_set::ChangeSink>>,
 }
 
 impl AppContext {
@@ -164,7 +166,21 @@ impl AppContext {
             ddl_lock: Mutex::new(()),
             options: options.clone(),
             session_state,
+            change_sink: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Wires the sink committed changes go to (once, before serving);
+    /// `false` if one was set already.
+    pub fn set_change_sink(&self, sink: Arc<dyn crate::write_set::ChangeSink>) -> bool {
+        self.change_sink.set(sink).is_ok()
+    }
+
+    pub fn change_sink(&self) -> &dyn crate::write_set::ChangeSink {
+        match self.change_sink.get() {
+            Some(sink) => sink.as_ref(),
+            None => &crate::write_set::NoChangeSink,
+        }
     }
 
     pub fn session_state(&self) -> &SessionState {

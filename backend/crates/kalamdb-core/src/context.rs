@@ -2,8 +2,8 @@
 //! every request and handed to every handler.
 
 use crate::table_store::TableStore;
+use crate::write_set::Transaction;
 use kalamdb_commons::{DEFAULT_NAMESPACE, NamespaceId, Role, UserId};
-use kalamdb_store::{OverlayBackend, StorageBackend};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,8 +16,9 @@ pub struct ExecutionContext {
     pub namespace: NamespaceId,
     pub request_id: String,
     pub client_addr: Option<IpAddr>,
-    /// Inside BEGIN … COMMIT: the transaction's pending writes.
-    pub transaction: Option<Arc<OverlayBackend>>,
+    /// Inside BEGIN … COMMIT: the transaction's view and staged writes
+    /// (shared with an EXECUTE AS USER statement inside it).
+    pub transaction: Option<Arc<Transaction>>,
 }
 
 impl ExecutionContext {
@@ -37,7 +38,7 @@ impl ExecutionContext {
     /// transaction's view inside BEGIN … COMMIT, the database otherwise.
     pub fn table_store(&self, app: &crate::AppContext) -> TableStore {
         match &self.transaction {
-            Some(tx) => TableStore::new(Arc::clone(tx) as Arc<dyn StorageBackend>),
+            Some(tx) => TableStore::new(tx.view()),
             None => app.table_store.clone(),
         }
     }

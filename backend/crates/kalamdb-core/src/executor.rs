@@ -213,7 +213,7 @@ impl SqlExecutor {
                         "A transaction is already open: COMMIT or ROLLBACK it first".into(),
                     ));
                 }
-                ctx.transaction = Some(std::sync::Arc::new(kalamdb_store::OverlayBackend::new(
+                ctx.transaction = Some(std::sync::Arc::new(crate::write_set::Transaction::begin(
                     std::sync::Arc::clone(app.table_store.backend()),
                 )));
                 Ok(StatementResult::message("BEGIN"))
@@ -222,7 +222,7 @@ impl SqlExecutor {
                 let Some(tx) = ctx.transaction.take() else {
                     return Err(CoreError::Execution("COMMIT without BEGIN".into()));
                 };
-                app.table_store.write_async(tx.into_batch()).await?;
+                crate::write_set::commit_transaction(app, &tx).await?;
                 Ok(StatementResult::message("COMMIT"))
             }
             TransactionControl::Rollback => {

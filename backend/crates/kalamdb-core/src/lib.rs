@@ -16,6 +16,7 @@ pub mod rows;
 pub mod schema;
 pub mod system_tables;
 pub mod table_store;
+pub mod write_set;
 
 pub use app_context::{AppContext, CoreOptions};
 pub use context::ExecutionContext;

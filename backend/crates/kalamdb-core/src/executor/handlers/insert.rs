@@ -17,7 +17,8 @@ use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
 use crate::rows::from_arrow::{ColumnValues, convert_column};
 use crate::rows::{BatchBuilder, OutputColumn};
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, partition_prefix, row_key};
+use crate::table_store::RowScope;
+use crate::write_set::{self, ChangeOp, RowChange, WriteSet};
 use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, Value};
 use kalamdb_sql::SqlStatement;
@@ -26,9 +27,7 @@ use kalamdb_sql::sqlparser::ast::{
     AssignmentTarget, ConflictTarget, Expr, Insert, OnConflictAction, OnInsert, Parens, SelectItem,
     SetExpr, Statement, TableObject,
 };
-use kalamdb_store::keys::KeyBuilder;
-use kalamdb_store::row::{RowView, encode_row};
-use kalamdb_store::{Batch, Partition};
+use kalamdb_store::row::RowView;
 use serde_json::Value as Json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -394,7 +393,6 @@ pub async fn execute_insert(
         insert.columns.len()
     };
     let source = source_of(app, ctx, insert, &table, &positions, width, params).await?;
-    let prefix = partition_prefix(def.table_id, &scope);
     let store = ctx.table_store(app);
 
     // Defaults are compiled once per statement; generators run per row.
@@ -409,6 +407,7 @@ pub async fn execute_insert(
     let default_ctx = DefaultContext::new(&ctx.username, ctx.role.as_str(), &app.snowflake);
 
     let count = source.len();
+    let mut set = WriteSet::with_capacity(def, scope, count);
     let mut keys = Vec::with_capacity(count);
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(count);
     let mut seqs = Vec::with_capacity(count);
@@ -435,11 +434,8 @@ pub async fn execute_insert(
         }
         let seq = app.snowflake.next_id();
         let key = match table.primary_key {
-            Some(pk) => row_key(&prefix, &values[pk])?,
-            None => KeyBuilder::with_capacity(prefix.len() + 8)
-                .raw(&prefix)
-                .i64(seq)
-                .build(),
+            Some(pk) => set.key_of(&values[pk])?,
+            None => set.key_of_seq(seq),
         };
         keys.push(key);
         rows.push(values);
@@ -464,10 +460,9 @@ pub async fn execute_insert(
         existing = store.live_many(&keys)?;
     }
 
-    let mut batch = Batch::with_capacity(count);
-    let mut written: Vec<Vec<u8>> = Vec::new();
-    let mut affected = 0;
     for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
+        let mut op = ChangeOp::Insert;
+        let mut old_values = None;
         if existing[i] {
             match &conflict {
                 OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
@@ -486,24 +481,26 @@ pub async fn execute_insert(
                         super::check_not_null(def, column, value)?;
                     }
                     values = updated;
+                    op = ChangeOp::Update;
+                    old_values = Some(current);
                 }
             }
         }
-        let encoded = encode_row(
-            def.schema_version,
-            seqs[i],
-            false,
-            def.columns.iter().map(|c| c.column_id).zip(values.iter()),
-        );
-        if returning.is_some() {
-            written.push(encoded.clone());
-        }
-        batch.put(Partition::Data, key, encoded);
-        affected += 1;
+        set.push(RowChange {
+            op,
+            key,
+            moved_from: None,
+            seq: seqs[i],
+            values,
+            old_values,
+        });
     }
-    if !batch.is_empty() {
-        store.write_async(batch).await?;
-    }
+    let affected = set.len();
+    let written: Vec<Vec<u8>> = match returning {
+        Some(_) => set.changes.iter().map(|c| set.encode(c)).collect(),
+        None => Vec::new(),
+    };
+    write_set::commit(app, ctx, vec![set]).await?;
     let message = format!("Inserted {affected} row(s)");
     match returning {
         Some(indices) => returning_result(&table, &indices, &written, message),

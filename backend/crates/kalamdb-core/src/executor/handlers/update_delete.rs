@@ -23,7 +23,8 @@ use crate::executor::StatementResult;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, TableStore, partition_prefix, row_key};
+use crate::table_store::{RowScope, TableStore};
+use crate::write_set::{self, ChangeOp, RowChange, WriteSet};
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
 use kalamdb_sql::parsers::normalize;
@@ -32,9 +33,7 @@ use kalamdb_sql::sqlparser::ast::{
 };
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;
-use kalamdb_store::keys::KeyBuilder;
-use kalamdb_store::row::{RowView, encode_row};
-use kalamdb_store::{Batch, Partition};
+use kalamdb_store::row::RowView;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -45,7 +44,7 @@ struct Target {
     store: TableStore,
     /// `"ns"."t" [AS alias]`, for the matching query.
     from: String,
-    prefix: Vec<u8>,
+    scope: RowScope,
 }
 
 fn quote(ident: &str) -> String {
@@ -80,7 +79,7 @@ fn target_of(
     }
     Ok(Target {
         store: ctx.table_store(app),
-        prefix: partition_prefix(def.table_id, &scope),
+        scope,
         table,
         from,
     })
@@ -156,8 +155,9 @@ pub(crate) fn stored_values(
     Ok(found)
 }
 
-/// Rewrites the live row under `old_key` (`change` edits its values) into
-/// `batch` with a new `_seq`; false if there is no live row there.
+/// Describes the rewrite of the live row under `old_key` (`change` edits
+/// its values, `deleted` soft-deletes it) with a new `_seq`; false if there
+/// is no live row there.
 fn rewrite_row(
     app: &AppContext,
     target: &Target,
@@ -166,61 +166,49 @@ fn rewrite_row(
     deleted: bool,
     change: impl FnOnce(&mut [Value]) -> CoreResult<()>,
 ) -> CoreResult<bool> {
-    let batch = &mut out.batch;
     let table = &target.table;
     let def = &table.definition;
-    let Some(mut values) = stored_values(&target.store, table, &old_key)? else {
+    let Some(old_values) = stored_values(&target.store, table, &old_key)? else {
         return Ok(false);
     };
+    let mut values = old_values.clone();
     change(&mut values)?;
     for (column, value) in def.columns.iter().zip(&values) {
         super::check_not_null(def, column, value)?;
     }
     let seq = app.snowflake.next_id();
-    let key = match table.primary_key {
-        Some(_) => old_key,
-        None => {
-            batch.delete(Partition::Data, old_key);
-            seq_key(&target.prefix, seq)
-        }
+    let (key, moved_from) = match table.primary_key {
+        Some(_) => (old_key, None),
+        None => (out.set.key_of_seq(seq), Some(old_key)),
     };
-    let encoded = encode_row(
-        def.schema_version,
+    out.set.push(RowChange {
+        op: if deleted {
+            ChangeOp::Delete
+        } else {
+            ChangeOp::Update
+        },
+        key,
+        moved_from,
         seq,
-        deleted,
-        def.columns.iter().map(|c| c.column_id).zip(values.iter()),
-    );
-    if let Some(rows) = &mut out.returning {
-        rows.push(encoded.clone());
-    }
-    batch.put(Partition::Data, key, encoded);
-    out.count += 1;
+        values,
+        old_values: Some(old_values),
+    });
     Ok(true)
 }
 
-/// What a statement wrote: the batch, how many rows, and (for RETURNING)
-/// the rows themselves.
+/// What a statement changes, and whether it returns the rows (RETURNING).
 struct Written {
-    batch: Batch,
-    count: usize,
-    returning: Option<Vec<Vec<u8>>>,
+    set: WriteSet,
+    returning: bool,
 }
 
 impl Written {
-    fn new(returning: bool) -> Self {
+    fn new(target: &Target, returning: bool) -> Self {
         Self {
-            batch: Batch::new(),
-            count: 0,
-            returning: returning.then(Vec::new),
+            set: WriteSet::new(&target.table.definition, target.scope.clone()),
+            returning,
         }
     }
-}
-
-fn seq_key(prefix: &[u8], seq: i64) -> Vec<u8> {
-    KeyBuilder::with_capacity(prefix.len() + 8)
-        .raw(prefix)
-        .i64(seq)
-        .build()
 }
 
 /// Rewrites each matched row (`change` edits its values) into one batch.
@@ -237,8 +225,8 @@ async fn rewrite(
         for row in 0..record_batch.num_rows() {
             let key_value = stored_value(keys.as_ref(), row)?;
             let old_key = match (target.table.primary_key, key_value) {
-                (Some(_), pk) => row_key(&target.prefix, &pk)?,
-                (None, Value::Int64(seq)) => seq_key(&target.prefix, seq),
+                (Some(_), pk) => out.set.key_of(&pk)?,
+                (None, Value::Int64(seq)) => out.set.key_of_seq(seq),
                 (None, _) => return Err(CoreError::Internal("_seq is not a BIGINT".into())),
             };
             rewrite_row(app, target, out, old_key, deleted, |v| change(b, row, v))?;
@@ -247,22 +235,26 @@ async fn rewrite(
     Ok(())
 }
 
-/// Writes what the statement changed and builds its reply.
+/// Commits what the statement changed (the write funnel) and builds its
+/// reply.
 async fn commit(
+    app: &AppContext,
+    ctx: &ExecutionContext,
     target: &Target,
     out: Written,
     returning: Option<Vec<usize>>,
     verb: &str,
 ) -> CoreResult<StatementResult> {
-    if !out.batch.is_empty() {
-        target.store.write_async(out.batch).await?;
-    }
-    let message = format!("{verb} {} row(s)", out.count);
-    match (returning, out.returning) {
-        (Some(indices), Some(rows)) => {
-            super::insert::returning_result(&target.table, &indices, &rows, message)
-        }
-        _ => Ok(StatementResult::affected(out.count, message)),
+    let count = out.set.len();
+    let rows: Vec<Vec<u8>> = match out.returning {
+        true => out.set.changes.iter().map(|c| out.set.encode(c)).collect(),
+        false => Vec::new(),
+    };
+    write_set::commit(app, ctx, vec![out.set]).await?;
+    let message = format!("{verb} {count} row(s)");
+    match returning {
+        Some(indices) => super::insert::returning_result(&target.table, &indices, &rows, message),
+        None => Ok(StatementResult::affected(count, message)),
     }
 }
 
@@ -292,7 +284,7 @@ async fn by_primary_key(
         };
         values.push((*i, coerce(&literal, &table.definition.columns[*i])?));
     }
-    let key = row_key(&target.prefix, &pk_value)?;
+    let key = out.set.key_of(&pk_value)?;
     rewrite_row(app, target, out, key, deleted, |row| {
         for (i, v) in values {
             row[i] = v;
@@ -321,7 +313,7 @@ pub async fn execute_update(
         .as_deref()
         .map(|items| super::insert::returning_columns(table, items))
         .transpose()?;
-    let mut out = Written::new(returning.is_some());
+    let mut out = Written::new(&target, returning.is_some());
     let mut assigned: Vec<usize> = Vec::with_capacity(update.assignments.len());
     let mut exprs = Vec::with_capacity(update.assignments.len());
     for assignment in &update.assignments {
@@ -369,7 +361,7 @@ pub async fn execute_update(
     )
     .await?
     {
-        return commit(&target, out, returning, "Updated").await;
+        return commit(app, ctx, &target, out, returning, "Updated").await;
     }
     let batches = matching(app, ctx, &target, &exprs, update.selection.as_ref(), params).await?;
     let columns = &table.definition.columns;
@@ -390,7 +382,7 @@ pub async fn execute_update(
         Ok(())
     })
     .await?;
-    commit(&target, out, returning, "Updated").await
+    commit(app, ctx, &target, out, returning, "Updated").await
 }
 
 pub async fn execute_delete(
@@ -418,11 +410,11 @@ pub async fn execute_delete(
         .as_deref()
         .map(|items| super::insert::returning_columns(&target.table, items))
         .transpose()?;
-    let mut out = Written::new(returning.is_some());
+    let mut out = Written::new(&target, returning.is_some());
     let selection = delete.selection.as_ref();
     if !by_primary_key(app, &target, &mut out, selection, params, true, &[]).await? {
         let batches = matching(app, ctx, &target, &[], selection, params).await?;
         rewrite(app, &target, &mut out, &batches, true, |_, _, _| Ok(())).await?;
     }
-    commit(&target, out, returning, "Deleted").await
+    commit(app, ctx, &target, out, returning, "Deleted").await
 }
