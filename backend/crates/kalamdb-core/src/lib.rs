@@ -12,6 +12,7 @@ pub mod meta_store;
 pub mod providers;
 pub mod query_limits;
 pub mod query_scope;
+pub mod row_reader;
 pub mod rows;
 pub mod schema;
 pub mod system_tables;

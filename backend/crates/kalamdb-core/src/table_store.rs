@@ -73,6 +73,9 @@ pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
 /// Visitor of stored rows: gets each key and value, returns whether to go on.
 pub type RowVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> CoreResult<bool> + 'a;
 
+/// Visitor of a multi-get: each key's index and its stored value, if any.
+pub type ManyRowVisitor<'a> = dyn FnMut(usize, Option<&[u8]>) -> CoreResult<()> + 'a;
+
 /// Row-level access to the `data` partition.
 #[derive(Clone)]
 pub struct TableStore {
@@ -129,21 +132,23 @@ impl TableStore {
         failure.map_or(Ok(()), Err)
     }
 
-    /// For each key: whether a row that is not soft-deleted lives there.
-    pub fn live_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
-        let mut live = vec![false; keys.len()];
+    /// Reads many rows by key; `f` sees each key's index and stored bytes.
+    pub fn get_many_with(
+        &self,
+        keys: &[Vec<u8>],
+        f: &mut ManyRowVisitor<'_>,
+    ) -> CoreResult<()> {
         let mut failure = None;
         self.backend
-            .get_many_with(Partition::Data, keys, &mut |i, value| {
-                if let Some(bytes) = value {
-                    match kalamdb_store::row::RowView::decode(bytes) {
-                        Ok(row) => live[i] = !row.deleted,
-                        Err(e) => failure = Some(e),
-                    }
+            .get_many_with(Partition::Data, keys, &mut |i, v| {
+                if failure.is_none()
+                    && let Err(e) = f(i, v)
+                {
+                    failure = Some(e);
                 }
                 Ok(())
             })?;
-        failure.map_or(Ok(live), |e| Err(e.into()))
+        failure.map_or(Ok(()), Err)
     }
 
     pub fn write(&self, batch: Batch) -> CoreResult<()> {

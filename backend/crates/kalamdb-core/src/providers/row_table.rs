@@ -3,9 +3,10 @@
 
 use super::scan::{RowScan, ScanTarget};
 use crate::error::CoreError;
+use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, TableStore, partition_prefix, row_key};
+use crate::table_store::{RowScope, TableStore};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
@@ -196,18 +197,19 @@ impl TableProvider for RowTableProvider {
             .map(|&i| self.table.backfill.get(i).cloned().flatten())
             .collect();
         let projected = Arc::new(schema.project(&indices)?);
-        let prefix = partition_prefix(self.table.definition.table_id, scope);
+        let reader = RowReader::new(Arc::clone(&self.table), self.store.clone(), scope);
         let target = match filters.iter().find_map(|f| self.pinned_key(f)) {
             Some(pk) => ScanTarget::Key(
-                row_key(&prefix, &pk).map_err(|e| DataFusionError::External(Box::new(e)))?,
+                reader
+                    .key_of(&pk)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
             ),
             None => ScanTarget::Partition,
         };
         let scan = RowScan {
             schema: Arc::clone(&projected),
             columns,
-            store: self.store.clone(),
-            prefix,
+            reader,
             target,
             include_deleted: filters.iter().any(|f| self.asks_for_deleted(f)),
             limit,

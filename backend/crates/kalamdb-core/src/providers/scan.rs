@@ -1,17 +1,16 @@
-//! Streams a table partition out of RocksDB as Arrow batches: at most
-//! `batch_size` rows in memory at a time, re-seeking after the last key for
-//! the next batch, so memory does not grow with the table.
+//! Streams a table partition out of its [`RowReader`] as Arrow batches: at
+//! most `batch_size` rows in memory at a time, re-seeking after the last key
+//! for the next batch, so memory does not grow with the table.
 
 use crate::error::CoreError;
+use crate::row_reader::RowReader;
 use crate::rows::{BatchBuilder, OutputColumn};
-use crate::table_store::TableStore;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
-use kalamdb_store::row::RowView;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -26,8 +25,7 @@ pub enum ScanTarget {
 pub struct RowScan {
     pub schema: SchemaRef,
     pub columns: Vec<OutputColumn>,
-    pub store: TableStore,
-    pub prefix: Vec<u8>,
+    pub reader: RowReader,
     pub target: ScanTarget,
     pub include_deleted: bool,
     pub limit: Option<usize>,
@@ -58,7 +56,7 @@ impl RowScan {
     pub fn collect(&self, batch_size: usize) -> Result<Vec<RecordBatch>, CoreError> {
         let mut state = ScanState {
             scan: self.clone(),
-            next_start: Some(self.prefix.clone()),
+            next_start: Some(self.reader.start().to_vec()),
             remaining: self.limit.unwrap_or(usize::MAX),
             batch_size: batch_size.max(1),
         };
@@ -84,25 +82,15 @@ impl ScanState {
             .with_missing(scan.missing.clone());
         match &scan.target {
             ScanTarget::Key(key) => {
-                scan.store.get_with(key, &mut |value| {
-                    if let Some(bytes) = value {
-                        let row = RowView::decode(bytes)?;
-                        if !row.deleted || scan.include_deleted {
-                            builder.push(&row)?;
-                        }
-                    }
-                    Ok(())
-                })?;
+                scan.reader
+                    .get_row(key, scan.include_deleted, &mut |row| builder.push(row))?;
             }
             ScanTarget::Partition => {
                 let mut last_key: Option<Vec<u8>> = None;
                 let mut full = false;
-                scan.store
-                    .scan_partition(&scan.prefix, &start, &mut |key, value| {
-                        let row = RowView::decode(value)?;
-                        if !row.deleted || scan.include_deleted {
-                            builder.push(&row)?;
-                        }
+                scan.reader
+                    .scan_rows(&start, scan.include_deleted, &mut |key, row| {
+                        builder.push(row)?;
                         if builder.len() >= want {
                             let mut next = key.to_vec();
                             next.push(0);
@@ -133,7 +121,7 @@ impl PartitionStream for RowScan {
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let state = ScanState {
             scan: self.clone(),
-            next_start: Some(self.prefix.clone()),
+            next_start: Some(self.reader.start().to_vec()),
             remaining: self.limit.unwrap_or(usize::MAX),
             batch_size: ctx.session_config().batch_size().max(1),
         };

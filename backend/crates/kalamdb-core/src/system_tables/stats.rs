@@ -8,8 +8,9 @@
 use super::SystemTable;
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
+use crate::row_reader::RowReader;
 use crate::schema::SchemaRegistry;
-use crate::table_store::table_range;
+use crate::table_store::{TableStore, table_range};
 use datafusion::arrow::array::{Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -78,13 +79,9 @@ impl SystemTable for StatsTable {
                 }
                 let (ns, name) = (Some(def.namespace.as_str()), Some(def.name.as_str()));
                 let (start, end) = table_range(def.table_id);
-                let mut live = 0u64;
-                backend.scan(Partition::Data, &start, &end, &mut |_, value| {
-                    if kalamdb_store::row::RowView::decode(value).is_ok_and(|r| !r.deleted) {
-                        live += 1;
-                    }
-                    Ok(true)
-                })?;
+                let live =
+                    RowReader::all_partitions(Arc::clone(t), TableStore::new(Arc::clone(backend)))
+                        .count_live()?;
                 rows.push(ns, name, "hot_rows", live);
                 rows.push(
                     ns,

@@ -12,8 +12,9 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
+use crate::row_reader::RowReader;
 use crate::rows::defaults::{ColumnDefault, compile_default};
-use crate::table_store::table_range;
+use crate::schema::CachedTable;
 use kalamdb_commons::{ColumnDefinition, DELETED_COLUMN, KalamDataType, SEQ_COLUMN, TableType};
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::parsers::table::{apply_table_option, column_spec};
@@ -21,7 +22,8 @@ use kalamdb_sql::sqlparser::ast::{
     AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, Ident,
 };
 use kalamdb_sql::types::kalam_type;
-use kalamdb_store::{Batch, Partition};
+use kalamdb_store::Batch;
+use std::sync::Arc;
 
 fn invalid(message: String) -> CoreError {
     CoreError::InvalidSql(message)
@@ -41,16 +43,14 @@ fn widens(from: KalamDataType, to: KalamDataType) -> bool {
         )
 }
 
-/// Whether the table holds any row (of any user).
-fn has_rows(app: &AppContext, table: kalamdb_commons::TableId) -> CoreResult<bool> {
-    let (start, end) = table_range(table);
+/// Whether the table holds any row (of any user, soft-deleted included).
+fn has_rows(app: &AppContext, table: &Arc<CachedTable>) -> CoreResult<bool> {
+    let reader = RowReader::all_partitions(Arc::clone(table), app.table_store.clone());
     let mut any = false;
-    app.table_store
-        .backend()
-        .scan(Partition::Data, &start, &end, &mut |_, _| {
-            any = true;
-            Ok(false)
-        })?;
+    reader.scan_rows(reader.start(), true, &mut |_, _| {
+        any = true;
+        Ok(false)
+    })?;
     Ok(any)
 }
 
@@ -138,7 +138,7 @@ pub async fn alter_table(
                 if let ColumnDefault::Value(_) = compile_default(&column)? {
                     column.backfill = column.default.clone();
                 }
-                if !column.nullable && column.backfill.is_none() && has_rows(app, def.table_id)? {
+                if !column.nullable && column.backfill.is_none() && has_rows(app, &table)? {
                     return Err(CoreError::Execution(format!(
                         "Column '{}' is NOT NULL but table '{}' has rows: give it a literal DEFAULT for them",
                         column.name,
@@ -305,7 +305,7 @@ fn change_type(column: &mut ColumnDefinition, to: KalamDataType) -> CoreResult<(
 /// SET NOT NULL: allowed once no live row (of any user) holds NULL there.
 fn set_not_null(
     app: &AppContext,
-    table: &crate::schema::CachedTable,
+    table: &Arc<CachedTable>,
     column: &mut ColumnDefinition,
 ) -> CoreResult<()> {
     if !column.nullable {
@@ -317,34 +317,19 @@ fn set_not_null(
         .iter()
         .position(|c| c.column_id == column.column_id);
     let backfilled = index.is_some_and(|i| table.backfill[i].is_some());
-    let (start, end) = table_range(table.definition.table_id);
     let mut nulls = 0u64;
-    let mut failure = None;
-    app.table_store
-        .backend()
-        .scan(Partition::Data, &start, &end, &mut |_, bytes| {
-            match kalamdb_store::row::RowView::decode(bytes) {
-                Ok(row) if !row.deleted => {
-                    let mut present = false;
-                    for item in row.columns() {
-                        match item {
-                            Ok((id, _)) if id == column.column_id => present = true,
-                            Ok(_) => {}
-                            Err(e) => failure = Some(e),
-                        }
-                    }
-                    if !present && !backfilled {
-                        nulls += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => failure = Some(e),
-            }
-            Ok(nulls == 0 && failure.is_none())
-        })?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
+    let reader = RowReader::all_partitions(Arc::clone(table), app.table_store.clone());
+    reader.scan_rows(reader.start(), false, &mut |_, row| {
+        let mut present = false;
+        for item in row.columns() {
+            let (id, _) = item?;
+            present |= id == column.column_id;
+        }
+        if !present && !backfilled {
+            nulls += 1;
+        }
+        Ok(nulls == 0)
+    })?;
     if nulls > 0 {
         return Err(CoreError::NotNullViolation(format!(
             "Column '{}' holds NULL in existing rows; set them first",

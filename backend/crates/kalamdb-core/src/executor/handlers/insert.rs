@@ -12,6 +12,7 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
+use crate::row_reader::RowReader;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
 use crate::rows::from_arrow::{ColumnValues, convert_column};
@@ -393,7 +394,7 @@ pub async fn execute_insert(
         insert.columns.len()
     };
     let source = source_of(app, ctx, insert, &table, &positions, width, params).await?;
-    let store = ctx.table_store(app);
+    let reader = RowReader::new(Arc::clone(&table), ctx.table_store(app), &scope);
 
     // Defaults are compiled once per statement; generators run per row.
     let defaults: Vec<ColumnDefault> = def
@@ -457,7 +458,7 @@ pub async fn execute_insert(
             }
         }
         // A soft-deleted row's key is free again.
-        existing = store.live_many(&keys)?;
+        existing = reader.live_many(&keys)?;
     }
 
     for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
@@ -468,8 +469,7 @@ pub async fn execute_insert(
                 OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
                 OnConflict::DoNothing => continue,
                 OnConflict::DoUpdate(sets) => {
-                    let Some(current) = super::update_delete::stored_values(&store, &table, &key)?
-                    else {
+                    let Some(current) = reader.get(&key)? else {
                         continue;
                     };
                     let mut updated = current.clone();

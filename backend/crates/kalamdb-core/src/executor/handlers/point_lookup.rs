@@ -8,10 +8,11 @@ use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
 use crate::providers::scan::{RowScan, ScanTarget};
+use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, partition_prefix, row_key};
+use crate::table_store::RowScope;
 use kalamdb_commons::Value;
 use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
 use kalamdb_sql::sqlparser::ast::{
@@ -124,17 +125,17 @@ pub fn try_execute(
             .project(&indices)
             .map_err(|e| CoreError::Internal(e.to_string()))?,
     );
-    let prefix = partition_prefix(table.definition.table_id, &scope);
-    let key = row_key(&prefix, &pk_value)?;
+    let missing = indices.iter().map(|&i| table.backfill[i].clone()).collect();
+    let reader = RowReader::new(table, ctx.table_store(app), &scope);
+    let key = reader.key_of(&pk_value)?;
     let scan = RowScan {
         schema: Arc::clone(&schema),
         columns,
-        store: ctx.table_store(app),
-        prefix,
+        reader,
         target: ScanTarget::Key(key),
         include_deleted: false,
         limit: Some(1),
-        missing: indices.iter().map(|&i| table.backfill[i].clone()).collect(),
+        missing,
     };
     let batches = scan.collect(1)?;
     Ok(Some(StatementResult::rows(schema, batches)))

@@ -20,10 +20,11 @@ use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
+use crate::row_reader::RowReader;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, TableStore};
+use crate::table_store::RowScope;
 use crate::write_set::{self, ChangeOp, RowChange, WriteSet};
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
@@ -33,15 +34,14 @@ use kalamdb_sql::sqlparser::ast::{
 };
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;
-use kalamdb_store::row::RowView;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
 struct Target {
     table: Arc<CachedTable>,
-    /// Where the caller's rows are read and written (its transaction's view
-    /// inside BEGIN … COMMIT).
-    store: TableStore,
+    /// The caller's rows (through its transaction's view inside BEGIN …
+    /// COMMIT).
+    reader: RowReader,
     /// `"ns"."t" [AS alias]`, for the matching query.
     from: String,
     scope: RowScope,
@@ -78,7 +78,7 @@ fn target_of(
         from.push_str(&format!(" AS {}", quote(&normalize(&alias.name))));
     }
     Ok(Target {
-        store: ctx.table_store(app),
+        reader: RowReader::new(Arc::clone(&table), ctx.table_store(app), &scope),
         scope,
         table,
         from,
@@ -120,41 +120,6 @@ async fn matching(
     Ok(batches)
 }
 
-/// The stored values of the live row under `key`, in declared column order;
-/// `None` if there is none (or it is soft-deleted).
-pub(crate) fn stored_values(
-    store: &TableStore,
-    table: &CachedTable,
-    key: &[u8],
-) -> CoreResult<Option<Vec<Value>>> {
-    let columns = &table.definition.columns;
-    let mut found = None;
-    store.get_with(key, &mut |bytes| {
-        let Some(bytes) = bytes else {
-            return Ok(());
-        };
-        let row = RowView::decode(bytes)?;
-        if row.deleted {
-            return Ok(());
-        }
-        // Columns added after the row was written read as their backfill.
-        let mut values: Vec<Value> = table
-            .backfill
-            .iter()
-            .map(|b| b.clone().unwrap_or(Value::Null))
-            .collect();
-        for item in row.columns() {
-            let (id, value) = item?;
-            if let Some(i) = columns.iter().position(|c| c.column_id == id) {
-                values[i] = value.to_value();
-            }
-        }
-        found = Some(values);
-        Ok(())
-    })?;
-    Ok(found)
-}
-
 /// Describes the rewrite of the live row under `old_key` (`change` edits
 /// its values, `deleted` soft-deletes it) with a new `_seq`; false if there
 /// is no live row there.
@@ -168,7 +133,7 @@ fn rewrite_row(
 ) -> CoreResult<bool> {
     let table = &target.table;
     let def = &table.definition;
-    let Some(old_values) = stored_values(&target.store, table, &old_key)? else {
+    let Some(old_values) = target.reader.get(&old_key)? else {
         return Ok(false);
     };
     let mut values = old_values.clone();

@@ -1,0 +1,171 @@
+//! The row reader: the one place stored rows of USER and SHARED tables are
+//! read and decoded — one key, many keys, or a key range in order — for one
+//! (table, scope). Every path that reads rows goes through it: the
+//! DataFusion scan, the point-lookup fast path, the INSERT key check, ON
+//! CONFLICT and UPDATE/DELETE re-reads, the ALTER TABLE and stats checks.
+//! It is where the cold tier will merge Parquet rows in.
+//!
+//! A reader is bound to one partition (the caller's, for a USER table);
+//! only [`RowReader::all_partitions`], for administrative checks that must
+//! see every user's rows (ALTER TABLE, stats), reads across users, and it
+//! is not reachable from a query.
+
+use crate::error::CoreResult;
+use crate::schema::CachedTable;
+use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, table_range};
+use kalamdb_commons::Value;
+use kalamdb_store::keys::KeyBuilder;
+use kalamdb_store::row::RowView;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct RowReader {
+    table: Arc<CachedTable>,
+    store: TableStore,
+    prefix: Vec<u8>,
+}
+
+impl std::fmt::Debug for RowReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowReader")
+            .field("table", &self.table.definition.table_ref())
+            .finish()
+    }
+}
+
+impl RowReader {
+    /// The reader of `table`'s rows in `scope`, through `store` (the
+    /// caller's transaction view inside BEGIN … COMMIT).
+    pub fn new(table: Arc<CachedTable>, store: TableStore, scope: &RowScope) -> Self {
+        let prefix = partition_prefix(table.definition.table_id, scope);
+        Self {
+            table,
+            store,
+            prefix,
+        }
+    }
+
+    /// A reader over every partition of `table` (all users): for checks an
+    /// administrator's DDL makes, never for a query.
+    pub(crate) fn all_partitions(table: Arc<CachedTable>, store: TableStore) -> Self {
+        let (prefix, _) = table_range(table.definition.table_id);
+        Self {
+            table,
+            store,
+            prefix,
+        }
+    }
+
+    pub fn table(&self) -> &Arc<CachedTable> {
+        &self.table
+    }
+
+    /// The key of the row with primary key `pk`.
+    pub fn key_of(&self, pk: &Value) -> CoreResult<Vec<u8>> {
+        row_key(&self.prefix, pk)
+    }
+
+    /// The key of a keyless table's row with `_seq` = `seq`.
+    pub fn key_of_seq(&self, seq: i64) -> Vec<u8> {
+        KeyBuilder::with_capacity(self.prefix.len() + 8)
+            .raw(&self.prefix)
+            .i64(seq)
+            .build()
+    }
+
+    /// Where this reader's key range starts.
+    pub fn start(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// The live row under `key` as declared-order values (columns added
+    /// after it was written read as their backfill); `None` when there is
+    /// none or it is soft-deleted.
+    pub fn get(&self, key: &[u8]) -> CoreResult<Option<Vec<Value>>> {
+        let mut found = None;
+        self.get_row(key, false, &mut |row| {
+            found = Some(self.values_of(row)?);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Visits the row under `key`, if there is one (and it is live, unless
+    /// `include_deleted`).
+    pub fn get_row(
+        &self,
+        key: &[u8],
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&RowView<'_>) -> CoreResult<()>,
+    ) -> CoreResult<()> {
+        self.store.get_with(key, &mut |bytes| {
+            let Some(bytes) = bytes else {
+                return Ok(());
+            };
+            let row = RowView::decode(bytes)?;
+            if include_deleted || !row.deleted {
+                visit(&row)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// For each key: whether a live (not soft-deleted) row is there.
+    pub fn live_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
+        let mut live = vec![false; keys.len()];
+        self.store.get_many_with(keys, &mut |i, bytes| {
+            if let Some(bytes) = bytes {
+                live[i] = !RowView::decode(bytes)?.deleted;
+            }
+            Ok(())
+        })?;
+        Ok(live)
+    }
+
+    /// Visits the rows from `start` (a key of this partition, or
+    /// [`RowReader::start`]) in key order, live ones only unless
+    /// `include_deleted`, until `visit` returns false.
+    pub fn scan_rows(
+        &self,
+        start: &[u8],
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
+    ) -> CoreResult<()> {
+        self.store
+            .scan_partition(&self.prefix, start, &mut |key, bytes| {
+                let row = RowView::decode(bytes)?;
+                if include_deleted || !row.deleted {
+                    return visit(key, &row);
+                }
+                Ok(true)
+            })
+    }
+
+    /// How many live rows there are.
+    pub fn count_live(&self) -> CoreResult<u64> {
+        let mut live = 0u64;
+        self.scan_rows(&self.prefix, false, &mut |_, _| {
+            live += 1;
+            Ok(true)
+        })?;
+        Ok(live)
+    }
+
+    /// A decoded row as declared-order values, with backfill.
+    pub fn values_of(&self, row: &RowView<'_>) -> CoreResult<Vec<Value>> {
+        let columns = &self.table.definition.columns;
+        let mut values: Vec<Value> = self
+            .table
+            .backfill
+            .iter()
+            .map(|b| b.clone().unwrap_or(Value::Null))
+            .collect();
+        for item in row.columns() {
+            let (id, value) = item?;
+            if let Some(i) = columns.iter().position(|c| c.column_id == id) {
+                values[i] = value.to_value();
+            }
+        }
+        Ok(values)
+    }
+}
