@@ -11,9 +11,10 @@ use authorization::{StatementFamily, authorize};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use handlers::{
-    DmlHandler, JobHandler, NamespaceHandler, QueryHandler, StatementHandler, TableDdlHandler,
-    UserHandler,
+    DmlHandler, JobHandler, NamespaceHandler, QueryHandler, ShowHandler, StatementHandler,
+    TableDdlHandler, UserHandler,
 };
+
 use kalamdb_sql::sqlparser::ast::Statement;
 use kalamdb_sql::{SqlStatement, parse_sql_with_limits};
 use serde_json::Value as Json;
@@ -90,6 +91,7 @@ pub struct SqlExecutor {
     table_ddl: TableDdlHandler,
     dml: DmlHandler,
     query: QueryHandler,
+    show: ShowHandler,
     users: UserHandler,
     jobs: JobHandler,
 }
@@ -107,6 +109,7 @@ impl SqlExecutor {
             table_ddl: TableDdlHandler,
             dml: DmlHandler,
             query: QueryHandler,
+            show: ShowHandler,
             users: UserHandler,
             jobs: JobHandler,
         }
@@ -117,7 +120,8 @@ impl SqlExecutor {
             StatementFamily::NamespaceDdl | StatementFamily::Session => &self.namespace,
             StatementFamily::TableDdl => &self.table_ddl,
             StatementFamily::Dml => &self.dml,
-            StatementFamily::Query | StatementFamily::Show => &self.query,
+            StatementFamily::Query => &self.query,
+            StatementFamily::Show => &self.show,
             StatementFamily::UserManagement => &self.users,
             StatementFamily::JobControl => &self.jobs,
         }

@@ -16,6 +16,7 @@ pub mod row_reader;
 pub mod rows;
 pub mod schema;
 pub mod system_tables;
+pub mod table_access;
 pub mod table_store;
 pub mod write_set;
 

@@ -133,11 +133,7 @@ impl TableStore {
     }
 
     /// Reads many rows by key; `f` sees each key's index and stored bytes.
-    pub fn get_many_with(
-        &self,
-        keys: &[Vec<u8>],
-        f: &mut ManyRowVisitor<'_>,
-    ) -> CoreResult<()> {
+    pub fn get_many_with(&self, keys: &[Vec<u8>], f: &mut ManyRowVisitor<'_>) -> CoreResult<()> {
         let mut failure = None;
         self.backend
             .get_many_with(Partition::Data, keys, &mut |i, v| {

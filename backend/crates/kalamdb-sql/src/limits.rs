@@ -20,7 +20,7 @@
 //! itself stays shallow whatever it is given.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Query, SetExpr, Statement, Value, ValueWithSpan, Visit, Visitor,
+    Expr, Insert, Parens, Query, SetExpr, Statement, UnaryOperator, Visit, Visitor,
 };
 use std::ops::ControlFlow;
 
@@ -65,19 +65,56 @@ impl std::fmt::Display for LimitExceeded {
     }
 }
 
-/// Checks `statement` against `limits`; on success returns the highest
-/// `$n` placeholder it uses (0 for none), found on the same walk.
-pub fn check_limits(statement: &Statement, limits: &SqlLimits) -> Result<usize, LimitExceeded> {
+/// Checks `statement` against `limits`.
+pub fn check_limits(statement: &Statement, limits: &SqlLimits) -> Result<(), LimitExceeded> {
     let mut checker = Checker {
         limits,
         expr_depth: 0,
         query_depths: Vec::new(),
-        max_placeholder: 0,
     };
-    match statement.visit(&mut checker) {
-        ControlFlow::Continue(()) => Ok(checker.max_placeholder),
+    let walked = match statement {
+        Statement::Insert(insert) if literal_rows(insert).is_some() => {
+            checker.insert_values(insert)
+        }
+        _ => statement.visit(&mut checker),
+    };
+    match walked {
+        ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
     }
+}
+
+/// The rows of `INSERT … VALUES` (no WITH, ORDER BY or LIMIT around them).
+fn literal_rows(insert: &Insert) -> Option<&[Parens<Vec<Expr>>]> {
+    let query = insert.source.as_deref()?;
+    match query.body.as_ref() {
+        SetExpr::Values(values)
+            if query.with.is_none() && query.order_by.is_none() && query.limit_clause.is_none() =>
+        {
+            Some(&values.rows)
+        }
+        _ => None,
+    }
+}
+
+/// A value that is one level deep whatever it is: a literal, a signed
+/// literal, a name (`DEFAULT`).
+fn is_flat(expr: &Expr) -> bool {
+    match expr {
+        Expr::Value(_) | Expr::Identifier(_) => true,
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::Plus,
+            expr,
+        } => matches!(expr.as_ref(), Expr::Value(_)),
+        _ => false,
+    }
+}
+
+/// Whether a statement written in `sql_bytes` bytes can pass a limit at all:
+/// every level of either depth takes at least one token, so at least one
+/// byte, and shorter statements need no walk.
+pub fn may_exceed(sql_bytes: usize, limits: &SqlLimits) -> bool {
+    sql_bytes > limits.max_expression_depth.min(limits.max_query_depth)
 }
 
 /// Checks one expression (a column DEFAULT) against `limits`.
@@ -86,11 +123,24 @@ pub fn check_expr(expr: &Expr, limits: &SqlLimits) -> Result<(), LimitExceeded> 
         limits,
         expr_depth: 0,
         query_depths: Vec::new(),
-        max_placeholder: 0,
     };
     match expr.visit(&mut checker) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
+    }
+}
+
+impl Checker<'_> {
+    /// A large `INSERT … VALUES` is mostly literals, which cannot nest:
+    /// only the other values, and the clauses around the rows, are walked.
+    fn insert_values(&mut self, insert: &Insert) -> ControlFlow<LimitExceeded> {
+        for row in literal_rows(insert).unwrap_or_default() {
+            for expr in row.iter().filter(|e| !is_flat(e)) {
+                expr.visit(self)?;
+            }
+        }
+        insert.on.visit(self)?;
+        insert.returning.visit(self)
     }
 }
 
@@ -99,7 +149,6 @@ struct Checker<'a> {
     expr_depth: usize,
     /// Cumulative query depth of each query being visited, innermost last.
     query_depths: Vec<usize>,
-    max_placeholder: usize,
 }
 
 impl Visitor for Checker<'_> {
@@ -137,15 +186,6 @@ impl Visitor for Checker<'_> {
         self.query_depths.pop();
         ControlFlow::Continue(())
     }
-
-    fn pre_visit_value(&mut self, value: &ValueWithSpan) -> ControlFlow<LimitExceeded> {
-        if let Value::Placeholder(p) = &value.value
-            && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
-        {
-            self.max_placeholder = self.max_placeholder.max(n);
-        }
-        ControlFlow::Continue(())
-    }
 }
 
 /// A query's plan depth, not counting subqueries in expressions or derived
@@ -181,19 +221,27 @@ mod tests {
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::parser::Parser;
 
-    fn check(sql: &str, limits: SqlLimits) -> Result<usize, LimitExceeded> {
+    fn check(sql: &str, limits: SqlLimits) -> Result<(), LimitExceeded> {
         let statements = Parser::parse_sql(&GenericDialect {}, sql).unwrap();
         check_limits(&statements[0], &limits)
     }
 
     #[test]
-    fn the_highest_placeholder_is_reported() {
-        assert_eq!(check("SELECT 1", SMALL), Ok(0));
-        assert_eq!(check("SELECT $1, $1", SMALL), Ok(1));
-        assert_eq!(
-            check("SELECT * FROM t WHERE a = $3 AND b = $1", SMALL),
-            Ok(3)
-        );
+    fn statements_shorter_than_the_limits_are_not_walked() {
+        // the shortest statements that pass each limit are longer than it
+        let limits = SqlLimits {
+            max_expression_depth: 20,
+            max_query_depth: 8,
+        };
+        for sql in [
+            format!("SELECT {}", vec!["1"; 21].join("+")),
+            format!("SELECT {}1", "- ".repeat(21)),
+            ["SELECT 1"; 9].join(" UNION ALL "),
+            format!("SELECT 1 FROM {}", ["t"; 9].join(",")),
+        ] {
+            assert!(check(&sql, limits).is_err(), "{sql}");
+            assert!(may_exceed(sql.len(), &limits), "{sql}");
+        }
     }
 
     const SMALL: SqlLimits = SqlLimits {
@@ -253,6 +301,25 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn values_are_checked_but_literals_are_not_walked() {
+        let deep = format!(
+            "INSERT INTO t VALUES (1, 'a'), (2, {}), (-3, DEFAULT)",
+            vec!["1"; 20].join(" + ")
+        );
+        assert!(matches!(
+            check(&deep, SMALL),
+            Err(LimitExceeded::ExpressionDepth { .. })
+        ));
+        let flat = "INSERT INTO t VALUES (1, 'a'), (-2, +3), (4, DEFAULT) RETURNING *";
+        assert!(check(flat, SMALL).is_ok());
+        let deep_returning = format!(
+            "INSERT INTO t VALUES (1) RETURNING {}",
+            vec!["a"; 20].join(" + ")
+        );
+        assert!(check(&deep_returning, SMALL).is_err());
     }
 
     #[test]

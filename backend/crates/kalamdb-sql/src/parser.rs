@@ -2,7 +2,7 @@
 //! parser or to sqlparser, on one shared token stream.
 
 use crate::error::SqlParseError;
-use crate::limits::{SqlLimits, check_limits};
+use crate::limits::{SqlLimits, check_limits, may_exceed};
 use crate::parsers;
 use crate::statement::SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -82,6 +82,8 @@ fn parse_checked(sql: &str, limits: &SqlLimits) -> Result<Vec<ParsedStatement>, 
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|e| fail(ParserError::TokenizerError(e.to_string()), 1))?;
+    let placeholders = highest_placeholder(&tokens);
+    let walk = may_exceed(sql.len(), limits);
     let mut parser = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(accept_call_parens(tokens));
@@ -94,18 +96,14 @@ fn parse_checked(sql: &str, limits: &SqlLimits) -> Result<Vec<ParsedStatement>, 
         }
         let index = statements.len() + 1;
         let statement = parsers::parse_statement(&mut parser).map_err(|e| fail(e, index))?;
-        let placeholders = match statement.standard().map(|s| check_limits(s, limits)) {
-            None => 0,
-            Some(Ok(n)) => n,
-            Some(Err(e)) => {
-                return Err(SqlParseError {
-                    message: e.to_string(),
-                    statement_index: index,
-                    in_batch,
-                    too_complex: true,
-                });
-            }
-        };
+        if walk && let Some(Err(e)) = statement.standard().map(|s| check_limits(s, limits)) {
+            return Err(SqlParseError {
+                message: e.to_string(),
+                statement_index: index,
+                in_batch,
+                too_complex: true,
+            });
+        }
         statements.push(ParsedStatement {
             statement,
             placeholders,
@@ -122,6 +120,19 @@ fn parse_checked(sql: &str, limits: &SqlLimits) -> Result<Vec<ParsedStatement>, 
         }
     }
     Ok(statements)
+}
+
+/// The highest `$n` among the tokens (0: none). Only a single statement takes
+/// params, so the whole input's highest is that statement's.
+fn highest_placeholder(tokens: &[TokenWithSpan]) -> usize {
+    tokens
+        .iter()
+        .filter_map(|t| match &t.token {
+            Token::Placeholder(p) => p.strip_prefix('$')?.parse::<usize>().ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// `CURRENT_USER()` / `SESSION_USER()`: sqlparser knows these SQL-standard
@@ -205,6 +216,16 @@ mod tests {
         let err = parse_sql("SELECT * FROM t WHERE").unwrap_err();
         assert!(!err.in_batch);
         assert!(err.message.contains("Column"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_highest_placeholder_is_reported() {
+        let n = |sql: &str| parse_sql(sql).unwrap()[0].placeholders;
+        assert_eq!(n("SELECT 1"), 0);
+        assert_eq!(n("SELECT $1, $1"), 1);
+        assert_eq!(n("SELECT * FROM t WHERE a = $3 AND b = $1"), 3);
+        assert_eq!(n("SELECT '$2' FROM t WHERE a = $1"), 1, "not in a string");
+        assert_eq!(n("INSERT INTO t VALUES ($1, $2)"), 2);
     }
 
     #[test]

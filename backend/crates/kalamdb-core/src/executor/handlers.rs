@@ -3,12 +3,14 @@
 
 pub mod alter_table;
 pub mod constant_select;
+pub mod dml;
 pub mod insert;
 pub mod job;
 pub mod namespace;
 pub mod output_names;
 pub mod point_lookup;
 pub mod query;
+pub mod returning;
 pub mod show;
 pub mod system_columns;
 pub mod table_ddl;
@@ -28,10 +30,11 @@ use kalamdb_sql::{QualifiedName, SqlStatement};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
-pub use insert::DmlHandler;
+pub use dml::DmlHandler;
 pub use job::JobHandler;
 pub use namespace::NamespaceHandler;
 pub use query::QueryHandler;
+pub use show::ShowHandler;
 pub use table_ddl::TableDdlHandler;
 pub use user::UserHandler;
 

@@ -149,9 +149,7 @@ impl SchemaProvider for NamespaceSchema {
     fn table_names(&self) -> Vec<String> {
         let role = self.shared.scope.as_ref().map_or(Role::User, |s| s.role);
         let mut tables = self.shared.registry.tables(Some(&self.namespace));
-        tables.retain(|t| {
-            crate::executor::authorization::may_access_table(role, &t.definition, false)
-        });
+        tables.retain(|t| crate::table_access::may_access_table(role, &t.definition, false));
         tables
             .iter()
             .map(|t| t.definition.name.to_string())
@@ -173,8 +171,7 @@ impl SchemaProvider for NamespaceSchema {
             )))
         } else {
             scope.as_ref().and_then(|s| {
-                crate::executor::authorization::authorize_table(s.role, &table.definition, false)
-                    .err()
+                crate::table_access::authorize_table(s.role, &table.definition, false).err()
             })
         };
         let row_scope = scope

@@ -2,9 +2,9 @@
 
 use super::SystemTable;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::authorization::may_access_table;
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
+use crate::table_access::may_access_table;
 use datafusion::arrow::array::{BooleanArray, Int32Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;

@@ -2,9 +2,9 @@
 
 use super::{SystemTable, ms_to_micros};
 use crate::error::{CoreError, CoreResult};
-use crate::executor::authorization::may_access_table;
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
+use crate::table_access::may_access_table;
 use datafusion::arrow::array::{Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;

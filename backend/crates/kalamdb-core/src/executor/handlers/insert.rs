@@ -7,7 +7,7 @@
 //! atomic batch.
 
 use super::query::collect_query;
-use super::{StatementHandler, StatementOptions, unexpected};
+use super::returning::{returning_columns, returning_result};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
@@ -16,51 +16,18 @@ use crate::row_reader::RowReader;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
 use crate::rows::from_arrow::{ColumnValues, convert_column};
-use crate::rows::{BatchBuilder, OutputColumn};
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
 use crate::write_set::{self, ChangeOp, RowChange, WriteSet};
-use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, Value};
-use kalamdb_sql::SqlStatement;
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::sqlparser::ast::{
-    AssignmentTarget, ConflictTarget, Expr, Insert, OnConflictAction, OnInsert, Parens, SelectItem,
-    SetExpr, Statement, TableObject,
+    AssignmentTarget, ConflictTarget, Expr, Insert, OnConflictAction, OnInsert, Parens, SetExpr,
+    Statement, TableObject,
 };
-use kalamdb_store::row::RowView;
 use serde_json::Value as Json;
 use std::collections::HashSet;
 use std::sync::Arc;
-
-pub struct DmlHandler;
-
-#[async_trait]
-impl StatementHandler for DmlHandler {
-    async fn execute(
-        &self,
-        app: &AppContext,
-        ctx: &mut ExecutionContext,
-        statement: SqlStatement,
-        options: &StatementOptions<'_>,
-    ) -> CoreResult<StatementResult> {
-        match statement {
-            SqlStatement::Standard(s) => match *s {
-                Statement::Insert(insert) => {
-                    execute_insert(app, ctx, &insert, options.params).await
-                }
-                Statement::Update(update) => {
-                    super::update_delete::execute_update(app, ctx, &update, options.params).await
-                }
-                Statement::Delete(delete) => {
-                    super::update_delete::execute_delete(app, ctx, &delete, options.params).await
-                }
-                other => Err(unexpected(&SqlStatement::Standard(Box::new(other)))),
-            },
-            other => Err(unexpected(&other)),
-        }
-    }
-}
 
 fn target_table(
     app: &AppContext,
@@ -379,7 +346,7 @@ pub async fn execute_insert(
 ) -> CoreResult<StatementResult> {
     let table = target_table(app, ctx, insert)?;
     let def = &table.definition;
-    crate::executor::authorization::authorize_table(ctx.role, def, true)?;
+    crate::table_access::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
     let conflict = conflict_action(&table, insert.on.as_ref())?;
     let returning = insert
@@ -506,61 +473,6 @@ pub async fn execute_insert(
         Some(indices) => returning_result(&table, &indices, &written, message),
         None => Ok(StatementResult::affected(affected, message)),
     }
-}
-
-/// Declared-column positions of a RETURNING list (`*` or column names).
-pub(crate) fn returning_columns(
-    table: &CachedTable,
-    items: &[SelectItem],
-) -> CoreResult<Vec<usize>> {
-    let mut out = Vec::new();
-    for item in items {
-        match item {
-            SelectItem::Wildcard(_) => out.extend(0..table.definition.columns.len()),
-            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
-                let name = normalize(ident);
-                out.push(table.column_position(&name).ok_or_else(|| {
-                    CoreError::InvalidSql(format!(
-                        "Column '{name}' does not exist in table '{}'",
-                        table.definition.table_ref()
-                    ))
-                })?);
-            }
-            other => {
-                return Err(CoreError::NotSupported(format!(
-                    "RETURNING supports * and column names, got {other}"
-                )));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The rows a statement wrote (encoded), projected for RETURNING.
-pub(crate) fn returning_result(
-    table: &CachedTable,
-    indices: &[usize],
-    written: &[Vec<u8>],
-    message: String,
-) -> CoreResult<StatementResult> {
-    let schema = Arc::new(
-        table
-            .schema
-            .project(indices)
-            .map_err(|e| CoreError::Internal(e.to_string()))?,
-    );
-    let columns = indices
-        .iter()
-        .map(|&i| OutputColumn::declared(&table.definition.columns[i]))
-        .collect();
-    let mut builder = BatchBuilder::new(Arc::clone(&schema), columns, written.len())?;
-    for bytes in written {
-        builder.push(&RowView::decode(bytes)?)?;
-    }
-    let batch = builder.finish()?;
-    let mut result = StatementResult::rows(schema, vec![batch]);
-    result.message = Some(message);
-    Ok(result)
 }
 
 fn duplicate(table: &CachedTable, value: Option<String>) -> CoreError {

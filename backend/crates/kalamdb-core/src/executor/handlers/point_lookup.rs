@@ -105,7 +105,7 @@ pub fn try_execute(
     let Some(pk) = table.primary_key else {
         return Ok(None);
     };
-    crate::executor::authorization::authorize_table(ctx.role, &table.definition, false)?;
+    crate::table_access::authorize_table(ctx.role, &table.definition, false)?;
     let Ok(scope) = RowScope::for_table(&table.definition, &ctx.user_id) else {
         return Ok(None);
     };

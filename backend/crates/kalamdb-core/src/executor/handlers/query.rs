@@ -3,7 +3,7 @@
 //! (cheap next to building a `SessionContext`) and sets the caller's namespace.
 
 use super::{
-    StatementHandler, StatementOptions, constant_select, output_names, point_lookup, show,
+    StatementHandler, StatementOptions, constant_select, output_names, point_lookup,
     system_columns, unexpected,
 };
 use crate::app_context::AppContext;
@@ -63,11 +63,6 @@ impl StatementHandler for QueryHandler {
                 )
                 .await
             }
-            SqlStatement::ShowNamespaces
-            | SqlStatement::ShowTables { .. }
-            | SqlStatement::ShowStats { .. }
-            | SqlStatement::ShowStorages
-            | SqlStatement::DescribeTable { .. } => show::execute(app, ctx, statement).await,
             other => Err(unexpected(&other)),
         }
     }

@@ -2,11 +2,12 @@
 //! tables, so their output obeys the same rules as any SELECT.
 
 use super::query::run_query;
-use super::{resolve_name, unexpected};
+use super::{StatementHandler, StatementOptions, resolve_name, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::executor::StatementResult;
+use async_trait::async_trait;
 use datafusion::arrow::array::{Int32Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -16,6 +17,22 @@ use kalamdb_sql::SqlStatement;
 use kalamdb_sql::sqlparser::dialect::GenericDialect;
 use kalamdb_sql::sqlparser::parser::Parser;
 use std::sync::Arc;
+
+/// SHOW … and DESCRIBE TABLE.
+pub struct ShowHandler;
+
+#[async_trait]
+impl StatementHandler for ShowHandler {
+    async fn execute(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        statement: SqlStatement,
+        _options: &StatementOptions<'_>,
+    ) -> CoreResult<StatementResult> {
+        execute(app, ctx, statement).await
+    }
+}
 
 /// The table `name` names, if the caller may read it.
 fn readable_table(
@@ -31,7 +48,7 @@ fn readable_table(
             CoreError::NamespaceNotFound(ns)
         });
     };
-    crate::executor::authorization::authorize_table(ctx.role, &found.definition, false)?;
+    crate::table_access::authorize_table(ctx.role, &found.definition, false)?;
     Ok(found)
 }
 

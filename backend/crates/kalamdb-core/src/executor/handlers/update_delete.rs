@@ -71,7 +71,7 @@ fn target_of(
     };
     let table = super::resolve_table(app, ctx, name)?;
     let def = &table.definition;
-    crate::executor::authorization::authorize_table(ctx.role, def, true)?;
+    crate::table_access::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
     let mut from = format!("{}.{}", quote(def.namespace.as_str()), quote(&def.name));
     if let Some(alias) = alias {
@@ -218,7 +218,9 @@ async fn commit(
     write_set::commit(app, ctx, vec![out.set]).await?;
     let message = format!("{verb} {count} row(s)");
     match returning {
-        Some(indices) => super::insert::returning_result(&target.table, &indices, &rows, message),
+        Some(indices) => {
+            super::returning::returning_result(&target.table, &indices, &rows, message)
+        }
         None => Ok(StatementResult::affected(count, message)),
     }
 }
@@ -276,7 +278,7 @@ pub async fn execute_update(
     let returning = update
         .returning
         .as_deref()
-        .map(|items| super::insert::returning_columns(table, items))
+        .map(|items| super::returning::returning_columns(table, items))
         .transpose()?;
     let mut out = Written::new(&target, returning.is_some());
     let mut assigned: Vec<usize> = Vec::with_capacity(update.assignments.len());
@@ -373,7 +375,7 @@ pub async fn execute_delete(
     let returning = delete
         .returning
         .as_deref()
-        .map(|items| super::insert::returning_columns(&target.table, items))
+        .map(|items| super::returning::returning_columns(&target.table, items))
         .transpose()?;
     let mut out = Written::new(&target, returning.is_some());
     let selection = delete.selection.as_ref();
