@@ -263,10 +263,10 @@ pub struct PerRole {
 enum PerRoleRepr {
     All(u64),
     Each {
-        user: u64,
-        service: u64,
-        dba: u64,
-        system: u64,
+        user: Option<u64>,
+        service: Option<u64>,
+        dba: Option<u64>,
+        system: Option<u64>,
     },
 }
 
@@ -281,16 +281,23 @@ impl TryFrom<PerRoleRepr> for PerRole {
                 system: v,
             },
             PerRoleRepr::Each {
-                user,
-                service,
-                dba,
-                system,
+                user: Some(user),
+                service: Some(service),
+                dba: Some(dba),
+                system: Some(system),
             } => PerRole {
                 user,
                 service,
                 dba,
                 system,
             },
+            PerRoleRepr::Each { .. } => {
+                return Err(
+                    "a per-role value is one number or a table naming all four roles: \
+                     { user = …, service = …, dba = …, system = … }"
+                        .into(),
+                );
+            }
         })
     }
 }
@@ -677,6 +684,50 @@ mod tests {
         for optional in ["jwt_secret", "root_password", "logs_dir"] {
             assert!(text.contains(&format!("# {optional} =")), "{optional}");
         }
+    }
+
+    #[test]
+    fn query_limits_are_set_per_role_in_a_file_or_for_all_in_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "[sql]\nquery_timeout_ms = { user = 1000, service = 2000, dba = 0, system = 0 }\n\
+             query_memory_limit_mb = 64\n",
+        )
+        .unwrap();
+        let c = ServerConfig::load_with_env(Some(&path), env(&[])).unwrap();
+        let limits = c.sql.query_limits();
+        use kalamdb_commons::Role;
+        use std::time::Duration;
+        assert_eq!(
+            limits.for_role(Role::User).timeout,
+            Some(Duration::from_millis(1000))
+        );
+        assert_eq!(
+            limits.for_role(Role::Service).timeout,
+            Some(Duration::from_millis(2000))
+        );
+        assert_eq!(limits.for_role(Role::Dba).timeout, None, "0 is unlimited");
+        assert_eq!(limits.for_role(Role::System).memory_bytes, Some(64 << 20));
+        let c = ServerConfig::load_with_env(
+            Some(&path),
+            env(&[("KALAMDB_SQL_QUERY_TIMEOUT_MS", "500")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.sql.query_limits().for_role(Role::Dba).timeout,
+            Some(Duration::from_millis(500))
+        );
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_SQL_QUERY_TIMEOUT_MS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KALAMDB_SQL_QUERY_TIMEOUT_MS"), "{e}");
+        let e =
+            ServerConfig::load_with_env(None, env(&[("KALAMDB_SQL_MAX_EXPRESSION_DEPTH", "3")]))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("sql.max_expression_depth"), "{e}");
     }
 
     #[test]
