@@ -70,6 +70,15 @@ pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
     batch.delete_range(Partition::Data, start, end);
 }
 
+/// Deletes every row of one user's partition of a USER table into `batch`.
+pub fn delete_user_rows(batch: &mut Batch, table: TableId, user: &UserId) -> CoreResult<()> {
+    let prefix = partition_prefix(table, &RowScope::User(user.clone()));
+    let end = prefix_end(&prefix)
+        .ok_or_else(|| CoreError::Internal("unbounded partition prefix".into()))?;
+    batch.delete_range(Partition::Data, prefix, end);
+    Ok(())
+}
+
 /// Visitor of stored rows: gets each key and value, returns whether to go on.
 pub type RowVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> CoreResult<bool> + 'a;
 
@@ -145,6 +154,17 @@ impl TableStore {
                 Ok(())
             })?;
         failure.map_or(Ok(()), Err)
+    }
+
+    /// Removes every row a dropped table left (all users) and compacts the
+    /// range, so its space is reclaimed.
+    pub fn purge_table(&self, table: TableId) -> CoreResult<()> {
+        let mut batch = Batch::new();
+        delete_all_rows(&mut batch, table);
+        self.backend.write(batch)?;
+        let (start, end) = table_range(table);
+        self.backend.compact_range(Partition::Data, &start, &end)?;
+        Ok(())
     }
 
     pub fn write(&self, batch: Batch) -> CoreResult<()> {

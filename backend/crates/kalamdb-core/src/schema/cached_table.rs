@@ -86,4 +86,15 @@ impl CachedTable {
     pub fn column_position(&self, name: &str) -> Option<usize> {
         self.column_positions.get(name).copied()
     }
+
+    /// The position of column `name`, or the error every statement gives
+    /// for a column the table does not have.
+    pub fn column_index(&self, name: &str) -> crate::error::CoreResult<usize> {
+        self.column_position(name).ok_or_else(|| {
+            crate::error::CoreError::InvalidSql(format!(
+                "Column '{name}' does not exist in table '{}'",
+                self.definition.table_ref()
+            ))
+        })
+    }
 }

@@ -56,12 +56,7 @@ fn column_positions(table: &CachedTable, insert: &Insert) -> CoreResult<Vec<Opti
             .and_then(|p| p.as_ident())
             .ok_or_else(|| CoreError::InvalidSql(format!("Invalid column name '{name}'")))?;
         let column_name = normalize(ident);
-        let index = table.column_position(&column_name).ok_or_else(|| {
-            CoreError::InvalidSql(format!(
-                "Column '{column_name}' does not exist in table '{}'",
-                table.definition.table_ref()
-            ))
-        })?;
+        let index = table.column_index(&column_name)?;
         if positions[index].replace(value_index).is_some() {
             return Err(CoreError::InvalidSql(format!(
                 "Column '{column_name}' is named twice"
@@ -284,12 +279,7 @@ fn conflict_action<'a>(
                     .and_then(|p| p.as_ident())
                     .map(normalize)
                     .unwrap_or_default();
-                let index = table.column_position(&column).ok_or_else(|| {
-                    CoreError::InvalidSql(format!(
-                        "Column '{column}' does not exist in table '{}'",
-                        table.definition.table_ref()
-                    ))
-                })?;
+                let index = table.column_index(&column)?;
                 if index == pk {
                     return Err(CoreError::NotSupported(format!(
                         "The primary key '{column}' cannot be updated"

@@ -18,12 +18,7 @@ pub fn returning_columns(table: &CachedTable, items: &[SelectItem]) -> CoreResul
             SelectItem::Wildcard(_) => out.extend(0..table.definition.columns.len()),
             SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
                 let name = normalize(ident);
-                out.push(table.column_position(&name).ok_or_else(|| {
-                    CoreError::InvalidSql(format!(
-                        "Column '{name}' does not exist in table '{}'",
-                        table.definition.table_ref()
-                    ))
-                })?);
+                out.push(table.column_index(&name)?);
             }
             other => {
                 return Err(CoreError::NotSupported(format!(

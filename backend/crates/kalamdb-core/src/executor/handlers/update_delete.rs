@@ -293,12 +293,7 @@ pub async fn execute_update(
             .and_then(|p| p.as_ident())
             .map(normalize)
             .ok_or_else(|| CoreError::InvalidSql(format!("Invalid column name '{name}'")))?;
-        let index = table.column_position(&column).ok_or_else(|| {
-            CoreError::InvalidSql(format!(
-                "Column '{column}' does not exist in table '{}'",
-                table.definition.table_ref()
-            ))
-        })?;
+        let index = table.column_index(&column)?;
         if Some(index) == table.primary_key {
             return Err(CoreError::NotSupported(format!(
                 "The primary key '{column}' cannot be updated: DELETE the row and INSERT it again"

@@ -10,10 +10,8 @@
 use crate::error::{CoreError, CoreResult};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
-use crate::table_store::table_range;
 use async_trait::async_trait;
 use kalamdb_commons::TableId;
-use kalamdb_store::{Batch, Partition};
 use serde_json::Value as Json;
 
 pub struct CleanupExecutor;
@@ -37,7 +35,6 @@ fn table_ids(params: &Json) -> CoreResult<Vec<TableId>> {
 impl CleanupExecutor {
     fn reclaim(&self, ctx: &JobContext, job: &Job) -> CoreResult<Option<usize>> {
         let ids = table_ids(&job.parameters)?;
-        let backend = ctx.app.table_store.backend();
         for (done, id) in ids.iter().enumerate() {
             if ctx.is_cancelled() {
                 return Ok(None);
@@ -48,11 +45,7 @@ impl CleanupExecutor {
                     id.0
                 )));
             }
-            let (start, end) = table_range(*id);
-            let mut batch = Batch::new();
-            batch.delete_range(Partition::Data, start.clone(), end.clone());
-            backend.write(batch)?;
-            backend.compact_range(Partition::Data, &start, &end)?;
+            ctx.app.table_store.purge_table(*id)?;
             ctx.info(&format!(
                 "reclaimed table {} ({}/{})",
                 id.0,

@@ -12,11 +12,10 @@
 use crate::error::{CoreError, CoreResult};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
-use crate::table_store::{RowScope, partition_prefix};
+use crate::table_store::delete_user_rows;
 use async_trait::async_trait;
 use kalamdb_commons::TableType;
-use kalamdb_store::backend::prefix_end;
-use kalamdb_store::{Batch, Partition};
+use kalamdb_store::Batch;
 use serde_json::Value as Json;
 
 pub struct UserCleanupExecutor {
@@ -48,13 +47,7 @@ impl UserCleanupExecutor {
             }
             let mut batch = Batch::new();
             for table in &tables {
-                let prefix = partition_prefix(
-                    table.definition.table_id,
-                    &RowScope::User(user.user_id.clone()),
-                );
-                let end = prefix_end(&prefix)
-                    .ok_or_else(|| CoreError::Internal("unbounded partition prefix".into()))?;
-                batch.delete_range(Partition::Data, prefix, end);
+                delete_user_rows(&mut batch, table.definition.table_id, &user.user_id)?;
             }
             app.meta.forget_dropped_user(&mut batch, &user.user_id);
             if app
