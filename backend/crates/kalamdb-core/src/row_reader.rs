@@ -12,9 +12,8 @@
 
 use crate::error::CoreResult;
 use crate::schema::CachedTable;
-use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, table_range};
+use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key, table_range};
 use kalamdb_commons::Value;
-use kalamdb_store::keys::KeyBuilder;
 use kalamdb_store::row::RowView;
 use std::sync::Arc;
 
@@ -67,10 +66,7 @@ impl RowReader {
 
     /// The key of a keyless table's row with `_seq` = `seq`.
     pub fn key_of_seq(&self, seq: i64) -> Vec<u8> {
-        KeyBuilder::with_capacity(self.prefix.len() + 8)
-            .raw(&self.prefix)
-            .i64(seq)
-            .build()
+        seq_key(&self.prefix, seq)
     }
 
     /// Where this reader's key range starts.

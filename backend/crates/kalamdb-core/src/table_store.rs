@@ -56,6 +56,14 @@ pub fn row_key(prefix: &[u8], pk: &Value) -> CoreResult<Vec<u8>> {
         .ok_or_else(|| CoreError::TypeMismatch(format!("{pk:?} cannot be a primary key value")))
 }
 
+/// The key of a keyless table's row: the partition prefix plus its `_seq`.
+pub fn seq_key(prefix: &[u8], seq: i64) -> Vec<u8> {
+    KeyBuilder::with_capacity(prefix.len() + 8)
+        .raw(prefix)
+        .i64(seq)
+        .build()
+}
+
 /// The key range holding every row of a table (all users).
 pub fn table_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
     (

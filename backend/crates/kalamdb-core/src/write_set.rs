@@ -18,9 +18,8 @@
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::CoreResult;
-use crate::table_store::{RowScope, partition_prefix, row_key};
+use crate::table_store::{RowScope, partition_prefix, row_key, seq_key};
 use kalamdb_commons::{TableDefinition, TableId, Value};
-use kalamdb_store::keys::KeyBuilder;
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Batch, OverlayBackend, Partition, StorageBackend};
 use serde::{Deserialize, Serialize};
@@ -92,10 +91,7 @@ impl WriteSet {
 
     /// The key of a keyless table's row written with `_seq` = `seq`.
     pub fn key_of_seq(&self, seq: i64) -> Vec<u8> {
-        KeyBuilder::with_capacity(self.prefix.len() + 8)
-            .raw(&self.prefix)
-            .i64(seq)
-            .build()
+        seq_key(&self.prefix, seq)
     }
 
     /// The primary-key value of `change` (`None` for a keyless table).
