@@ -24,6 +24,51 @@ pub trait SystemTable: Send + Sync + Debug {
     fn schema(&self) -> SchemaRef;
     /// The rows `scope` may see.
     fn scan(&self, scope: &QueryScope) -> CoreResult<RecordBatch>;
+    /// Whether the table can narrow what it builds by `filter` (DataFusion
+    /// still applies every filter to what comes back).
+    fn narrows_by(&self, _filter: &datafusion::logical_expr::Expr) -> bool {
+        false
+    }
+    /// The rows `scope` may see, built only as far as `filters` (those
+    /// [`SystemTable::narrows_by`] accepted) require.
+    fn scan_filtered(
+        &self,
+        scope: &QueryScope,
+        _filters: &[datafusion::logical_expr::Expr],
+    ) -> CoreResult<RecordBatch> {
+        self.scan(scope)
+    }
+}
+
+/// The literal text `filter` pins `column` to (`column = 'text'`, either
+/// side), for tables that narrow by a name.
+pub fn pinned_text<'a>(
+    filter: &'a datafusion::logical_expr::Expr,
+    column: &str,
+) -> Option<&'a str> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Eq,
+        right,
+    }) = filter
+    else {
+        return None;
+    };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c))
+            if c.name == column =>
+        {
+            match v {
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 pub struct SystemTablesRegistry {

@@ -10,7 +10,7 @@ use datafusion::catalog::Session;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 
@@ -36,11 +36,24 @@ impl TableProvider for SystemTableProvider {
         TableType::View
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.table.narrows_by(f) {
+                true => TableProviderFilterPushDown::Inexact,
+                false => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let scope = self.scope.as_ref().ok_or_else(|| {
@@ -50,7 +63,7 @@ impl TableProvider for SystemTableProvider {
         })?;
         let batch = self
             .table
-            .scan(scope)
+            .scan_filtered(scope, filters)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],

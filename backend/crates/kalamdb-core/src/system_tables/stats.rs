@@ -5,7 +5,7 @@
 //! user). Row counts are exact: a table's rows are counted by a streaming
 //! key scan, so reading this table costs a pass over the data.
 
-use super::SystemTable;
+use super::{SystemTable, pinned_text};
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
 use crate::row_reader::RowReader;
@@ -14,6 +14,7 @@ use crate::table_store::{TableStore, table_range};
 use datafusion::arrow::array::{Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Expr;
 use kalamdb_commons::TableType;
 use kalamdb_store::Partition;
 use std::sync::{Arc, LazyLock};
@@ -62,6 +63,18 @@ impl SystemTable for StatsTable {
     }
 
     fn scan(&self, scope: &QueryScope) -> CoreResult<RecordBatch> {
+        self.scan_filtered(scope, &[])
+    }
+
+    /// `namespace_id = '…'` and `table_name = '…'` narrow which tables are
+    /// counted (SHOW STATS FOR TABLE reads one table, not all).
+    fn narrows_by(&self, filter: &Expr) -> bool {
+        pinned_text(filter, "namespace_id").is_some() || pinned_text(filter, "table_name").is_some()
+    }
+
+    fn scan_filtered(&self, scope: &QueryScope, filters: &[Expr]) -> CoreResult<RecordBatch> {
+        let namespace = filters.iter().find_map(|f| pinned_text(f, "namespace_id"));
+        let table = filters.iter().find_map(|f| pinned_text(f, "table_name"));
         let mut rows = Rows {
             namespace: Vec::new(),
             table: Vec::new(),
@@ -74,7 +87,10 @@ impl SystemTable for StatsTable {
             let tables = self.registry.tables(None);
             for t in &tables {
                 let def = &t.definition;
-                if def.table_type == TableType::Stream {
+                if def.table_type == TableType::Stream
+                    || namespace.is_some_and(|n| n != def.namespace.as_str())
+                    || table.is_some_and(|n| n != def.name)
+                {
                     continue;
                 }
                 let (ns, name) = (Some(def.namespace.as_str()), Some(def.name.as_str()));
@@ -129,5 +145,60 @@ impl SystemTable for StatsTable {
             ],
         )
         .map_err(|e| CoreError::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::query_scope::QueryScope;
+    use crate::{AppContext, CoreOptions, ExecutionContext};
+    use datafusion::arrow::array::{Array, StringArray};
+    use datafusion::logical_expr::{col, lit};
+    use kalamdb_commons::{Role, UserId};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_table_name_filter_narrows_what_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(kalamdb_store::RocksDbBackend::open(dir.path(), &Default::default()).unwrap());
+        let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+        let mut root = ExecutionContext::new(UserId::new("root"), "root", Role::System);
+        app.executor
+            .execute(
+                &app,
+                &mut root,
+                "CREATE NAMESPACE s; CREATE SHARED TABLE s.a (id INT PRIMARY KEY); \
+                 CREATE SHARED TABLE s.b (id INT PRIMARY KEY); INSERT INTO s.b VALUES (1), (2)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let stats = app.system_tables.get(super::NAME).unwrap();
+        let scope = QueryScope {
+            user_id: UserId::new("root"),
+            role: Role::System,
+            include_system_columns: false,
+        };
+        let filter = col("table_name").eq(lit("b"));
+        assert!(stats.narrows_by(&filter));
+        let tables_in = |batch: &datafusion::arrow::record_batch::RecordBatch| {
+            let names = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone();
+            let mut seen: Vec<String> = (0..names.len())
+                .filter(|&i| names.is_valid(i))
+                .map(|i| names.value(i).to_string())
+                .collect();
+            seen.dedup();
+            seen
+        };
+        let all = stats.scan(&scope).unwrap();
+        assert_eq!(tables_in(&all), ["a", "b"]);
+        let narrowed = stats.scan_filtered(&scope, &[filter]).unwrap();
+        assert_eq!(tables_in(&narrowed), ["b"]);
     }
 }
