@@ -632,29 +632,25 @@ mod tests {
         root.password_hash = Some(bcrypt::hash("legacy-password", 4).unwrap());
         auth.meta.write_user(&root).unwrap();
         let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let stored_hash = || {
+            auth.meta
+                .user("root")
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .unwrap()
+        };
         assert!(
             auth.authenticate(Some(&basic("root", "wrong-password")), Some(local))
                 .await
                 .is_err()
         );
-        let stored = auth
-            .meta
-            .user("root")
-            .unwrap()
-            .unwrap()
-            .password_hash
-            .unwrap();
+        let stored = stored_hash();
         assert!(stored.starts_with("$2"), "a failed login changes nothing");
         auth.authenticate(Some(&basic("root", "legacy-password")), Some(local))
             .await
             .unwrap();
-        let stored = auth
-            .meta
-            .user("root")
-            .unwrap()
-            .unwrap()
-            .password_hash
-            .unwrap();
+        let stored = stored_hash();
         assert!(stored.starts_with("$kdb-b3$"), "{stored}");
         // and the upgraded hash verifies the same password
         auth.invalidate_all();
