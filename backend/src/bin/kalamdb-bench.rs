@@ -220,8 +220,7 @@ async fn in_process() -> Result<(), BoxError> {
     }
     let values: Vec<String> = (0..10_000).map(|i| format!("({i}, 'n{i}', 1.5)")).collect();
     setup.push_str(&format!("INSERT INTO app.t42 VALUES {}", values.join(",")));
-    app.executor
-        .execute(&app, &mut ctx(), &setup, &[])
+    app.execute(&mut ctx(), &setup, &[])
         .await
         .map_err(|e| e.to_string())?;
 
@@ -280,8 +279,7 @@ async fn in_process() -> Result<(), BoxError> {
         };
         let start = Instant::now();
         for _ in 0..n {
-            app.executor
-                .execute(&app, &mut ctx(), sql, &[])
+            app.execute(&mut ctx(), sql, &[])
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -292,8 +290,7 @@ async fn in_process() -> Result<(), BoxError> {
     let start = Instant::now();
     for i in 0..n {
         let sql = format!("INSERT INTO app.t1 VALUES ({i}, 'x', 1.0)");
-        app.executor
-            .execute(&app, &mut ctx(), &sql, &[])
+        app.execute(&mut ctx(), &sql, &[])
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -326,8 +323,7 @@ async fn in_process() -> Result<(), BoxError> {
     println!("in_process tokenize_1000_rows ns_per_op={tokenize:.0}");
     let start = Instant::now();
     for sql in &statements {
-        app.executor
-            .execute(&app, &mut ctx(), sql, &[])
+        app.execute(&mut ctx(), sql, &[])
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -345,7 +341,7 @@ async fn in_process() -> Result<(), BoxError> {
 struct NoOpExecutor;
 
 #[async_trait::async_trait]
-impl kalamdb_core::jobs::JobExecutor for NoOpExecutor {
+impl kalamdb_core::jobs::JobExecutor<kalamdb_core::AppContext> for NoOpExecutor {
     fn job_type(&self) -> kalamdb_core::jobs::JobType {
         kalamdb_core::jobs::JobType::Compact
     }
@@ -357,7 +353,7 @@ impl kalamdb_core::jobs::JobExecutor for NoOpExecutor {
     }
     async fn execute(
         &self,
-        _: &kalamdb_core::jobs::JobContext,
+        _: &kalamdb_core::jobs::JobContext<kalamdb_core::AppContext>,
         _: &kalamdb_core::jobs::Job,
     ) -> kalamdb_core::jobs::JobDecision {
         kalamdb_core::jobs::JobDecision::Completed {

@@ -86,8 +86,7 @@ async fn standard_sql_answers_like_datafusion() {
     let db = Database::open(&config).expect("open database");
     let app = &db.app;
     let mut ctx = ExecutionContext::new(UserId::new("root"), "root", Role::System);
-    app.executor
-        .execute(app, &mut ctx, "CREATE NAMESPACE conformance", &[])
+    app.execute(&mut ctx, "CREATE NAMESPACE conformance", &[])
         .await
         .unwrap();
     let mut ctx = ctx.with_namespace("conformance");
@@ -96,7 +95,7 @@ async fn standard_sql_answers_like_datafusion() {
     let mut failures = Vec::new();
     let mut queries = 0;
     for (file, sql) in corpus() {
-        let ours = app.executor.execute(app, &mut ctx, &sql, &[]).await;
+        let ours = app.execute(&mut ctx, &sql, &[]).await;
         let theirs = match reference.sql(&sql).await {
             Ok(df) => df.collect().await,
             Err(e) => Err(e),

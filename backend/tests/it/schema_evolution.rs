@@ -21,15 +21,13 @@ async fn alter_table_under_concurrent_writers_and_readers() {
     config.storage.data_dir = temp.path().to_path_buf();
     let db = Arc::new(Database::open(&config).unwrap());
     let app = Arc::clone(&db.app);
-    app.executor
-        .execute(
-            &app,
-            &mut root(),
-            "CREATE NAMESPACE ev; CREATE SHARED TABLE ev.t (id BIGINT PRIMARY KEY, a BIGINT NOT NULL)",
-            &[],
-        )
-        .await
-        .unwrap();
+    app.execute(
+        &mut root(),
+        "CREATE NAMESPACE ev; CREATE SHARED TABLE ev.t (id BIGINT PRIMARY KEY, a BIGINT NOT NULL)",
+        &[],
+    )
+    .await
+    .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let inserted = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -40,8 +38,7 @@ async fn alter_table_under_concurrent_writers_and_readers() {
             while !stop.load(Ordering::Relaxed) {
                 let id = w * 1_000_000 + i;
                 let sql = format!("INSERT INTO ev.t (id, a) VALUES ({id}, {id})");
-                app.executor
-                    .execute(&app, &mut root(), &sql, &[])
+                app.execute(&mut root(), &sql, &[])
                     .await
                     .unwrap_or_else(|e| panic!("{sql}: {e}"));
                 inserted.fetch_add(1, Ordering::Relaxed);
@@ -54,8 +51,7 @@ async fn alter_table_under_concurrent_writers_and_readers() {
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let r = app
-                    .executor
-                    .execute(&app, &mut root(), "SELECT * FROM ev.t WHERE a <> id", &[])
+                    .execute(&mut root(), "SELECT * FROM ev.t WHERE a <> id", &[])
                     .await
                     .expect("reader");
                 assert_eq!(r[0].row_count, 0, "a row misread during ALTER");
@@ -78,8 +74,7 @@ async fn alter_table_under_concurrent_writers_and_readers() {
             "ALTER TABLE ev.t ADD COLUMN c{k} INT DEFAULT {k}; ALTER TABLE ev.t DROP COLUMN IF EXISTS c{}",
             k - 1
         );
-        app.executor
-            .execute(&app, &mut root(), &sql, &[])
+        app.execute(&mut root(), &sql, &[])
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         wait_for_writes(10).await;
@@ -89,10 +84,7 @@ async fn alter_table_under_concurrent_writers_and_readers() {
         t.await.unwrap();
     }
     let r = app
-        .executor
-        .execute(
-            &app,
-            &mut root(),
+        .execute(&mut root(),
             "SELECT count(*), sum(CASE WHEN a = id THEN 1 ELSE 0 END), min(c15), max(c15) FROM ev.t",
             &[],
         )
@@ -105,8 +97,7 @@ async fn alter_table_under_concurrent_writers_and_readers() {
     // every row is there, consistent, and reads the last column's DEFAULT
     assert_eq!(rows[0], vec![json!(n), json!(n), json!(15), json!(15)]);
     let r = app
-        .executor
-        .execute(&app, &mut root(), "DESCRIBE TABLE ev.t HISTORY", &[])
+        .execute(&mut root(), "DESCRIBE TABLE ev.t HISTORY", &[])
         .await
         .unwrap();
     assert_eq!(

@@ -71,8 +71,7 @@ impl sqllogictest::AsyncDB for InProcess {
             kalamdb_commons::Role::System,
         );
         let mut results = app
-            .executor
-            .execute(app, &mut ctx, sql, &[])
+            .execute(&mut ctx, sql, &[])
             .await
             .map_err(|e| SltError(format!("{}: {e}", e.error.error_code())))?;
         let last = results.pop().expect("one result per statement");

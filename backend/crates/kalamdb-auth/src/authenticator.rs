@@ -540,7 +540,7 @@ impl Authenticator {
         }
         let entry = AuditEntry {
             audit_id: self.audit_ids.next_id(),
-            timestamp: kalamdb_core::app_context::now_ms(),
+            timestamp: kalamdb_commons::now_ms(),
             actor: username,
             action: "LOGIN FAILED".to_string(),
             details: if locked {

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod password;
 pub mod role;
 pub mod snowflake;
+pub mod time;
 pub mod value;
 
 pub use data_type::KalamDataType;
@@ -17,6 +18,7 @@ pub use definition::{ColumnDefinition, TableDefinition, TableOptions, TableType}
 pub use error_code::ErrorCode;
 pub use ids::{NamespaceId, TableId, TableRef, UserId};
 pub use role::Role;
+pub use time::now_ms;
 pub use value::Value;
 
 /// Name of the system column holding each row's write sequence (a snowflake id).

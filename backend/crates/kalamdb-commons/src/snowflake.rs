@@ -3,7 +3,6 @@
 //! even when the wall clock steps back: time never runs backwards inside it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// 2024-01-01T00:00:00Z.
 pub const EPOCH_MS: u64 = 1_704_067_200_000;
@@ -19,10 +18,7 @@ pub struct SnowflakeGenerator {
 }
 
 fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::time::now_ms() as u64
 }
 
 impl SnowflakeGenerator {

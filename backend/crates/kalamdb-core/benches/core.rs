@@ -28,7 +28,7 @@ fn setup() -> (tempfile::TempDir, Arc<AppContext>, tokio::runtime::Runtime) {
     let values: Vec<String> = (0..10_000).map(|i| format!("({i}, 'n{i}', 1.5)")).collect();
     sql.push_str(&format!("INSERT INTO app.t42 VALUES {}", values.join(",")));
     runtime
-        .block_on(app.executor.execute(&app, &mut ctx(), &sql, &[]))
+        .block_on(app.execute(&mut ctx(), &sql, &[]))
         .unwrap();
     (dir, app, runtime)
 }
@@ -48,8 +48,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("executor_point_select", |b| {
         b.iter(|| {
             runtime
-                .block_on(app.executor.execute(
-                    &app,
+                .block_on(app.execute(
                     &mut ctx(),
                     black_box("SELECT * FROM app.t42 WHERE id = 4242"),
                     &[],
@@ -63,17 +62,14 @@ fn benches(c: &mut Criterion) {
             let id = next.fetch_add(1, Ordering::Relaxed);
             let sql = format!("INSERT INTO app.t1 VALUES ({id}, 'x', 1.0)");
             runtime
-                .block_on(app.executor.execute(&app, &mut ctx(), &sql, &[]))
+                .block_on(app.execute(&mut ctx(), &sql, &[]))
                 .unwrap()
         })
     });
     c.bench_function("executor_select_1_datafusion", |b| {
         b.iter(|| {
             runtime
-                .block_on(
-                    app.executor
-                        .execute(&app, &mut ctx(), black_box("SELECT 1"), &[]),
-                )
+                .block_on(app.execute(&mut ctx(), black_box("SELECT 1"), &[]))
                 .unwrap()
         })
     });

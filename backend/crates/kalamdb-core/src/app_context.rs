@@ -1,17 +1,22 @@
 //! [`AppContext`]: everything a statement handler may touch, built once at
 //! start-up. All data access goes through its registries and stores.
+//!
+//! It holds the executor and the job manager by their contracts
+//! ([`StatementExecutor`], [`JobRegistry`]); `open.rs` opens it with
+//! KalamDB's own, so nothing here imports the executor or the job executors
+//! that in turn use the context.
 
+use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::SqlExecutor;
-use crate::jobs::executors::{CleanupExecutor, UserCleanupExecutor};
-use crate::jobs::{
-    JobOptions, JobRegistry, JobType, JobsConfig, Schedule, SystemClock, UnifiedJobManager,
-};
+use crate::jobs::{JobRegistry, JobsConfig, SystemClock, UnifiedJobManager};
 use crate::meta_store::{MetaStore, NamespaceRecord, UserRecord};
 use crate::providers::{CATALOG_NAME, KalamCatalog};
+use crate::result::{ExecutionError, StatementResult};
 use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
 use crate::table_store::TableStore;
+use crate::write_set::{ChangeSink, NoChangeSink};
+use async_trait::async_trait;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
@@ -19,6 +24,7 @@ use datafusion::prelude::SessionConfig;
 use kalamdb_commons::snowflake::SnowflakeGenerator;
 use kalamdb_commons::{DEFAULT_NAMESPACE, NamespaceId, Role, UserId};
 use kalamdb_store::{Batch, StorageBackend};
+use serde_json::Value as Json;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
@@ -68,14 +74,31 @@ impl Default for CoreOptions {
     }
 }
 
+/// Runs SQL for a caller: parse, authorize, dispatch, collect results.
+#[async_trait]
+pub trait StatementExecutor: Send + Sync {
+    /// Runs every statement of `sql` in order, stopping at the first failure.
+    async fn execute(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        sql: &str,
+        params: &[Json],
+    ) -> Result<Vec<StatementResult>, ExecutionError>;
+}
+
+/// The job manager, running jobs against the [`AppContext`].
+pub type JobManager = UnifiedJobManager<AppContext>;
+
 pub struct AppContext {
     pub meta: MetaStore,
     pub schema_registry: Arc<SchemaRegistry>,
     pub system_tables: Arc<SystemTablesRegistry>,
     pub table_store: TableStore,
-    pub executor: SqlExecutor,
+    /// The handler-based executor every statement runs through.
+    executor: Arc<dyn StatementExecutor>,
     /// Runs every background job; started by the server's lifecycle.
-    pub job_manager: Arc<UnifiedJobManager>,
+    pub job_manager: Arc<JobManager>,
     /// One generator for `_seq`, job-free ids and `SNOWFLAKE_ID()`.
     pub snowflake: Arc<SnowflakeGenerator>,
     pub options: CoreOptions,
@@ -86,13 +109,19 @@ pub struct AppContext {
     /// The unbound catalog each query binds to its caller.
     pub(crate) catalog: KalamCatalog,
     /// Where committed changes are published; set once at start-up.
-    change_sink: std::sync::OnceLock<Arc<dyn crate::write_set::ChangeSink>>,
+    change_sink: std::sync::OnceLock<Arc<dyn ChangeSink>>,
 }
 
 impl AppContext {
-    /// Opens the databases's metadata (bootstrapping it on first start) and
-    /// builds every registry.
-    pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
+    /// Opens the database's metadata (bootstrapping it on first start) and
+    /// builds every registry around `executor` and the job executors in
+    /// `jobs`.
+    pub fn assemble(
+        backend: Arc<dyn StorageBackend>,
+        options: &CoreOptions,
+        executor: Arc<dyn StatementExecutor>,
+        jobs: JobRegistry<AppContext>,
+    ) -> CoreResult<Arc<Self>> {
         let meta = MetaStore::new(Arc::clone(&backend));
         if meta.check_format()? {
             bootstrap(&meta, options)?;
@@ -132,11 +161,6 @@ impl AppContext {
                 .register_udf(Arc::new(udf))
                 .map_err(|e| CoreError::Internal(format!("registering {e}")))?;
         }
-        let mut registry = JobRegistry::new();
-        registry.register(Arc::new(CleanupExecutor));
-        registry.register(Arc::new(UserCleanupExecutor {
-            grace_ms: options.user_deletion_grace_ms,
-        }));
         let job_manager = Arc::new(UnifiedJobManager::new(
             meta.clone(),
             JobsConfig {
@@ -144,22 +168,14 @@ impl AppContext {
                 ..options.jobs.clone()
             },
             Arc::new(SystemClock),
-            registry,
+            jobs,
         ));
-        if options.user_cleanup_interval_ms > 0 {
-            job_manager.add_schedule(Schedule {
-                job_type: JobType::UserCleanup,
-                interval_ms: options.user_cleanup_interval_ms,
-                options: JobOptions::default(),
-                key_prefix: "user_cleanup".into(),
-            });
-        }
         Ok(Arc::new(Self {
             meta,
             schema_registry,
             system_tables,
             table_store,
-            executor: SqlExecutor::new(),
+            executor,
             job_manager,
             snowflake,
             catalog,
@@ -170,16 +186,26 @@ impl AppContext {
         }))
     }
 
+    /// Runs `sql` for the caller `ctx` (see [`StatementExecutor::execute`]).
+    pub async fn execute(
+        &self,
+        ctx: &mut ExecutionContext,
+        sql: &str,
+        params: &[Json],
+    ) -> Result<Vec<StatementResult>, ExecutionError> {
+        self.executor.execute(self, ctx, sql, params).await
+    }
+
     /// Wires the sink committed changes go to (once, before serving);
     /// `false` if one was set already.
-    pub fn set_change_sink(&self, sink: Arc<dyn crate::write_set::ChangeSink>) -> bool {
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) -> bool {
         self.change_sink.set(sink).is_ok()
     }
 
-    pub fn change_sink(&self) -> &dyn crate::write_set::ChangeSink {
+    pub fn change_sink(&self) -> &dyn ChangeSink {
         match self.change_sink.get() {
             Some(sink) => sink.as_ref(),
-            None => &crate::write_set::NoChangeSink,
+            None => &NoChangeSink,
         }
     }
 
@@ -193,16 +219,9 @@ impl AppContext {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// First start: the `default` namespace and the `root` account.
 fn bootstrap(meta: &MetaStore, options: &CoreOptions) -> CoreResult<()> {
-    let now = now_ms();
+    let now = kalamdb_commons::now_ms();
     let mut batch = Batch::new();
     meta.put_namespace(
         &mut batch,

@@ -36,10 +36,10 @@ impl ExecutionContext {
 
     /// The row store this caller's statements read and write: the
     /// transaction's view inside BEGIN … COMMIT, the database otherwise.
-    pub fn table_store(&self, app: &crate::AppContext) -> TableStore {
+    pub fn table_store(&self, database: &TableStore) -> TableStore {
         match &self.transaction {
             Some(tx) => TableStore::new(tx.view()),
-            None => app.table_store.clone(),
+            None => database.clone(),
         }
     }
 

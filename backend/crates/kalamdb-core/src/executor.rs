@@ -1,15 +1,17 @@
 //! The [`SqlExecutor`]: parse → classify → authorize (one gate) → dispatch to
-//! the family's [`StatementHandler`].
+//! the family's [`StatementHandler`]. It is the [`StatementExecutor`] the
+//! [`AppContext`] is opened with (see `open.rs`); callers run SQL through
+//! [`AppContext::execute`].
 
 pub mod authorization;
 pub mod handlers;
 
-use crate::app_context::AppContext;
+use crate::app_context::{AppContext, StatementExecutor};
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
+use crate::result::{ExecutionError, StatementResult};
+use async_trait::async_trait;
 use authorization::{StatementFamily, authorize};
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
 use handlers::{
     DmlHandler, JobHandler, NamespaceHandler, QueryHandler, ShowHandler, StatementHandler,
     TableDdlHandler, UserHandler,
@@ -18,73 +20,6 @@ use handlers::{
 use kalamdb_sql::sqlparser::ast::Statement;
 use kalamdb_sql::{SqlStatement, parse_sql_with_limits};
 use serde_json::Value as Json;
-
-/// What one statement produced.
-#[derive(Debug, Clone, Default)]
-pub struct StatementResult {
-    /// Present for statements that return rows.
-    pub schema: Option<SchemaRef>,
-    pub batches: Vec<RecordBatch>,
-    /// Rows returned, or rows affected for DML.
-    pub row_count: usize,
-    pub message: Option<String>,
-    /// The user the statement ran as, when not the caller (EXECUTE AS USER).
-    pub as_user: Option<String>,
-}
-
-impl StatementResult {
-    pub fn message(message: impl Into<String>) -> Self {
-        Self {
-            message: Some(message.into()),
-            ..Self::default()
-        }
-    }
-
-    pub fn affected(rows: usize, message: impl Into<String>) -> Self {
-        Self {
-            row_count: rows,
-            message: Some(message.into()),
-            ..Self::default()
-        }
-    }
-
-    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        let row_count = batches.iter().map(RecordBatch::num_rows).sum();
-        Self {
-            schema: Some(schema),
-            batches,
-            row_count,
-            message: None,
-            as_user: None,
-        }
-    }
-}
-
-/// A failed request: the error and, in a batch, which statement failed.
-#[derive(Debug)]
-pub struct ExecutionError {
-    pub error: CoreError,
-    /// 1-based, when the request held more than one statement.
-    pub statement_index: Option<usize>,
-}
-
-impl std::fmt::Display for ExecutionError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.statement_index {
-            Some(i) => write!(f, "Statement {i} failed: {}", self.error),
-            None => write!(f, "{}", self.error),
-        }
-    }
-}
-
-impl From<CoreError> for ExecutionError {
-    fn from(error: CoreError) -> Self {
-        Self {
-            error,
-            statement_index: None,
-        }
-    }
-}
 
 pub struct SqlExecutor {
     namespace: NamespaceHandler,
@@ -128,7 +63,7 @@ impl SqlExecutor {
     }
 
     /// Runs every statement of `sql` in order, stopping at the first failure.
-    pub async fn execute(
+    async fn run(
         &self,
         app: &AppContext,
         ctx: &mut ExecutionContext,
@@ -226,7 +161,8 @@ impl SqlExecutor {
                 let Some(tx) = ctx.transaction.take() else {
                     return Err(CoreError::Execution("COMMIT without BEGIN".into()));
                 };
-                crate::write_set::commit_transaction(app, &tx).await?;
+                crate::write_set::commit_transaction(&app.table_store, app.change_sink(), &tx)
+                    .await?;
                 Ok(StatementResult::message("COMMIT"))
             }
             TransactionControl::Rollback => {
@@ -236,6 +172,19 @@ impl SqlExecutor {
                 Ok(StatementResult::message("ROLLBACK"))
             }
         }
+    }
+}
+
+#[async_trait]
+impl StatementExecutor for SqlExecutor {
+    async fn execute(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        sql: &str,
+        params: &[Json],
+    ) -> Result<Vec<StatementResult>, ExecutionError> {
+        self.run(app, ctx, sql, params).await
     }
 }
 
@@ -347,7 +296,7 @@ fn audit(
 ) {
     let entry = crate::meta_store::AuditEntry {
         audit_id: app.snowflake.next_id(),
-        timestamp: crate::app_context::now_ms(),
+        timestamp: kalamdb_commons::now_ms(),
         actor: ctx.username.clone(),
         action: action.to_string(),
         details: details.to_string(),

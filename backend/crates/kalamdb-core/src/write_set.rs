@@ -15,10 +15,8 @@
 //! it is: the unit a replication log can carry, applied on a replica through
 //! [`WriteSet::to_batch`] exactly as here.
 
-use crate::app_context::AppContext;
-use crate::context::ExecutionContext;
 use crate::error::CoreResult;
-use crate::table_store::{RowScope, partition_prefix, row_key, seq_key};
+use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key};
 use kalamdb_commons::{TableDefinition, TableId, Value};
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Batch, OverlayBackend, Partition, StorageBackend};
@@ -181,11 +179,12 @@ impl Transaction {
 /// a transaction, stages them in it instead (written and published at
 /// COMMIT).
 pub async fn commit(
-    app: &AppContext,
-    ctx: &ExecutionContext,
+    store: &TableStore,
+    sink: &dyn ChangeSink,
+    transaction: Option<&Transaction>,
     sets: Vec<WriteSet>,
 ) -> CoreResult<()> {
-    match &ctx.transaction {
+    match transaction {
         Some(tx) => {
             let Some(batch) = batch_of(&sets) else {
                 return Ok(());
@@ -197,21 +196,29 @@ pub async fn commit(
                 .extend(sets.into_iter().filter(|s| !s.is_empty()));
             Ok(())
         }
-        None => write_and_publish(app, sets).await,
+        None => write_and_publish(store, sink, sets).await,
     }
 }
 
 /// COMMIT: everything the transaction staged, as one write, then published.
-pub async fn commit_transaction(app: &AppContext, tx: &Transaction) -> CoreResult<()> {
-    write_and_publish(app, tx.take_pending()).await
+pub async fn commit_transaction(
+    store: &TableStore,
+    sink: &dyn ChangeSink,
+    tx: &Transaction,
+) -> CoreResult<()> {
+    write_and_publish(store, sink, tx.take_pending()).await
 }
 
-async fn write_and_publish(app: &AppContext, sets: Vec<WriteSet>) -> CoreResult<()> {
+async fn write_and_publish(
+    store: &TableStore,
+    sink: &dyn ChangeSink,
+    sets: Vec<WriteSet>,
+) -> CoreResult<()> {
     let Some(batch) = batch_of(&sets) else {
         return Ok(());
     };
-    app.table_store.write_async(batch).await?;
-    app.change_sink().publish(&sets);
+    store.write_async(batch).await?;
+    sink.publish(&sets);
     Ok(())
 }
 

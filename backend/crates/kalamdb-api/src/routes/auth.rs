@@ -366,12 +366,7 @@ pub async fn setup(
         Role::System,
     )
     .with_request(state.next_request_id(), Some(client.ip()));
-    if let Err(e) = state
-        .app
-        .executor
-        .execute(&state.app, &mut ctx, &sql, &[])
-        .await
-    {
+    if let Err(e) = state.app.execute(&mut ctx, &sql, &[]).await {
         let code = match e.error.error_code() {
             ErrorCode::AlreadyExists => ErrorCode::AlreadyExists,
             ErrorCode::InternalError => return internal(&state, e),

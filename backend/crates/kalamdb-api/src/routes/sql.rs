@@ -121,13 +121,9 @@ async fn handle(
     let params = request.params.unwrap_or_default();
 
     let app = Arc::clone(&state.app);
-    let run = AssertUnwindSafe(async {
-        app.executor
-            .execute(&app, &mut ctx, &request.sql, &params)
-            .await
-    })
-    .catch_unwind()
-    .await;
+    let run = AssertUnwindSafe(async { app.execute(&mut ctx, &request.sql, &params).await })
+        .catch_unwind()
+        .await;
     let took = took_ms(start);
     match run {
         Ok(Ok(results)) => {

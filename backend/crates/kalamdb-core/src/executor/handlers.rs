@@ -20,7 +20,7 @@ pub mod user;
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use crate::schema::CachedTable;
 use async_trait::async_trait;
 use kalamdb_commons::{ColumnDefinition, TableDefinition, Value};

@@ -2,7 +2,6 @@
 //! [`JobRegistry`]; the manager hands each run a [`JobContext`].
 
 use super::model::{Job, JobType};
-use crate::app_context::AppContext;
 use crate::error::CoreResult;
 use async_trait::async_trait;
 use serde_json::Value as Json;
@@ -42,22 +41,23 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::app_context::now_ms()
+        kalamdb_commons::now_ms()
     }
 }
 
-/// What a running executor gets: the database, its cancellation token, a
-/// logger that prefixes every line with the job id, and the clock.
-pub struct JobContext {
-    pub app: Arc<AppContext>,
+/// What a running executor gets: the application (`A`: the database's
+/// `AppContext`), its cancellation token, a logger that prefixes every line
+/// with the job id, and the clock.
+pub struct JobContext<A> {
+    pub app: Arc<A>,
     pub cancel: CancellationToken,
     pub clock: Arc<dyn Clock>,
     job_id: String,
 }
 
-impl JobContext {
+impl<A> JobContext<A> {
     pub fn new(
-        app: Arc<AppContext>,
+        app: Arc<A>,
         cancel: CancellationToken,
         clock: Arc<dyn Clock>,
         job_id: String,
@@ -88,16 +88,17 @@ impl JobContext {
     }
 }
 
+/// One job type's work, run against the application `A`.
 #[async_trait]
-pub trait JobExecutor: Send + Sync {
+pub trait JobExecutor<A: Send + Sync + 'static>: Send + Sync {
     fn job_type(&self) -> JobType;
     fn name(&self) -> &'static str;
     /// Refuses bad parameters at creation, before anything is queued.
     fn validate_params(&self, params: &Json) -> CoreResult<()>;
     /// Does the work. Long work checks `ctx.cancel` at safe points.
-    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision;
+    async fn execute(&self, ctx: &JobContext<A>, job: &Job) -> JobDecision;
     /// Called when a running job is cancelled (after its token is).
-    async fn cancel(&self, _ctx: &JobContext, _job: &Job) -> CoreResult<()> {
+    async fn cancel(&self, _ctx: &JobContext<A>, _job: &Job) -> CoreResult<()> {
         Ok(())
     }
     /// Whether a job left Running by a crash may simply run again.
@@ -107,22 +108,29 @@ pub trait JobExecutor: Send + Sync {
 }
 
 /// Executors by job type.
-#[derive(Default, Clone)]
-pub struct JobRegistry {
-    executors: HashMap<JobType, Arc<dyn JobExecutor>>,
+pub struct JobRegistry<A> {
+    executors: HashMap<JobType, Arc<dyn JobExecutor<A>>>,
 }
 
-impl JobRegistry {
+impl<A: Send + Sync + 'static> Default for JobRegistry<A> {
+    fn default() -> Self {
+        Self {
+            executors: HashMap::new(),
+        }
+    }
+}
+
+impl<A: Send + Sync + 'static> JobRegistry<A> {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Registers (or replaces) the executor of its job type.
-    pub fn register(&mut self, executor: Arc<dyn JobExecutor>) {
+    pub fn register(&mut self, executor: Arc<dyn JobExecutor<A>>) {
         self.executors.insert(executor.job_type(), executor);
     }
 
-    pub fn get(&self, job_type: JobType) -> Option<Arc<dyn JobExecutor>> {
+    pub fn get(&self, job_type: JobType) -> Option<Arc<dyn JobExecutor<A>>> {
         self.executors.get(&job_type).cloned()
     }
 }

@@ -9,9 +9,8 @@
 //! they hold. The dispatch loop sleeps until a job is created, a slot frees,
 //! a retry or schedule falls due, or shutdown; it never polls.
 
-use super::executor::{Clock, JOBS_LOG_TARGET, JobContext, JobDecision, JobRegistry};
+use super::executor::{Clock, JOBS_LOG_TARGET, JobContext, JobDecision, JobExecutor, JobRegistry};
 use super::model::{Job, JobOptions, JobStatus, JobType, new_job_id, normalize_parameters};
-use crate::app_context::AppContext;
 use crate::error::{CoreError, CoreResult};
 use crate::meta_store::MetaStore;
 use futures::FutureExt;
@@ -77,16 +76,16 @@ struct State {
     schedules: Vec<(Schedule, i64)>,
 }
 
-pub struct UnifiedJobManager {
+pub struct UnifiedJobManager<A> {
     meta: MetaStore,
     config: JobsConfig,
     clock: Arc<dyn Clock>,
-    registry: RwLock<JobRegistry>,
+    registry: RwLock<JobRegistry<A>>,
     state: Mutex<State>,
     wake: Notify,
     idle: Notify,
     stop: CancellationToken,
-    app: OnceLock<Weak<AppContext>>,
+    app: OnceLock<Weak<A>>,
 }
 
 fn log_event(level: tracing::Level, job_id: &str, message: &str) {
@@ -147,12 +146,12 @@ impl State {
     }
 }
 
-impl UnifiedJobManager {
+impl<A: Send + Sync + 'static> UnifiedJobManager<A> {
     pub fn new(
         meta: MetaStore,
         config: JobsConfig,
         clock: Arc<dyn Clock>,
-        registry: JobRegistry,
+        registry: JobRegistry<A>,
     ) -> Self {
         Self {
             meta,
@@ -171,7 +170,7 @@ impl UnifiedJobManager {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn executor(&self, job_type: JobType) -> Option<Arc<dyn super::JobExecutor>> {
+    fn executor(&self, job_type: JobType) -> Option<Arc<dyn JobExecutor<A>>> {
         self.registry
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -317,7 +316,7 @@ impl UnifiedJobManager {
     }
 
     /// Recovers persisted jobs and starts the dispatch loop.
-    pub fn start(self: &Arc<Self>, app: &Arc<AppContext>) -> CoreResult<()> {
+    pub fn start(self: &Arc<Self>, app: &Arc<A>) -> CoreResult<()> {
         if self.app.set(Arc::downgrade(app)).is_err() {
             return Err(CoreError::Internal(
                 "the job manager is already started".into(),

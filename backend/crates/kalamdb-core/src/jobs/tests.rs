@@ -54,7 +54,7 @@ impl TestExecutor {
 }
 
 #[async_trait]
-impl JobExecutor for TestExecutor {
+impl JobExecutor<AppContext> for TestExecutor {
     fn job_type(&self) -> JobType {
         self.job_type
     }
@@ -72,7 +72,7 @@ impl JobExecutor for TestExecutor {
         Ok(())
     }
 
-    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision {
+    async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
         self.runs.fetch_add(1, Ordering::SeqCst);
         self.order.lock().unwrap().push(job.job_id.clone());
         let mode = job.parameters["mode"].as_str().unwrap_or("complete");
@@ -126,7 +126,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     app: Arc<AppContext>,
     clock: Arc<FakeClock>,
-    manager: Arc<UnifiedJobManager>,
+    manager: Arc<UnifiedJobManager<AppContext>>,
     executor: Arc<TestExecutor>,
 }
 
@@ -182,8 +182,7 @@ async fn query(app: &AppContext, role: kalamdb_commons::Role, sql: &str) -> Vec<
         role,
     );
     let results = app
-        .executor
-        .execute(app, &mut ctx, sql, &[])
+        .execute(&mut ctx, sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut rows = Vec::new();
@@ -197,9 +196,9 @@ async fn query(app: &AppContext, role: kalamdb_commons::Role, sql: &str) -> Vec<
 fn real_executor(
     dir: tempfile::TempDir,
     app: &Arc<AppContext>,
-    executor: Arc<dyn JobExecutor>,
+    executor: Arc<dyn JobExecutor<AppContext>>,
 ) -> Fixture {
-    let clock = Arc::new(FakeClock(AtomicI64::new(crate::app_context::now_ms())));
+    let clock = Arc::new(FakeClock(AtomicI64::new(kalamdb_commons::now_ms())));
     let mut registry = JobRegistry::new();
     registry.register(executor);
     let manager = Arc::new(UnifiedJobManager::new(
@@ -744,7 +743,7 @@ async fn parameters_are_a_json_object_and_legacy_arrays_are_mapped() {
 
 /// A job record as a previous run of the server left it.
 fn stored_job(id: &str, status: JobStatus) -> Job {
-    let now = crate::app_context::now_ms();
+    let now = kalamdb_commons::now_ms();
     Job {
         job_id: id.into(),
         job_type: JobType::Flush,
@@ -871,8 +870,7 @@ async fn user_cleanup_purges_a_dropped_users_rows_after_the_grace_period() {
         let app = Arc::clone(&app);
         async move {
             let mut ctx = ctx;
-            app.executor
-                .execute(&app, &mut ctx, sql, &[])
+            app.execute(&mut ctx, sql, &[])
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}"))
         }
@@ -908,8 +906,7 @@ async fn user_cleanup_purges_a_dropped_users_rows_after_the_grace_period() {
         async move {
             let mut ctx = ctx;
             let r = app
-                .executor
-                .execute(&app, &mut ctx, "SELECT count(*) FROM app.notes", &[])
+                .execute(&mut ctx, "SELECT count(*) FROM app.notes", &[])
                 .await
                 .unwrap();
             let mut rows = Vec::new();
@@ -958,22 +955,19 @@ async fn cleanup_reclaims_the_rows_of_dropped_tables_and_refuses_live_ones() {
         "root",
         kalamdb_commons::Role::System,
     );
-    app.executor
-        .execute(
-            &app,
-            &mut root,
-            "CREATE NAMESPACE app; CREATE SHARED TABLE app.gone (id INT PRIMARY KEY); \
+    app.execute(
+        &mut root,
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.gone (id INT PRIMARY KEY); \
              CREATE SHARED TABLE app.kept (id INT PRIMARY KEY); \
              INSERT INTO app.gone VALUES (1), (2), (3); INSERT INTO app.kept VALUES (1)",
-            &[],
-        )
-        .await
-        .unwrap();
+        &[],
+    )
+    .await
+    .unwrap();
     let gone = app.schema_registry.get_table("app", "gone").unwrap();
     let kept = app.schema_registry.get_table("app", "kept").unwrap();
     let results = app
-        .executor
-        .execute(&app, &mut root, "DROP TABLE app.gone", &[])
+        .execute(&mut root, "DROP TABLE app.gone", &[])
         .await
         .unwrap();
     let message = results[0].message.clone().unwrap();

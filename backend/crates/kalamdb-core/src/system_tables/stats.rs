@@ -164,16 +164,14 @@ mod tests {
             Arc::new(kalamdb_store::RocksDbBackend::open(dir.path(), &Default::default()).unwrap());
         let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
         let mut root = ExecutionContext::new(UserId::new("root"), "root", Role::System);
-        app.executor
-            .execute(
-                &app,
-                &mut root,
-                "CREATE NAMESPACE s; CREATE SHARED TABLE s.a (id INT PRIMARY KEY); \
+        app.execute(
+            &mut root,
+            "CREATE NAMESPACE s; CREATE SHARED TABLE s.a (id INT PRIMARY KEY); \
                  CREATE SHARED TABLE s.b (id INT PRIMARY KEY); INSERT INTO s.b VALUES (1), (2)",
-                &[],
-            )
-            .await
-            .unwrap();
+            &[],
+        )
+        .await
+        .unwrap();
         let stats = app.system_tables.get(super::NAME).unwrap();
         let scope = QueryScope {
             user_id: UserId::new("root"),

@@ -77,8 +77,7 @@ impl Fixture {
         let mut ctx = ctx.clone();
         let results = self
             .app
-            .executor
-            .execute(&self.app, &mut ctx, sql, &[])
+            .execute(&mut ctx, sql, &[])
             .await
             .map_err(|e| e.to_string())?;
         Ok(results

@@ -11,7 +11,7 @@
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use crate::row_reader::RowReader;
 use crate::rows::defaults::{ColumnDefault, compile_default};
 use crate::schema::CachedTable;

@@ -4,7 +4,7 @@ use super::{StatementHandler, StatementOptions, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::CoreResult;
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use async_trait::async_trait;
 use kalamdb_sql::SqlStatement;
 use kalamdb_sql::sqlparser::ast::Statement;

@@ -11,7 +11,7 @@ use super::returning::{returning_columns, returning_result};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use crate::row_reader::RowReader;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
@@ -351,7 +351,11 @@ pub async fn execute_insert(
         insert.columns.len()
     };
     let source = source_of(app, ctx, insert, &table, &positions, width, params).await?;
-    let reader = RowReader::new(Arc::clone(&table), ctx.table_store(app), &scope);
+    let reader = RowReader::new(
+        Arc::clone(&table),
+        ctx.table_store(&app.table_store),
+        &scope,
+    );
 
     // Defaults are compiled once per statement; generators run per row.
     let defaults: Vec<ColumnDefault> = def
@@ -457,7 +461,13 @@ pub async fn execute_insert(
         Some(_) => set.changes.iter().map(|c| set.encode(c)).collect(),
         None => Vec::new(),
     };
-    write_set::commit(app, ctx, vec![set]).await?;
+    write_set::commit(
+        &app.table_store,
+        app.change_sink(),
+        ctx.transaction.as_deref(),
+        vec![set],
+    )
+    .await?;
     let message = format!("Inserted {affected} row(s)");
     match returning {
         Some(indices) => returning_result(&table, &indices, &written, message),

@@ -4,8 +4,8 @@ use super::{StatementHandler, StatementOptions, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
 use crate::jobs::model::is_job_id;
+use crate::result::StatementResult;
 use async_trait::async_trait;
 use kalamdb_sql::SqlStatement;
 

@@ -1,14 +1,15 @@
 //! CREATE/DROP NAMESPACE and USE.
 
 use super::{StatementHandler, StatementOptions, unexpected};
-use crate::app_context::{AppContext, now_ms};
+use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
 use crate::meta_store::NamespaceRecord;
+use crate::result::StatementResult;
 use crate::table_store::delete_all_rows;
 use async_trait::async_trait;
 use kalamdb_commons::ids::validate_identifier;
+use kalamdb_commons::now_ms;
 use kalamdb_commons::{NamespaceId, SYSTEM_NAMESPACE};
 use kalamdb_sql::SqlStatement;
 use kalamdb_store::Batch;

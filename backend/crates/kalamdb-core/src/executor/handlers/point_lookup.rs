@@ -6,8 +6,8 @@
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
 use crate::providers::scan::{RowScan, ScanTarget};
+use crate::result::StatementResult;
 use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
 use crate::rows::coerce::{coerce, literal_of};
@@ -126,7 +126,7 @@ pub fn try_execute(
             .map_err(|e| CoreError::Internal(e.to_string()))?,
     );
     let missing = indices.iter().map(|&i| table.backfill[i].clone()).collect();
-    let reader = RowReader::new(table, ctx.table_store(app), &scope);
+    let reader = RowReader::new(table, ctx.table_store(&app.table_store), &scope);
     let key = reader.key_of(&pk_value)?;
     let scan = RowScan {
         schema: Arc::clone(&schema),

@@ -9,9 +9,9 @@ use super::{
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
 use crate::providers::catalog::ScopedCatalogs;
 use crate::query_scope::QueryScope;
+use crate::result::StatementResult;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -135,7 +135,7 @@ async fn plan_and_collect(
         include_system_columns: system_columns,
     });
     state.register_catalog_list(Arc::new(ScopedCatalogs::new(
-        app.catalog.scoped(scope, ctx.table_store(app)),
+        app.catalog.scoped(scope, ctx.table_store(&app.table_store)),
     )));
     for udf in [
         crate::functions::Caller::user(&ctx.username),

@@ -2,7 +2,7 @@
 //! rows as a result.
 
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use crate::rows::{BatchBuilder, OutputColumn};
 use crate::schema::CachedTable;
 use kalamdb_sql::parsers::normalize;

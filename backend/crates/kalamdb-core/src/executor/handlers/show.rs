@@ -6,7 +6,7 @@ use super::{StatementHandler, StatementOptions, resolve_name, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Int32Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};

@@ -1,14 +1,15 @@
 //! CREATE TABLE and DROP TABLE.
 
 use super::{StatementHandler, StatementOptions, resolve_name, unexpected};
-use crate::app_context::{AppContext, now_ms};
+use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use crate::rows::defaults::compile_default;
 use crate::table_store::delete_all_rows;
 use async_trait::async_trait;
 use kalamdb_commons::ids::validate_identifier;
+use kalamdb_commons::now_ms;
 use kalamdb_commons::{
     ColumnDefinition, LOCAL_STORAGE_ID, NamespaceId, SYSTEM_NAMESPACE, TableDefinition, TableId,
 };

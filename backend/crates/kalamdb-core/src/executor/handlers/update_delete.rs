@@ -19,7 +19,7 @@ use super::query::collect_query;
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
+use crate::result::StatementResult;
 use crate::row_reader::RowReader;
 use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
@@ -78,7 +78,11 @@ fn target_of(
         from.push_str(&format!(" AS {}", quote(&normalize(&alias.name))));
     }
     Ok(Target {
-        reader: RowReader::new(Arc::clone(&table), ctx.table_store(app), &scope),
+        reader: RowReader::new(
+            Arc::clone(&table),
+            ctx.table_store(&app.table_store),
+            &scope,
+        ),
         scope,
         table,
         from,
@@ -215,7 +219,13 @@ async fn commit(
         true => out.set.changes.iter().map(|c| out.set.encode(c)).collect(),
         false => Vec::new(),
     };
-    write_set::commit(app, ctx, vec![out.set]).await?;
+    write_set::commit(
+        &app.table_store,
+        app.change_sink(),
+        ctx.transaction.as_deref(),
+        vec![out.set],
+    )
+    .await?;
     let message = format!("{verb} {count} row(s)");
     match returning {
         Some(indices) => {

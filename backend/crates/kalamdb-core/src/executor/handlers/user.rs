@@ -4,12 +4,13 @@
 //! user-cleanup job purges them.
 
 use super::{StatementHandler, StatementOptions, unexpected};
-use crate::app_context::{AppContext, ROOT_USER, now_ms};
+use crate::app_context::{AppContext, ROOT_USER};
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::executor::StatementResult;
 use crate::meta_store::UserRecord;
+use crate::result::StatementResult;
 use async_trait::async_trait;
+use kalamdb_commons::now_ms;
 use kalamdb_commons::password::{Secret, validate_password};
 use kalamdb_commons::{Role, UserId};
 use kalamdb_sql::{SqlStatement, UserAuth, UserChange};

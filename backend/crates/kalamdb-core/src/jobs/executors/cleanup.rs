@@ -7,6 +7,7 @@
 //! its rows stop taking disk space. Cold-tier files join it with the cold
 //! tier. Parameters: `{"table_ids": [n, ...]}`.
 
+use crate::app_context::AppContext;
 use crate::error::{CoreError, CoreResult};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
@@ -33,7 +34,7 @@ fn table_ids(params: &Json) -> CoreResult<Vec<TableId>> {
 }
 
 impl CleanupExecutor {
-    fn reclaim(&self, ctx: &JobContext, job: &Job) -> CoreResult<Option<usize>> {
+    fn reclaim(&self, ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<Option<usize>> {
         let ids = table_ids(&job.parameters)?;
         for (done, id) in ids.iter().enumerate() {
             if ctx.is_cancelled() {
@@ -58,7 +59,7 @@ impl CleanupExecutor {
 }
 
 #[async_trait]
-impl JobExecutor for CleanupExecutor {
+impl JobExecutor<AppContext> for CleanupExecutor {
     fn job_type(&self) -> JobType {
         JobType::Cleanup
     }
@@ -71,7 +72,7 @@ impl JobExecutor for CleanupExecutor {
         table_ids(params).map(drop)
     }
 
-    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision {
+    async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
         match self.reclaim(ctx, job) {
             Ok(Some(n)) => JobDecision::Completed {
                 message: format!("Reclaimed the storage of {n} dropped table(s)"),

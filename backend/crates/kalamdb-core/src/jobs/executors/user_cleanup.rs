@@ -9,6 +9,7 @@
 //! Parameters: `{}` (every due user) or `{"user_id": "u_…"}` (that one, if
 //! due).
 
+use crate::app_context::AppContext;
 use crate::error::{CoreError, CoreResult};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
@@ -24,7 +25,7 @@ pub struct UserCleanupExecutor {
 }
 
 impl UserCleanupExecutor {
-    fn purge(&self, ctx: &JobContext, job: &Job) -> CoreResult<Option<(usize, usize)>> {
+    fn purge(&self, ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<Option<(usize, usize)>> {
         let app = &ctx.app;
         let only = job.parameters.get("user_id").and_then(Json::as_str);
         let now = ctx.clock.now_ms();
@@ -71,7 +72,7 @@ impl UserCleanupExecutor {
 }
 
 #[async_trait]
-impl JobExecutor for UserCleanupExecutor {
+impl JobExecutor<AppContext> for UserCleanupExecutor {
     fn job_type(&self) -> JobType {
         JobType::UserCleanup
     }
@@ -89,7 +90,7 @@ impl JobExecutor for UserCleanupExecutor {
         }
     }
 
-    async fn execute(&self, ctx: &JobContext, job: &Job) -> JobDecision {
+    async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
         match self.purge(ctx, job) {
             Ok(Some((users, tables))) => JobDecision::Completed {
                 message: format!("Purged {users} dropped user(s) from {tables} USER table(s)"),

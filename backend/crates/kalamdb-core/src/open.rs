@@ -1,0 +1,31 @@
+//! Opening a database: the [`AppContext`] with KalamDB's executor and job
+//! executors, and the schedules they run on.
+
+use crate::app_context::{AppContext, CoreOptions};
+use crate::error::CoreResult;
+use crate::executor::SqlExecutor;
+use crate::jobs::executors::{CleanupExecutor, UserCleanupExecutor};
+use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
+use kalamdb_store::StorageBackend;
+use std::sync::Arc;
+
+impl AppContext {
+    /// Opens the database on `backend` (bootstrapping it on first start).
+    pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
+        let mut jobs = JobRegistry::new();
+        jobs.register(Arc::new(CleanupExecutor));
+        jobs.register(Arc::new(UserCleanupExecutor {
+            grace_ms: options.user_deletion_grace_ms,
+        }));
+        let app = Self::assemble(backend, options, Arc::new(SqlExecutor::new()), jobs)?;
+        if options.user_cleanup_interval_ms > 0 {
+            app.job_manager.add_schedule(Schedule {
+                job_type: JobType::UserCleanup,
+                interval_ms: options.user_cleanup_interval_ms,
+                options: JobOptions::default(),
+                key_prefix: "user_cleanup".into(),
+            });
+        }
+        Ok(app)
+    }
+}
