@@ -67,19 +67,29 @@ pub(crate) fn resolve_name(ctx: &ExecutionContext, name: &QualifiedName) -> (Str
     )
 }
 
-/// The USER/SHARED/STREAM table `name` names for the caller's session.
+/// The USER/SHARED/STREAM table `name` names for the caller's session: the
+/// one table resolution every handler uses.
 pub(crate) fn resolve_table(
     app: &AppContext,
     ctx: &ExecutionContext,
-    name: &ObjectName,
+    name: &QualifiedName,
 ) -> CoreResult<Arc<CachedTable>> {
-    let name = parse_qualified_name_from(name).map_err(CoreError::InvalidSql)?;
-    let (ns, table) = resolve_name(ctx, &name);
+    let (ns, table) = resolve_name(ctx, name);
     match app.schema_registry.get_table(&ns, &table) {
         Some(t) => Ok(t),
         None if !app.schema_registry.namespace_exists(&ns) => Err(CoreError::NamespaceNotFound(ns)),
         None => Err(CoreError::TableNotFound(format!("{ns}.{table}"))),
     }
+}
+
+/// [`resolve_table`] for a name as the SQL parser gives it.
+pub(crate) fn resolve_table_object(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    name: &ObjectName,
+) -> CoreResult<Arc<CachedTable>> {
+    let name = parse_qualified_name_from(name).map_err(CoreError::InvalidSql)?;
+    resolve_table(app, ctx, &name)
 }
 
 /// NOT NULL, as INSERT and UPDATE check it before writing anything.

@@ -2,7 +2,7 @@
 //! [`JobRegistry`]; the manager hands each run a [`JobContext`].
 
 use super::model::{Job, JobType};
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use async_trait::async_trait;
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -29,6 +29,32 @@ pub enum JobDecision {
         message: String,
         exception_trace: Option<String>,
     },
+}
+
+impl JobDecision {
+    /// The decision of one run of the executor `name`, the one mapping every
+    /// executor uses: `Ok(Some(summary))` did the work; `Ok(None)` stopped at
+    /// a cancellation point; a storage engine error is retried (the
+    /// engine may recover); any other error fails at once (running again cannot change
+    /// it: bad parameters, a refused request).
+    pub fn of_run(name: &str, outcome: CoreResult<Option<String>>) -> Self {
+        match outcome {
+            Ok(Some(message)) => Self::Completed { message },
+            Ok(None) => Self::Failed {
+                message: "Cancelled between steps".into(),
+                exception_trace: None,
+            },
+            Err(e @ CoreError::Store(kalamdb_store::StoreError::Engine(_))) => Self::Retry {
+                message: format!("{name} failed: {e}"),
+                backoff_ms: 0,
+                exception_trace: Some(format!("{e:?}")),
+            },
+            Err(e) => Self::Failed {
+                message: format!("{name} refused: {e}"),
+                exception_trace: Some(format!("{e:?}")),
+            },
+        }
+    }
 }
 
 /// Wall-clock milliseconds; injectable so tests never sleep.

@@ -1028,3 +1028,32 @@ async fn cleanup_reclaims_the_rows_of_dropped_tables_and_refuses_live_ones() {
         .unwrap_err();
     assert!(e.to_string().contains("is not a table id"), "{e}");
 }
+
+#[test]
+fn every_executor_maps_its_outcome_to_a_decision_the_same_way() {
+    use kalamdb_store::StoreError;
+    assert_eq!(
+        JobDecision::of_run("X", Ok(Some("done".into()))),
+        JobDecision::Completed {
+            message: "done".into()
+        }
+    );
+    assert!(matches!(
+        JobDecision::of_run("X", Ok(None)),
+        JobDecision::Failed { message, .. } if message.contains("Cancelled")
+    ));
+    let engine = CoreError::Store(StoreError::Engine("disk busy".into()));
+    assert!(matches!(
+        JobDecision::of_run("X", Err(engine)),
+        JobDecision::Retry { message, exception_trace: Some(_), .. } if message == "X failed: storage engine error: disk busy"
+    ));
+    let corrupt = CoreError::Store(StoreError::Corrupt("bad row".into()));
+    assert!(matches!(
+        JobDecision::of_run("X", Err(corrupt)),
+        JobDecision::Failed { .. }
+    ));
+    assert!(matches!(
+        JobDecision::of_run("X", Err(CoreError::Execution("table 9 still exists".into()))),
+        JobDecision::Failed { message, .. } if message == "X refused: table 9 still exists"
+    ));
+}

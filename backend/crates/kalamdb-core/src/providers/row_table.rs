@@ -5,6 +5,7 @@ use super::scan::{RowScan, ScanTarget};
 use crate::error::CoreError;
 use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
+use crate::rows::coerce::Literal;
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore};
 use async_trait::async_trait;
@@ -16,7 +17,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::StreamingTableExec;
-use kalamdb_commons::{KalamDataType, Value};
+use kalamdb_commons::Value;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -70,9 +71,9 @@ impl RowTableProvider {
                 .any(|c| c.name == kalamdb_commons::DELETED_COLUMN)
     }
 
-    /// The primary-key value `expr` pins, if it is `pk = literal`.
+    /// The primary-key value `expr` pins, if it is `pk = literal`
+    /// ([`CachedTable::pinned_key`]: the fast path's rule too).
     fn pinned_key(&self, expr: &Expr) -> Option<Value> {
-        let pk = self.table.primary_key?;
         let Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::Eq,
@@ -87,42 +88,38 @@ impl RowTableProvider {
             }
             _ => return None,
         };
-        let def = &self.table.definition.columns[pk];
-        if column.name != def.name {
-            return None;
-        }
-        scalar_as_key(literal, def.data_type)
+        self.table
+            .pinned_key(&column.name, &scalar_literal(literal)?)
     }
 }
 
-/// A literal as a key value of `data_type`, when it converts exactly.
-fn scalar_as_key(v: &ScalarValue, data_type: KalamDataType) -> Option<Value> {
-    use KalamDataType as T;
-    let int = match v {
-        ScalarValue::Int8(Some(i)) => Some(i64::from(*i)),
-        ScalarValue::Int16(Some(i)) => Some(i64::from(*i)),
-        ScalarValue::Int32(Some(i)) => Some(i64::from(*i)),
-        ScalarValue::Int64(Some(i)) => Some(*i),
-        ScalarValue::UInt8(Some(i)) => Some(i64::from(*i)),
-        ScalarValue::UInt16(Some(i)) => Some(i64::from(*i)),
-        ScalarValue::UInt32(Some(i)) => Some(i64::from(*i)),
-        ScalarValue::UInt64(Some(i)) => i64::try_from(*i).ok(),
-        _ => None,
-    };
-    match (data_type, v) {
-        (T::SmallInt, _) => int.and_then(|i| i16::try_from(i).ok()).map(Value::Int16),
-        (T::Int, _) => int.and_then(|i| i32::try_from(i).ok()).map(Value::Int32),
-        (T::BigInt, _) => int.map(Value::Int64),
-        (
-            T::Text | T::Uuid,
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-        ) => Some(Value::Text(s.clone())),
-        (T::Boolean, ScalarValue::Boolean(Some(b))) => Some(Value::Boolean(*b)),
-        (T::Date, ScalarValue::Date32(Some(d))) => Some(Value::Date32(*d)),
-        (T::Timestamp | T::DateTime, ScalarValue::TimestampMicrosecond(Some(t), None)) => {
-            Some(Value::TimestampMicros(*t))
+/// A DataFusion literal as SQL text would have written it; `None` for kinds
+/// no key column takes.
+fn scalar_literal(v: &ScalarValue) -> Option<Literal<'_>> {
+    let number = |n: &dyn std::fmt::Display| Some(Literal::Number(n.to_string().into()));
+    match v {
+        v if v.is_null() => Some(Literal::Null),
+        ScalarValue::Int8(Some(i)) => number(i),
+        ScalarValue::Int16(Some(i)) => number(i),
+        ScalarValue::Int32(Some(i)) => number(i),
+        ScalarValue::Int64(Some(i)) => number(i),
+        ScalarValue::UInt8(Some(i)) => number(i),
+        ScalarValue::UInt16(Some(i)) => number(i),
+        ScalarValue::UInt32(Some(i)) => number(i),
+        ScalarValue::UInt64(Some(i)) => number(i),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(Literal::Text(s.as_str().into())),
+        ScalarValue::Boolean(Some(b)) => Some(Literal::Bool(*b)),
+        ScalarValue::Date32(Some(d)) => {
+            let date = chrono::DateTime::from_timestamp(i64::from(*d) * 86_400, 0)?.date_naive();
+            Some(Literal::Text(date.to_string().into()))
+        }
+        ScalarValue::TimestampMicrosecond(Some(t), None) => {
+            let at = chrono::DateTime::from_timestamp_micros(*t)?.naive_utc();
+            Some(Literal::Text(
+                at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string().into(),
+            ))
         }
         _ => None,
     }
@@ -223,5 +220,76 @@ impl TableProvider for RowTableProvider {
             false,
             limit,
         )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kalamdb_commons::{
+        ColumnDefinition, KalamDataType, NamespaceId, TableDefinition, TableId, TableOptions,
+        TableType,
+    };
+
+    fn keyed_by(data_type: KalamDataType) -> CachedTable {
+        CachedTable::new(TableDefinition {
+            table_id: TableId(1),
+            namespace: NamespaceId::new("app"),
+            name: "t".into(),
+            table_type: TableType::Shared,
+            columns: vec![ColumnDefinition {
+                column_id: 1,
+                name: "k".into(),
+                data_type,
+                nullable: false,
+                primary_key: true,
+                default: None,
+                backfill: None,
+            }],
+            schema_version: 1,
+            options: TableOptions::default(),
+            created_at: 0,
+        })
+    }
+
+    fn pinned(table: &CachedTable, v: ScalarValue) -> Option<Value> {
+        table.pinned_key("k", &scalar_literal(&v)?)
+    }
+
+    #[test]
+    fn datafusion_literals_pin_keys_as_sql_text_would() {
+        let int = keyed_by(KalamDataType::Int);
+        assert_eq!(
+            pinned(&int, ScalarValue::Int64(Some(7))),
+            Some(Value::Int32(7))
+        );
+        assert_eq!(pinned(&int, ScalarValue::Int64(Some(1 << 40))), None);
+        // As INSERT takes it: '7' is 7, 'x' is no INT.
+        assert_eq!(
+            pinned(&int, ScalarValue::Utf8(Some("7".into()))),
+            Some(Value::Int32(7))
+        );
+        assert_eq!(pinned(&int, ScalarValue::Utf8(Some("x".into()))), None);
+        assert_eq!(pinned(&int, ScalarValue::Int32(None)), None);
+        let text = keyed_by(KalamDataType::Text);
+        assert_eq!(
+            pinned(&text, ScalarValue::Utf8View(Some("a".into()))),
+            Some(Value::Text("a".into()))
+        );
+        let date = keyed_by(KalamDataType::Date);
+        assert_eq!(
+            pinned(&date, ScalarValue::Date32(Some(19_000))),
+            Some(Value::Date32(19_000))
+        );
+        let ts = keyed_by(KalamDataType::Timestamp);
+        let micros = 1_700_000_000_123_456;
+        assert_eq!(
+            pinned(&ts, ScalarValue::TimestampMicrosecond(Some(micros), None)),
+            Some(Value::TimestampMicros(micros))
+        );
+        assert_eq!(
+            pinned(&ts, ScalarValue::TimestampMicrosecond(Some(-1), None)),
+            Some(Value::TimestampMicros(-1))
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Everything derived from a table definition that the hot paths need,
 //! computed once per schema version.
 
+use crate::rows::coerce::{Literal, coerce};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use kalamdb_commons::{ColumnDefinition, DELETED_COLUMN, SEQ_COLUMN, TableDefinition, Value};
 use std::collections::HashMap;
@@ -96,5 +97,18 @@ impl CachedTable {
                 self.definition.table_ref()
             ))
         })
+    }
+
+    /// The rule "this predicate pins a primary key", for both the
+    /// point-lookup fast path and the table provider: `column = literal`
+    /// pins the row whose key is `literal` when `column` is the primary key
+    /// and the literal converts to the key's type exactly as an INSERT would
+    /// take it (NULL pins nothing).
+    pub fn pinned_key(&self, column: &str, literal: &Literal<'_>) -> Option<Value> {
+        let pk = &self.definition.columns[self.primary_key?];
+        if column != pk.name {
+            return None;
+        }
+        coerce(literal, pk).ok().filter(|v| !v.is_null())
     }
 }

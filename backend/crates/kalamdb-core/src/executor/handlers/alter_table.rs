@@ -60,7 +60,7 @@ pub async fn alter_table(
     alter: &AlterTable,
 ) -> CoreResult<StatementResult> {
     let _ddl = app.ddl_lock.lock().await;
-    let table = match super::resolve_table(app, ctx, &alter.name) {
+    let table = match super::resolve_table_object(app, ctx, &alter.name) {
         Ok(t) => t,
         Err(CoreError::TableNotFound(_)) if alter.if_exists => {
             return Ok(StatementResult::message(format!(

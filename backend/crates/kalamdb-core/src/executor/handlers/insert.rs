@@ -39,7 +39,7 @@ fn target_table(
             "INSERT INTO a table function is not supported".into(),
         ));
     };
-    super::resolve_table(app, ctx, name)
+    super::resolve_table_object(app, ctx, name)
 }
 
 /// For each declared column, the position of its value in a VALUES row.

@@ -10,7 +10,7 @@ use crate::providers::scan::{RowScan, ScanTarget};
 use crate::result::StatementResult;
 use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
-use crate::rows::coerce::{coerce, literal_of};
+use crate::rows::coerce::literal_of;
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
 use kalamdb_commons::Value;
@@ -98,18 +98,18 @@ pub fn try_execute(
     let Ok(name) = parse_qualified_name_from(name) else {
         return Ok(None);
     };
-    let ns = name.namespace.unwrap_or_else(|| ctx.namespace.to_string());
-    let Some(table) = app.schema_registry.get_table(&ns, &name.name) else {
+    // A name that resolves to nothing is DataFusion's to report.
+    let Ok(table) = super::resolve_table(app, ctx, &name) else {
         return Ok(None);
     };
-    let Some(pk) = table.primary_key else {
+    if table.primary_key.is_none() {
         return Ok(None);
-    };
+    }
     crate::table_access::authorize_table(ctx.role, &table.definition, false)?;
     let Ok(scope) = RowScope::for_table(&table.definition, &ctx.user_id) else {
         return Ok(None);
     };
-    let Some(pk_value) = pk_equality(&table, pk, select.selection.as_ref(), params)? else {
+    let Some(pk_value) = pk_equality(&table, select.selection.as_ref(), params)? else {
         return Ok(None);
     };
     let Some(indices) = projection(&table, &select.projection) else {
@@ -142,12 +142,12 @@ pub fn try_execute(
 }
 
 /// The primary-key value of `WHERE pk = literal` (either side, `$n` too), if
-/// the condition is exactly that. A literal that does not convert exactly
-/// (e.g. '5' against an INT key, or an out-of-range number) is `None`: the
-/// general path, with SQL's coercions, answers those.
+/// the condition is exactly that ([`CachedTable::pinned_key`]). A literal
+/// that does not convert as INSERT would take it (e.g. 'x' or an
+/// out-of-range number against an INT key) is `None`: the general path, with
+/// SQL's coercions, answers those.
 pub(crate) fn pk_equality(
     table: &CachedTable,
-    pk: usize,
     selection: Option<&Expr>,
     params: &[Json],
 ) -> CoreResult<Option<Value>> {
@@ -159,16 +159,15 @@ pub(crate) fn pk_equality(
     else {
         return Ok(None);
     };
-    let pk_def = &table.definition.columns[pk];
-    let literal_side = match (ident_name(left), ident_name(right)) {
-        (Some(c), None) if c == pk_def.name => right,
-        (None, Some(c)) if c == pk_def.name => left,
+    let (column, literal_side) = match (ident_name(left), ident_name(right)) {
+        (Some(c), None) => (c, right),
+        (None, Some(c)) => (c, left),
         _ => return Ok(None),
     };
     let Some(literal) = literal_of(literal_side, params)? else {
         return Ok(None);
     };
-    Ok(coerce(&literal, pk_def).ok().filter(|v| !v.is_null()))
+    Ok(table.pinned_key(&column, &literal))
 }
 
 /// Declared-column positions for `*` or a list of bare column names.

@@ -2,7 +2,7 @@
 //! tables, so their output obeys the same rules as any SELECT.
 
 use super::query::run_query;
-use super::{StatementHandler, StatementOptions, resolve_name, unexpected};
+use super::{StatementHandler, StatementOptions, resolve_table, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
@@ -40,14 +40,7 @@ fn readable_table(
     ctx: &ExecutionContext,
     name: &kalamdb_sql::QualifiedName,
 ) -> CoreResult<std::sync::Arc<crate::schema::CachedTable>> {
-    let (ns, name) = resolve_name(ctx, name);
-    let Some(found) = app.schema_registry.get_table(&ns, &name) else {
-        return Err(if app.schema_registry.namespace_exists(&ns) {
-            CoreError::TableNotFound(format!("{ns}.{name}"))
-        } else {
-            CoreError::NamespaceNotFound(ns)
-        });
-    };
+    let found = resolve_table(app, ctx, name)?;
     crate::table_access::authorize_table(ctx.role, &found.definition, false)?;
     Ok(found)
 }

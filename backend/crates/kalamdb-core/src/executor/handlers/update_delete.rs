@@ -69,7 +69,7 @@ fn target_of(
             target.relation
         )));
     };
-    let table = super::resolve_table(app, ctx, name)?;
+    let table = super::resolve_table_object(app, ctx, name)?;
     let def = &table.definition;
     crate::table_access::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
@@ -248,10 +248,10 @@ async fn by_primary_key(
     sets: &[(usize, &Expr)],
 ) -> CoreResult<bool> {
     let table = &target.table;
-    let Some(pk) = table.primary_key else {
+    if table.primary_key.is_none() {
         return Ok(false);
-    };
-    let Some(pk_value) = pk_equality(table, pk, selection, params)? else {
+    }
+    let Some(pk_value) = pk_equality(table, selection, params)? else {
         return Ok(false);
     };
     let mut values = Vec::with_capacity(sets.len());

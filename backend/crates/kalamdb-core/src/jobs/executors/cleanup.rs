@@ -41,7 +41,7 @@ impl CleanupExecutor {
                 return Ok(None);
             }
             if ctx.app.schema_registry.table_by_id(*id).is_some() {
-                return Err(CoreError::Internal(format!(
+                return Err(CoreError::Execution(format!(
                     "table {} still exists; refusing to clean it up",
                     id.0
                 )));
@@ -73,24 +73,10 @@ impl JobExecutor<AppContext> for CleanupExecutor {
     }
 
     async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
-        match self.reclaim(ctx, job) {
-            Ok(Some(n)) => JobDecision::Completed {
-                message: format!("Reclaimed the storage of {n} dropped table(s)"),
-            },
-            Ok(None) => JobDecision::Failed {
-                message: "Cancelled between tables".into(),
-                exception_trace: None,
-            },
-            Err(e @ CoreError::Internal(_)) => JobDecision::Failed {
-                message: format!("Cleanup refused: {e}"),
-                exception_trace: Some(format!("{e:?}")),
-            },
-            Err(e) => JobDecision::Retry {
-                message: format!("Cleanup failed: {e}"),
-                backoff_ms: 0,
-                exception_trace: Some(format!("{e:?}")),
-            },
-        }
+        let outcome = self
+            .reclaim(ctx, job)
+            .map(|done| done.map(|n| format!("Reclaimed the storage of {n} dropped table(s)")));
+        JobDecision::of_run(self.name(), outcome)
     }
 
     /// Deleting and compacting again is harmless.

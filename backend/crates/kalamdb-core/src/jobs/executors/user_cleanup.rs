@@ -91,20 +91,12 @@ impl JobExecutor<AppContext> for UserCleanupExecutor {
     }
 
     async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
-        match self.purge(ctx, job) {
-            Ok(Some((users, tables))) => JobDecision::Completed {
-                message: format!("Purged {users} dropped user(s) from {tables} USER table(s)"),
-            },
-            Ok(None) => JobDecision::Failed {
-                message: "Cancelled between users".into(),
-                exception_trace: None,
-            },
-            Err(e) => JobDecision::Retry {
-                message: format!("UserCleanup failed: {e}"),
-                backoff_ms: 0,
-                exception_trace: Some(format!("{e:?}")),
-            },
-        }
+        let outcome = self.purge(ctx, job).map(|done| {
+            done.map(|(users, tables)| {
+                format!("Purged {users} dropped user(s) from {tables} USER table(s)")
+            })
+        });
+        JobDecision::of_run(self.name(), outcome)
     }
 
     /// Each user is purged in one batch, so running again is harmless.
