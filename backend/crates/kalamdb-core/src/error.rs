@@ -81,12 +81,6 @@ impl From<DataFusionError> for CoreError {
     /// Planning and execution errors are the user's (bad column, bad cast,
     /// division by zero); resource and I/O errors are ours.
     fn from(e: DataFusionError) -> Self {
-        if let DataFusionError::Plan(m) = e.find_root()
-            && m.contains("table '")
-            && m.ends_with("not found")
-        {
-            return CoreError::TableNotFound(table_in_message(m));
-        }
         if let DataFusionError::ResourcesExhausted(m) = e.find_root() {
             return CoreError::MemoryLimitExceeded(format!(
                 "The query needs more memory than its limit allows: {m}"
@@ -132,13 +126,4 @@ fn strip_prefixes(message: &str) -> String {
         }
     }
     m.trim().to_string()
-}
-
-/// "table 'kalam.app.x' not found" → "app.x".
-fn table_in_message(message: &str) -> String {
-    message
-        .split('\'')
-        .nth(1)
-        .map(|t| t.strip_prefix("kalam.").unwrap_or(t).to_string())
-        .unwrap_or_else(|| message.to_string())
 }

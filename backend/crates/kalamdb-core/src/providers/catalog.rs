@@ -11,6 +11,7 @@
 
 use super::row_table::RowTableProvider;
 use super::system_table::SystemTableProvider;
+use crate::error::CoreError;
 use crate::query_scope::QueryScope;
 use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
@@ -18,7 +19,7 @@ use crate::table_store::{RowScope, TableStore};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider};
 use datafusion::datasource::TableProvider;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use kalamdb_commons::{Role, SYSTEM_NAMESPACE, TableType};
 use std::sync::Arc;
 
@@ -120,9 +121,8 @@ impl CatalogProvider for KalamCatalog {
                 shared: self.shared.clone(),
             }));
         }
-        if !self.shared.registry.namespace_exists(name) {
-            return None;
-        }
+        // A namespace that does not exist still resolves, so that naming a
+        // table in it fails as TABLE_NOT_FOUND (see `missing`).
         Some(Arc::new(NamespaceSchema {
             namespace: name.to_string(),
             shared: self.shared.clone(),
@@ -158,7 +158,7 @@ impl SchemaProvider for NamespaceSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.shared.registry.get_table(&self.namespace, name) else {
-            return Ok(None);
+            return Err(missing(&self.namespace, name));
         };
         let scope = self.shared.scope.as_ref();
         // A table the caller may not read, or cannot read yet (STREAM), still
@@ -194,6 +194,15 @@ impl SchemaProvider for NamespaceSchema {
     }
 }
 
+/// The error a query naming `namespace.name` that does not exist gets (its
+/// namespace missing too), as a typed [`CoreError`] DataFusion carries back
+/// to us unchanged.
+fn missing(namespace: &str, name: &str) -> DataFusionError {
+    DataFusionError::External(Box::new(CoreError::TableNotFound(format!(
+        "{namespace}.{name}"
+    ))))
+}
+
 struct SystemSchema {
     shared: Shared,
 }
@@ -211,10 +220,13 @@ impl SchemaProvider for SystemSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(self.shared.system.get(name).map(|t| {
-            Arc::new(SystemTableProvider::new(t, self.shared.scope.clone()))
-                as Arc<dyn TableProvider>
-        }))
+        let Some(table) = self.shared.system.get(name) else {
+            return Err(missing(SYSTEM_NAMESPACE, name));
+        };
+        Ok(Some(Arc::new(SystemTableProvider::new(
+            table,
+            self.shared.scope.clone(),
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
