@@ -15,7 +15,7 @@ use crate::result::{ExecutionError, StatementResult};
 use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
 use crate::table_store::TableStore;
-use crate::write_set::{ChangeSink, NoChangeSink};
+use crate::write_set::{ChangeSink, WriteFunnel};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::FunctionRegistry;
@@ -108,8 +108,8 @@ pub struct AppContext {
     session_state: SessionState,
     /// The unbound catalog each query binds to its caller.
     pub(crate) catalog: KalamCatalog,
-    /// Where committed changes are published; set once at start-up.
-    change_sink: std::sync::OnceLock<Arc<dyn ChangeSink>>,
+    /// The one way rows reach storage (and committed changes the sink).
+    pub writes: Arc<WriteFunnel>,
 }
 
 impl AppContext {
@@ -170,6 +170,10 @@ impl AppContext {
             Arc::new(SystemClock),
             jobs,
         ));
+        let writes = Arc::new(WriteFunnel::new(
+            table_store.clone(),
+            Arc::clone(&snowflake),
+        ));
         Ok(Arc::new(Self {
             meta,
             schema_registry,
@@ -182,7 +186,7 @@ impl AppContext {
             ddl_lock: Mutex::new(()),
             options: options.clone(),
             session_state,
-            change_sink: std::sync::OnceLock::new(),
+            writes,
         }))
     }
 
@@ -199,14 +203,7 @@ impl AppContext {
     /// Wires the sink committed changes go to (once, before serving);
     /// `false` if one was set already.
     pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) -> bool {
-        self.change_sink.set(sink).is_ok()
-    }
-
-    pub fn change_sink(&self) -> &dyn ChangeSink {
-        match self.change_sink.get() {
-            Some(sink) => sink.as_ref(),
-            None => &NoChangeSink,
-        }
+        self.writes.set_sink(sink)
     }
 
     pub fn session_state(&self) -> &SessionState {

@@ -161,8 +161,7 @@ impl SqlExecutor {
                 let Some(tx) = ctx.transaction.take() else {
                     return Err(CoreError::Execution("COMMIT without BEGIN".into()));
                 };
-                crate::write_set::commit_transaction(&app.table_store, app.change_sink(), &tx)
-                    .await?;
+                app.writes.commit_transaction(&tx).await?;
                 Ok(StatementResult::message("COMMIT"))
             }
             TransactionControl::Rollback => {

@@ -1,12 +1,13 @@
 //! The write funnel: every row a statement changes is described as a typed
-//! [`RowChange`] in the statement's [`WriteSet`], and [`commit`] is the one
+//! [`RowChange`] in the statement's [`WriteSet`], and [`WriteFunnel::commit`] is the one
 //! function that turns write sets into a storage write — row keys are built
 //! and rows encoded here and nowhere else — and, only after that write
-//! succeeded, hands them to the [`ChangeSink`].
+//! succeeded, hands them to the [`ChangeSink`]. It gives every change its
+//! final `_seq` at the commit point, so `_seq` order is commit order.
 //!
 //! Inside `BEGIN … COMMIT` a statement's write sets go into the
 //! transaction's overlay (so later statements read them) and are kept with
-//! it; `COMMIT` passes all of them through [`commit`] as one atomic write, so
+//! it; `COMMIT` passes all of them through the funnel as one atomic write, so
 //! a change is published if and only if it was committed. ROLLBACK or a
 //! failure drops overlay and write sets together.
 //!
@@ -15,13 +16,15 @@
 //! it is: the unit a replication log can carry, applied on a replica through
 //! [`WriteSet::to_batch`] exactly as here.
 
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key};
+use kalamdb_commons::snowflake::SnowflakeGenerator;
 use kalamdb_commons::{TableDefinition, TableId, Value};
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Batch, OverlayBackend, Partition, StorageBackend};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ChangeOp {
@@ -119,6 +122,34 @@ impl WriteSet {
         )
     }
 
+    /// Gives every change its final `_seq` (in change order) and returns the
+    /// highest. A keyless table's row is keyed by its `_seq`, so its key
+    /// follows; `renamed` maps the provisional keys of this commit group to
+    /// their final ones, for a row a later change of the group moves again.
+    fn assign_seqs(
+        &mut self,
+        seqs: &SnowflakeGenerator,
+        renamed: &mut HashMap<Vec<u8>, Vec<u8>>,
+    ) -> i64 {
+        let mut last = 0;
+        let keyless = self.primary_key.is_none();
+        for i in 0..self.changes.len() {
+            let seq = seqs.next_id();
+            last = seq;
+            if keyless {
+                let key = self.key_of_seq(seq);
+                let change = &mut self.changes[i];
+                if let Some(from) = change.moved_from.take() {
+                    change.moved_from = Some(renamed.remove(&from).unwrap_or(from));
+                }
+                let provisional = std::mem::replace(&mut change.key, key);
+                renamed.insert(provisional, change.key.clone());
+            }
+            self.changes[i].seq = seq;
+        }
+        last
+    }
+
     /// Adds this set's writes to `batch`, in change order.
     pub fn to_batch(&self, batch: &mut Batch) {
         for change in &self.changes {
@@ -130,9 +161,10 @@ impl WriteSet {
     }
 }
 
-/// Where committed changes go (live queries, once they exist). Called after
-/// the storage write succeeded, with the write sets of one statement or one
-/// COMMIT, in commit order. Must not block: it runs on the writer's path.
+/// Where committed changes go (live queries). Called after the storage
+/// write succeeded, with the write sets of one statement or one COMMIT, in
+/// commit order (`_seq` order), while the funnel holds its commit point.
+/// Must not block: it runs on the writer's path.
 pub trait ChangeSink: Send + Sync {
     fn publish(&self, sets: &[WriteSet]);
 }
@@ -171,55 +203,162 @@ impl Transaction {
     }
 
     fn take_pending(&self) -> Vec<WriteSet> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *lock(&self.pending))
     }
 }
 
-/// Writes `sets` as one atomic storage write and then publishes them; inside
-/// a transaction, stages them in it instead (written and published at
-/// COMMIT).
-pub async fn commit(
-    store: &TableStore,
-    sink: &dyn ChangeSink,
-    transaction: Option<&Transaction>,
+/// The one way rows reach storage: [`WriteFunnel::commit`] turns write sets
+/// into an atomic storage write and, once it succeeded, publishes them.
+///
+/// **`_seq` order is commit order.** A statement's changes carry provisional
+/// `_seq`s (a transaction's later statements read them); the funnel gives
+/// every change its final `_seq` while it holds the commit point, writes,
+/// publishes and only then lets the next group in. So within a table
+/// partition a row never becomes visible with a lower `_seq` than one
+/// already visible, and "everything after `_seq` N" is a well-defined set
+/// (live-query cursors rely on it). Commits that arrive while one is being
+/// written wait and go together in the next write (group commit), which
+/// with `sync_writes` shares one fsync among them.
+pub struct WriteFunnel {
+    store: TableStore,
+    seqs: Arc<SnowflakeGenerator>,
+    sink: OnceLock<Arc<dyn ChangeSink>>,
+    /// Commits waiting for the commit point.
+    queue: Mutex<Vec<Pending>>,
+    /// The commit point: held while a group gets its `_seq`s, is written and
+    /// is published. Holds the highest `_seq` committed so far.
+    point: Mutex<i64>,
+}
+
+/// One statement's (or one COMMIT's) sets, waiting to be written.
+struct Pending {
     sets: Vec<WriteSet>,
-) -> CoreResult<()> {
-    match transaction {
-        Some(tx) => {
-            let Some(batch) = batch_of(&sets) else {
-                return Ok(());
-            };
-            tx.overlay.write(batch)?;
-            tx.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(sets.into_iter().filter(|s| !s.is_empty()));
-            Ok(())
+    done: tokio::sync::oneshot::Sender<CoreResult<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WriteFunnel {
+    pub fn new(store: TableStore, seqs: Arc<SnowflakeGenerator>) -> Self {
+        Self {
+            store,
+            seqs,
+            sink: OnceLock::new(),
+            queue: Mutex::new(Vec::new()),
+            point: Mutex::new(0),
         }
-        None => write_and_publish(store, sink, sets).await,
     }
-}
 
-/// COMMIT: everything the transaction staged, as one write, then published.
-pub async fn commit_transaction(
-    store: &TableStore,
-    sink: &dyn ChangeSink,
-    tx: &Transaction,
-) -> CoreResult<()> {
-    write_and_publish(store, sink, tx.take_pending()).await
-}
+    /// Wires the sink committed changes go to (once, before serving);
+    /// `false` if one was set already.
+    pub fn set_sink(&self, sink: Arc<dyn ChangeSink>) -> bool {
+        self.sink.set(sink).is_ok()
+    }
 
-async fn write_and_publish(
-    store: &TableStore,
-    sink: &dyn ChangeSink,
-    sets: Vec<WriteSet>,
-) -> CoreResult<()> {
-    let Some(batch) = batch_of(&sets) else {
-        return Ok(());
-    };
-    store.write_async(batch).await?;
-    sink.publish(&sets);
-    Ok(())
+    pub fn sink(&self) -> &dyn ChangeSink {
+        match self.sink.get() {
+            Some(sink) => sink.as_ref(),
+            None => &NoChangeSink,
+        }
+    }
+
+    /// Runs `f` between two commits, with the highest `_seq` committed so
+    /// far: every commit up to it is written and published, none after it
+    /// has begun. A live query registers here, so that every change it is
+    /// not handed is in what it reads next.
+    pub fn at_commit_point<T>(&self, f: impl FnOnce(i64) -> T) -> T {
+        let point = lock(&self.point);
+        f(*point)
+    }
+
+    /// Writes `sets` as one atomic storage write and then publishes them;
+    /// inside a transaction, stages them in it instead (written and
+    /// published at COMMIT).
+    pub async fn commit(
+        self: &Arc<Self>,
+        transaction: Option<&Transaction>,
+        sets: Vec<WriteSet>,
+    ) -> CoreResult<()> {
+        match transaction {
+            Some(tx) => {
+                let Some(batch) = batch_of(&sets) else {
+                    return Ok(());
+                };
+                tx.overlay.write(batch)?;
+                lock(&tx.pending).extend(sets.into_iter().filter(|s| !s.is_empty()));
+                Ok(())
+            }
+            None => self.write_and_publish(sets).await,
+        }
+    }
+
+    /// COMMIT: everything the transaction staged, as one write, then
+    /// published.
+    pub async fn commit_transaction(self: &Arc<Self>, tx: &Transaction) -> CoreResult<()> {
+        self.write_and_publish(tx.take_pending()).await
+    }
+
+    async fn write_and_publish(self: &Arc<Self>, sets: Vec<WriteSet>) -> CoreResult<()> {
+        if sets.iter().all(WriteSet::is_empty) {
+            return Ok(());
+        }
+        let (done, written) = tokio::sync::oneshot::channel();
+        lock(&self.queue).push(Pending { sets, done });
+        if self.store.backend().syncs_writes() {
+            // An fsync blocks: wait for it on a blocking thread, where the
+            // commits queued meanwhile join the next group.
+            let funnel = Arc::clone(self);
+            tokio::task::spawn_blocking(move || funnel.write_group())
+                .await
+                .map_err(|e| CoreError::Internal(format!("write task failed: {e}")))?;
+        } else {
+            // A memtable insert: microseconds, done inline.
+            self.write_group();
+        }
+        written
+            .await
+            .map_err(|_| CoreError::Internal("the write was abandoned".into()))?
+    }
+
+    /// Takes the commit point and writes every queued commit as one group
+    /// (ours among them, unless a group before took it).
+    fn write_group(&self) {
+        let mut point = lock(&self.point);
+        let mut group = std::mem::take(&mut *lock(&self.queue));
+        if group.is_empty() {
+            return;
+        }
+        let mut renamed = HashMap::new();
+        let mut last = *point;
+        for pending in &mut group {
+            for set in &mut pending.sets {
+                last = last.max(set.assign_seqs(&self.seqs, &mut renamed));
+            }
+        }
+        let rows = group.iter().flat_map(|p| &p.sets).map(WriteSet::len).sum();
+        let mut batch = Batch::with_capacity(rows);
+        for set in group.iter().flat_map(|p| &p.sets) {
+            set.to_batch(&mut batch);
+        }
+        match self.store.backend().write(batch) {
+            Ok(()) => {
+                *point = last;
+                for pending in group {
+                    self.sink().publish(&pending.sets);
+                    let _ = pending.done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for pending in group {
+                    let error = kalamdb_store::StoreError::Engine(message.clone());
+                    let _ = pending.done.send(Err(error.into()));
+                }
+            }
+        }
+    }
 }
 
 /// The one storage batch of `sets`; `None` when they change nothing.

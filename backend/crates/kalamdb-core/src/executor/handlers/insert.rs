@@ -18,7 +18,7 @@ use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
 use crate::rows::from_arrow::{ColumnValues, convert_column};
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
-use crate::write_set::{self, ChangeOp, RowChange, WriteSet};
+use crate::write_set::{ChangeOp, RowChange, WriteSet};
 use kalamdb_commons::{ColumnDefinition, Value};
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::sqlparser::ast::{
@@ -461,13 +461,9 @@ pub async fn execute_insert(
         Some(_) => set.changes.iter().map(|c| set.encode(c)).collect(),
         None => Vec::new(),
     };
-    write_set::commit(
-        &app.table_store,
-        app.change_sink(),
-        ctx.transaction.as_deref(),
-        vec![set],
-    )
-    .await?;
+    app.writes
+        .commit(ctx.transaction.as_deref(), vec![set])
+        .await?;
     let message = format!("Inserted {affected} row(s)");
     match returning {
         Some(indices) => returning_result(&table, &indices, &written, message),

@@ -25,7 +25,7 @@ use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
-use crate::write_set::{self, ChangeOp, RowChange, WriteSet};
+use crate::write_set::{ChangeOp, RowChange, WriteSet};
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
 use kalamdb_sql::parsers::normalize;
@@ -219,13 +219,9 @@ async fn commit(
         true => out.set.changes.iter().map(|c| out.set.encode(c)).collect(),
         false => Vec::new(),
     };
-    write_set::commit(
-        &app.table_store,
-        app.change_sink(),
-        ctx.transaction.as_deref(),
-        vec![out.set],
-    )
-    .await?;
+    app.writes
+        .commit(ctx.transaction.as_deref(), vec![out.set])
+        .await?;
     let message = format!("{verb} {count} row(s)");
     match returning {
         Some(indices) => {
