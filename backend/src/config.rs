@@ -209,6 +209,24 @@ impl Default for JobsSection {
     }
 }
 
+/// Live queries over WebSocket (`/v1/ws`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebsocketSection {
+    /// Undelivered change messages one subscription may hold; beyond it the
+    /// subscription gets `OVERFLOW` (with the `_seq` to resume from) and
+    /// ends, so a client that stops reading never holds more memory.
+    pub subscription_queue: usize,
+}
+
+impl Default for WebsocketSection {
+    fn default() -> Self {
+        Self {
+            subscription_queue: 1000,
+        }
+    }
+}
+
 /// Statement limits and per-query budgets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -338,10 +356,19 @@ pub struct ServerConfig {
     pub query: QuerySection,
     pub jobs: JobsSection,
     pub sql: SqlSection,
+    pub websocket: WebsocketSection,
 }
 
-const SECTIONS: [&str; 8] = [
-    "server", "storage", "logging", "auth", "limits", "query", "jobs", "sql",
+const SECTIONS: [&str; 9] = [
+    "server",
+    "storage",
+    "logging",
+    "auth",
+    "limits",
+    "query",
+    "jobs",
+    "sql",
+    "websocket",
 ];
 
 /// Fixed environment names and the key each sets.
@@ -503,6 +530,9 @@ impl ServerConfig {
         }
         if self.jobs.max_concurrent == 0 {
             return bad("jobs.max_concurrent", "must be positive".into());
+        }
+        if self.websocket.subscription_queue == 0 {
+            return bad("websocket.subscription_queue", "must be positive".into());
         }
         if self.query.batch_size == 0 || self.query.target_partitions == 0 {
             return bad(
@@ -728,6 +758,25 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("sql.max_expression_depth"), "{e}");
+    }
+
+    #[test]
+    fn the_subscription_queue_is_configurable_and_never_zero() {
+        let c = ServerConfig::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.websocket.subscription_queue, 1000);
+        let c = ServerConfig::load_with_env(
+            None,
+            env(&[("KALAMDB_WEBSOCKET_SUBSCRIPTION_QUEUE", "64")]),
+        )
+        .unwrap();
+        assert_eq!(c.websocket.subscription_queue, 64);
+        let e = ServerConfig::load_with_env(
+            None,
+            env(&[("KALAMDB_WEBSOCKET_SUBSCRIPTION_QUEUE", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("websocket.subscription_queue"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::password::hash_password;
 use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
 use kalamdb_core::jobs::JobsConfig;
+use kalamdb_core::write_set::ChangeSink;
 use kalamdb_core::{AppContext, CoreOptions};
+use kalamdb_live::LiveQueryManager;
 use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub enum LifecycleError {
 pub struct Database {
     pub app: Arc<AppContext>,
     pub auth: Arc<Authenticator>,
+    /// Every live subscription; the write funnel publishes to it.
+    pub live: Arc<LiveQueryManager>,
     backend: Arc<RocksDbBackend>,
 }
 
@@ -101,6 +105,8 @@ impl Database {
             &core_options,
         )
         .map_err(|e| LifecycleError::Start(e.to_string()))?;
+        let live = Arc::new(LiveQueryManager::new(config.websocket.subscription_queue));
+        app.set_change_sink(Arc::clone(&live) as Arc<dyn ChangeSink>);
         let auth = Arc::new(Authenticator::with_config(
             app.meta.clone(),
             &AuthConfig {
@@ -112,7 +118,12 @@ impl Database {
                 bcrypt_cost: config.auth.bcrypt_cost,
             },
         ));
-        Ok(Self { app, auth, backend })
+        Ok(Self {
+            app,
+            auth,
+            live,
+            backend,
+        })
     }
 
     /// Makes every acknowledged write durable and leaves no WAL to replay.
@@ -123,6 +134,7 @@ impl Database {
         if let Err(e) = self.backend.flush_all() {
             tracing::error!("flushing memtables at shutdown failed: {e}");
         }
+        drop(self.live);
         drop(self.app);
         drop(self.auth);
         drop(self.backend);

@@ -14,7 +14,7 @@ use kalamdb_store::{Batch, Partition, StorageBackend};
 use std::sync::Arc;
 
 /// Whose rows an operation touches.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RowScope {
     Shared,
     User(UserId),

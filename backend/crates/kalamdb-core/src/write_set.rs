@@ -122,6 +122,18 @@ impl WriteSet {
         )
     }
 
+    /// The stored form of one change's row as it was before (UPDATE, DELETE,
+    /// ON CONFLICT DO UPDATE), with the change's `_seq`.
+    pub fn encode_old(&self, change: &RowChange) -> Option<Vec<u8>> {
+        let old = change.old_values.as_ref()?;
+        Some(encode_row(
+            self.schema_version,
+            change.seq,
+            false,
+            self.column_ids.iter().copied().zip(old.iter()),
+        ))
+    }
+
     /// Gives every change its final `_seq` (in change order) and returns the
     /// highest. A keyless table's row is keyed by its `_seq`, so its key
     /// follows; `renamed` maps the provisional keys of this commit group to

@@ -1,4 +1,20 @@
-//! Live queries over WebSocket (`/v1/ws`): subscriptions and change fan-out.
+//! Live queries: subscriptions and the fan-out of committed changes.
 //!
-//! This crate is the home of the `LiveQueryManager`; the realtime work fills
-//! it in. It sits beside kalamdb-auth above kalamdb-core in the layering.
+//! A client subscribes with a SELECT ([`LiveQuery::compile`] checks and
+//! compiles it once); the [`LiveQueryManager`] registers it at the write
+//! funnel's commit point and, as the funnel's change sink, hands each
+//! subscription exactly the committed changes it can see, classified by its
+//! WHERE (rows entering arrive as inserts, rows leaving as deletes), in
+//! commit order, through a bounded queue. It sits beside kalamdb-auth above
+//! kalamdb-core in the layering.
+
+pub mod error;
+pub mod manager;
+pub mod query;
+
+pub use error::LiveError;
+pub use manager::{Delivery, LiveQueryManager, Receiver, Subscription};
+pub use query::{ChangeKind, LiveChange, LiveQuery, LiveRow};
+
+#[cfg(test)]
+mod tests;

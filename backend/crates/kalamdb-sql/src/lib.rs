@@ -8,6 +8,7 @@ pub mod error;
 pub mod limits;
 pub mod parser;
 pub mod parsers;
+pub mod shape;
 pub mod statement;
 pub mod types;
 
@@ -15,6 +16,7 @@ pub use datafusion::sql::sqlparser;
 pub use error::SqlParseError;
 pub use limits::SqlLimits;
 pub use parser::{ParsedStatement, parse_sql, parse_sql_with_limits};
+pub use shape::{has_subquery, plain_select};
 pub use statement::{
     ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement, UserAuth, UserChange,
 };

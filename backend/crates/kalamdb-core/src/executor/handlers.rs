@@ -67,19 +67,14 @@ pub(crate) fn resolve_name(ctx: &ExecutionContext, name: &QualifiedName) -> (Str
     )
 }
 
-/// The USER/SHARED/STREAM table `name` names for the caller's session: the
-/// one table resolution every handler uses.
+/// The USER/SHARED/STREAM table `name` names for the caller's session
+/// ([`SchemaRegistry::resolve`](crate::schema::SchemaRegistry::resolve)).
 pub(crate) fn resolve_table(
     app: &AppContext,
     ctx: &ExecutionContext,
     name: &QualifiedName,
 ) -> CoreResult<Arc<CachedTable>> {
-    let (ns, table) = resolve_name(ctx, name);
-    match app.schema_registry.get_table(&ns, &table) {
-        Some(t) => Ok(t),
-        None if !app.schema_registry.namespace_exists(&ns) => Err(CoreError::NamespaceNotFound(ns)),
-        None => Err(CoreError::TableNotFound(format!("{ns}.{table}"))),
-    }
+    app.schema_registry.resolve(ctx.namespace.as_str(), name)
 }
 
 /// [`resolve_table`] for a name as the SQL parser gives it.

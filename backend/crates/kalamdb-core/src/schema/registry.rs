@@ -80,6 +80,22 @@ impl SchemaRegistry {
         ns.tables.get(table).map(|t| Arc::clone(t.value()))
     }
 
+    /// The USER/SHARED/STREAM table `[ns.]t` names in a session whose
+    /// namespace is `session_namespace`: the one table resolution every
+    /// statement uses, with its errors.
+    pub fn resolve(
+        &self,
+        session_namespace: &str,
+        name: &kalamdb_sql::QualifiedName,
+    ) -> CoreResult<Arc<CachedTable>> {
+        let ns = name.namespace.as_deref().unwrap_or(session_namespace);
+        match self.get_table(ns, &name.name) {
+            Some(t) => Ok(t),
+            None if !self.namespace_exists(ns) => Err(CoreError::NamespaceNotFound(ns.into())),
+            None => Err(CoreError::TableNotFound(format!("{ns}.{}", name.name))),
+        }
+    }
+
     pub fn namespace_exists(&self, name: &str) -> bool {
         self.namespaces.contains_key(name)
     }

@@ -15,49 +15,14 @@ use crate::schema::CachedTable;
 use crate::table_store::RowScope;
 use kalamdb_commons::Value;
 use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
-use kalamdb_sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, TableFactor,
-};
+use kalamdb_sql::sqlparser::ast::{BinaryOperator, Expr, Query, Select, SelectItem, TableFactor};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
 /// The SELECT of `query` if it has no clauses beyond projection, FROM and
 /// WHERE (and FROM has no joins).
 pub(crate) fn simple_query(query: &Query) -> Option<&Select> {
-    if query.with.is_some()
-        || query.order_by.is_some()
-        || query.limit_clause.is_some()
-        || query.fetch.is_some()
-        || !query.locks.is_empty()
-        || query.for_clause.is_some()
-        || query.settings.is_some()
-        || query.format_clause.is_some()
-        || !query.pipe_operators.is_empty()
-    {
-        return None;
-    }
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    let plain = select.distinct.is_none()
-        && select.select_modifiers.is_none()
-        && select.top.is_none()
-        && select.exclude.is_none()
-        && select.into.is_none()
-        && select.from.len() <= 1
-        && select.from.iter().all(|f| f.joins.is_empty())
-        && select.lateral_views.is_empty()
-        && select.prewhere.is_none()
-        && select.connect_by.is_empty()
-        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
-        && select.cluster_by.is_empty()
-        && select.distribute_by.is_empty()
-        && select.sort_by.is_empty()
-        && select.having.is_none()
-        && select.named_window.is_empty()
-        && select.qualify.is_none()
-        && select.value_table_mode.is_none();
-    plain.then_some(select)
+    kalamdb_sql::plain_select(query).ok()
 }
 
 fn ident_name(expr: &Expr) -> Option<String> {

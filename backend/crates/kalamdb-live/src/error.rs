@@ -1,0 +1,53 @@
+//! What goes wrong with a subscription, with the protocol's error code
+//! (`PROTOCOL.md`, WebSocket): the code a client acts on, and a message.
+
+use kalamdb_commons::ErrorCode;
+use kalamdb_commons::error_code::HasErrorCode;
+use kalamdb_core::CoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct LiveError {
+    /// `INVALID_SQL`, `UNSUPPORTED`, `NOT_FOUND`, `UNAUTHORIZED`,
+    /// `SUBSCRIPTION_FAILED`, …
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl LiveError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid_sql(message: impl Into<String>) -> Self {
+        Self::new("INVALID_SQL", message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new("UNSUPPORTED", message)
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new("SUBSCRIPTION_FAILED", message)
+    }
+}
+
+impl From<CoreError> for LiveError {
+    fn from(e: CoreError) -> Self {
+        let code = match e.error_code() {
+            ErrorCode::TableNotFound | ErrorCode::NamespaceNotFound => "NOT_FOUND",
+            ErrorCode::PermissionDenied => "UNAUTHORIZED",
+            ErrorCode::NotSupported => "UNSUPPORTED",
+            ErrorCode::InvalidSql
+            | ErrorCode::BatchParseError
+            | ErrorCode::QueryTooComplex
+            | ErrorCode::TypeMismatch
+            | ErrorCode::SqlExecutionError => "INVALID_SQL",
+            _ => "SUBSCRIPTION_FAILED",
+        };
+        Self::new(code, e.to_string())
+    }
+}

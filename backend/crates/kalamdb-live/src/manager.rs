@@ -1,0 +1,253 @@
+//! The [`LiveQueryManager`]: every active subscription, indexed by the
+//! (table, scope) whose changes it can see, and the fan-out of committed
+//! changes to them. It is the write funnel's [`ChangeSink`]: called at the
+//! commit point, in commit order, it never blocks — each subscription has a
+//! bounded queue, and one that overflows is told so and ended.
+
+use crate::error::LiveError;
+use crate::query::{LiveChange, LiveQuery};
+use kalamdb_commons::TableId;
+use kalamdb_core::AppContext;
+use kalamdb_core::table_store::RowScope;
+use kalamdb_core::write_set::{ChangeSink, WriteSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// What a subscription's queue carries to its connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// The changes one statement or one COMMIT made visible to it, in
+    /// commit order.
+    Changes(Vec<LiveChange>),
+    /// The last item: the subscription is over (its queue overflowed, or
+    /// its WHERE failed on a change).
+    Ended(LiveError),
+}
+
+/// One subscription as the manager holds it.
+pub struct Subscription {
+    pub live_id: String,
+    pub query: LiveQuery,
+    /// The user whose identity the subscription runs as.
+    pub user: String,
+    pub created_at: i64,
+    queue: mpsc::UnboundedSender<Delivery>,
+    /// Items queued and not yet taken: the bound is checked against it.
+    depth: Arc<AtomicUsize>,
+    capacity: usize,
+    ended: AtomicBool,
+    pub delivered: AtomicU64,
+    /// The highest `_seq` handed to the queue.
+    pub last_seq: AtomicI64,
+}
+
+impl Subscription {
+    pub fn queue_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Queues `item`; `false` once the subscription is over (it was full:
+    /// `Ended(OVERFLOW)` is queued as its last item).
+    fn offer(&self, changes: Vec<LiveChange>) -> bool {
+        if self.ended.load(Ordering::Acquire) {
+            return false;
+        }
+        let last = changes.last().map_or(0, |c| c.seq);
+        if self.depth.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.end(LiveError::new(
+                "OVERFLOW",
+                format!(
+                    "The client did not keep up: more than {} undelivered change messages. \
+                     Resubscribe with from = {} to resume",
+                    self.capacity,
+                    self.last_seq.load(Ordering::Acquire)
+                ),
+            ));
+            return false;
+        }
+        self.delivered
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        self.last_seq.fetch_max(last, Ordering::AcqRel);
+        self.queue.send(Delivery::Changes(changes)).is_ok()
+    }
+
+    fn end(&self, error: LiveError) {
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            let _ = self.queue.send(Delivery::Ended(error));
+        }
+    }
+}
+
+/// The receiving end of a subscription: its connection reads deliveries
+/// here, in commit order.
+pub struct Receiver {
+    queue: mpsc::UnboundedReceiver<Delivery>,
+    depth: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        let item = self.queue.recv().await;
+        if matches!(item, Some(Delivery::Changes(_))) {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+        }
+        item
+    }
+
+    /// A delivery already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        let item = self.queue.try_recv().ok();
+        if matches!(item, Some(Delivery::Changes(_))) {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+        }
+        item
+    }
+}
+
+type Key = (TableId, RowScope);
+
+pub struct LiveQueryManager {
+    index: RwLock<HashMap<Key, Vec<Arc<Subscription>>>>,
+    by_id: RwLock<HashMap<String, Arc<Subscription>>>,
+    next_id: AtomicU64,
+    /// Undelivered change messages one subscription may hold.
+    queue_capacity: usize,
+}
+
+impl LiveQueryManager {
+    pub fn new(queue_capacity: usize) -> Self {
+        Self {
+            index: RwLock::new(HashMap::new()),
+            by_id: RwLock::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            queue_capacity: queue_capacity.max(1),
+        }
+    }
+
+    /// Registers `query` at the write funnel's commit point: every change
+    /// committed after the returned point is delivered to the receiver,
+    /// none before it (those are in what a read started afterwards sees).
+    pub fn register(
+        &self,
+        app: &AppContext,
+        query: LiveQuery,
+        user: &str,
+    ) -> (Arc<Subscription>, Receiver, i64) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let depth = Arc::new(AtomicUsize::new(0));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let live_id = format!("{user}-{}-{id}", query.table.definition.table_id.0);
+        let key = (query.table.definition.table_id, query.scope.clone());
+        let subscription = Arc::new(Subscription {
+            live_id: live_id.clone(),
+            query,
+            user: user.to_string(),
+            created_at: kalamdb_commons::now_ms(),
+            queue: tx,
+            depth: Arc::clone(&depth),
+            capacity: self.queue_capacity,
+            ended: AtomicBool::new(false),
+            delivered: AtomicU64::new(0),
+            last_seq: AtomicI64::new(0),
+        });
+        let point = app.writes.at_commit_point(|point| {
+            write(&self.index)
+                .entry(key)
+                .or_default()
+                .push(Arc::clone(&subscription));
+            point
+        });
+        subscription.last_seq.store(point, Ordering::Release);
+        write(&self.by_id).insert(live_id, Arc::clone(&subscription));
+        (subscription, Receiver { queue: rx, depth }, point)
+    }
+
+    /// Ends a subscription (unsubscribe, a closed connection, KILL LIVE
+    /// QUERY); `false` if there is none by that id.
+    pub fn remove(&self, live_id: &str) -> bool {
+        let Some(sub) = write(&self.by_id).remove(live_id) else {
+            return false;
+        };
+        sub.ended.store(true, Ordering::Release);
+        let key = (sub.query.table.definition.table_id, sub.query.scope.clone());
+        let mut index = write(&self.index);
+        if let Some(subs) = index.get_mut(&key) {
+            subs.retain(|s| s.live_id != live_id);
+            if subs.is_empty() {
+                index.remove(&key);
+            }
+        }
+        true
+    }
+
+    pub fn get(&self, live_id: &str) -> Option<Arc<Subscription>> {
+        read(&self.by_id).get(live_id).cloned()
+    }
+
+    /// Every active subscription.
+    pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        read(&self.by_id).values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        read(&self.by_id).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ChangeSink for LiveQueryManager {
+    /// Matches each set only against the subscriptions of its own (table,
+    /// scope): a write to one user's rows costs nothing for the others'.
+    fn publish(&self, sets: &[WriteSet]) {
+        let mut ended = Vec::new();
+        {
+            let index = read(&self.index);
+            if index.is_empty() {
+                return;
+            }
+            let mut pending: Vec<(Arc<Subscription>, Vec<LiveChange>)> = Vec::new();
+            for set in sets {
+                let Some(subs) = index.get(&(set.table_id, set.scope.clone())) else {
+                    continue;
+                };
+                for sub in subs {
+                    match sub.query.changes_of(set) {
+                        Ok(changes) if changes.is_empty() => {}
+                        Ok(changes) => {
+                            match pending.iter_mut().find(|(s, _)| Arc::ptr_eq(s, sub)) {
+                                Some((_, all)) => all.extend(changes),
+                                None => pending.push((Arc::clone(sub), changes)),
+                            }
+                        }
+                        Err(e) => {
+                            // this subscription alone fails; the others go on
+                            sub.end(e);
+                            ended.push(sub.live_id.clone());
+                        }
+                    }
+                }
+            }
+            for (sub, changes) in pending {
+                if !sub.offer(changes) {
+                    ended.push(sub.live_id.clone());
+                }
+            }
+        }
+        for live_id in ended {
+            self.remove(&live_id);
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}

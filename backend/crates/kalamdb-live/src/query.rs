@@ -1,0 +1,320 @@
+//! A live query: the SELECT a client subscribes with, checked and compiled
+//! once — which table and whose rows, which columns, and its WHERE as a
+//! DataFusion physical expression — then evaluated on each committed change.
+
+use crate::error::LiveError;
+use datafusion::arrow::array::{Array, BooleanArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use kalamdb_core::rows::json::append_rows;
+use kalamdb_core::rows::{BatchBuilder, OutputColumn};
+use kalamdb_core::schema::CachedTable;
+use kalamdb_core::table_store::RowScope;
+use kalamdb_core::write_set::{ChangeOp, WriteSet};
+use kalamdb_core::{AppContext, ExecutionContext};
+use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
+use kalamdb_sql::sqlparser::ast::{Expr, SelectItem, Statement, TableFactor};
+use kalamdb_sql::{SqlStatement, has_subquery, parse_sql_with_limits, plain_select};
+use kalamdb_store::row::RowView;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+/// A row as a live client receives it: column name → value, `_seq` always
+/// included (as a string, like every 64-bit integer in rows).
+pub type LiveRow = Map<String, Json>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+        }
+    }
+}
+
+/// One change as a subscriber sees it: rows entering the WHERE arrive as
+/// inserts, rows leaving it as deletes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveChange {
+    pub kind: ChangeKind,
+    /// The row's storage key: how an initial load recognises a row it
+    /// already holds.
+    pub key: Vec<u8>,
+    /// The `_seq` the change was committed with.
+    pub seq: i64,
+    /// The row after the change (insert, update).
+    pub row: Option<LiveRow>,
+    /// The row before it (update, delete).
+    pub old: Option<LiveRow>,
+}
+
+pub struct LiveQuery {
+    pub table: Arc<CachedTable>,
+    pub scope: RowScope,
+    pub sql: String,
+    /// Declared-column positions the SELECT list names.
+    projection: Vec<usize>,
+    /// The WHERE over declared columns, `_seq` and `_deleted`.
+    filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl std::fmt::Debug for LiveQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveQuery").field("sql", &self.sql).finish()
+    }
+}
+
+impl LiveQuery {
+    /// Checks `sql` for the caller `ctx` and compiles it. What cannot be
+    /// live (joins, aggregates, ORDER BY / LIMIT, subqueries…) is refused
+    /// with `UNSUPPORTED`, never run unfiltered.
+    pub fn compile(app: &AppContext, ctx: &ExecutionContext, sql: &str) -> Result<Self, LiveError> {
+        let mut statements = parse_sql_with_limits(sql, &app.options.sql_limits)
+            .map_err(|e| LiveError::invalid_sql(e.to_string()))?;
+        if statements.len() != 1 {
+            return Err(LiveError::invalid_sql(
+                "A subscription is exactly one SELECT",
+            ));
+        }
+        let SqlStatement::Standard(statement) = statements.remove(0).statement else {
+            return Err(LiveError::unsupported("Only a SELECT can be subscribed to"));
+        };
+        let Statement::Query(query) = *statement else {
+            return Err(LiveError::unsupported("Only a SELECT can be subscribed to"));
+        };
+        let select = plain_select(&query).map_err(|clause| {
+            LiveError::unsupported(format!(
+                "A live query cannot use {clause}: it reads one table with a WHERE and \
+                 column names only"
+            ))
+        })?;
+        let [from] = select.from.as_slice() else {
+            return Err(LiveError::unsupported(
+                "A live query reads exactly one table",
+            ));
+        };
+        let TableFactor::Table {
+            name,
+            alias: None,
+            args: None,
+            ..
+        } = &from.relation
+        else {
+            return Err(LiveError::unsupported(
+                "A live query reads a table by its name (no alias, function or subquery)",
+            ));
+        };
+        let name = parse_qualified_name_from(name).map_err(LiveError::invalid_sql)?;
+        let table = app
+            .schema_registry
+            .resolve(ctx.namespace.as_str(), &name)
+            .map_err(LiveError::from)?;
+        kalamdb_core::table_access::authorize_table(ctx.role, &table.definition, false)
+            .map_err(LiveError::from)?;
+        let scope =
+            RowScope::for_table(&table.definition, &ctx.user_id).map_err(LiveError::from)?;
+
+        let mut projection = Vec::new();
+        for item in &select.projection {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    projection.extend(0..table.definition.columns.len());
+                }
+                SelectItem::UnnamedExpr(Expr::Identifier(ident)) => {
+                    let column = normalize(ident);
+                    if column == kalamdb_commons::SEQ_COLUMN {
+                        continue; // always sent
+                    }
+                    projection.push(table.column_index(&column).map_err(LiveError::from)?);
+                }
+                other => {
+                    return Err(LiveError::unsupported(format!(
+                        "A live query's SELECT list names columns only (got {other}): \
+                         expressions and aggregates cannot be kept live"
+                    )));
+                }
+            }
+        }
+        let filter = match &select.selection {
+            None => None,
+            Some(expr) if has_subquery(expr) => {
+                return Err(LiveError::unsupported(
+                    "A live query's WHERE cannot contain a subquery",
+                ));
+            }
+            Some(expr) => Some(compile_filter(app, &table, expr)?),
+        };
+        Ok(Self {
+            table,
+            scope,
+            sql: sql.to_string(),
+            projection,
+            filter,
+        })
+    }
+
+    /// What this query's subscriber sees of `set`, in commit order: each
+    /// change classified by whether its old and new rows match the WHERE
+    /// (both: update; only the old: delete; only the new: insert).
+    pub fn changes_of(&self, set: &WriteSet) -> Result<Vec<LiveChange>, LiveError> {
+        if set.table_id != self.table.definition.table_id || set.scope != self.scope {
+            return Ok(Vec::new());
+        }
+        let n = set.changes.len();
+        let new_batch = self.batch(set.changes.iter().map(|c| set.encode(c)))?;
+        // old rows, where the change has them, and which change each is of
+        let olds: Vec<(usize, Vec<u8>)> = set
+            .changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| set.encode_old(c).map(|bytes| (i, bytes)))
+            .collect();
+        let mut old_at = vec![None; n];
+        for (j, (i, _)) in olds.iter().enumerate() {
+            old_at[*i] = Some(j);
+        }
+        let old_batch = self.batch(olds.iter().map(|(_, bytes)| bytes.clone()))?;
+        let new_match = self.matches(&new_batch)?;
+        let old_match = self.matches(&old_batch)?;
+
+        let kinds: Vec<Option<ChangeKind>> = (0..n)
+            .map(|i| {
+                let is = set.changes[i].op != ChangeOp::Delete && new_match[i];
+                let was = old_at[i].is_some_and(|j| old_match[j]);
+                match (was, is) {
+                    (true, true) => Some(ChangeKind::Update),
+                    (true, false) => Some(ChangeKind::Delete),
+                    (false, true) => Some(ChangeKind::Insert),
+                    (false, false) => None,
+                }
+            })
+            .collect();
+        if kinds.iter().all(Option::is_none) {
+            return Ok(Vec::new());
+        }
+        let mut rows = self.json(&new_batch, |i| set.changes[i].seq)?;
+        let mut old_rows = self.json(&old_batch, |j| set.changes[olds[j].0].seq)?;
+        let mut out = Vec::new();
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let Some(kind) = kind else { continue };
+            let change = &set.changes[i];
+            out.push(LiveChange {
+                kind,
+                key: change.key.clone(),
+                seq: change.seq,
+                row: (kind != ChangeKind::Delete).then(|| std::mem::take(&mut rows[i])),
+                old: match kind {
+                    ChangeKind::Insert => None,
+                    _ => old_at[i].map(|j| std::mem::take(&mut old_rows[j])),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// The rows as a batch of declared columns, `_seq` and `_deleted`.
+    fn batch(&self, rows: impl Iterator<Item = Vec<u8>>) -> Result<RecordBatch, LiveError> {
+        let def = &self.table.definition;
+        let mut columns: Vec<OutputColumn> =
+            def.columns.iter().map(OutputColumn::declared).collect();
+        columns.push(OutputColumn::Seq);
+        columns.push(OutputColumn::Deleted);
+        let mut missing = self.table.backfill.clone();
+        missing.extend([None, None]);
+        let mut builder =
+            BatchBuilder::new(Arc::clone(&self.table.schema_with_system), columns, 0)?
+                .with_missing(missing);
+        for bytes in rows {
+            builder.push(&RowView::decode(&bytes).map_err(kalamdb_core::CoreError::from)?)?;
+        }
+        Ok(builder.finish()?)
+    }
+
+    /// Per row of `batch`: whether it satisfies the WHERE (NULL does not).
+    fn matches(&self, batch: &RecordBatch) -> Result<Vec<bool>, LiveError> {
+        let Some(filter) = &self.filter else {
+            return Ok(vec![true; batch.num_rows()]);
+        };
+        if batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let array = filter
+            .evaluate(batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| LiveError::failed(format!("evaluating the WHERE: {e}")))?;
+        let bools = array
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| LiveError::failed("the WHERE is not a boolean"))?;
+        Ok((0..bools.len())
+            .map(|i| bools.is_valid(i) && bools.value(i))
+            .collect())
+    }
+
+    /// The projected rows of `batch` as JSON objects, each with the `_seq`
+    /// of its change (for an old row too: the point the client has seen).
+    fn json(
+        &self,
+        batch: &RecordBatch,
+        seq_of: impl Fn(usize) -> i64,
+    ) -> Result<Vec<LiveRow>, LiveError> {
+        let projected = batch
+            .project(&self.projection)
+            .map_err(|e| LiveError::failed(e.to_string()))?;
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        append_rows(&projected, &mut rows);
+        let names = self
+            .projection
+            .iter()
+            .map(|&i| self.table.definition.columns[i].name.as_str());
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .map(|(r, values)| {
+                let mut row: LiveRow = names.clone().map(str::to_string).zip(values).collect();
+                row.insert(
+                    kalamdb_commons::SEQ_COLUMN.into(),
+                    Json::String(seq_of(r).to_string()),
+                );
+                row
+            })
+            .collect())
+    }
+}
+
+/// The WHERE as a physical expression over the table's columns, `_seq` and
+/// `_deleted`, planned by the session's own rules (so it means what it
+/// means in a SELECT: coercions, IN, LIKE, functions).
+fn compile_filter(
+    app: &AppContext,
+    table: &CachedTable,
+    expr: &Expr,
+) -> Result<Arc<dyn PhysicalExpr>, LiveError> {
+    let schema = DFSchema::try_from(table.schema_with_system.as_ref().clone())
+        .map_err(|e| LiveError::failed(e.to_string()))?;
+    let state = app.session_state();
+    let logical = state
+        .create_logical_expr(&expr.to_string(), &schema)
+        .map_err(|e| LiveError::from(kalamdb_core::CoreError::from(e)))?;
+    let physical = state
+        .create_physical_expr(logical, &schema)
+        .map_err(|e| LiveError::from(kalamdb_core::CoreError::from(e)))?;
+    let data_type = physical
+        .data_type(table.schema_with_system.as_ref())
+        .map_err(|e| LiveError::invalid_sql(e.to_string()))?;
+    if data_type != datafusion::arrow::datatypes::DataType::Boolean {
+        return Err(LiveError::invalid_sql(format!(
+            "A WHERE must be a boolean condition, not {data_type}"
+        )));
+    }
+    Ok(physical)
+}

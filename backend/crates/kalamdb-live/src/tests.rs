@@ -1,0 +1,460 @@
+//! The manager against a real database: what each subscriber receives for
+//! each kind of write, and what it is refused.
+
+use crate::{ChangeKind, Delivery, LiveChange, LiveQuery, LiveQueryManager, Receiver};
+use kalamdb_commons::{Role, UserId};
+use kalamdb_core::{AppContext, CoreOptions, ExecutionContext};
+use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Arc<AppContext>,
+    live: Arc<LiveQueryManager>,
+}
+
+impl Fixture {
+    async fn new(queue_capacity: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let options = CoreOptions {
+            bcrypt_cost: 4,
+            ..CoreOptions::default()
+        };
+        let app = AppContext::open(backend, &options).unwrap();
+        let live = Arc::new(LiveQueryManager::new(queue_capacity));
+        assert!(app.set_change_sink(live.clone()));
+        let f = Self {
+            _dir: dir,
+            app,
+            live,
+        };
+        f.run(
+            &f.root(),
+            "CREATE NAMESPACE app; \
+             CREATE SHARED TABLE app.items (id INT PRIMARY KEY, room TEXT, n INT); \
+             CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT); \
+             CREATE USER 'ann' WITH PASSWORD 'ann-pass-123' ROLE user; \
+             CREATE USER 'bob' WITH PASSWORD 'bob-pass-123' ROLE user",
+        )
+        .await;
+        f
+    }
+
+    fn root(&self) -> ExecutionContext {
+        ExecutionContext::new(UserId::new("root"), "root", Role::System)
+    }
+
+    fn user(&self, name: &str) -> ExecutionContext {
+        let u = self.app.meta.user(name).unwrap().unwrap();
+        ExecutionContext::new(u.user_id, name, u.role)
+    }
+
+    async fn run(&self, ctx: &ExecutionContext, sql: &str) {
+        let mut ctx = ctx.clone();
+        self.app
+            .execute(&mut ctx, sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn subscribe(&self, ctx: &ExecutionContext, sql: &str) -> Receiver {
+        let query = LiveQuery::compile(&self.app, ctx, sql).unwrap();
+        self.live.register(&self.app, query, &ctx.username).1
+    }
+
+    fn refused(&self, ctx: &ExecutionContext, sql: &str) -> (&'static str, String) {
+        let e = LiveQuery::compile(&self.app, ctx, sql).unwrap_err();
+        (e.code, e.message)
+    }
+}
+
+/// Everything queued so far, flattened, as (kind, row, old) without `_seq`.
+fn drain(rx: &mut Receiver) -> Vec<(ChangeKind, Option<Json>, Option<Json>)> {
+    let mut out = Vec::new();
+    while let Some(d) = rx.try_recv() {
+        let Delivery::Changes(changes) = d else {
+            panic!("ended: {d:?}");
+        };
+        for c in changes {
+            out.push(shape(&c));
+        }
+    }
+    out
+}
+
+fn shape(c: &LiveChange) -> (ChangeKind, Option<Json>, Option<Json>) {
+    let strip = |row: &Option<crate::LiveRow>| {
+        row.as_ref().map(|r| {
+            let seq: i64 = r["_seq"].as_str().unwrap().parse().unwrap();
+            assert_eq!(seq, c.seq, "every row carries its change's _seq");
+            let mut r = r.clone();
+            r.remove("_seq");
+            Json::Object(r)
+        })
+    };
+    (c.kind, strip(&c.row), strip(&c.old))
+}
+
+use ChangeKind::{Delete, Insert, Update};
+
+#[tokio::test]
+async fn rows_entering_and_leaving_the_where_arrive_as_inserts_and_deletes() {
+    let f = Fixture::new(100).await;
+    let root = f.root();
+    let mut rx = f.subscribe(
+        &root,
+        "SELECT id, n FROM app.items WHERE room = 'a' AND n BETWEEN 1 AND 10",
+    );
+    f.run(
+        &root,
+        "INSERT INTO app.items VALUES (1, 'a', 5), (2, 'b', 5)",
+    )
+    .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(Insert, Some(json!({"id": 1, "n": 5})), None)]
+    );
+    f.run(&root, "UPDATE app.items SET n = 6 WHERE id = 1")
+        .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(
+            Update,
+            Some(json!({"id": 1, "n": 6})),
+            Some(json!({"id": 1, "n": 5}))
+        )]
+    );
+    // entering
+    f.run(&root, "UPDATE app.items SET room = 'a' WHERE id = 2")
+        .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(Insert, Some(json!({"id": 2, "n": 5})), None)]
+    );
+    // leaving
+    f.run(&root, "UPDATE app.items SET n = 50 WHERE id = 1")
+        .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(Delete, None, Some(json!({"id": 1, "n": 6})))]
+    );
+    // neither before nor after: nothing
+    f.run(&root, "UPDATE app.items SET n = 60 WHERE id = 1")
+        .await;
+    assert_eq!(drain(&mut rx), vec![]);
+    f.run(&root, "DELETE FROM app.items WHERE id = 2").await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(Delete, None, Some(json!({"id": 2, "n": 5})))]
+    );
+    // ON CONFLICT DO UPDATE is an update of the existing row
+    f.run(
+        &root,
+        "INSERT INTO app.items VALUES (1, 'a', 7) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n",
+    )
+    .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(Insert, Some(json!({"id": 1, "n": 7})), None)]
+    );
+    f.run(
+        &root,
+        "INSERT INTO app.items VALUES (1, 'a', 8) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n",
+    )
+    .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(
+            Update,
+            Some(json!({"id": 1, "n": 8})),
+            Some(json!({"id": 1, "n": 7}))
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_projection_that_hides_the_changed_column_still_reports_the_update() {
+    let f = Fixture::new(100).await;
+    let root = f.root();
+    f.run(&root, "INSERT INTO app.items VALUES (1, 'a', 5)")
+        .await;
+    let mut rx = f.subscribe(&root, "SELECT id FROM app.items");
+    f.run(&root, "UPDATE app.items SET n = 6 WHERE id = 1")
+        .await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![(Update, Some(json!({"id": 1})), Some(json!({"id": 1})))]
+    );
+}
+
+#[tokio::test]
+async fn one_statement_or_one_commit_arrives_as_one_delivery_in_commit_order() {
+    let f = Fixture::new(100).await;
+    let root = f.root();
+    let mut rx = f.subscribe(&root, "SELECT * FROM app.items");
+    f.run(
+        &root,
+        "BEGIN; INSERT INTO app.items VALUES (1, 'a', 1); \
+         UPDATE app.items SET n = 2 WHERE id = 1; DELETE FROM app.items WHERE id = 1; COMMIT",
+    )
+    .await;
+    let Some(Delivery::Changes(changes)) = rx.try_recv() else {
+        panic!("nothing delivered");
+    };
+    assert!(rx.try_recv().is_none(), "one COMMIT, one delivery");
+    let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, vec![Insert, Update, Delete]);
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    // a rolled back transaction delivers nothing
+    f.run(
+        &root,
+        "BEGIN; INSERT INTO app.items VALUES (9, 'a', 1); ROLLBACK",
+    )
+    .await;
+    assert!(rx.try_recv().is_none());
+}
+
+#[tokio::test]
+async fn a_user_table_subscription_sees_only_its_owners_rows() {
+    let f = Fixture::new(100).await;
+    let (ann, bob) = (f.user("ann"), f.user("bob"));
+    let mut ann_rx = f.subscribe(&ann, "SELECT * FROM app.notes");
+    let mut bob_rx = f.subscribe(&bob, "SELECT * FROM app.notes");
+    f.run(&ann, "INSERT INTO app.notes VALUES (1, 'ann''s')")
+        .await;
+    f.run(
+        &f.root(),
+        "EXECUTE AS USER 'bob' (INSERT INTO app.notes VALUES (1, 'bob''s'))",
+    )
+    .await;
+    assert_eq!(
+        drain(&mut ann_rx),
+        vec![(Insert, Some(json!({"id": 1, "body": "ann's"})), None)]
+    );
+    assert_eq!(
+        drain(&mut bob_rx),
+        vec![(Insert, Some(json!({"id": 1, "body": "bob's"})), None)]
+    );
+}
+
+#[tokio::test]
+async fn filters_mean_what_they_mean_in_a_select() {
+    let f = Fixture::new(100).await;
+    let root = f.root();
+    let mut rx = f.subscribe(
+        &root,
+        "SELECT id FROM app.items WHERE (n IN (1, 2) OR n IS NULL) AND lower(room) LIKE 'a%'",
+    );
+    f.run(
+        &root,
+        "INSERT INTO app.items VALUES (1, 'Apple', 1), (2, 'apple', 3), (3, 'ax', NULL), \
+         (4, 'b', 1), (5, NULL, 2)",
+    )
+    .await;
+    let ids: Vec<Json> = drain(&mut rx)
+        .into_iter()
+        .map(|(_, row, _)| row.unwrap()["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(1), json!(3)]);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_told_overflow_and_ended_without_slowing_writers() {
+    let f = Fixture::new(2).await;
+    let root = f.root();
+    let mut slow = f.subscribe(&root, "SELECT * FROM app.items");
+    let mut fast = f.subscribe(&root, "SELECT id FROM app.items");
+    for i in 0..5 {
+        f.run(
+            &root,
+            &format!("INSERT INTO app.items VALUES ({i}, 'a', {i})"),
+        )
+        .await;
+        assert!(matches!(fast.try_recv(), Some(Delivery::Changes(_))));
+    }
+    let mut got = Vec::new();
+    while let Some(d) = slow.try_recv() {
+        got.push(d);
+    }
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(matches!(&got[0], Delivery::Changes(_)));
+    assert!(
+        matches!(&got[1], Delivery::Changes(c) if c[0].row.as_ref().unwrap()["id"] == json!(1))
+    );
+    let Delivery::Ended(e) = &got[2] else {
+        panic!("{got:?}");
+    };
+    assert_eq!(e.code, "OVERFLOW");
+    let Delivery::Changes(c) = &got[1] else {
+        unreachable!()
+    };
+    assert!(
+        e.message.contains(&format!("from = {}", c[0].seq)),
+        "{}",
+        e.message
+    );
+    assert_eq!(f.live.len(), 1, "the overflowed subscription is gone");
+}
+
+#[tokio::test]
+async fn what_cannot_be_live_is_refused_with_the_reason() {
+    let f = Fixture::new(10).await;
+    let (root, ann) = (f.root(), f.user("ann"));
+    for (sql, code, says) in [
+        (
+            "SELECT * FROM app.items i JOIN app.items j ON i.id = j.id",
+            "UNSUPPORTED",
+            "JOIN",
+        ),
+        (
+            "SELECT * FROM app.items ORDER BY id",
+            "UNSUPPORTED",
+            "ORDER BY",
+        ),
+        ("SELECT * FROM app.items LIMIT 5", "UNSUPPORTED", "LIMIT"),
+        (
+            "SELECT room, count(*) FROM app.items GROUP BY room",
+            "UNSUPPORTED",
+            "GROUP BY",
+        ),
+        (
+            "SELECT count(*) FROM app.items",
+            "UNSUPPORTED",
+            "aggregates",
+        ),
+        (
+            "SELECT * FROM app.items WHERE id IN (SELECT id FROM app.items)",
+            "UNSUPPORTED",
+            "subquery",
+        ),
+        (
+            "SELECT * FROM app.items UNION SELECT * FROM app.items",
+            "UNSUPPORTED",
+            "UNION",
+        ),
+        (
+            "INSERT INTO app.items VALUES (1, 'a', 1)",
+            "UNSUPPORTED",
+            "SELECT",
+        ),
+        ("SELECT * FROM app.nope", "NOT_FOUND", "app.nope"),
+        (
+            "SELECT * FROM app.items WHERE nope = 1",
+            "INVALID_SQL",
+            "nope",
+        ),
+        ("SELECT * FROM app.items WHERE", "INVALID_SQL", ""),
+        (
+            "SELECT * FROM app.items WHERE n + 1",
+            "INVALID_SQL",
+            "boolean",
+        ),
+        (
+            "SELECT * FROM app.items; SELECT 1",
+            "INVALID_SQL",
+            "one SELECT",
+        ),
+    ] {
+        let (got, message) = f.refused(&root, sql);
+        assert_eq!(got, code, "{sql}: {message}");
+        assert!(message.contains(says), "{sql}: {message}");
+    }
+    // a user table is the caller's own: nothing to refuse, nothing leaks
+    assert!(LiveQuery::compile(&f.app, &ann, "SELECT * FROM app.notes").is_ok());
+}
+
+mod replay {
+    //! After random writes, the rows a subscriber holds (its changes
+    //! applied to an empty map) equal a fresh SELECT with the same WHERE.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u8),
+        Upsert(u8, u8),
+        SetN(u8, u8),
+        Bump(u8),
+        Delete(u8),
+        DeleteWhere(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..12u8, 0..20u8).prop_map(|(k, n)| Op::Insert(k, n)),
+            (0..12u8, 0..20u8).prop_map(|(k, n)| Op::Upsert(k, n)),
+            (0..12u8, 0..20u8).prop_map(|(k, n)| Op::SetN(k, n)),
+            (0..20u8).prop_map(Op::Bump),
+            (0..12u8).prop_map(Op::Delete),
+            (0..20u8).prop_map(Op::DeleteWhere),
+        ]
+    }
+
+    fn sql(op: &Op) -> String {
+        match op {
+            Op::Insert(k, n) => {
+                format!("INSERT INTO app.items VALUES ({k}, 'r', {n}) ON CONFLICT (id) DO NOTHING")
+            }
+            Op::Upsert(k, n) => format!(
+                "INSERT INTO app.items VALUES ({k}, 'r', {n}) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n"
+            ),
+            Op::SetN(k, n) => format!("UPDATE app.items SET n = {n} WHERE id = {k}"),
+            Op::Bump(below) => format!("UPDATE app.items SET n = n + 3 WHERE n < {below}"),
+            Op::Delete(k) => format!("DELETE FROM app.items WHERE id = {k}"),
+            Op::DeleteWhere(above) => format!("DELETE FROM app.items WHERE n > {above}"),
+        }
+    }
+
+    const WHERE: &str = "n % 2 = 0 AND n BETWEEN 4 AND 16";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn a_subscribers_rows_equal_a_fresh_select(ops in proptest::collection::vec(op(), 1..30)) {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let f = Fixture::new(10_000).await;
+                let root = f.root();
+                let mut rx = f.subscribe(&root, &format!("SELECT id, n FROM app.items WHERE {WHERE}"));
+                for op in &ops {
+                    f.run(&root, &sql(op)).await;
+                }
+                let mut held: BTreeMap<i64, Json> = BTreeMap::new();
+                for (kind, row, old) in drain(&mut rx) {
+                    let id = |r: &Json| r["id"].as_i64().unwrap();
+                    match kind {
+                        Insert => {
+                            let row = row.unwrap();
+                            assert!(held.insert(id(&row), row).is_none(), "insert of a held row");
+                        }
+                        Update => {
+                            let (row, old) = (row.unwrap(), old.unwrap());
+                            assert_eq!(held.get(&id(&old)), Some(&old), "update of a row not held as it was");
+                            held.insert(id(&row), row);
+                        }
+                        Delete => {
+                            let old = old.unwrap();
+                            assert_eq!(held.remove(&id(&old)), Some(old), "delete of a row not held");
+                        }
+                    }
+                }
+                let mut ctx = root.clone();
+                let results = f
+                    .app
+                    .execute(&mut ctx, &format!("SELECT id, n FROM app.items WHERE {WHERE} ORDER BY id"), &[])
+                    .await
+                    .unwrap();
+                let mut rows = Vec::new();
+                for b in &results[0].batches {
+                    kalamdb_core::rows::json::append_rows(b, &mut rows);
+                }
+                let expected: Vec<Json> = rows.into_iter().map(|r| json!({"id": r[0], "n": r[1]})).collect();
+                let got: Vec<Json> = held.into_values().collect();
+                assert_eq!(got, expected, "{ops:?}");
+            });
+        }
+    }
+}
