@@ -33,6 +33,8 @@ pub enum ErrorCode {
     /// A statement needed more memory than its limit allows.
     MemoryLimitExceeded,
     RateLimitExceeded,
+    /// A row a write was computed from changed before it committed: retry.
+    WriteConflict,
     InternalError,
 }
 
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::QueryTimeout => "QUERY_TIMEOUT",
             ErrorCode::MemoryLimitExceeded => "MEMORY_LIMIT_EXCEEDED",
             ErrorCode::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            ErrorCode::WriteConflict => "WRITE_CONFLICT",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -69,7 +72,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::TableNotFound | ErrorCode::NamespaceNotFound | ErrorCode::NotFound => 404,
-            ErrorCode::AlreadyExists | ErrorCode::UniqueViolation => 409,
+            ErrorCode::AlreadyExists | ErrorCode::UniqueViolation | ErrorCode::WriteConflict => 409,
             ErrorCode::Unauthorized => 401,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::RequestTooLarge => 413,

@@ -44,6 +44,9 @@ pub enum CoreError {
     QueryTimeout(String),
     #[error("{0}")]
     MemoryLimitExceeded(String),
+    /// A row a write was computed from changed before it committed.
+    #[error("{0}")]
+    WriteConflict(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -72,6 +75,7 @@ impl HasErrorCode for CoreError {
             CoreError::ParamsWithBatch => ErrorCode::ParamsWithBatch,
             CoreError::QueryTimeout(_) => ErrorCode::QueryTimeout,
             CoreError::MemoryLimitExceeded(_) => ErrorCode::MemoryLimitExceeded,
+            CoreError::WriteConflict(_) => ErrorCode::WriteConflict,
             CoreError::Internal(_) => ErrorCode::InternalError,
         }
     }

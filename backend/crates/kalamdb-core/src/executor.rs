@@ -217,8 +217,7 @@ impl SqlExecutor {
             authorize(inner.role, family, statement.kind_name())?;
             let action = statement.kind_name();
             let mut result = self
-                .handler(family)
-                .execute(app, &mut inner, *statement, options)
+                .dispatch(app, &mut inner, family, *statement, options)
                 .await?;
             let details = format!("{action}: {}", result.message.as_deref().unwrap_or("ok"));
             audit(app, ctx, "EXECUTE AS USER", &details, Some(&inner.username));
@@ -239,10 +238,7 @@ impl SqlExecutor {
             )));
         }
         let action = statement.kind_name();
-        let result = self
-            .handler(family)
-            .execute(app, ctx, statement, options)
-            .await?;
+        let result = self.dispatch(app, ctx, family, statement, options).await?;
         if matches!(
             family,
             StatementFamily::NamespaceDdl
@@ -259,6 +255,54 @@ impl SqlExecutor {
             );
         }
         Ok(result)
+    }
+}
+
+/// How often a single statement whose write conflicted is run again.
+const WRITE_ATTEMPTS: usize = 16;
+
+impl SqlExecutor {
+    /// Runs `statement` through its family's handler. A single UPDATE,
+    /// DELETE or upsert whose write conflicted with another commit (a row it
+    /// read changed before it committed) runs again from the start, so
+    /// concurrent `SET n = n + 1` never lose an increment; inside a
+    /// transaction the conflict is COMMIT's to report.
+    async fn dispatch(
+        &self,
+        app: &AppContext,
+        ctx: &mut ExecutionContext,
+        family: StatementFamily,
+        statement: SqlStatement,
+        options: &handlers::StatementOptions<'_>,
+    ) -> CoreResult<StatementResult> {
+        let handler = self.handler(family);
+        if ctx.transaction.is_some() || !reads_before_writing(&statement) {
+            return handler.execute(app, ctx, statement, options).await;
+        }
+        for _ in 1..WRITE_ATTEMPTS {
+            match handler.execute(app, ctx, statement.clone(), options).await {
+                Err(CoreError::WriteConflict(_)) => tokio::task::yield_now().await,
+                done => return done,
+            }
+        }
+        handler.execute(app, ctx, statement, options).await
+    }
+}
+
+/// Whether a statement computes rows from rows it read (UPDATE, DELETE,
+/// INSERT … ON CONFLICT DO UPDATE), so its commit can conflict.
+fn reads_before_writing(statement: &SqlStatement) -> bool {
+    let SqlStatement::Standard(s) = statement else {
+        return false;
+    };
+    match s.as_ref() {
+        Statement::Update(_) | Statement::Delete(_) => true,
+        Statement::Insert(insert) => matches!(
+            &insert.on,
+            Some(kalamdb_sql::sqlparser::ast::OnInsert::OnConflict(c))
+                if matches!(c.action, kalamdb_sql::sqlparser::ast::OnConflictAction::DoUpdate(_))
+        ),
+        _ => false,
     }
 }
 

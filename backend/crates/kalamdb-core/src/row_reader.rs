@@ -78,9 +78,15 @@ impl RowReader {
     /// after it was written read as their backfill); `None` when there is
     /// none or it is soft-deleted.
     pub fn get(&self, key: &[u8]) -> CoreResult<Option<Vec<Value>>> {
+        Ok(self.get_versioned(key)?.map(|(_, values)| values))
+    }
+
+    /// [`RowReader::get`] with the row's `_seq`: the version a change
+    /// computed from it names ([`RowChange::read_seq`](crate::write_set::RowChange::read_seq)).
+    pub fn get_versioned(&self, key: &[u8]) -> CoreResult<Option<(i64, Vec<Value>)>> {
         let mut found = None;
         self.get_row(key, false, &mut |row| {
-            found = Some(self.values_of(row)?);
+            found = Some((row.seq, self.values_of(row)?));
             Ok(())
         })?;
         Ok(found)

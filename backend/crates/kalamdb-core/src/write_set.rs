@@ -50,6 +50,13 @@ pub struct RowChange {
     /// The values before, where the statement read them (UPDATE, DELETE,
     /// ON CONFLICT DO UPDATE).
     pub old_values: Option<Vec<Value>>,
+    /// The `_seq` of the stored row the change was computed from (with
+    /// `old_values`). The commit point checks that row is still the one
+    /// stored, so no write is computed from a row another commit replaced
+    /// meanwhile (a lost update); if it was, the commit fails with
+    /// `WRITE_CONFLICT` and a single statement is re-run.
+    #[serde(default)]
+    pub read_seq: Option<i64>,
 }
 
 /// What one statement changed in one table, for one scope.
@@ -338,7 +345,30 @@ impl WriteFunnel {
     /// (ours among them, unless a group before took it).
     fn write_group(&self) {
         let mut point = lock(&self.point);
-        let mut group = std::mem::take(&mut *lock(&self.queue));
+        let queued = std::mem::take(&mut *lock(&self.queue));
+        if queued.is_empty() {
+            return;
+        }
+        let mut group = Vec::with_capacity(queued.len());
+        // keys the commits accepted into this group write: a later commit
+        // of the group that read one read it before the group's write
+        let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        for pending in queued {
+            match self.conflict(&pending.sets, &written) {
+                Ok(None) => {
+                    for change in pending.sets.iter().flat_map(|s| &s.changes) {
+                        written.insert(change.key.clone());
+                        if let Some(from) = &change.moved_from {
+                            written.insert(from.clone());
+                        }
+                    }
+                    group.push(pending);
+                }
+                Ok(Some(error)) | Err(error) => {
+                    let _ = pending.done.send(Err(error));
+                }
+            }
+        }
         if group.is_empty() {
             return;
         }
@@ -371,6 +401,53 @@ impl WriteFunnel {
             }
         }
     }
+}
+
+impl WriteFunnel {
+    /// Whether a row a change of `sets` was computed from has been replaced
+    /// since it was read (checked at the commit point, where nothing else
+    /// writes). A key an earlier change of the same commit wrote is this
+    /// commit's own.
+    fn conflict(
+        &self,
+        sets: &[WriteSet],
+        written_by_group: &std::collections::HashSet<Vec<u8>>,
+    ) -> CoreResult<Option<CoreError>> {
+        let mut own: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        for set in sets {
+            for change in &set.changes {
+                let read_key = change.moved_from.as_deref().unwrap_or(&change.key);
+                if let Some(read_seq) = change.read_seq
+                    && !own.contains(read_key)
+                {
+                    if written_by_group.contains(read_key) {
+                        return Ok(Some(conflict(set)));
+                    }
+                    let mut stored = None;
+                    self.store.get_with(read_key, &mut |bytes| {
+                        if let Some(bytes) = bytes {
+                            let row = kalamdb_store::row::RowView::decode(bytes)?;
+                            stored = (!row.deleted).then_some(row.seq);
+                        }
+                        Ok(())
+                    })?;
+                    if stored != Some(read_seq) {
+                        return Ok(Some(conflict(set)));
+                    }
+                }
+                own.insert(read_key);
+                own.insert(&change.key);
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn conflict(set: &WriteSet) -> CoreError {
+    CoreError::WriteConflict(format!(
+        "A row of table {} changed between this write's read and its commit; run it again",
+        set.table_id.0
+    ))
 }
 
 /// The one storage batch of `sets`; `None` when they change nothing.

@@ -14,7 +14,7 @@ pub mod query;
 
 pub use error::LiveError;
 pub use manager::{Delivery, LiveQueryManager, Receiver, Subscription};
-pub use query::{ChangeKind, LiveChange, LiveQuery, LiveRow};
+pub use query::{ChangeKind, Handover, InitialRows, LiveChange, LiveQuery, LiveRow};
 
 #[cfg(test)]
 mod tests;

@@ -3,10 +3,11 @@
 //! DataFusion physical expression — then evaluated on each committed change.
 
 use crate::error::LiveError;
-use datafusion::arrow::array::{Array, BooleanArray};
+use datafusion::arrow::array::{Array, BooleanArray, Int64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
+use kalamdb_core::row_reader::RowReader;
 use kalamdb_core::rows::json::append_rows;
 use kalamdb_core::rows::{BatchBuilder, OutputColumn};
 use kalamdb_core::schema::CachedTable;
@@ -18,6 +19,7 @@ use kalamdb_sql::sqlparser::ast::{Expr, SelectItem, Statement, TableFactor};
 use kalamdb_sql::{SqlStatement, has_subquery, parse_sql_with_limits, plain_select};
 use kalamdb_store::row::RowView;
 use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A row as a live client receives it: column name → value, `_seq` always
@@ -221,8 +223,88 @@ impl LiveQuery {
         Ok(out)
     }
 
+    /// The rows a new subscription starts from, read after it registered
+    /// (see [`Handover`]). `from`: only rows changed after that `_seq`, and
+    /// a delete for every row deleted — or changed and no longer matching —
+    /// after it. `last_rows`: only the newest N matching rows.
+    pub fn initial_rows(
+        &self,
+        app: &AppContext,
+        from: Option<i64>,
+        last_rows: Option<usize>,
+    ) -> Result<InitialRows, LiveError> {
+        let reader = RowReader::new(
+            Arc::clone(&self.table),
+            app.table_store.clone(),
+            &self.scope,
+        );
+        // deleted rows too: what the handover must know was already seen
+        let mut chunks: Vec<(Vec<Vec<u8>>, RecordBatch)> = Vec::new();
+        let mut keys = Vec::new();
+        let mut builder = self.builder()?;
+        reader.scan_rows(reader.start(), true, &mut |key, row| {
+            keys.push(key.to_vec());
+            builder.push(row)?;
+            if keys.len() == INITIAL_CHUNK {
+                chunks.push((std::mem::take(&mut keys), builder.finish()?));
+            }
+            Ok(true)
+        })?;
+        if !keys.is_empty() {
+            chunks.push((keys, builder.finish()?));
+        }
+        let mut seen = HashMap::new();
+        let mut rows = Vec::new();
+        let mut deletes = Vec::new();
+        for (chunk_keys, batch) in chunks {
+            let matching = self.matches(&batch)?;
+            let seqs = seq_column(&batch)?;
+            let deleted = deleted_column(&batch)?;
+            let mut json = self.json(&batch, |i| seqs[i])?;
+            for (i, key) in chunk_keys.iter().enumerate() {
+                seen.insert(key.clone(), seqs[i]);
+                let changed_after = from.is_some_and(|f| seqs[i] > f);
+                let row = std::mem::take(&mut json[i]);
+                if !deleted[i] && matching[i] && from.is_none_or(|f| seqs[i] > f) {
+                    rows.push((seqs[i], row));
+                } else if changed_after {
+                    // gone, or no longer matching, since the cursor
+                    deletes.push(LiveChange {
+                        kind: ChangeKind::Delete,
+                        key: key.clone(),
+                        seq: seqs[i],
+                        row: None,
+                        old: Some(row),
+                    });
+                }
+            }
+        }
+        rows.sort_by_key(|(seq, _)| *seq);
+        if let Some(n) = last_rows {
+            let skip = rows.len().saturating_sub(n);
+            rows.drain(..skip);
+        }
+        deletes.sort_by_key(|c| c.seq);
+        let last_seq = seen.values().copied().max().unwrap_or(0);
+        Ok(InitialRows {
+            rows: rows.into_iter().map(|(_, row)| row).collect(),
+            deletes,
+            last_seq,
+            handover: Handover { seen },
+        })
+    }
+
     /// The rows as a batch of declared columns, `_seq` and `_deleted`.
     fn batch(&self, rows: impl Iterator<Item = Vec<u8>>) -> Result<RecordBatch, LiveError> {
+        let mut builder = self.builder()?;
+        for bytes in rows {
+            builder.push(&RowView::decode(&bytes).map_err(kalamdb_core::CoreError::from)?)?;
+        }
+        Ok(builder.finish()?)
+    }
+
+    /// A builder of batches of declared columns, `_seq` and `_deleted`.
+    fn builder(&self) -> Result<BatchBuilder, LiveError> {
         let def = &self.table.definition;
         let mut columns: Vec<OutputColumn> =
             def.columns.iter().map(OutputColumn::declared).collect();
@@ -230,13 +312,10 @@ impl LiveQuery {
         columns.push(OutputColumn::Deleted);
         let mut missing = self.table.backfill.clone();
         missing.extend([None, None]);
-        let mut builder =
+        Ok(
             BatchBuilder::new(Arc::clone(&self.table.schema_with_system), columns, 0)?
-                .with_missing(missing);
-        for bytes in rows {
-            builder.push(&RowView::decode(&bytes).map_err(kalamdb_core::CoreError::from)?)?;
-        }
-        Ok(builder.finish()?)
+                .with_missing(missing),
+        )
     }
 
     /// Per row of `batch`: whether it satisfies the WHERE (NULL does not).
@@ -288,6 +367,64 @@ impl LiveQuery {
                 row
             })
             .collect())
+    }
+}
+
+/// Rows of the initial read evaluated per Arrow batch.
+const INITIAL_CHUNK: usize = 1024;
+
+fn seq_column(batch: &RecordBatch) -> Result<Vec<i64>, LiveError> {
+    let n = batch.num_columns();
+    batch
+        .column(n - 2)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .map(|a| a.values().to_vec())
+        .ok_or_else(|| LiveError::failed("_seq is not a BIGINT"))
+}
+
+fn deleted_column(batch: &RecordBatch) -> Result<Vec<bool>, LiveError> {
+    let n = batch.num_columns();
+    batch
+        .column(n - 1)
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .map(|a| (0..a.len()).map(|i| a.value(i)).collect())
+        .ok_or_else(|| LiveError::failed("_deleted is not a BOOLEAN"))
+}
+
+/// What a new subscription starts from.
+#[derive(Debug)]
+pub struct InitialRows {
+    /// The matching rows, oldest `_seq` first.
+    pub rows: Vec<LiveRow>,
+    /// With `from`: a delete for every row gone or no longer matching since
+    /// the cursor, in `_seq` order.
+    pub deletes: Vec<LiveChange>,
+    /// The highest `_seq` the read saw (0 for an empty table).
+    pub last_seq: i64,
+    pub handover: Handover,
+}
+
+/// The hand-over from the initial rows to the stream: the subscription
+/// registered before the read, so its queue may hold changes the read
+/// already reflects. A change is in the read exactly when the read saw its
+/// row at that `_seq` or a later one (`_seq` order is commit order); every
+/// other queued change is delivered. So no change is both in the initial
+/// rows and delivered, and none is in neither.
+#[derive(Debug, Default)]
+pub struct Handover {
+    /// Storage key → the `_seq` the read saw it at (deleted rows included).
+    seen: HashMap<Vec<u8>, i64>,
+}
+
+impl Handover {
+    /// Whether `change`, queued while the initial rows were read, is news
+    /// to a client holding them.
+    pub fn admits(&self, change: &LiveChange) -> bool {
+        self.seen
+            .get(&change.key)
+            .is_none_or(|&seen| seen < change.seq)
     }
 }
 

@@ -313,6 +313,7 @@ fn a_write_set_is_a_plain_serialisable_value() {
             seq: 42,
             values: vec![Value::Int32(1), text("new")],
             old_values: Some(vec![Value::Int32(1), text("old")]),
+            read_seq: Some(41),
         }],
         prefix: Vec::new(),
     };
@@ -507,4 +508,84 @@ async fn a_keyless_row_written_twice_in_one_transaction_is_stored_once_at_its_fi
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0][0], Json::from("final"));
     assert_eq!(rows[0][1], Json::from(changes[1].seq.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_increments_never_lose_an_update() {
+    let f = Arc::new(Fixture::new().await);
+    f.run(&f.root(), "INSERT INTO app.kv VALUES ('hits', 0)")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let f = Arc::clone(&f);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                f.run(&f.root(), "UPDATE app.kv SET v = v + 1 WHERE k = 'hits'")
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = f.run(&f.root(), "SELECT v FROM app.kv").await.unwrap();
+    assert_eq!(rows[0], vec![vec![Json::from(200)]]);
+    // and the published changes form one chain: each old value is the
+    // previous new value
+    let olds: Vec<Value> = f
+        .sink
+        .take()
+        .iter()
+        .flatten()
+        .flat_map(|s| s.changes.iter())
+        .filter(|c| c.op == ChangeOp::Update)
+        .map(|c| c.old_values.as_ref().unwrap()[1].clone())
+        .collect();
+    assert_eq!(olds, (0..200).map(Value::Int32).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_transaction_whose_read_row_changed_fails_its_commit_and_writes_nothing() {
+    let f = Fixture::new().await;
+    let root = f.root();
+    f.run(&root, "INSERT INTO app.kv VALUES ('a', 1)")
+        .await
+        .unwrap();
+    f.sink.take();
+    // the transaction reads 'a' and stages a write computed from it ...
+    let tx = Arc::new(crate::write_set::Transaction::begin(Arc::clone(
+        f.app.table_store.backend(),
+    )));
+    let mut ctx = root.clone();
+    ctx.transaction = Some(Arc::clone(&tx));
+    // (the request ends without COMMIT, so it reports a rollback; the
+    // write stays staged in `tx`, which is committed below)
+    let e = f
+        .app
+        .execute(&mut ctx, "UPDATE app.kv SET v = v + 10 WHERE k = 'a'", &[])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("BEGIN without COMMIT"), "{e}");
+    // ... another commit changes 'a' before the COMMIT
+    f.run(&root, "UPDATE app.kv SET v = 5 WHERE k = 'a'")
+        .await
+        .unwrap();
+    let err = f.app.writes.commit_transaction(&tx).await.unwrap_err();
+    assert_eq!(
+        kalamdb_commons::error_code::HasErrorCode::error_code(&err),
+        kalamdb_commons::ErrorCode::WriteConflict
+    );
+    let rows = f.run(&root, "SELECT v FROM app.kv").await.unwrap();
+    assert_eq!(
+        rows[0],
+        vec![vec![Json::from(5)]],
+        "the conflicting commit wrote nothing"
+    );
+    assert_eq!(
+        f.sink.take().len(),
+        1,
+        "only the other commit was published"
+    );
 }

@@ -425,14 +425,16 @@ pub async fn execute_insert(
     for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
         let mut op = ChangeOp::Insert;
         let mut old_values = None;
+        let mut read_seq = None;
         if existing[i] {
             match &conflict {
                 OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
                 OnConflict::DoNothing => continue,
                 OnConflict::DoUpdate(sets) => {
-                    let Some(current) = reader.get(&key)? else {
+                    let Some((seq, current)) = reader.get_versioned(&key)? else {
                         continue;
                     };
+                    read_seq = Some(seq);
                     let mut updated = current.clone();
                     for (column, expr) in sets {
                         updated[*column] =
@@ -454,6 +456,7 @@ pub async fn execute_insert(
             seq: seqs[i],
             values,
             old_values,
+            read_seq,
         });
     }
     let affected = set.len();

@@ -89,8 +89,8 @@ fn target_of(
     })
 }
 
-/// Runs `SELECT key, extra... FROM target WHERE NOT _deleted AND (cond)` for
-/// the caller.
+/// Runs `SELECT key, extra..., _seq FROM target WHERE NOT _deleted AND
+/// (cond)` for the caller.
 async fn matching(
     app: &AppContext,
     ctx: &ExecutionContext,
@@ -108,6 +108,9 @@ async fn matching(
         sql.push_str(", ");
         sql.push_str(e);
     }
+    // last: the version each row was read at (see `rewrite_row`)
+    sql.push_str(", ");
+    sql.push_str(kalamdb_commons::SEQ_COLUMN);
     sql.push_str(&format!(
         " FROM {} WHERE NOT {}",
         target.from,
@@ -126,20 +129,29 @@ async fn matching(
 
 /// Describes the rewrite of the live row under `old_key` (`change` edits
 /// its values, `deleted` soft-deletes it) with a new `_seq`; false if there
-/// is no live row there.
+/// is no live row there. `read_at`: the `_seq` of the version `change`'s
+/// values were computed from, which must still be the stored one.
 fn rewrite_row(
     app: &AppContext,
     target: &Target,
     out: &mut Written,
     old_key: Vec<u8>,
+    read_at: Option<i64>,
     deleted: bool,
     change: impl FnOnce(&mut [Value]) -> CoreResult<()>,
 ) -> CoreResult<bool> {
     let table = &target.table;
     let def = &table.definition;
-    let Some(old_values) = target.reader.get(&old_key)? else {
+    let Some((read_seq, old_values)) = target.reader.get_versioned(&old_key)? else {
         return Ok(false);
     };
+    if read_at.is_some_and(|seq| seq != read_seq) {
+        // the new values were computed from a version since replaced
+        return Err(CoreError::WriteConflict(format!(
+            "A row of table {} changed while this statement was computing it; run it again",
+            def.table_ref()
+        )));
+    }
     let mut values = old_values.clone();
     change(&mut values)?;
     for (column, value) in def.columns.iter().zip(&values) {
@@ -161,6 +173,7 @@ fn rewrite_row(
         seq,
         values,
         old_values: Some(old_values),
+        read_seq: Some(read_seq),
     });
     Ok(true)
 }
@@ -191,6 +204,11 @@ async fn rewrite(
 ) -> CoreResult<()> {
     for (b, record_batch) in batches.iter().enumerate() {
         let keys = record_batch.column(0);
+        let read_at = record_batch
+            .column(record_batch.num_columns() - 1)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .ok_or_else(|| CoreError::Internal("_seq is not a BIGINT".into()))?;
         for row in 0..record_batch.num_rows() {
             let key_value = stored_value(keys.as_ref(), row)?;
             let old_key = match (target.table.primary_key, key_value) {
@@ -198,7 +216,10 @@ async fn rewrite(
                 (None, Value::Int64(seq)) => out.set.key_of_seq(seq),
                 (None, _) => return Err(CoreError::Internal("_seq is not a BIGINT".into())),
             };
-            rewrite_row(app, target, out, old_key, deleted, |v| change(b, row, v))?;
+            let read_at = Some(read_at.value(row));
+            rewrite_row(app, target, out, old_key, read_at, deleted, |v| {
+                change(b, row, v)
+            })?;
         }
     }
     Ok(())
@@ -258,7 +279,7 @@ async fn by_primary_key(
         values.push((*i, coerce(&literal, &table.definition.columns[*i])?));
     }
     let key = out.set.key_of(&pk_value)?;
-    rewrite_row(app, target, out, key, deleted, |row| {
+    rewrite_row(app, target, out, key, None, deleted, |row| {
         for (i, v) in values {
             row[i] = v;
         }
