@@ -167,6 +167,7 @@ pub async fn run(
     let state = Arc::new(ApiState::new(
         Arc::clone(&database.app),
         Arc::clone(&database.auth),
+        Arc::clone(&database.live),
         limits,
     ));
     let app = router(state);

@@ -7,6 +7,7 @@ mod conformance;
 mod http_api;
 mod jobs;
 mod layering;
+mod live;
 mod reliability;
 mod restart;
 mod schema_evolution;

@@ -37,6 +37,9 @@ impl Default for ApiLimits {
 pub struct ApiState {
     pub app: Arc<AppContext>,
     pub auth: Arc<Authenticator>,
+    /// Live subscriptions (`/v1/ws`).
+    pub live: Arc<kalamdb_live::LiveQueryManager>,
+    pub ws: kalamdb_live::ConnectionConfig,
     pub limits: ApiLimits,
     request_counter: AtomicU64,
     /// First-run setup runs one at a time (check, then act).
@@ -45,10 +48,17 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(app: Arc<AppContext>, auth: Arc<Authenticator>, limits: ApiLimits) -> Self {
+    pub fn new(
+        app: Arc<AppContext>,
+        auth: Arc<Authenticator>,
+        live: Arc<kalamdb_live::LiveQueryManager>,
+        limits: ApiLimits,
+    ) -> Self {
         Self {
             app,
             auth,
+            live,
+            ws: kalamdb_live::ConnectionConfig::default(),
             limits,
             request_counter: AtomicU64::new(0),
             setup_lock: tokio::sync::Mutex::new(()),
@@ -75,6 +85,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/api/auth/me", get(routes::auth::me))
         .route("/v1/api/auth/setup", post(routes::auth::setup))
         .route("/v1/api/auth/status", get(routes::auth::status))
+        .route("/v1/ws", get(routes::ws::upgrade))
         .route("/health", get(routes::health::health))
         .route("/v1/api/healthcheck", get(routes::health::health))
         .fallback(routes::health::not_found)

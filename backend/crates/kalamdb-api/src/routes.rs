@@ -1,3 +1,4 @@
 pub mod auth;
 pub mod health;
 pub mod sql;
+pub mod ws;

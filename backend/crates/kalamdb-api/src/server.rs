@@ -113,7 +113,10 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+    // with upgrades: `/v1/ws` turns the connection into a WebSocket
+    let connection = builder
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let stopping = async {
         let _ = stop.wait_for(|s| *s).await;

@@ -8,10 +8,12 @@
 //! commit order, through a bounded queue. It sits beside kalamdb-auth above
 //! kalamdb-core in the layering.
 
+pub mod connection;
 pub mod error;
 pub mod manager;
 pub mod query;
 
+pub use connection::{Authenticate, ConnectionConfig, Frame, serve};
 pub use error::LiveError;
 pub use manager::{Delivery, LiveQueryManager, Receiver, Subscription};
 pub use query::{ChangeKind, Handover, InitialRows, LiveChange, LiveQuery, LiveRow};

@@ -164,6 +164,14 @@ impl LiveQuery {
         })
     }
 
+    /// The columns its rows carry (declared, projected; `_seq` besides).
+    pub fn schema(&self) -> datafusion::arrow::datatypes::Schema {
+        self.table
+            .schema
+            .project(&self.projection)
+            .unwrap_or_else(|_| self.table.schema.as_ref().clone())
+    }
+
     /// What this query's subscriber sees of `set`, in commit order: each
     /// change classified by whether its old and new rows match the WHERE
     /// (both: update; only the old: delete; only the new: insert).

@@ -490,10 +490,10 @@ mod handover {
                 &format!("SELECT id, n FROM app.items WHERE {WHERE}"),
             )
             .unwrap();
-            let query_again = LiveQuery::compile(&f.app, &root, &query.sql).unwrap();
-            let (_, rx, _) = f.live.register(&f.app, query, "root");
+            let (sub, rx, _) = f.live.register(&f.app, query, "root");
             let (cursor, mut held) = from.unwrap_or_default();
-            let initial = query_again
+            let initial = sub
+                .query
                 .initial_rows(&f.app, (cursor > 0).then_some(cursor), None)
                 .unwrap();
             for row in &initial.rows {

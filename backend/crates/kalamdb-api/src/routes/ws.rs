@@ -1,0 +1,138 @@
+//! `GET /v1/ws`: the WebSocket upgrade. Thin: it authenticates the upgrade
+//! when it carries a token (`Authorization: Bearer`, or the subprotocol
+//! `kalamdb.jwt.<JWT>`), then pumps frames between the socket and
+//! kalamdb-live's connection, which speaks the protocol.
+
+use crate::ApiState;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use kalamdb_core::ExecutionContext;
+use kalamdb_live::{Authenticate, Frame};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+const JWT_SUBPROTOCOL: &str = "kalamdb.jwt.";
+
+pub async fn upgrade(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let subprotocol = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .map(str::trim)
+                .find(|p| p.starts_with(JWT_SUBPROTOCOL))
+                .map(str::to_string)
+        });
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+        .map(|v| v[7..].trim().to_string());
+    let token = bearer.or_else(|| {
+        subprotocol
+            .as_deref()
+            .map(|p| p[JWT_SUBPROTOCOL.len()..].to_string())
+    });
+    let authenticate = authenticator(&state, client);
+    let user = match token {
+        Some(token) => match authenticate(token).await {
+            Ok(user) => Some(user),
+            Err(e) => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    format!("authentication failed: {e}"),
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
+    let ws = match subprotocol {
+        Some(p) => ws.protocols([p]),
+        None => ws,
+    };
+    ws.max_message_size(state.ws.max_message_bytes)
+        .on_upgrade(move |socket| pump(state, socket, authenticate, user))
+}
+
+/// Verifies a JWT for the protocol's `authenticate` message.
+fn authenticator(state: &Arc<ApiState>, client: SocketAddr) -> Authenticate {
+    let state = Arc::clone(state);
+    Arc::new(move |token: String| {
+        let state = Arc::clone(&state);
+        Box::pin(async move {
+            let user = state
+                .auth
+                .authenticate(Some(&format!("Bearer {token}")), Some(client.ip()))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(
+                ExecutionContext::new(user.user_id, user.username, user.role)
+                    .with_request(state.next_request_id(), Some(client.ip())),
+            )
+        })
+    })
+}
+
+async fn pump(
+    state: Arc<ApiState>,
+    socket: WebSocket,
+    authenticate: Authenticate,
+    user: Option<ExecutionContext>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let (in_tx, in_rx) = mpsc::channel(32);
+    let (out_tx, mut out_rx) = mpsc::channel::<Frame>(64);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let frame = match message {
+                Message::Text(text) => Frame::Text(text.to_string()),
+                Message::Binary(bytes) => Frame::Binary(bytes.to_vec()),
+                Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
+                Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
+                Message::Close(_) => Frame::Close,
+            };
+            if in_tx.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = out_rx.recv().await {
+            let message = match frame {
+                Frame::Text(text) => Message::Text(text.into()),
+                Frame::Binary(bytes) => Message::Binary(bytes.into()),
+                Frame::Ping(bytes) => Message::Ping(bytes.into()),
+                Frame::Pong(bytes) => Message::Pong(bytes.into()),
+                Frame::Close => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            };
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    kalamdb_live::serve(
+        Arc::clone(&state.app),
+        Arc::clone(&state.live),
+        state.ws.clone(),
+        authenticate,
+        user,
+        in_rx,
+        out_tx,
+    )
+    .await;
+    reader.abort();
+    let _ = writer.await;
+}

@@ -1,0 +1,505 @@
+//! One WebSocket connection speaking the v1 protocol (`PROTOCOL.md`,
+//! WebSocket): authenticate, subscribe (initial rows in batches, then the
+//! changes), next_batch, unsubscribe, ping. Transport-neutral: the HTTP
+//! layer pumps frames through two channels, so this file knows nothing of
+//! the web framework.
+
+use crate::error::LiveError;
+use crate::manager::{Delivery, LiveQueryManager, Receiver};
+use crate::query::{ChangeKind, Handover, LiveChange, LiveQuery, LiveRow};
+use kalamdb_core::rows::json::column_infos;
+use kalamdb_core::{AppContext, ExecutionContext};
+use serde_json::{Value as Json, json};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A WebSocket frame, as far as the protocol cares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close,
+}
+
+/// Verifies a JWT sent in an `authenticate` message: the caller, or why not.
+pub type Authenticate = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<ExecutionContext, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Authentication must arrive within this long.
+    pub auth_timeout: Duration,
+    /// The server pings this often.
+    pub heartbeat: Duration,
+    /// A connection silent this long is closed.
+    pub client_timeout: Duration,
+    pub max_subscriptions: usize,
+    /// A client message larger than this is refused (`MESSAGE_TOO_LARGE`).
+    pub max_message_bytes: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            auth_timeout: Duration::from_secs(3),
+            heartbeat: Duration::from_secs(5),
+            client_timeout: Duration::from_secs(10),
+            max_subscriptions: 100,
+            max_message_bytes: 1 << 20,
+        }
+    }
+}
+
+const DEFAULT_BATCH_SIZE: usize = 1000;
+const MAX_BATCH_SIZE: usize = 10_000;
+
+/// One subscription of this connection.
+struct Subscribed {
+    live_id: String,
+    batch_size: usize,
+    next_batch: usize,
+    /// Initial rows not sent yet.
+    pending: VecDeque<LiveRow>,
+    /// Deletes since `from`, sent when the initial rows are done.
+    deletes: Vec<LiveChange>,
+    last_seq: i64,
+    handover: Handover,
+    /// Until the initial rows are sent: the queue, not read yet.
+    receiver: Option<Receiver>,
+}
+
+pub struct Connection {
+    app: Arc<AppContext>,
+    live: Arc<LiveQueryManager>,
+    config: ConnectionConfig,
+    out: mpsc::Sender<Frame>,
+    user: Option<ExecutionContext>,
+    subs: HashMap<String, Subscribed>,
+    events_tx: mpsc::Sender<(String, Option<Delivery>)>,
+}
+
+/// Serves one connection until the client leaves (or goes silent);
+/// `user` is set when the upgrade request authenticated it already.
+pub async fn serve(
+    app: Arc<AppContext>,
+    live: Arc<LiveQueryManager>,
+    config: ConnectionConfig,
+    authenticate: Authenticate,
+    user: Option<ExecutionContext>,
+    mut incoming: mpsc::Receiver<Frame>,
+    out: mpsc::Sender<Frame>,
+) {
+    let (events_tx, mut events) = mpsc::channel(64);
+    let mut c = Connection {
+        app,
+        live,
+        config,
+        out,
+        user: None,
+        subs: HashMap::new(),
+        events_tx,
+    };
+    if let Some(user) = user {
+        c.authenticated(user).await;
+    }
+    let deadline = Instant::now() + c.config.auth_timeout;
+    let mut heartbeat = tokio::time::interval(c.config.heartbeat);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            frame = incoming.recv() => {
+                let Some(frame) = frame else { break };
+                last_heard = Instant::now();
+                match frame {
+                    Frame::Text(text) => {
+                        if !c.on_text(&text, &authenticate).await {
+                            break;
+                        }
+                    }
+                    Frame::Binary(_) => c.error(None, "PROTOCOL", "Send text frames (JSON)").await,
+                    Frame::Ping(data) => { let _ = c.out.send(Frame::Pong(data)).await; }
+                    Frame::Pong(_) => {}
+                    Frame::Close => break,
+                }
+            }
+            Some((id, delivery)) = events.recv() => c.deliver(&id, delivery).await,
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > c.config.client_timeout {
+                    break;
+                }
+                let _ = c.out.send(Frame::Ping(Vec::new())).await;
+            }
+            _ = tokio::time::sleep_until(deadline), if c.user.is_none() => {
+                c.send(json!({"type": "auth_error", "message": "Authentication timed out"})).await;
+                break;
+            }
+        }
+    }
+    for sub in c.subs.values() {
+        c.live.remove(&sub.live_id);
+    }
+    let _ = c.out.send(Frame::Close).await;
+}
+
+/// A 64-bit sequence id sent as a JSON number or a string.
+fn seq_of(v: &Json) -> Option<i64> {
+    match v {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl Connection {
+    async fn send(&self, message: Json) {
+        let _ = self.out.send(Frame::Text(message.to_string())).await;
+    }
+
+    async fn error(&self, subscription: Option<&str>, code: &str, message: &str) {
+        let mut m = json!({"type": "error", "code": code, "message": message});
+        if let Some(id) = subscription {
+            m["subscription_id"] = json!(id);
+        }
+        self.send(m).await;
+    }
+
+    async fn authenticated(&mut self, user: ExecutionContext) {
+        self.send(json!({
+            "type": "auth_success",
+            "user": user.username,
+            "role": user.role.as_str().to_lowercase(),
+            "user_id": user.user_id.as_str(),
+            "protocol": {"serialization": "json", "compression": "gzip"},
+        }))
+        .await;
+        self.user = Some(user);
+    }
+
+    /// Handles one client message; `false` ends the connection.
+    async fn on_text(&mut self, text: &str, authenticate: &Authenticate) -> bool {
+        if text.len() > self.config.max_message_bytes {
+            self.error(
+                None,
+                "MESSAGE_TOO_LARGE",
+                &format!(
+                    "A message may be at most {} bytes",
+                    self.config.max_message_bytes
+                ),
+            )
+            .await;
+            return true;
+        }
+        let message: Json = match serde_json::from_str(text) {
+            Ok(m @ Json::Object(_)) => m,
+            _ => {
+                self.error(
+                    None,
+                    "PROTOCOL",
+                    "A message is a JSON object with a \"type\"",
+                )
+                .await;
+                return true;
+            }
+        };
+        let kind = message["type"].as_str().unwrap_or("");
+        if kind == "authenticate" {
+            return self.on_authenticate(&message, authenticate).await;
+        }
+        if kind == "ping" {
+            self.send(json!({"type": "pong"})).await;
+            return true;
+        }
+        if self.user.is_none() {
+            self.error(None, "AUTH_REQUIRED", "Authenticate first")
+                .await;
+            return true;
+        }
+        match kind {
+            "subscribe" => self.on_subscribe(&message["subscription"]).await,
+            "next_batch" => {
+                let id = message["subscription_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                self.send_batch(&id).await;
+            }
+            "unsubscribe" => {
+                let id = message["subscription_id"].as_str().unwrap_or("");
+                match self.subs.remove(id) {
+                    Some(sub) => {
+                        self.live.remove(&sub.live_id);
+                    }
+                    None => {
+                        self.error(Some(id), "INVALID_SUBSCRIPTION_ID", "No such subscription")
+                            .await
+                    }
+                }
+            }
+            other => {
+                self.error(None, "PROTOCOL", &format!("Unknown message type '{other}'"))
+                    .await;
+            }
+        }
+        true
+    }
+
+    async fn on_authenticate(&mut self, message: &Json, authenticate: &Authenticate) -> bool {
+        if self.user.is_some() {
+            self.error(None, "PROTOCOL", "Already authenticated").await;
+            return true;
+        }
+        if let Some(s) = message["protocol"]["serialization"].as_str()
+            && s != "json"
+        {
+            self.send(json!({"type": "auth_error", "message": format!("Serialization '{s}' is not supported: use json")})).await;
+            return false;
+        }
+        let token = match (message["method"].as_str(), message["token"].as_str()) {
+            (Some("jwt") | None, Some(token)) => token.to_string(),
+            _ => {
+                self.send(json!({"type": "auth_error", "message": "Send {\"method\":\"jwt\",\"token\":\"<JWT>\"}"})).await;
+                return false;
+            }
+        };
+        match authenticate(token).await {
+            Ok(user) => {
+                self.authenticated(user).await;
+                true
+            }
+            Err(e) => {
+                self.send(json!({"type": "auth_error", "message": e})).await;
+                false
+            }
+        }
+    }
+
+    async fn on_subscribe(&mut self, subscription: &Json) {
+        let Some(id) = subscription["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+        else {
+            self.error(
+                None,
+                "INVALID_SUBSCRIPTION_ID",
+                "A subscription needs an \"id\"",
+            )
+            .await;
+            return;
+        };
+        if self.subs.contains_key(&id) {
+            self.error(
+                Some(&id),
+                "INVALID_SUBSCRIPTION_ID",
+                "This id is subscribed already",
+            )
+            .await;
+            return;
+        }
+        if self.subs.len() >= self.config.max_subscriptions {
+            self.error(
+                Some(&id),
+                "SUBSCRIPTION_LIMIT_EXCEEDED",
+                &format!(
+                    "At most {} subscriptions per connection",
+                    self.config.max_subscriptions
+                ),
+            )
+            .await;
+            return;
+        }
+        let Some(sql) = subscription["sql"].as_str() else {
+            self.error(Some(&id), "INVALID_SQL", "A subscription needs \"sql\"")
+                .await;
+            return;
+        };
+        let options = &subscription["options"];
+        let batch_size = options["batch_size"]
+            .as_u64()
+            .map_or(DEFAULT_BATCH_SIZE, |n| {
+                (n as usize).clamp(1, MAX_BATCH_SIZE)
+            });
+        let last_rows = options["last_rows"].as_u64().map(|n| n as usize);
+        let from_value = if options["from"].is_null() {
+            &options["from_seq_id"]
+        } else {
+            &options["from"]
+        };
+        let from = match from_value {
+            Json::Null => None,
+            v => match seq_of(v) {
+                Some(seq) => Some(seq),
+                None => {
+                    self.error(
+                        Some(&id),
+                        "PROTOCOL",
+                        "\"from\" is a sequence id (a number or a string)",
+                    )
+                    .await;
+                    return;
+                }
+            },
+        };
+        let user = self.user.clone().expect("authenticated");
+        let query = match LiveQuery::compile(&self.app, &user, sql) {
+            Ok(query) => query,
+            Err(LiveError { code, message }) => {
+                self.error(Some(&id), code, &message).await;
+                return;
+            }
+        };
+        let schema = column_infos(&query.schema());
+        let (subscription, receiver, _) = self.live.register(&self.app, query, &user.username);
+        let initial = match subscription.query.initial_rows(&self.app, from, last_rows) {
+            Ok(initial) => initial,
+            Err(e) => {
+                self.live.remove(&subscription.live_id);
+                self.error(Some(&id), "BATCH_FETCH_FAILED", &e.message)
+                    .await;
+                return;
+            }
+        };
+        let total = initial.rows.len();
+        let has_more = total > batch_size;
+        self.send(json!({
+            "type": "subscription_ack",
+            "subscription_id": id,
+            "total_rows": total,
+            "batch_control": {
+                "batch_num": 0,
+                "has_more": has_more,
+                "status": if has_more { "loading" } else { "ready" },
+                "last_seq_id": initial.last_seq.max(from.unwrap_or(0)),
+            },
+            "schema": schema,
+        }))
+        .await;
+        self.subs.insert(
+            id.clone(),
+            Subscribed {
+                live_id: subscription.live_id.clone(),
+                batch_size,
+                next_batch: 0,
+                pending: initial.rows.into(),
+                deletes: initial.deletes,
+                last_seq: initial.last_seq.max(from.unwrap_or(0)),
+                handover: initial.handover,
+                receiver: Some(receiver),
+            },
+        );
+        self.send_batch(&id).await;
+    }
+
+    /// The next batch of a subscription's initial rows; after the last, the
+    /// deletes since `from` and then the stream.
+    async fn send_batch(&mut self, id: &str) {
+        let Some(sub) = self.subs.get_mut(id) else {
+            self.error(Some(id), "INVALID_SUBSCRIPTION_ID", "No such subscription")
+                .await;
+            return;
+        };
+        if sub.receiver.is_none() {
+            return; // streaming already
+        }
+        let n = sub.batch_size.min(sub.pending.len());
+        let rows: Vec<LiveRow> = sub.pending.drain(..n).collect();
+        let has_more = !sub.pending.is_empty();
+        let batch_num = sub.next_batch;
+        sub.next_batch += 1;
+        let last_seq = rows
+            .iter()
+            .filter_map(|r| r.get(kalamdb_commons::SEQ_COLUMN).and_then(seq_of))
+            .max()
+            .unwrap_or(sub.last_seq);
+        let message = json!({
+            "type": "initial_data_batch",
+            "subscription_id": id,
+            "rows": rows,
+            "batch_control": {
+                "batch_num": batch_num,
+                "has_more": has_more,
+                "status": if has_more { "loading_batch" } else { "ready" },
+                "last_seq_id": if has_more { last_seq } else { sub.last_seq },
+            },
+        });
+        let deletes = if has_more {
+            Vec::new()
+        } else {
+            std::mem::take(&mut sub.deletes)
+        };
+        let receiver = if has_more { None } else { sub.receiver.take() };
+        self.send(message).await;
+        if !deletes.is_empty() {
+            self.send_changes(id, &deletes).await;
+        }
+        if let Some(mut receiver) = receiver {
+            // the stream starts: forward the queue to this connection
+            let events = self.events_tx.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                loop {
+                    let delivery = receiver.recv().await;
+                    let end = !matches!(delivery, Some(Delivery::Changes(_)));
+                    if events.send((id.clone(), delivery)).await.is_err() || end {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    async fn deliver(&mut self, id: &str, delivery: Option<Delivery>) {
+        let Some(sub) = self.subs.get_mut(id) else {
+            return;
+        };
+        match delivery {
+            Some(Delivery::Changes(changes)) => {
+                let news: Vec<LiveChange> = changes
+                    .into_iter()
+                    .filter(|c| sub.handover.admits(c))
+                    .collect();
+                if let Some(last) = news.last() {
+                    sub.last_seq = sub.last_seq.max(last.seq);
+                }
+                self.send_changes(id, &news).await;
+            }
+            Some(Delivery::Ended(LiveError { code, message })) => {
+                self.subs.remove(id);
+                self.error(Some(id), code, &message).await;
+            }
+            None => {
+                self.subs.remove(id);
+            }
+        }
+    }
+
+    async fn send_changes(&self, id: &str, changes: &[LiveChange]) {
+        for change in changes {
+            let mut m = json!({
+                "type": "change",
+                "subscription_id": id,
+                "change_type": change.kind.as_str(),
+            });
+            if let Some(row) = &change.row {
+                m["rows"] = json!([row]);
+            }
+            if change.kind != ChangeKind::Insert
+                && let Some(old) = &change.old
+            {
+                m["old_values"] = json!([old]);
+            }
+            self.send(m).await;
+        }
+    }
+}

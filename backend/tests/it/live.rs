@@ -1,0 +1,329 @@
+//! Live queries over `/v1/ws` with a real WebSocket client against the real
+//! server: the protocol's messages, in the shapes PROTOCOL.md gives.
+
+use crate::common::TestServer;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(server: &TestServer) -> String {
+    server.url("/v1/ws").replacen("http://", "ws://", 1)
+}
+
+async fn connect(server: &TestServer) -> Ws {
+    tokio_tungstenite::connect_async(ws_url(server))
+        .await
+        .expect("ws connect")
+        .0
+}
+
+async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol message (pings answered by the client library).
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a message within 5 s")
+            .expect("connection open")
+            .expect("frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Nothing arrives for a while.
+async fn quiet(ws: &mut Ws) {
+    if let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+    {
+        panic!("unexpected message {text}");
+    }
+}
+
+async fn token(server: &TestServer, user: &str, password: &str) -> String {
+    let response = server
+        .http()
+        .post(server.url("/v1/api/auth/login"))
+        .json(&json!({"user": user, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+async fn setup(server: &TestServer) {
+    server
+        .ok("CREATE NAMESPACE app; \
+             CREATE SHARED TABLE app.items (id INT PRIMARY KEY, room TEXT, n INT); \
+             ALTER TABLE app.items SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC'); \
+             CREATE SHARED TABLE app.secret (id INT PRIMARY KEY); \
+             CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT); \
+             CREATE USER 'alice' WITH PASSWORD 'alice-pass-1' ROLE user; \
+             CREATE USER 'bob' WITH PASSWORD 'bob-pass-1' ROLE user")
+        .await;
+}
+
+async fn authenticated(server: &TestServer, user: &str, password: &str) -> Ws {
+    let mut ws = connect(server).await;
+    let token = token(server, user, password).await;
+    send(
+        &mut ws,
+        json!({"type": "authenticate", "method": "jwt", "token": token,
+               "protocol": {"serialization": "json", "compression": "gzip"}}),
+    )
+    .await;
+    let m = next(&mut ws).await;
+    assert_eq!(m["type"], "auth_success", "{m}");
+    ws
+}
+
+fn without_seq(rows: &Value) -> Value {
+    let mut rows = rows.clone();
+    for row in rows.as_array_mut().unwrap() {
+        let seq = row
+            .as_object_mut()
+            .unwrap()
+            .remove("_seq")
+            .expect("_seq in every row");
+        assert!(
+            seq.as_str().unwrap().parse::<i64>().is_ok(),
+            "_seq is a string"
+        );
+    }
+    rows
+}
+
+#[tokio::test]
+async fn subscribe_gets_the_initial_rows_in_batches_then_every_change() {
+    let server = TestServer::start();
+    setup(&server).await;
+    server
+        .ok("INSERT INTO app.items VALUES (1, 'a', 1), (2, 'a', 2), (3, 'a', 3), (4, 'b', 4)")
+        .await;
+    let mut ws = connect(&server).await;
+    let token = token(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "authenticate", "method": "jwt", "token": token,
+        "protocol": {"serialization": "json", "compression": "gzip"}}),
+    )
+    .await;
+    let m = next(&mut ws).await;
+    assert_eq!(m["type"], "auth_success");
+    assert_eq!(m["user"], "alice");
+    assert_eq!(m["role"], "user");
+    assert_eq!(m["protocol"]["serialization"], "json");
+
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "s1",
+        "sql": "SELECT id, n FROM app.items WHERE room = 'a'", "options": {"batch_size": 2}}}),
+    )
+    .await;
+    let ack = next(&mut ws).await;
+    assert_eq!(ack["type"], "subscription_ack", "{ack}");
+    assert_eq!(ack["subscription_id"], "s1");
+    assert_eq!(ack["total_rows"], 3);
+    assert_eq!(ack["batch_control"]["has_more"], true);
+    assert_eq!(ack["batch_control"]["status"], "loading");
+    assert!(
+        ack["batch_control"]["last_seq_id"].is_i64(),
+        "last_seq_id is a number: {ack}"
+    );
+    assert_eq!(
+        ack["schema"],
+        json!([{"name": "id", "data_type": "Int", "index": 0, "flags": ["pk", "nn"]},
+               {"name": "n", "data_type": "Int", "index": 1}])
+    );
+    let b0 = next(&mut ws).await;
+    assert_eq!(b0["type"], "initial_data_batch");
+    assert_eq!(
+        without_seq(&b0["rows"]),
+        json!([{"id": 1, "n": 1}, {"id": 2, "n": 2}])
+    );
+    assert_eq!(b0["batch_control"]["batch_num"], 0);
+    assert_eq!(b0["batch_control"]["status"], "loading_batch");
+    // a write while the client pages arrives after the last batch, once
+    server.ok("INSERT INTO app.items VALUES (5, 'a', 5)").await;
+    send(
+        &mut ws,
+        json!({"type": "next_batch", "subscription_id": "s1",
+        "last_seq_id": b0["batch_control"]["last_seq_id"]}),
+    )
+    .await;
+    let b1 = next(&mut ws).await;
+    assert_eq!(b1["batch_control"]["status"], "ready", "{b1}");
+    assert_eq!(b1["batch_control"]["has_more"], false);
+    let mut initial: Vec<Value> = without_seq(&b1["rows"]).as_array().unwrap().clone();
+    let change = if initial.len() == 2 {
+        None // the read already saw id 5
+    } else {
+        Some(next(&mut ws).await)
+    };
+    if let Some(c) = &change {
+        assert_eq!(c["change_type"], "insert");
+        initial.extend(without_seq(&c["rows"]).as_array().unwrap().clone());
+    }
+    assert_eq!(
+        initial,
+        vec![json!({"id": 3, "n": 3}), json!({"id": 5, "n": 5})]
+    );
+
+    server.ok("UPDATE app.items SET n = 30 WHERE id = 3").await;
+    let c = next(&mut ws).await;
+    assert_eq!(c["type"], "change");
+    assert_eq!(c["subscription_id"], "s1");
+    assert_eq!(c["change_type"], "update");
+    assert_eq!(without_seq(&c["rows"]), json!([{"id": 3, "n": 30}]));
+    assert_eq!(without_seq(&c["old_values"]), json!([{"id": 3, "n": 3}]));
+    server
+        .ok("UPDATE app.items SET room = 'b' WHERE id = 3")
+        .await;
+    let c = next(&mut ws).await;
+    assert_eq!(c["change_type"], "delete", "leaving the filter: {c}");
+    assert_eq!(without_seq(&c["old_values"]), json!([{"id": 3, "n": 30}]));
+    server
+        .ok("UPDATE app.items SET room = 'a' WHERE id = 4")
+        .await;
+    let c = next(&mut ws).await;
+    assert_eq!(c["change_type"], "insert", "entering the filter: {c}");
+    // a row of another room: nothing
+    server.ok("INSERT INTO app.items VALUES (9, 'z', 9)").await;
+    quiet(&mut ws).await;
+    // unsubscribed: nothing more
+    send(
+        &mut ws,
+        json!({"type": "unsubscribe", "subscription_id": "s1"}),
+    )
+    .await;
+    server
+        .ok("INSERT INTO app.items VALUES (10, 'a', 10)")
+        .await;
+    quiet(&mut ws).await;
+}
+
+#[tokio::test]
+async fn bad_messages_get_errors_and_the_connection_stays_open() {
+    let server = TestServer::start();
+    setup(&server).await;
+    let mut ws = connect(&server).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "s", "sql": "SELECT * FROM app.items"}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["code"], "AUTH_REQUIRED");
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    let m = next(&mut ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("PROTOCOL"))
+    );
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await["type"], "pong");
+    drop(ws);
+
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    for (sql, code) in [
+        (
+            "SELECT * FROM app.items i JOIN app.items j ON i.id = j.id",
+            "UNSUPPORTED",
+        ),
+        ("SELECT * FROM app.items ORDER BY id", "UNSUPPORTED"),
+        ("SELECT * FROM app.nope", "NOT_FOUND"),
+        ("SELECT * FROM app.secret", "UNAUTHORIZED"),
+        ("SELECT * FROM app.items WHERE", "INVALID_SQL"),
+    ] {
+        send(
+            &mut ws,
+            json!({"type": "subscribe", "subscription": {"id": "x", "sql": sql}}),
+        )
+        .await;
+        let m = next(&mut ws).await;
+        assert_eq!(m["type"], "error", "{sql}: {m}");
+        assert_eq!(m["subscription_id"], "x");
+        assert_eq!(m["code"], code, "{sql}: {m}");
+    }
+    send(&mut ws, json!({"type": "frobnicate"})).await;
+    assert_eq!(next(&mut ws).await["code"], "PROTOCOL");
+    // `from` as a string (what JavaScript clients send) is accepted
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "s2",
+        "sql": "SELECT * FROM app.items", "options": {"from": "0"}}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "subscription_ack");
+}
+
+#[tokio::test]
+async fn the_upgrade_can_carry_the_token_and_a_bad_one_is_refused() {
+    let server = TestServer::start();
+    setup(&server).await;
+    let token = token(&server, "alice", "alice-pass-1").await;
+    let mut request = ws_url(&server).into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("kalamdb.jwt.{token}").parse().unwrap(),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        format!("kalamdb.jwt.{token}").as_str()
+    );
+    let m = next(&mut ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["user"].as_str()),
+        (Some("auth_success"), Some("alice"))
+    );
+
+    let mut request = ws_url(&server).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Authorization", "Bearer not-a-token".parse().unwrap());
+    let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_user_table_subscription_sees_only_its_owners_rows() {
+    let server = TestServer::start();
+    setup(&server).await;
+    let mut alice = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut alice,
+        json!({"type": "subscribe", "subscription": {"id": "n", "sql": "SELECT * FROM app.notes"}}),
+    )
+    .await;
+    assert_eq!(next(&mut alice).await["total_rows"], 0);
+    assert_eq!(next(&mut alice).await["batch_control"]["status"], "ready");
+    server
+        .ok("EXECUTE AS USER 'bob' (INSERT INTO app.notes VALUES (1, 'bob''s'))")
+        .await;
+    quiet(&mut alice).await;
+    server
+        .ok("EXECUTE AS USER 'alice' (INSERT INTO app.notes VALUES (1, 'alice''s'))")
+        .await;
+    let c = next(&mut alice).await;
+    assert_eq!(
+        without_seq(&c["rows"]),
+        json!([{"id": 1, "body": "alice's"}])
+    );
+}
