@@ -217,12 +217,27 @@ pub struct WebsocketSection {
     /// subscription gets `OVERFLOW` (with the `_seq` to resume from) and
     /// ends, so a client that stops reading never holds more memory.
     pub subscription_queue: usize,
+    /// A connection must authenticate within this long.
+    pub auth_timeout_secs: u64,
+    /// The server pings every connection this often.
+    pub heartbeat_interval_secs: u64,
+    /// A connection the client has been silent on this long is closed.
+    pub client_timeout_secs: u64,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// The largest message a client may send.
+    pub max_message_bytes: usize,
 }
 
 impl Default for WebsocketSection {
     fn default() -> Self {
         Self {
             subscription_queue: 1000,
+            auth_timeout_secs: 3,
+            heartbeat_interval_secs: 5,
+            client_timeout_secs: 10,
+            max_subscriptions_per_connection: 100,
+            max_message_bytes: 1 << 20,
         }
     }
 }
@@ -533,6 +548,14 @@ impl ServerConfig {
         }
         if self.websocket.subscription_queue == 0 {
             return bad("websocket.subscription_queue", "must be positive".into());
+        }
+        if self.websocket.heartbeat_interval_secs == 0
+            || self.websocket.client_timeout_secs <= self.websocket.heartbeat_interval_secs
+        {
+            return bad(
+                "websocket.heartbeat_interval_secs/client_timeout_secs",
+                "the heartbeat must be positive and shorter than the client timeout".into(),
+            );
         }
         if self.query.batch_size == 0 || self.query.target_partitions == 0 {
             return bad(

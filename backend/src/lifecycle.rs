@@ -12,7 +12,7 @@ use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
 use kalamdb_core::jobs::JobsConfig;
 use kalamdb_core::write_set::ChangeSink;
 use kalamdb_core::{AppContext, CoreOptions};
-use kalamdb_live::LiveQueryManager;
+use kalamdb_live::{ConnectionConfig, LiveQueryManager};
 use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -169,6 +169,13 @@ pub async fn run(
         Arc::clone(&database.auth),
         Arc::clone(&database.live),
         limits,
+        ConnectionConfig {
+            auth_timeout: Duration::from_secs(config.websocket.auth_timeout_secs),
+            heartbeat: Duration::from_secs(config.websocket.heartbeat_interval_secs),
+            client_timeout: Duration::from_secs(config.websocket.client_timeout_secs),
+            max_subscriptions: config.websocket.max_subscriptions_per_connection,
+            max_message_bytes: config.websocket.max_message_bytes,
+        },
     ));
     let app = router(state);
     let addr = format!("{}:{}", config.server.host, config.server.port);

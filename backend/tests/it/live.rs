@@ -327,3 +327,43 @@ async fn a_user_table_subscription_sees_only_its_owners_rows() {
         json!([{"id": 1, "body": "alice's"}])
     );
 }
+
+#[tokio::test]
+async fn silent_clients_are_closed_and_unauthenticated_ones_time_out() {
+    let server = TestServer::start_with(&[
+        ("KALAMDB_WEBSOCKET_HEARTBEAT_INTERVAL_SECS", "1"),
+        ("KALAMDB_WEBSOCKET_CLIENT_TIMEOUT_SECS", "2"),
+        ("KALAMDB_WEBSOCKET_AUTH_TIMEOUT_SECS", "1"),
+    ]);
+    setup(&server).await;
+    // never authenticates: auth_error, then the close
+    let mut ws = connect(&server).await;
+    let m = next(&mut ws).await;
+    assert_eq!(m["type"], "auth_error", "{m}");
+    assert!(m["message"].as_str().unwrap().contains("timed out"));
+
+    // a client that answers pings (the library does while reading) stays
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    let mut pinged = false;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, ws.next()).await {
+        pinged |= matches!(frame, Message::Ping(_));
+    }
+    assert!(pinged, "the server pings");
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await["type"], "pong");
+
+    // one that stops reading (so never answers a ping) is closed
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "a silent connection is closed");
+}

@@ -53,12 +53,13 @@ impl ApiState {
         auth: Arc<Authenticator>,
         live: Arc<kalamdb_live::LiveQueryManager>,
         limits: ApiLimits,
+        ws: kalamdb_live::ConnectionConfig,
     ) -> Self {
         Self {
             app,
             auth,
             live,
-            ws: kalamdb_live::ConnectionConfig::default(),
+            ws,
             limits,
             request_counter: AtomicU64::new(0),
             setup_lock: tokio::sync::Mutex::new(()),
