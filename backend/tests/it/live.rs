@@ -38,10 +38,20 @@ async fn next(ws: &mut Ws) -> Value {
             .expect("frame");
         match frame {
             Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Binary(bytes) => return serde_json::from_slice(&gunzip(&bytes)).unwrap(),
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected frame {other:?}"),
         }
     }
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip binary frame");
+    out
 }
 
 /// Nothing arrives for a while.
@@ -366,4 +376,62 @@ async fn silent_clients_are_closed_and_unauthenticated_ones_time_out() {
     .await
     .unwrap_or(false);
     assert!(closed, "a silent connection is closed");
+}
+
+#[tokio::test]
+async fn large_messages_are_gzip_binary_frames_unless_the_client_says_none() {
+    let server = TestServer::start();
+    setup(&server).await;
+    let values: Vec<String> = (0..200).map(|i| format!("({i}, 'a', {i})")).collect();
+    server
+        .ok(&format!(
+            "INSERT INTO app.items VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+    for (compression, binary) in [("gzip", true), ("none", false)] {
+        let mut ws = connect(&server).await;
+        let token = token(&server, "alice", "alice-pass-1").await;
+        send(
+            &mut ws,
+            json!({"type": "authenticate", "method": "jwt", "token": token,
+            "protocol": {"serialization": "json", "compression": compression}}),
+        )
+        .await;
+        let m = next(&mut ws).await;
+        assert_eq!(m["protocol"]["compression"], compression);
+        send(
+            &mut ws,
+            json!({"type": "subscribe", "subscription": {"id": "s",
+            "sql": "SELECT * FROM app.items"}}),
+        )
+        .await;
+        assert_eq!(next(&mut ws).await["type"], "subscription_ack");
+        let frame = loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Ping(_) | Message::Pong(_) => continue,
+                frame => break frame,
+            }
+        };
+        let rows = match (&frame, binary) {
+            (Message::Binary(bytes), true) => {
+                serde_json::from_slice::<Value>(&gunzip(bytes)).unwrap()["rows"].clone()
+            }
+            (Message::Text(text), false) => {
+                serde_json::from_str::<Value>(text).unwrap()["rows"].clone()
+            }
+            _ => panic!("{compression}: unexpected frame kind"),
+        };
+        assert_eq!(rows.as_array().unwrap().len(), 200);
+        // small messages stay text
+        send(&mut ws, json!({"type": "ping"})).await;
+        let pong = loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Text(t) => break t,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(pong.as_str(), r#"{"type":"pong"}"#);
+    }
 }

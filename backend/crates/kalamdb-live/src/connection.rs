@@ -61,6 +61,9 @@ impl Default for ConnectionConfig {
 }
 
 const DEFAULT_BATCH_SIZE: usize = 1000;
+/// Messages longer than this go out gzip-compressed in a binary frame
+/// (when that is smaller), unless the client asked for no compression.
+const GZIP_THRESHOLD: usize = 512;
 const MAX_BATCH_SIZE: usize = 10_000;
 
 /// One subscription of this connection.
@@ -84,6 +87,8 @@ pub struct Connection {
     config: ConnectionConfig,
     out: mpsc::Sender<Frame>,
     user: Option<ExecutionContext>,
+    /// Whether large messages may go out as gzip binary frames.
+    gzip: bool,
     subs: HashMap<String, Subscribed>,
     events_tx: mpsc::Sender<(String, Option<Delivery>)>,
 }
@@ -106,6 +111,7 @@ pub async fn serve(
         config,
         out,
         user: None,
+        gzip: true,
         subs: HashMap::new(),
         events_tx,
     };
@@ -152,6 +158,13 @@ pub async fn serve(
     let _ = c.out.send(Frame::Close).await;
 }
 
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
+}
+
 /// A 64-bit sequence id sent as a JSON number or a string.
 fn seq_of(v: &Json) -> Option<i64> {
     match v {
@@ -163,7 +176,15 @@ fn seq_of(v: &Json) -> Option<i64> {
 
 impl Connection {
     async fn send(&self, message: Json) {
-        let _ = self.out.send(Frame::Text(message.to_string())).await;
+        let text = message.to_string();
+        let frame = match self.gzip && text.len() > GZIP_THRESHOLD {
+            true => match gzip(text.as_bytes()) {
+                Some(bytes) if bytes.len() < text.len() => Frame::Binary(bytes),
+                _ => Frame::Text(text),
+            },
+            false => Frame::Text(text),
+        };
+        let _ = self.out.send(frame).await;
     }
 
     async fn error(&self, subscription: Option<&str>, code: &str, message: &str) {
@@ -180,7 +201,10 @@ impl Connection {
             "user": user.username,
             "role": user.role.as_str().to_lowercase(),
             "user_id": user.user_id.as_str(),
-            "protocol": {"serialization": "json", "compression": "gzip"},
+            "protocol": {
+                "serialization": "json",
+                "compression": if self.gzip { "gzip" } else { "none" },
+            },
         }))
         .await;
         self.user = Some(user);
@@ -265,6 +289,7 @@ impl Connection {
             self.send(json!({"type": "auth_error", "message": format!("Serialization '{s}' is not supported: use json")})).await;
             return false;
         }
+        self.gzip = message["protocol"]["compression"].as_str() != Some("none");
         let token = match (message["method"].as_str(), message["token"].as_str()) {
             (Some("jwt") | None, Some(token)) => token.to_string(),
             _ => {
