@@ -435,3 +435,77 @@ async fn large_messages_are_gzip_binary_frames_unless_the_client_says_none() {
         assert_eq!(pong.as_str(), r#"{"type":"pong"}"#);
     }
 }
+
+#[tokio::test]
+async fn system_live_queries_shows_each_users_own_subscriptions_and_dba_all() {
+    let server = TestServer::start();
+    setup(&server).await;
+    let mut alice = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut alice,
+        json!({"type": "subscribe", "subscription": {"id": "mine",
+        "sql": "SELECT id FROM app.items WHERE n > 1", "options": {"batch_size": 10}}}),
+    )
+    .await;
+    assert_eq!(next(&mut alice).await["type"], "subscription_ack");
+    assert_eq!(next(&mut alice).await["type"], "initial_data_batch");
+    let mut bob = authenticated(&server, "bob", "bob-pass-1").await;
+    send(
+        &mut bob,
+        json!({"type": "subscribe", "subscription": {"id": "his",
+        "sql": "SELECT * FROM app.notes"}}),
+    )
+    .await;
+    assert_eq!(next(&mut bob).await["type"], "subscription_ack");
+    assert_eq!(next(&mut bob).await["type"], "initial_data_batch");
+    server.ok("INSERT INTO app.items VALUES (1, 'a', 5)").await;
+    assert_eq!(next(&mut alice).await["change_type"], "insert");
+
+    let sql = "SELECT subscription_id, namespace_id, table_name, username, query, options, changes, queue_depth, dropped FROM system.live_queries";
+    let (s, body) = server
+        .post_raw(
+            json!({"sql": sql}).to_string(),
+            Some(("alice", "alice-pass-1")),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["results"][0]["rows"],
+        json!([[
+            "mine",
+            "app",
+            "items",
+            "alice",
+            "SELECT id FROM app.items WHERE n > 1",
+            "{\"batch_size\":10}",
+            "1",
+            "0",
+            "0"
+        ]])
+    );
+    // dba/system see everyone's, under both names
+    for table in ["system.live_queries", "system.live"] {
+        let body = server
+            .ok(&format!(
+                "SELECT subscription_id FROM {table} ORDER BY subscription_id"
+            ))
+            .await;
+        assert_eq!(
+            body["results"][0]["rows"],
+            json!([["his"], ["mine"]]),
+            "{table}"
+        );
+    }
+    // a closed connection's subscriptions are gone at once
+    drop(bob);
+    let mut gone = false;
+    for _ in 0..50 {
+        let body = server.ok("SELECT count(*) FROM system.live_queries").await;
+        if body["results"][0]["rows"] == json!([["1"]]) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "bob's subscription left with his connection");
+}

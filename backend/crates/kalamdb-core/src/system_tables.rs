@@ -5,6 +5,7 @@
 pub mod audit_log;
 pub mod columns;
 pub mod jobs;
+pub mod live_queries;
 pub mod namespaces;
 pub mod stats;
 pub mod storages;
@@ -73,6 +74,7 @@ pub fn pinned_text<'a>(
 
 pub struct SystemTablesRegistry {
     tables: BTreeMap<&'static str, Arc<dyn SystemTable>>,
+    live: Arc<live_queries::LiveQueriesTable>,
 }
 
 impl SystemTablesRegistry {
@@ -108,7 +110,22 @@ impl SystemTablesRegistry {
             Arc::new(storages::StoragesTable::new(local_storage_dir.to_string())),
         );
         tables.insert(users::NAME, Arc::new(users::UsersTable::new(registry)));
-        Self { tables }
+        let live = Arc::new(live_queries::LiveQueriesTable::default());
+        tables.insert(
+            live_queries::NAME,
+            Arc::clone(&live) as Arc<dyn SystemTable>,
+        );
+        tables.insert(
+            live_queries::ALIAS,
+            Arc::clone(&live) as Arc<dyn SystemTable>,
+        );
+        Self { tables, live }
+    }
+
+    /// Plugs in where `system.live_queries` reads the active subscriptions
+    /// (once, at start-up); `false` if a source was set already.
+    pub fn set_live_queries(&self, source: Arc<dyn live_queries::LiveQueries>) -> bool {
+        self.live.set_source(source)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn SystemTable>> {

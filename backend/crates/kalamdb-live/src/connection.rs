@@ -5,7 +5,7 @@
 //! the web framework.
 
 use crate::error::LiveError;
-use crate::manager::{Delivery, LiveQueryManager, Receiver};
+use crate::manager::{Delivery, LiveQueryManager, Owner, Receiver};
 use crate::query::{ChangeKind, Handover, LiveChange, LiveQuery, LiveRow};
 use kalamdb_core::rows::json::column_infos;
 use kalamdb_core::{AppContext, ExecutionContext};
@@ -61,6 +61,7 @@ impl Default for ConnectionConfig {
 }
 
 const DEFAULT_BATCH_SIZE: usize = 1000;
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 /// Messages longer than this go out gzip-compressed in a binary frame
 /// (when that is smaller), unless the client asked for no compression.
 const GZIP_THRESHOLD: usize = 512;
@@ -87,6 +88,7 @@ pub struct Connection {
     config: ConnectionConfig,
     out: mpsc::Sender<Frame>,
     user: Option<ExecutionContext>,
+    connection_id: String,
     /// Whether large messages may go out as gzip binary frames.
     gzip: bool,
     subs: HashMap<String, Subscribed>,
@@ -111,6 +113,10 @@ pub async fn serve(
         config,
         out,
         user: None,
+        connection_id: format!(
+            "c{}",
+            NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ),
         gzip: true,
         subs: HashMap::new(),
         events_tx,
@@ -385,7 +391,17 @@ impl Connection {
             }
         };
         let schema = column_infos(&query.schema());
-        let (subscription, receiver, _) = self.live.register(&self.app, query, &user.username);
+        let owner = Owner {
+            connection_id: self.connection_id.clone(),
+            subscription_id: id.clone(),
+            options: if options.is_null() {
+                "{}".into()
+            } else {
+                options.to_string()
+            },
+            ..Owner::of(&user)
+        };
+        let (subscription, receiver, _) = self.live.register(&self.app, query, owner);
         let initial = match subscription.query.initial_rows(&self.app, from, last_rows) {
             Ok(initial) => initial,
             Err(e) => {

@@ -15,7 +15,7 @@ pub mod query;
 
 pub use connection::{Authenticate, ConnectionConfig, Frame, serve};
 pub use error::LiveError;
-pub use manager::{Delivery, LiveQueryManager, Receiver, Subscription};
+pub use manager::{Delivery, LiveQueryManager, Owner, Receiver, Subscription};
 pub use query::{ChangeKind, Handover, InitialRows, LiveChange, LiveQuery, LiveRow};
 
 #[cfg(test)]

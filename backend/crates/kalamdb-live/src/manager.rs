@@ -6,10 +6,11 @@
 
 use crate::error::LiveError;
 use crate::query::{LiveChange, LiveQuery};
-use kalamdb_commons::TableId;
-use kalamdb_core::AppContext;
+use kalamdb_commons::{TableId, UserId};
+use kalamdb_core::system_tables::live_queries::{LiveQueries, LiveQueryInfo};
 use kalamdb_core::table_store::RowScope;
 use kalamdb_core::write_set::{ChangeSink, WriteSet};
+use kalamdb_core::{AppContext, ExecutionContext};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -26,26 +27,89 @@ pub enum Delivery {
     Ended(LiveError),
 }
 
+/// Who holds a subscription, and how it was asked for.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub user_id: UserId,
+    pub username: String,
+    pub connection_id: String,
+    /// The id the client gave it.
+    pub subscription_id: String,
+    /// The subscribe options, as JSON.
+    pub options: String,
+}
+
+impl Owner {
+    /// `ctx`'s user, on no particular connection.
+    pub fn of(ctx: &ExecutionContext) -> Self {
+        Self {
+            user_id: ctx.user_id.clone(),
+            username: ctx.username.clone(),
+            connection_id: String::new(),
+            subscription_id: String::new(),
+            options: "{}".into(),
+        }
+    }
+}
+
+/// What a subscription and its receiver both count.
+#[derive(Debug)]
+struct Counters {
+    /// Items queued and not yet taken: the bound is checked against it.
+    depth: AtomicUsize,
+    /// When the connection last took an item (or the subscription began).
+    taken_at: AtomicI64,
+}
+
 /// One subscription as the manager holds it.
 pub struct Subscription {
     pub live_id: String,
     pub query: LiveQuery,
-    /// The user whose identity the subscription runs as.
-    pub user: String,
+    pub owner: Owner,
     pub created_at: i64,
     queue: mpsc::UnboundedSender<Delivery>,
-    /// Items queued and not yet taken: the bound is checked against it.
-    depth: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     capacity: usize,
     ended: AtomicBool,
     pub delivered: AtomicU64,
+    pub dropped: AtomicU64,
+    /// When a change was last queued (0: never).
+    pub last_update: AtomicI64,
     /// The highest `_seq` handed to the queue.
     pub last_seq: AtomicI64,
 }
 
 impl Subscription {
     pub fn queue_depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+        self.counters.depth.load(Ordering::Relaxed)
+    }
+
+    /// This subscription as `system.live_queries` shows it.
+    pub fn info(&self, now_ms: i64) -> LiveQueryInfo {
+        let def = &self.query.table.definition;
+        let depth = self.queue_depth();
+        let last_update = self.last_update.load(Ordering::Relaxed);
+        LiveQueryInfo {
+            live_id: self.live_id.clone(),
+            connection_id: self.owner.connection_id.clone(),
+            subscription_id: self.owner.subscription_id.clone(),
+            namespace: def.namespace.to_string(),
+            table: def.name.clone(),
+            user_id: self.owner.user_id.clone(),
+            username: self.owner.username.clone(),
+            query: self.query.sql.clone(),
+            options: self.owner.options.clone(),
+            created_at_ms: self.created_at,
+            last_update_ms: (last_update > 0).then_some(last_update),
+            changes_delivered: self.delivered.load(Ordering::Relaxed),
+            queue_depth: depth as u64,
+            dropped: self.dropped.load(Ordering::Relaxed),
+            last_seq: self.last_seq.load(Ordering::Relaxed),
+            lag_ms: match depth {
+                0 => 0,
+                _ => (now_ms - self.counters.taken_at.load(Ordering::Relaxed)).max(0),
+            },
+        }
     }
 
     /// Queues `item`; `false` once the subscription is over (it was full:
@@ -55,7 +119,9 @@ impl Subscription {
             return false;
         }
         let last = changes.last().map_or(0, |c| c.seq);
-        if self.depth.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+        if self.counters.depth.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.dropped
+                .fetch_add(changes.len() as u64, Ordering::Relaxed);
             self.end(LiveError::new(
                 "OVERFLOW",
                 format!(
@@ -84,25 +150,30 @@ impl Subscription {
 /// here, in commit order.
 pub struct Receiver {
     queue: mpsc::UnboundedReceiver<Delivery>,
-    depth: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
 }
 
 impl Receiver {
     pub async fn recv(&mut self) -> Option<Delivery> {
         let item = self.queue.recv().await;
-        if matches!(item, Some(Delivery::Changes(_))) {
-            self.depth.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.took(&item);
         item
     }
 
     /// A delivery already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Delivery> {
         let item = self.queue.try_recv().ok();
-        if matches!(item, Some(Delivery::Changes(_))) {
-            self.depth.fetch_sub(1, Ordering::AcqRel);
-        }
+        self.took(&item);
         item
+    }
+
+    fn took(&self, item: &Option<Delivery>) {
+        if matches!(item, Some(Delivery::Changes(_))) {
+            self.counters.depth.fetch_sub(1, Ordering::AcqRel);
+            self.counters
+                .taken_at
+                .store(kalamdb_commons::now_ms(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -133,23 +204,32 @@ impl LiveQueryManager {
         &self,
         app: &AppContext,
         query: LiveQuery,
-        user: &str,
+        owner: Owner,
     ) -> (Arc<Subscription>, Receiver, i64) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let depth = Arc::new(AtomicUsize::new(0));
+        let now = kalamdb_commons::now_ms();
+        let counters = Arc::new(Counters {
+            depth: AtomicUsize::new(0),
+            taken_at: AtomicI64::new(now),
+        });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let live_id = format!("{user}-{}-{id}", query.table.definition.table_id.0);
+        let live_id = format!(
+            "{}-{}-{id}",
+            owner.username, query.table.definition.table_id.0
+        );
         let key = (query.table.definition.table_id, query.scope.clone());
         let subscription = Arc::new(Subscription {
             live_id: live_id.clone(),
             query,
-            user: user.to_string(),
-            created_at: kalamdb_commons::now_ms(),
+            owner,
+            created_at: now,
             queue: tx,
-            depth: Arc::clone(&depth),
+            counters: Arc::clone(&counters),
             capacity: self.queue_capacity,
             ended: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_update: AtomicI64::new(0),
             last_seq: AtomicI64::new(0),
         });
         let point = app.writes.at_commit_point(|point| {
@@ -161,7 +241,14 @@ impl LiveQueryManager {
         });
         subscription.last_seq.store(point, Ordering::Release);
         write(&self.by_id).insert(live_id, Arc::clone(&subscription));
-        (subscription, Receiver { queue: rx, depth }, point)
+        (
+            subscription,
+            Receiver {
+                queue: rx,
+                counters,
+            },
+            point,
+        )
     }
 
     /// Ends a subscription (unsubscribe, a closed connection, KILL LIVE
@@ -197,6 +284,13 @@ impl LiveQueryManager {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl LiveQueries for LiveQueryManager {
+    fn live_queries(&self) -> Vec<LiveQueryInfo> {
+        let now = kalamdb_commons::now_ms();
+        read(&self.by_id).values().map(|s| s.info(now)).collect()
     }
 }
 

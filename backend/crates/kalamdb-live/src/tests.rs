@@ -62,7 +62,9 @@ impl Fixture {
 
     fn subscribe(&self, ctx: &ExecutionContext, sql: &str) -> Receiver {
         let query = LiveQuery::compile(&self.app, ctx, sql).unwrap();
-        self.live.register(&self.app, query, &ctx.username).1
+        self.live
+            .register(&self.app, query, crate::Owner::of(ctx))
+            .1
     }
 
     fn refused(&self, ctx: &ExecutionContext, sql: &str) -> (&'static str, String) {
@@ -490,7 +492,7 @@ mod handover {
                 &format!("SELECT id, n FROM app.items WHERE {WHERE}"),
             )
             .unwrap();
-            let (sub, rx, _) = f.live.register(&f.app, query, "root");
+            let (sub, rx, _) = f.live.register(&f.app, query, crate::Owner::of(&root));
             let (cursor, mut held) = from.unwrap_or_default();
             let initial = sub
                 .query
