@@ -225,8 +225,12 @@ pub struct WebsocketSection {
     pub client_timeout_secs: u64,
     /// Subscriptions one connection may hold.
     pub max_subscriptions_per_connection: usize,
+    /// Subscriptions one user may hold over all connections.
+    pub max_subscriptions_per_user: usize,
     /// The largest message a client may send.
     pub max_message_bytes: usize,
+    /// Messages per second a connection may send.
+    pub max_messages_per_second: u32,
 }
 
 impl Default for WebsocketSection {
@@ -237,7 +241,9 @@ impl Default for WebsocketSection {
             heartbeat_interval_secs: 5,
             client_timeout_secs: 10,
             max_subscriptions_per_connection: 100,
+            max_subscriptions_per_user: 10,
             max_message_bytes: 1 << 20,
+            max_messages_per_second: 50,
         }
     }
 }

@@ -177,7 +177,9 @@ pub async fn run(
             heartbeat: Duration::from_secs(config.websocket.heartbeat_interval_secs),
             client_timeout: Duration::from_secs(config.websocket.client_timeout_secs),
             max_subscriptions: config.websocket.max_subscriptions_per_connection,
+            max_subscriptions_per_user: config.websocket.max_subscriptions_per_user,
             max_message_bytes: config.websocket.max_message_bytes,
+            max_messages_per_second: config.websocket.max_messages_per_second,
         },
     ));
     let app = router(state);

@@ -509,3 +509,47 @@ async fn system_live_queries_shows_each_users_own_subscriptions_and_dba_all() {
     }
     assert!(gone, "bob's subscription left with his connection");
 }
+
+#[tokio::test]
+async fn subscriptions_per_user_and_messages_per_second_are_bounded() {
+    let server = TestServer::start_with(&[
+        ("KALAMDB_WEBSOCKET_MAX_SUBSCRIPTIONS_PER_USER", "2"),
+        ("KALAMDB_WEBSOCKET_MAX_MESSAGES_PER_SECOND", "20"),
+    ]);
+    setup(&server).await;
+    let mut a = authenticated(&server, "alice", "alice-pass-1").await;
+    let mut b = authenticated(&server, "alice", "alice-pass-1").await;
+    for (ws, id) in [(&mut a, "1"), (&mut b, "2")] {
+        send(ws, json!({"type": "subscribe", "subscription": {"id": id, "sql": "SELECT * FROM app.notes"}})).await;
+        assert_eq!(next(ws).await["type"], "subscription_ack");
+        assert_eq!(next(ws).await["type"], "initial_data_batch");
+    }
+    send(
+        &mut b,
+        json!({"type": "subscribe", "subscription": {"id": "3", "sql": "SELECT * FROM app.notes"}}),
+    )
+    .await;
+    let m = next(&mut b).await;
+    assert_eq!(m["code"], "SUBSCRIPTION_LIMIT_EXCEEDED", "{m}");
+    // a burst past the rate: the excess refused, the connection kept
+    for _ in 0..30 {
+        send(&mut a, json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    for _ in 0..30 {
+        match next(&mut a).await["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // (authenticate and subscribe count too: at most 18 of the 30 pass)
+    assert!(
+        limited >= 10 && pongs <= 18,
+        "pongs {pongs}, limited {limited}"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut a, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut a).await["type"], "pong");
+}

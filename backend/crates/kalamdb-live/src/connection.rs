@@ -44,8 +44,13 @@ pub struct ConnectionConfig {
     /// A connection silent this long is closed.
     pub client_timeout: Duration,
     pub max_subscriptions: usize,
+    /// Subscriptions one user may hold over all connections.
+    pub max_subscriptions_per_user: usize,
     /// A client message larger than this is refused (`MESSAGE_TOO_LARGE`).
     pub max_message_bytes: usize,
+    /// Client messages per second one connection may send; beyond it they
+    /// are refused with `RATE_LIMIT_EXCEEDED` (the connection stays).
+    pub max_messages_per_second: u32,
 }
 
 impl Default for ConnectionConfig {
@@ -55,7 +60,9 @@ impl Default for ConnectionConfig {
             heartbeat: Duration::from_secs(5),
             client_timeout: Duration::from_secs(10),
             max_subscriptions: 100,
+            max_subscriptions_per_user: 10,
             max_message_bytes: 1 << 20,
+            max_messages_per_second: 50,
         }
     }
 }
@@ -89,6 +96,8 @@ pub struct Connection {
     out: mpsc::Sender<Frame>,
     user: Option<ExecutionContext>,
     connection_id: String,
+    /// The current second's start and how many messages arrived in it.
+    window: (Instant, u32),
     /// Whether large messages may go out as gzip binary frames.
     gzip: bool,
     subs: HashMap<String, Subscribed>,
@@ -118,6 +127,7 @@ pub async fn serve(
             NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ),
         gzip: true,
+        window: (Instant::now(), 0),
         subs: HashMap::new(),
         events_tx,
     };
@@ -218,6 +228,23 @@ impl Connection {
 
     /// Handles one client message; `false` ends the connection.
     async fn on_text(&mut self, text: &str, authenticate: &Authenticate) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window.0) >= Duration::from_secs(1) {
+            self.window = (now, 0);
+        }
+        self.window.1 += 1;
+        if self.window.1 > self.config.max_messages_per_second {
+            self.error(
+                None,
+                "RATE_LIMIT_EXCEEDED",
+                &format!(
+                    "At most {} messages per second per connection",
+                    self.config.max_messages_per_second
+                ),
+            )
+            .await;
+            return true;
+        }
         if text.len() > self.config.max_message_bytes {
             self.error(
                 None,
@@ -345,6 +372,19 @@ impl Connection {
                 &format!(
                     "At most {} subscriptions per connection",
                     self.config.max_subscriptions
+                ),
+            )
+            .await;
+            return;
+        }
+        let user_id = &self.user.as_ref().expect("authenticated").user_id;
+        if self.live.count_for(user_id) >= self.config.max_subscriptions_per_user {
+            self.error(
+                Some(&id),
+                "SUBSCRIPTION_LIMIT_EXCEEDED",
+                &format!(
+                    "At most {} subscriptions per user",
+                    self.config.max_subscriptions_per_user
                 ),
             )
             .await;

@@ -278,6 +278,14 @@ impl LiveQueryManager {
         read(&self.by_id).values().cloned().collect()
     }
 
+    /// The subscriptions `user` holds.
+    pub fn count_for(&self, user: &UserId) -> usize {
+        read(&self.by_id)
+            .values()
+            .filter(|s| &s.owner.user_id == user)
+            .count()
+    }
+
     pub fn len(&self) -> usize {
         read(&self.by_id).len()
     }
