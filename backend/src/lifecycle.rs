@@ -10,8 +10,6 @@ use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::password::hash_password;
 use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
 use kalamdb_core::jobs::JobsConfig;
-use kalamdb_core::system_tables::live_queries::LiveQueries;
-use kalamdb_core::write_set::ChangeSink;
 use kalamdb_core::{AppContext, CoreOptions};
 use kalamdb_live::{ConnectionConfig, LiveQueryManager};
 use kalamdb_store::{RocksDbBackend, RocksDbOptions, StorageBackend};
@@ -107,9 +105,7 @@ impl Database {
         )
         .map_err(|e| LifecycleError::Start(e.to_string()))?;
         let live = Arc::new(LiveQueryManager::new(config.websocket.subscription_queue));
-        app.set_change_sink(Arc::clone(&live) as Arc<dyn ChangeSink>);
-        app.system_tables
-            .set_live_queries(Arc::clone(&live) as Arc<dyn LiveQueries>);
+        live.attach(&app);
         let auth = Arc::new(Authenticator::with_config(
             app.meta.clone(),
             &AuthConfig {

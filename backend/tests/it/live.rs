@@ -553,3 +553,85 @@ async fn subscriptions_per_user_and_messages_per_second_are_bounded() {
     send(&mut a, json!({"type": "ping"})).await;
     assert_eq!(next(&mut a).await["type"], "pong");
 }
+
+#[tokio::test]
+async fn subscribe_over_http_says_how_and_kill_live_query_ends_a_subscription() {
+    let server = TestServer::start();
+    setup(&server).await;
+    let alice = ("alice", "alice-pass-1");
+    let bob = ("bob", "bob-pass-1");
+    let (s, body) = server
+        .post_raw(
+            json!({"sql": "SUBSCRIBE TO SELECT id FROM app.items WHERE n > 1"}).to_string(),
+            Some(alice),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let row = &body["results"][0]["rows"][0];
+    assert_eq!(row[0], "/v1/ws");
+    let message: Value = serde_json::from_str(row[1].as_str().unwrap()).unwrap();
+    assert_eq!(message["type"], "subscribe");
+    assert_eq!(
+        message["subscription"]["sql"],
+        "SELECT id FROM app.items WHERE n > 1"
+    );
+    let (s, body) = server
+        .post_raw(
+            json!({"sql": "LIVE SELECT * FROM app.items ORDER BY id"}).to_string(),
+            Some(alice),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (400, Some("NOT_SUPPORTED")),
+        "{body}"
+    );
+
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "k", "sql": "SELECT * FROM app.items"}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "subscription_ack");
+    assert_eq!(next(&mut ws).await["type"], "initial_data_batch");
+    let (_, body) = server
+        .post_raw(
+            json!({"sql": "SELECT live_id FROM system.live_queries"}).to_string(),
+            Some(alice),
+        )
+        .await;
+    let live_id = body["results"][0]["rows"][0][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // another user cannot end it (nor see it)
+    let (s, body) = server
+        .post_raw(
+            json!({"sql": format!("KILL LIVE QUERY '{live_id}'")}).to_string(),
+            Some(bob),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND")),
+        "{body}"
+    );
+    let (s, body) = server
+        .post_raw(
+            json!({"sql": format!("KILL LIVE QUERY '{live_id}'")}).to_string(),
+            Some(alice),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let m = next(&mut ws).await;
+    assert_eq!(
+        (m["type"].as_str(), m["subscription_id"].as_str()),
+        (Some("error"), Some("k")),
+        "{m}"
+    );
+    let body = server.ok("SELECT count(*) FROM system.live_queries").await;
+    assert_eq!(body["results"][0]["rows"], json!([["0"]]));
+    server.ok("INSERT INTO app.items VALUES (1, 'a', 1)").await;
+    quiet(&mut ws).await;
+}

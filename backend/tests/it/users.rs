@@ -548,6 +548,7 @@ async fn every_statement_family_for_every_role_follows_the_rule_table() {
             ),
             // no such job: allowed roles get past the gate to "does not exist"
             (F::JobControl, "KILL JOB 'FL-nothere1'".into()),
+            (F::Live, "SUBSCRIBE TO SELECT * FROM m.ut".into()),
         ];
         assert_eq!(statements.len(), F::ALL.len(), "one statement per family");
         for (family, sql) in statements {

@@ -44,6 +44,9 @@ pub enum CoreError {
     QueryTimeout(String),
     #[error("{0}")]
     MemoryLimitExceeded(String),
+    /// Something named by id (a live query, …) does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// A row a write was computed from changed before it committed.
     #[error("{0}")]
     WriteConflict(String),
@@ -76,6 +79,7 @@ impl HasErrorCode for CoreError {
             CoreError::QueryTimeout(_) => ErrorCode::QueryTimeout,
             CoreError::MemoryLimitExceeded(_) => ErrorCode::MemoryLimitExceeded,
             CoreError::WriteConflict(_) => ErrorCode::WriteConflict,
+            CoreError::NotFound(_) => ErrorCode::NotFound,
             CoreError::Internal(_) => ErrorCode::InternalError,
         }
     }

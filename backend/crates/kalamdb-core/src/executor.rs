@@ -13,8 +13,8 @@ use crate::result::{ExecutionError, StatementResult};
 use async_trait::async_trait;
 use authorization::{StatementFamily, authorize};
 use handlers::{
-    DmlHandler, JobHandler, NamespaceHandler, QueryHandler, ShowHandler, StatementHandler,
-    TableDdlHandler, UserHandler,
+    DmlHandler, JobHandler, LiveHandler, NamespaceHandler, QueryHandler, ShowHandler,
+    StatementHandler, TableDdlHandler, UserHandler,
 };
 
 use kalamdb_sql::sqlparser::ast::Statement;
@@ -29,6 +29,7 @@ pub struct SqlExecutor {
     show: ShowHandler,
     users: UserHandler,
     jobs: JobHandler,
+    live: LiveHandler,
 }
 
 impl Default for SqlExecutor {
@@ -47,6 +48,7 @@ impl SqlExecutor {
             show: ShowHandler,
             users: UserHandler,
             jobs: JobHandler,
+            live: LiveHandler,
         }
     }
 
@@ -59,6 +61,7 @@ impl SqlExecutor {
             StatementFamily::Show => &self.show,
             StatementFamily::UserManagement => &self.users,
             StatementFamily::JobControl => &self.jobs,
+            StatementFamily::Live => &self.live,
         }
     }
 
@@ -364,6 +367,9 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         | SqlStatement::DropUser { .. } => StatementFamily::UserManagement,
         SqlStatement::ExecuteAsUser { statement, .. } => classify(statement)?,
         SqlStatement::KillJob { .. } => StatementFamily::JobControl,
+        SqlStatement::Subscribe { .. } | SqlStatement::KillLiveQuery { .. } => {
+            StatementFamily::Live
+        }
         SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }

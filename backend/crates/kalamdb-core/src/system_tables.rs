@@ -128,6 +128,11 @@ impl SystemTablesRegistry {
         self.live.set_source(source)
     }
 
+    /// The live-query manager, when this process serves live queries.
+    pub fn live_queries(&self) -> Option<Arc<dyn live_queries::LiveQueries>> {
+        self.live.source()
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn SystemTable>> {
         self.tables.get(name).cloned()
     }

@@ -33,6 +33,17 @@ impl LiveError {
     pub fn failed(message: impl Into<String>) -> Self {
         Self::new("SUBSCRIPTION_FAILED", message)
     }
+
+    /// As an SQL statement's error (`SUBSCRIBE TO` over HTTP).
+    pub fn into_core(self) -> CoreError {
+        match self.code {
+            "UNSUPPORTED" => CoreError::NotSupported(self.message),
+            "UNAUTHORIZED" => CoreError::PermissionDenied(self.message),
+            "NOT_FOUND" => CoreError::NotFound(self.message),
+            "INVALID_SQL" => CoreError::InvalidSql(self.message),
+            _ => CoreError::Execution(self.message),
+        }
+    }
 }
 
 impl From<CoreError> for LiveError {

@@ -10,7 +10,7 @@ use kalamdb_commons::{TableId, UserId};
 use kalamdb_core::system_tables::live_queries::{LiveQueries, LiveQueryInfo};
 use kalamdb_core::table_store::RowScope;
 use kalamdb_core::write_set::{ChangeSink, WriteSet};
-use kalamdb_core::{AppContext, ExecutionContext};
+use kalamdb_core::{AppContext, CoreError, CoreResult, ExecutionContext};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -180,6 +180,8 @@ impl Receiver {
 type Key = (TableId, RowScope);
 
 pub struct LiveQueryManager {
+    /// The database, for SQL's SUBSCRIBE TO checks (set once by `attach`).
+    app: std::sync::OnceLock<std::sync::Weak<AppContext>>,
     index: RwLock<HashMap<Key, Vec<Arc<Subscription>>>>,
     by_id: RwLock<HashMap<String, Arc<Subscription>>>,
     next_id: AtomicU64,
@@ -190,11 +192,21 @@ pub struct LiveQueryManager {
 impl LiveQueryManager {
     pub fn new(queue_capacity: usize) -> Self {
         Self {
+            app: std::sync::OnceLock::new(),
             index: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             queue_capacity: queue_capacity.max(1),
         }
+    }
+
+    /// Makes this the sink of `app`'s committed changes and the source of
+    /// its `system.live_queries` and live SQL statements (once, at start-up).
+    pub fn attach(self: &Arc<Self>, app: &Arc<AppContext>) {
+        let _ = self.app.set(Arc::downgrade(app));
+        app.set_change_sink(Arc::clone(self) as Arc<dyn ChangeSink>);
+        app.system_tables
+            .set_live_queries(Arc::clone(self) as Arc<dyn LiveQueries>);
     }
 
     /// Registers `query` at the write funnel's commit point: every change
@@ -299,6 +311,35 @@ impl LiveQueries for LiveQueryManager {
     fn live_queries(&self) -> Vec<LiveQueryInfo> {
         let now = kalamdb_commons::now_ms();
         read(&self.by_id).values().map(|s| s.info(now)).collect()
+    }
+
+    fn check(&self, ctx: &ExecutionContext, sql: &str) -> CoreResult<()> {
+        let app = self
+            .app
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or_else(|| CoreError::Internal("the live-query manager is not attached".into()))?;
+        LiveQuery::compile(&app, ctx, sql)
+            .map(drop)
+            .map_err(LiveError::into_core)
+    }
+
+    fn kill(&self, ctx: &ExecutionContext, live_id: &str) -> CoreResult<()> {
+        let sub = self
+            .get(live_id)
+            .filter(|s| ctx.role.is_admin() || s.owner.user_id == ctx.user_id)
+            .ok_or_else(|| {
+                // another user's subscription is as unknown as a missing one
+                CoreError::NotFound(format!(
+                    "Live query '{live_id}' does not exist (see system.live_queries)"
+                ))
+            })?;
+        sub.end(LiveError::failed(format!(
+            "Ended by KILL LIVE QUERY from '{}'",
+            ctx.username
+        )));
+        self.remove(live_id);
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod insert_values;
 pub mod job;
+pub mod live;
 pub mod namespace;
 pub mod show_describe;
 pub mod table;
@@ -39,6 +40,10 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("EXECUTE"), Some("AS"), Some("USER")) => user::parse_execute_as(p),
         (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
         (Some("KILL" | "CANCEL"), Some("JOB"), _) => job::parse_kill(p),
+        (Some("KILL"), Some("LIVE"), Some("QUERY")) => live::parse_kill(p),
+        (Some("SUBSCRIBE"), Some("TO"), _) | (Some("LIVE"), Some("SELECT" | "WITH"), _) => {
+            live::parse_subscribe(p)
+        }
         (Some("INSERT"), _, _) => match insert_values::try_parse(p) {
             Some(statement) => Ok(statement),
             None => Ok(SqlStatement::Standard(Box::new(p.parse_statement()?))),

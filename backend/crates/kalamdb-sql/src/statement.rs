@@ -71,6 +71,15 @@ pub enum SqlStatement {
     KillJob {
         job_id: String,
     },
+    /// `SUBSCRIBE TO <select>` / `LIVE SELECT …`: over HTTP, how to
+    /// subscribe (live queries run over the WebSocket).
+    Subscribe {
+        select: String,
+    },
+    /// `KILL LIVE QUERY 'id'`
+    KillLiveQuery {
+        live_id: String,
+    },
     /// `EXECUTE AS USER 'name' ( <one statement> )`
     ExecuteAsUser {
         user: String,
@@ -130,6 +139,8 @@ impl SqlStatement {
             SqlStatement::DropUser { .. } => "DROP USER",
             SqlStatement::ExecuteAsUser { .. } => "EXECUTE AS USER",
             SqlStatement::KillJob { .. } => "KILL JOB",
+            SqlStatement::Subscribe { .. } => "SUBSCRIBE",
+            SqlStatement::KillLiveQuery { .. } => "KILL LIVE QUERY",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

@@ -22,10 +22,13 @@ pub enum StatementFamily {
     UserManagement,
     /// KILL JOB / CANCEL JOB
     JobControl,
+    /// SUBSCRIBE TO / LIVE SELECT, KILL LIVE QUERY (the live layer checks
+    /// the table and the owner)
+    Live,
 }
 
 impl StatementFamily {
-    pub const ALL: [StatementFamily; 8] = [
+    pub const ALL: [StatementFamily; 9] = [
         StatementFamily::NamespaceDdl,
         StatementFamily::TableDdl,
         StatementFamily::Dml,
@@ -34,6 +37,7 @@ impl StatementFamily {
         StatementFamily::Session,
         StatementFamily::UserManagement,
         StatementFamily::JobControl,
+        StatementFamily::Live,
     ];
 }
 
@@ -60,6 +64,10 @@ const RULES: &[(StatementFamily, &[Role])] = &[
     ),
     (StatementFamily::UserManagement, &[Role::Dba, Role::System]),
     (StatementFamily::JobControl, &[Role::Dba, Role::System]),
+    (
+        StatementFamily::Live,
+        &[Role::User, Role::Service, Role::Dba, Role::System],
+    ),
 ];
 
 pub fn is_allowed(role: Role, family: StatementFamily) -> bool {
@@ -117,7 +125,7 @@ mod tests {
                     F::NamespaceDdl | F::TableDdl | F::UserManagement | F::JobControl => {
                         role.is_admin()
                     }
-                    F::Dml | F::Query | F::Show | F::Session => true,
+                    F::Dml | F::Query | F::Show | F::Session | F::Live => true,
                 };
                 assert_eq!(is_allowed(role, family), expected, "{role} {family:?}");
             }

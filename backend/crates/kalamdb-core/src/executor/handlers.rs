@@ -6,6 +6,7 @@ pub mod constant_select;
 pub mod dml;
 pub mod insert;
 pub mod job;
+pub mod live;
 pub mod namespace;
 pub mod output_names;
 pub mod point_lookup;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 pub use dml::DmlHandler;
 pub use job::JobHandler;
+pub use live::LiveHandler;
 pub use namespace::NamespaceHandler;
 pub use query::QueryHandler;
 pub use show::ShowHandler;

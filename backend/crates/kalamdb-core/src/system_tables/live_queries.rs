@@ -4,6 +4,7 @@
 //! subscriptions, dba and system all of them.
 
 use super::{SystemTable, ms_to_micros};
+use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
 use datafusion::arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray, UInt64Array};
@@ -43,9 +44,13 @@ pub struct LiveQueryInfo {
     pub lag_ms: i64,
 }
 
-/// Where the active subscriptions come from.
+/// Where the active subscriptions come from (the live-query manager).
 pub trait LiveQueries: Send + Sync {
     fn live_queries(&self) -> Vec<LiveQueryInfo>;
+    /// Checks `sql` as a subscription of `ctx` is checked at subscribe.
+    fn check(&self, ctx: &ExecutionContext, sql: &str) -> CoreResult<()>;
+    /// Ends subscription `live_id` (its owner, or dba/system, may).
+    fn kill(&self, ctx: &ExecutionContext, live_id: &str) -> CoreResult<()>;
 }
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -91,6 +96,10 @@ impl LiveQueriesTable {
     /// Plugs in the live-query manager (once); `false` if one was set.
     pub fn set_source(&self, source: Arc<dyn LiveQueries>) -> bool {
         self.source.set(source).is_ok()
+    }
+
+    pub fn source(&self) -> Option<Arc<dyn LiveQueries>> {
+        self.source.get().cloned()
     }
 }
 
