@@ -351,15 +351,20 @@ impl WriteFunnel {
         }
         let mut group = Vec::with_capacity(queued.len());
         // keys the commits accepted into this group write: a later commit
-        // of the group that read one read it before the group's write
+        // of the group that read one read it before the group's write (kept
+        // only when a later commit read anything: plain INSERTs never do)
+        let reads_after = |i: usize| queued[i + 1..].iter().any(|p| reads_rows(&p.sets));
+        let track: Vec<bool> = (0..queued.len()).map(reads_after).collect();
         let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-        for pending in queued {
+        for (pending, track) in queued.into_iter().zip(track) {
             match self.conflict(&pending.sets, &written) {
                 Ok(None) => {
-                    for change in pending.sets.iter().flat_map(|s| &s.changes) {
-                        written.insert(change.key.clone());
-                        if let Some(from) = &change.moved_from {
-                            written.insert(from.clone());
+                    if track {
+                        for change in pending.sets.iter().flat_map(|s| &s.changes) {
+                            written.insert(change.key.clone());
+                            if let Some(from) = &change.moved_from {
+                                written.insert(from.clone());
+                            }
                         }
                     }
                     group.push(pending);
@@ -413,6 +418,9 @@ impl WriteFunnel {
         sets: &[WriteSet],
         written_by_group: &std::collections::HashSet<Vec<u8>>,
     ) -> CoreResult<Option<CoreError>> {
+        if !reads_rows(sets) {
+            return Ok(None);
+        }
         let mut own: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
         for set in sets {
             for change in &set.changes {
@@ -441,6 +449,13 @@ impl WriteFunnel {
         }
         Ok(None)
     }
+}
+
+/// Whether any change of `sets` was computed from a stored row.
+fn reads_rows(sets: &[WriteSet]) -> bool {
+    sets.iter()
+        .flat_map(|s| &s.changes)
+        .any(|c| c.read_seq.is_some())
 }
 
 fn conflict(set: &WriteSet) -> CoreError {
