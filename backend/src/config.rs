@@ -196,6 +196,9 @@ pub struct JobsSection {
     pub max_retries: u32,
     /// How often a UserCleanup job runs (0: never).
     pub user_cleanup_interval_secs: u64,
+    /// How often a StreamEviction job reclaims expired STREAM rows (0: never;
+    /// reads hide expired rows either way).
+    pub stream_eviction_interval_secs: u64,
 }
 
 impl Default for JobsSection {
@@ -205,6 +208,7 @@ impl Default for JobsSection {
             retry_backoff_ms: 1000,
             max_retries: 3,
             user_cleanup_interval_secs: 3600,
+            stream_eviction_interval_secs: 60,
         }
     }
 }

@@ -98,6 +98,10 @@ impl Database {
                 config.jobs.user_cleanup_interval_secs.saturating_mul(1000),
             )
             .unwrap_or(i64::MAX),
+            stream_eviction_interval_ms: i64::try_from(
+                config.jobs.stream_eviction_interval_secs.saturating_mul(1000),
+            )
+            .unwrap_or(i64::MAX),
         };
         let app = AppContext::open(
             Arc::clone(&backend) as Arc<dyn StorageBackend>,
@@ -193,6 +197,11 @@ pub async fn run(
     on_listening(local);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // STREAM tables past their row cap lose their oldest rows here
+    let row_caps = tokio::spawn(kalamdb_core::stream_store::run_row_caps(
+        Arc::clone(&database.app),
+        stop_rx.clone(),
+    ));
     let serve = kalamdb_api::server::serve(listener, app, connection_limits, async move {
         shutdown.await;
         tracing::info!("shutdown requested: no longer accepting connections");
@@ -213,6 +222,7 @@ pub async fn run(
     // does not is failed by recovery at the next start.
     database.app.job_manager.shutdown(drain_limit).await;
     tracing::info!("job manager stopped");
+    let _ = row_caps.await;
     database.close();
     Ok(())
 }

@@ -142,6 +142,9 @@ pub struct TableOptions {
     pub flush_policy: Option<FlushPolicy>,
     pub deleted_retention_hours: Option<u64>,
     pub ttl_seconds: Option<u64>,
+    /// STREAM tables: the most rows kept (oldest evicted first).
+    #[serde(default)]
+    pub max_rows: Option<u64>,
     /// Only meaningful for SHARED tables.
     pub access_level: Option<AccessLevel>,
 }
@@ -153,6 +156,7 @@ impl Default for TableOptions {
             flush_policy: None,
             deleted_retention_hours: None,
             ttl_seconds: None,
+            max_rows: None,
             access_level: None,
         }
     }

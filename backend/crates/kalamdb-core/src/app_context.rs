@@ -14,6 +14,7 @@ use crate::providers::{CATALOG_NAME, KalamCatalog};
 use crate::result::{ExecutionError, StatementResult};
 use crate::schema::SchemaRegistry;
 use crate::system_tables::SystemTablesRegistry;
+use crate::stream_store::{RowBackend, StreamTables};
 use crate::table_store::TableStore;
 use crate::write_set::{ChangeSink, WriteFunnel};
 use async_trait::async_trait;
@@ -48,6 +49,8 @@ pub struct CoreOptions {
     pub user_deletion_grace_ms: i64,
     /// How often a UserCleanup job is scheduled (0: never).
     pub user_cleanup_interval_ms: i64,
+    /// How often a StreamEviction job is scheduled (0: never).
+    pub stream_eviction_interval_ms: i64,
     /// The `local` storage's directory, as shown in `system.storages`.
     pub local_storage_dir: String,
     /// Structural limits every statement is checked against after parsing.
@@ -67,6 +70,7 @@ impl Default for CoreOptions {
             jobs: JobsConfig::default(),
             user_deletion_grace_ms: 7 * 24 * 3600 * 1000,
             user_cleanup_interval_ms: 3600 * 1000,
+            stream_eviction_interval_ms: 60 * 1000,
             local_storage_dir: "./data/storage".into(),
             sql_limits: kalamdb_sql::SqlLimits::default(),
             query_limits: crate::query_limits::RoleQueryLimits::default(),
@@ -95,6 +99,8 @@ pub struct AppContext {
     pub schema_registry: Arc<SchemaRegistry>,
     pub system_tables: Arc<SystemTablesRegistry>,
     pub table_store: TableStore,
+    /// STREAM tables' rows (in memory; the storage above routes them here).
+    pub streams: Arc<StreamTables>,
     /// The handler-based executor every statement runs through.
     executor: Arc<dyn StatementExecutor>,
     /// Runs every background job; started by the server's lifecycle.
@@ -122,11 +128,14 @@ impl AppContext {
         executor: Arc<dyn StatementExecutor>,
         jobs: JobRegistry<AppContext>,
     ) -> CoreResult<Arc<Self>> {
+        let streams = Arc::new(StreamTables::new());
+        let backend: Arc<dyn StorageBackend> =
+            Arc::new(RowBackend::new(backend, Arc::clone(&streams)));
         let meta = MetaStore::new(Arc::clone(&backend));
         if meta.check_format()? {
             bootstrap(&meta, options)?;
         }
-        let schema_registry = Arc::new(SchemaRegistry::load(meta.clone())?);
+        let schema_registry = Arc::new(SchemaRegistry::load(meta.clone(), Arc::clone(&streams))?);
         let system_tables = Arc::new(SystemTablesRegistry::new(
             Arc::clone(&schema_registry),
             &options.local_storage_dir,
@@ -179,6 +188,7 @@ impl AppContext {
             schema_registry,
             system_tables,
             table_store,
+            streams,
             executor,
             job_manager,
             snowflake,

@@ -370,7 +370,10 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         SqlStatement::Subscribe { .. } | SqlStatement::KillLiveQuery { .. } => {
             StatementFamily::Live
         }
-        SqlStatement::CreateTable(_) | SqlStatement::DropTable { .. } => StatementFamily::TableDdl,
+        SqlStatement::CreateTable(_)
+        | SqlStatement::DropTable { .. }
+        | SqlStatement::FlushTable { .. }
+        | SqlStatement::FlushAll { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }
         | SqlStatement::ShowStats { .. }

@@ -4,7 +4,7 @@
 use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
-use crate::jobs::executors::{CleanupExecutor, UserCleanupExecutor};
+use crate::jobs::executors::{CleanupExecutor, StreamEvictionExecutor, UserCleanupExecutor};
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
 use kalamdb_store::StorageBackend;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ impl AppContext {
     pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
         let mut jobs = JobRegistry::new();
         jobs.register(Arc::new(CleanupExecutor));
+        jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(UserCleanupExecutor {
             grace_ms: options.user_deletion_grace_ms,
         }));
@@ -24,6 +25,14 @@ impl AppContext {
                 interval_ms: options.user_cleanup_interval_ms,
                 options: JobOptions::default(),
                 key_prefix: "user_cleanup".into(),
+            });
+        }
+        if options.stream_eviction_interval_ms > 0 {
+            app.job_manager.add_schedule(Schedule {
+                job_type: JobType::StreamEviction,
+                interval_ms: options.stream_eviction_interval_ms,
+                options: JobOptions::default(),
+                key_prefix: "stream_eviction".into(),
             });
         }
         Ok(app)

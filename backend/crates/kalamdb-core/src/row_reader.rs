@@ -1,4 +1,4 @@
-//! The row reader: the one place stored rows of USER and SHARED tables are
+//! The row reader: the one place stored rows of USER, SHARED and STREAM tables are
 //! read and decoded — one key, many keys, or a key range in order — for one
 //! (table, scope). Every path that reads rows goes through it: the
 //! DataFusion scan, the point-lookup fast path, the INSERT key check, ON
@@ -9,11 +9,15 @@
 //! only [`RowReader::all_partitions`], for administrative checks that must
 //! see every user's rows (ALTER TABLE, stats), reads across users, and it
 //! is not reachable from a query.
+//!
+//! A STREAM table's rows older than its TTL are gone for every read here
+//! the moment they expire, whenever the StreamEviction job reclaims them.
 
 use crate::error::CoreResult;
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key, table_range};
-use kalamdb_commons::Value;
+use kalamdb_commons::snowflake::timestamp_ms;
+use kalamdb_commons::{Value, now_ms};
 use kalamdb_store::row::RowView;
 use std::sync::Arc;
 
@@ -22,6 +26,15 @@ pub struct RowReader {
     table: Arc<CachedTable>,
     store: TableStore,
     prefix: Vec<u8>,
+    /// A STREAM table's TTL in milliseconds.
+    ttl_ms: Option<i64>,
+}
+
+fn ttl_ms(table: &CachedTable) -> Option<i64> {
+    let def = &table.definition;
+    (def.table_type == kalamdb_commons::TableType::Stream)
+        .then(|| def.options.ttl_seconds.map(|s| s.saturating_mul(1000) as i64))
+        .flatten()
 }
 
 impl std::fmt::Debug for RowReader {
@@ -38,6 +51,7 @@ impl RowReader {
     pub fn new(table: Arc<CachedTable>, store: TableStore, scope: &RowScope) -> Self {
         let prefix = partition_prefix(table.definition.table_id, scope);
         Self {
+            ttl_ms: ttl_ms(&table),
             table,
             store,
             prefix,
@@ -49,6 +63,7 @@ impl RowReader {
     pub(crate) fn all_partitions(table: Arc<CachedTable>, store: TableStore) -> Self {
         let (prefix, _) = table_range(table.definition.table_id);
         Self {
+            ttl_ms: ttl_ms(&table),
             table,
             store,
             prefix,
@@ -105,7 +120,7 @@ impl RowReader {
                 return Ok(());
             };
             let row = RowView::decode(bytes)?;
-            if include_deleted || !row.deleted {
+            if include_deleted || self.visible(&row, self.now()) {
                 visit(&row)?;
             }
             Ok(())
@@ -115,9 +130,10 @@ impl RowReader {
     /// For each key: whether a live (not soft-deleted) row is there.
     pub fn live_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
         let mut live = vec![false; keys.len()];
+        let now = self.now();
         self.store.get_many_with(keys, &mut |i, bytes| {
             if let Some(bytes) = bytes {
-                live[i] = !RowView::decode(bytes)?.deleted;
+                live[i] = self.visible(&RowView::decode(bytes)?, now);
             }
             Ok(())
         })?;
@@ -133,14 +149,29 @@ impl RowReader {
         include_deleted: bool,
         visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
     ) -> CoreResult<()> {
+        let now = self.now();
         self.store
             .scan_partition(&self.prefix, start, &mut |key, bytes| {
                 let row = RowView::decode(bytes)?;
-                if include_deleted || !row.deleted {
+                if include_deleted || self.visible(&row, now) {
                     return visit(key, &row);
                 }
                 Ok(true)
             })
+    }
+
+    /// The time TTLs are checked against (only read for a STREAM table).
+    fn now(&self) -> i64 {
+        if self.ttl_ms.is_some() { now_ms() } else { 0 }
+    }
+
+    /// Whether `row` is live: not soft-deleted and, in a STREAM table, not
+    /// older than the TTL at `now` (epoch milliseconds).
+    fn visible(&self, row: &RowView<'_>, now: i64) -> bool {
+        !row.deleted
+            && self
+                .ttl_ms
+                .is_none_or(|ttl| timestamp_ms(row.seq) as i64 >= now.saturating_sub(ttl))
     }
 
     /// How many live rows there are.

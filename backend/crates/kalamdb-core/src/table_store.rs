@@ -1,4 +1,4 @@
-//! Row storage for USER and SHARED tables: key construction and the scans
+//! Row storage for USER, SHARED and STREAM tables: key construction and the scans
 //! every read path uses.
 //!
 //! A USER table's rows live under `table_id | user_id | pk`; every read for a
@@ -25,11 +25,9 @@ impl RowScope {
     pub fn for_table(def: &TableDefinition, user: &UserId) -> CoreResult<Self> {
         match def.table_type {
             TableType::Shared => Ok(RowScope::Shared),
-            TableType::User => Ok(RowScope::User(user.clone())),
-            TableType::Stream => Err(CoreError::NotSupported(format!(
-                "STREAM table '{}' cannot hold rows yet: stream tables arrive with live queries",
-                def.table_ref()
-            ))),
+            // a STREAM table's rows are per user, like a USER table's (in
+            // memory: see `stream_store`)
+            TableType::User | TableType::Stream => Ok(RowScope::User(user.clone())),
             TableType::System => Err(CoreError::PermissionDenied(format!(
                 "System table '{}' cannot be written",
                 def.table_ref()

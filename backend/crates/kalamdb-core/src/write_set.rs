@@ -70,6 +70,10 @@ pub struct WriteSet {
     pub primary_key: Option<usize>,
     pub scope: RowScope,
     pub changes: Vec<RowChange>,
+    /// A STREAM table's set: a DELETE removes the row at once (no soft
+    /// delete, nothing to resume from).
+    #[serde(default)]
+    pub ephemeral: bool,
     /// Where this set's keys start (derived from table and scope).
     #[serde(skip)]
     prefix: Vec<u8>,
@@ -89,6 +93,7 @@ impl WriteSet {
             prefix: partition_prefix(def.table_id, &scope),
             scope,
             changes: Vec::with_capacity(rows),
+            ephemeral: def.table_type == kalamdb_commons::TableType::Stream,
         }
     }
 
@@ -175,7 +180,11 @@ impl WriteSet {
             if let Some(old) = &change.moved_from {
                 batch.delete(Partition::Data, old.clone());
             }
-            batch.put(Partition::Data, change.key.clone(), self.encode(change));
+            if self.ephemeral && change.op == ChangeOp::Delete {
+                batch.delete(Partition::Data, change.key.clone());
+            } else {
+                batch.put(Partition::Data, change.key.clone(), self.encode(change));
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Our statement parsers, one file per family, all working on sqlparser's
 //! `Parser` so positions and error messages look the same as sqlparser's.
 
+pub mod flush;
 pub mod insert_values;
 pub mod job;
 pub mod live;
@@ -41,6 +42,8 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("DESCRIBE" | "DESC"), _, _) => show_describe::parse_describe(p),
         (Some("KILL" | "CANCEL"), Some("JOB"), _) => job::parse_kill(p),
         (Some("KILL"), Some("LIVE"), Some("QUERY")) => live::parse_kill(p),
+        (Some("FLUSH"), Some("TABLE" | "ALL"), _)
+        | (Some("STORAGE"), Some("FLUSH"), Some("TABLE" | "ALL")) => flush::parse_flush(p),
         (Some("SUBSCRIBE"), Some("TO"), _) | (Some("LIVE"), Some("SELECT" | "WITH"), _) => {
             live::parse_subscribe(p)
         }

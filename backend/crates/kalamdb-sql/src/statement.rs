@@ -80,6 +80,14 @@ pub enum SqlStatement {
     KillLiveQuery {
         live_id: String,
     },
+    /// `[STORAGE] FLUSH TABLE [ns.]t`
+    FlushTable {
+        table: QualifiedName,
+    },
+    /// `STORAGE FLUSH ALL [IN ns]` / `FLUSH ALL TABLES [IN ns]`
+    FlushAll {
+        namespace: Option<String>,
+    },
     /// `EXECUTE AS USER 'name' ( <one statement> )`
     ExecuteAsUser {
         user: String,
@@ -141,6 +149,8 @@ impl SqlStatement {
             SqlStatement::KillJob { .. } => "KILL JOB",
             SqlStatement::Subscribe { .. } => "SUBSCRIBE",
             SqlStatement::KillLiveQuery { .. } => "KILL LIVE QUERY",
+            SqlStatement::FlushTable { .. } => "FLUSH TABLE",
+            SqlStatement::FlushAll { .. } => "FLUSH ALL",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

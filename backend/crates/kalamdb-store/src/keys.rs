@@ -102,10 +102,45 @@ impl KeyBuilder {
     }
 }
 
+/// Reads a string component written by [`KeyBuilder::str`] from the start
+/// of `key`: the string and the number of key bytes it took; `None` if
+/// `key` does not start with one.
+pub fn decode_str(key: &[u8]) -> Option<(String, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < key.len() {
+        match (key[i], key.get(i + 1)) {
+            (0x00, Some(0xFF)) => {
+                out.push(0);
+                i += 2;
+            }
+            (0x00, Some(0x01)) => return String::from_utf8(out).ok().map(|s| (s, i + 2)),
+            (0x00, _) => return None,
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn strings_decode_back() {
+        for s in ["", "alice", "a\0b", "\0\0", "ü-user"] {
+            let key = KeyBuilder::new().str(s).i64(7).build();
+            let (back, used) = decode_str(&key).unwrap();
+            assert_eq!(back, s);
+            assert_eq!(used, key.len() - 8);
+        }
+        assert_eq!(decode_str(b"abc"), None);
+        assert_eq!(decode_str(&[b'a', 0x00, 0x07]), None);
+    }
 
     fn key_of(parts: &[(i64, String)]) -> Vec<u8> {
         parts

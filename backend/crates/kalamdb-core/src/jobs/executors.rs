@@ -1,9 +1,10 @@
 //! One file per job type that runs for real today. Flush, Retention,
-//! Compact, Backup and Restore arrive with the cold tier; StreamEviction with
-//! STREAM table storage.
+//! Compact, Backup and Restore arrive with the cold tier.
 
 pub mod cleanup;
+pub mod stream_eviction;
 pub mod user_cleanup;
 
 pub use cleanup::CleanupExecutor;
+pub use stream_eviction::StreamEvictionExecutor;
 pub use user_cleanup::UserCleanupExecutor;

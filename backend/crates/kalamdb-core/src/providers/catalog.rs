@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
-use kalamdb_commons::{Role, SYSTEM_NAMESPACE, TableType};
+use kalamdb_commons::{Role, SYSTEM_NAMESPACE};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -161,19 +161,11 @@ impl SchemaProvider for NamespaceSchema {
             return Err(missing(&self.namespace, name));
         };
         let scope = self.shared.scope.as_ref();
-        // A table the caller may not read, or cannot read yet (STREAM), still
-        // describes itself (so catalog listings such as information_schema
-        // work); its scan is refused.
-        let denied = if table.definition.table_type == TableType::Stream {
-            Some(crate::error::CoreError::NotSupported(format!(
-                "STREAM table '{}.{name}' cannot be queried yet: stream tables arrive with live queries",
-                self.namespace
-            )))
-        } else {
-            scope.as_ref().and_then(|s| {
-                crate::table_access::authorize_table(s.role, &table.definition, false).err()
-            })
-        };
+        // A table the caller may not read still describes itself (so catalog
+        // listings such as information_schema work); its scan is refused.
+        let denied = scope.as_ref().and_then(|s| {
+            crate::table_access::authorize_table(s.role, &table.definition, false).err()
+        });
         let row_scope = scope
             .as_ref()
             .and_then(|s| RowScope::for_table(&table.definition, &s.user_id).ok());

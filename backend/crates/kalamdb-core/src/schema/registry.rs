@@ -8,6 +8,7 @@
 use super::CachedTable;
 use crate::error::{CoreError, CoreResult};
 use crate::meta_store::{MetaStore, NamespaceRecord};
+use crate::stream_store::StreamTables;
 use dashmap::DashMap;
 use kalamdb_commons::TableDefinition;
 use kalamdb_store::Batch;
@@ -21,15 +22,18 @@ struct NamespaceEntry {
 
 pub struct SchemaRegistry {
     meta: MetaStore,
+    /// Where STREAM tables' rows go (told of each one as it appears).
+    streams: Arc<StreamTables>,
     namespaces: DashMap<String, Arc<NamespaceEntry>>,
 }
 
 impl SchemaRegistry {
     /// Loads every namespace and table definition from the metadata store.
-    pub fn load(meta: MetaStore) -> CoreResult<Self> {
+    pub fn load(meta: MetaStore, streams: Arc<StreamTables>) -> CoreResult<Self> {
         let registry = Self {
             namespaces: DashMap::new(),
             meta,
+            streams,
         };
         for record in registry.meta.namespaces()? {
             registry.cache_namespace(record);
@@ -43,6 +47,7 @@ impl SchemaRegistry {
                         def.namespace, def.name
                     ))
                 })?;
+            registry.streams.register(&def);
             entry
                 .tables
                 .insert(def.name.clone(), Arc::new(CachedTable::new(def)));
@@ -163,6 +168,7 @@ impl SchemaRegistry {
         let entry = self
             .namespace_entry(def.namespace.as_str())
             .ok_or_else(|| CoreError::NamespaceNotFound(def.namespace.to_string()))?;
+        self.streams.register(&def);
         self.meta.backend().write(batch)?;
         let cached = Arc::new(CachedTable::new(def));
         entry

@@ -146,6 +146,7 @@ fn apply_with_option(
             options.deleted_retention_hours = Some(option_u64(&name, &text)?)
         }
         "TTL_SECONDS" | "TTL" => options.ttl_seconds = Some(option_u64(&name, &text)?),
+        "MAX_ROWS" => options.max_rows = Some(option_u64(&name, &text)?),
         "ACCESS_LEVEL" => {
             options.access_level = Some(
                 text.parse::<AccessLevel>()
@@ -154,7 +155,7 @@ fn apply_with_option(
         }
         other => {
             return err(format!(
-                "Unknown table option '{other}': expected TYPE, STORAGE_ID, FLUSH_POLICY, DELETED_RETENTION_HOURS, TTL_SECONDS or ACCESS_LEVEL"
+                "Unknown table option '{other}': expected TYPE, STORAGE_ID, FLUSH_POLICY, DELETED_RETENTION_HOURS, TTL_SECONDS, MAX_ROWS or ACCESS_LEVEL"
             ));
         }
     }
@@ -243,6 +244,10 @@ fn validate_options(kind: TableType, options: &TableOptions) -> Result<(), Parse
             err("STREAM tables need a TTL (TTL_SECONDS = n)")
         }
         TableType::Stream if options.ttl_seconds == Some(0) => err("TTL must be positive"),
+        TableType::Stream if options.max_rows == Some(0) => err("MAX_ROWS must be positive"),
+        TableType::User | TableType::Shared if options.max_rows.is_some() => {
+            err("MAX_ROWS applies to STREAM tables only")
+        }
         TableType::User | TableType::Shared if options.ttl_seconds.is_some() => {
             err("TTL applies to STREAM tables only")
         }

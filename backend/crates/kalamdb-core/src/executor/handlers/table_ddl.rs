@@ -29,6 +29,23 @@ impl StatementHandler for TableDdlHandler {
     ) -> CoreResult<StatementResult> {
         match statement {
             SqlStatement::CreateTable(create) => create_table(app, ctx, *create).await,
+            SqlStatement::FlushTable { table } => {
+                let table = super::resolve_table(app, ctx, &table)?;
+                let def = &table.definition;
+                if def.table_type == kalamdb_commons::TableType::Stream {
+                    return Err(CoreError::NotSupported(format!(
+                        "STREAM table '{}' cannot be flushed: its rows live in memory only and expire after TTL_SECONDS",
+                        def.table_ref()
+                    )));
+                }
+                Err(CoreError::NotSupported(format!(
+                    "FLUSH TABLE '{}': flushing to the cold tier (Parquet) is not available yet",
+                    def.table_ref()
+                )))
+            }
+            SqlStatement::FlushAll { .. } => Err(CoreError::NotSupported(
+                "FLUSH ALL: flushing to the cold tier (Parquet) is not available yet".into(),
+            )),
             SqlStatement::Standard(s) => match *s {
                 kalamdb_sql::sqlparser::ast::Statement::AlterTable(alter) => {
                     super::alter_table::alter_table(app, ctx, &alter).await

@@ -1,0 +1,88 @@
+//! StreamEviction (`SE`): removes STREAM rows older than their table's TTL
+//! (reads stop seeing them the moment they expire; this reclaims their
+//! memory) and brings tables past their row cap back under it. Scheduled
+//! every `jobs.stream_eviction_interval_secs`. Parameters: none (every
+//! STREAM table) or `{"table_ids": [n, ...]}`.
+
+use crate::app_context::AppContext;
+use crate::error::{CoreError, CoreResult};
+use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
+use crate::jobs::model::{Job, JobType};
+use crate::stream_store::{Evict, enforce_row_caps, evict};
+use async_trait::async_trait;
+use kalamdb_commons::{TableId, TableType};
+use serde_json::Value as Json;
+
+pub struct StreamEvictionExecutor;
+
+fn table_ids(params: &Json) -> CoreResult<Option<Vec<TableId>>> {
+    let Some(ids) = params.get("table_ids") else {
+        return Ok(None);
+    };
+    let ids = ids.as_array().ok_or_else(|| {
+        CoreError::InvalidParameter(
+            "StreamEviction: 'table_ids' must be an array of table ids".into(),
+        )
+    })?;
+    ids.iter()
+        .map(|v| {
+            v.as_u64().map(TableId).ok_or_else(|| {
+                CoreError::InvalidParameter(format!("StreamEviction: '{v}' is not a table id"))
+            })
+        })
+        .collect::<CoreResult<Vec<_>>>()
+        .map(Some)
+}
+
+impl StreamEvictionExecutor {
+    async fn run(&self, ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<Option<String>> {
+        let only = table_ids(&job.parameters)?;
+        let now = ctx.clock.now_ms();
+        let mut tables = 0;
+        let mut expired = 0;
+        for table in ctx.app.schema_registry.tables(None) {
+            let def = &table.definition;
+            if def.table_type != TableType::Stream
+                || only.as_ref().is_some_and(|ids| !ids.contains(&def.table_id))
+            {
+                continue;
+            }
+            if ctx.is_cancelled() {
+                return Ok(None);
+            }
+            let ttl_ms = def.options.ttl_seconds.unwrap_or(u64::MAX / 1000) * 1000;
+            let before = now.saturating_sub(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+            expired += evict(&ctx.app, &table, Evict::WrittenBefore(before)).await?;
+            tables += 1;
+        }
+        let capped = enforce_row_caps(&ctx.app).await?;
+        Ok(Some(format!(
+            "Evicted {expired} expired row(s) from {tables} STREAM table(s), {capped} over the row cap"
+        )))
+    }
+}
+
+#[async_trait]
+impl JobExecutor<AppContext> for StreamEvictionExecutor {
+    fn job_type(&self) -> JobType {
+        JobType::StreamEviction
+    }
+
+    fn name(&self) -> &'static str {
+        "StreamEviction"
+    }
+
+    fn validate_params(&self, params: &Json) -> CoreResult<()> {
+        table_ids(params).map(drop)
+    }
+
+    async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
+        let outcome = self.run(ctx, job).await;
+        JobDecision::of_run(self.name(), outcome)
+    }
+
+    /// Evicting again is harmless.
+    fn safe_to_resume(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,445 @@
+//! STREAM tables' rows: in memory only, never in RocksDB or Parquet.
+//!
+//! [`RowBackend`] is the storage every part of KalamDB writes and reads
+//! through. It passes everything to the durable engine except the `data`
+//! keys of STREAM tables, which it keeps in [`StreamTables`]: one ordered
+//! map holding, like the durable layout, `table_id | user_id | key` (a
+//! keyless table's key is its `_seq`, so a user's events are in `_seq`
+//! order). So the row reader, the write funnel, transactions, DROP and the
+//! cleanup jobs treat STREAM rows exactly as others, and none of them can
+//! put one on disk by mistake. A restart starts every STREAM table empty.
+//!
+//! Memory is bounded per table: a table past its row cap (`MAX_ROWS`,
+//! [`DEFAULT_STREAM_MAX_ROWS`] by default) is flagged, and
+//! [`enforce_row_caps`] evicts its oldest rows (lowest `_seq` first) down to
+//! 90 % of the cap; rows older than the table's TTL are removed by the
+//! StreamEviction job ([`evict`]). Evictions are committed through the
+//! write funnel like any DELETE, so subscribers see them as `delete`s.
+
+use crate::app_context::AppContext;
+use crate::error::{CoreError, CoreResult};
+use crate::row_reader::RowReader;
+use crate::schema::CachedTable;
+use crate::table_store::RowScope;
+use crate::write_set::{ChangeOp, RowChange, WriteSet};
+use kalamdb_commons::snowflake::timestamp_ms;
+use kalamdb_commons::{TableDefinition, TableType, UserId};
+use kalamdb_store::backend::{ManyVisitor, ScanVisitor};
+use kalamdb_store::keys::decode_str;
+use kalamdb_store::{Batch, Partition, StorageBackend, StoreResult};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Row cap of a STREAM table declared without `MAX_ROWS`.
+pub const DEFAULT_STREAM_MAX_ROWS: u64 = 100_000;
+
+/// Rows a memory scan copies out per lock hold (the visitor runs unlocked).
+const SCAN_CHUNK: usize = 256;
+
+/// Rows one eviction commit removes at most.
+const EVICT_CHUNK: usize = 4096;
+
+fn table_of(key: &[u8]) -> Option<u64> {
+    key.get(..8)
+        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+}
+
+#[derive(Default)]
+struct Rows {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Rows held per table.
+    counts: HashMap<u64, u64>,
+}
+
+impl Rows {
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>, table: u64) {
+        if self.map.insert(key, value).is_none() {
+            *self.counts.entry(table).or_default() += 1;
+        }
+    }
+
+    fn delete(&mut self, key: &[u8], table: u64) {
+        if self.map.remove(key).is_some()
+            && let Some(n) = self.counts.get_mut(&table)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) {
+        let doomed: Vec<Vec<u8>> = self
+            .map
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in doomed {
+            if let Some(table) = table_of(&key) {
+                self.delete(&key, table);
+            }
+        }
+    }
+}
+
+/// The STREAM tables of this process and their rows.
+#[derive(Default)]
+pub struct StreamTables {
+    /// Table id → row cap. Ids are never reused, so a dropped table's id
+    /// stays here: its leftover deletes still reach memory, never disk.
+    tables: RwLock<HashMap<u64, u64>>,
+    any: AtomicBool,
+    rows: RwLock<Rows>,
+    over_cap: Mutex<BTreeSet<u64>>,
+    /// Woken when a table passes its cap.
+    pub over_cap_signal: tokio::sync::Notify,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The row cap of a STREAM table.
+pub fn row_cap(def: &TableDefinition) -> u64 {
+    def.options.max_rows.unwrap_or(DEFAULT_STREAM_MAX_ROWS).max(1)
+}
+
+impl StreamTables {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes `def`'s rows to memory if it is a STREAM table.
+    pub fn register(&self, def: &TableDefinition) {
+        if def.table_type == TableType::Stream {
+            write(&self.tables).insert(def.table_id.0, row_cap(def));
+            self.any.store(true, Ordering::Release);
+        }
+    }
+
+    fn holds(&self, partition: Partition, key: &[u8]) -> bool {
+        partition == Partition::Data
+            && self.any.load(Ordering::Acquire)
+            && table_of(key).is_some_and(|t| read(&self.tables).contains_key(&t))
+    }
+
+    /// Rows a STREAM table holds now (all users).
+    pub fn row_count(&self, table: kalamdb_commons::TableId) -> u64 {
+        read(&self.rows)
+            .counts
+            .get(&table.0)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Rows of every STREAM table together.
+    pub fn total_rows(&self) -> usize {
+        read(&self.rows).map.len()
+    }
+
+    /// The tables past their cap since the last call.
+    pub fn take_over_cap(&self) -> Vec<u64> {
+        std::mem::take(&mut *lock(&self.over_cap))
+            .into_iter()
+            .collect()
+    }
+
+    fn apply(&self, ops: Vec<kalamdb_store::backend::Op>) {
+        use kalamdb_store::backend::Op;
+        let mut touched = BTreeSet::new();
+        {
+            let mut rows = write(&self.rows);
+            for op in ops {
+                match op {
+                    Op::Put(_, key, value) => {
+                        if let Some(t) = table_of(&key) {
+                            touched.insert(t);
+                            rows.put(key, value, t);
+                        }
+                    }
+                    Op::Delete(_, key) => {
+                        if let Some(t) = table_of(&key) {
+                            rows.delete(&key, t);
+                        }
+                    }
+                    Op::DeleteRange(_, start, end) => rows.delete_range(&start, &end),
+                }
+            }
+            let tables = read(&self.tables);
+            let over: Vec<u64> = touched
+                .into_iter()
+                .filter(|t| {
+                    let cap = tables.get(t).copied().unwrap_or(u64::MAX);
+                    rows.counts.get(t).copied().unwrap_or(0) > cap
+                })
+                .collect();
+            if over.is_empty() {
+                return;
+            }
+            lock(&self.over_cap).extend(over);
+        }
+        self.over_cap_signal.notify_one();
+    }
+
+    fn get_with(
+        &self,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let value = read(&self.rows).map.get(key).cloned();
+        f(value.as_deref())
+    }
+
+    fn scan(&self, start: &[u8], end: &[u8], visit: &mut ScanVisitor<'_>) -> StoreResult<()> {
+        let mut from = Bound::Included(start.to_vec());
+        loop {
+            let chunk: Vec<(Vec<u8>, Vec<u8>)> = read(&self.rows)
+                .map
+                .range((from.clone(), Bound::Excluded(end.to_vec())))
+                .take(SCAN_CHUNK)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let done = chunk.len() < SCAN_CHUNK;
+            for (k, v) in &chunk {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match chunk.into_iter().last() {
+                Some((last, _)) if !done => from = Bound::Excluded(last),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The storage everything reads and writes through: the durable engine,
+/// with STREAM tables' rows diverted to [`StreamTables`].
+pub struct RowBackend {
+    durable: Arc<dyn StorageBackend>,
+    streams: Arc<StreamTables>,
+}
+
+impl RowBackend {
+    pub fn new(durable: Arc<dyn StorageBackend>, streams: Arc<StreamTables>) -> Self {
+        Self { durable, streams }
+    }
+}
+
+impl StorageBackend for RowBackend {
+    fn get_with(
+        &self,
+        partition: Partition,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        if self.streams.holds(partition, key) {
+            return self.streams.get_with(key, f);
+        }
+        self.durable.get_with(partition, key, f)
+    }
+
+    fn exists_many(&self, partition: Partition, keys: &[Vec<u8>]) -> StoreResult<Vec<bool>> {
+        if keys.first().is_some_and(|k| self.streams.holds(partition, k)) {
+            let rows = read(&self.streams.rows);
+            return Ok(keys.iter().map(|k| rows.map.contains_key(k)).collect());
+        }
+        self.durable.exists_many(partition, keys)
+    }
+
+    fn get_many_with(
+        &self,
+        partition: Partition,
+        keys: &[Vec<u8>],
+        f: &mut ManyVisitor<'_>,
+    ) -> StoreResult<()> {
+        if keys.first().is_some_and(|k| self.streams.holds(partition, k)) {
+            let values: Vec<Option<Vec<u8>>> = {
+                let rows = read(&self.streams.rows);
+                keys.iter().map(|k| rows.map.get(k).cloned()).collect()
+            };
+            for (i, v) in values.iter().enumerate() {
+                f(i, v.as_deref())?;
+            }
+            return Ok(());
+        }
+        self.durable.get_many_with(partition, keys, f)
+    }
+
+    fn scan(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()> {
+        if self.streams.holds(partition, start) {
+            return self.streams.scan(start, end, visit);
+        }
+        self.durable.scan(partition, start, end, visit)
+    }
+
+    fn write(&self, batch: Batch) -> StoreResult<()> {
+        use kalamdb_store::backend::Op;
+        if !self.streams.any.load(Ordering::Acquire) {
+            return self.durable.write(batch);
+        }
+        let mut durable = Batch::new();
+        let mut memory = Vec::new();
+        for op in batch.into_ops() {
+            let (partition, key) = match &op {
+                Op::Put(p, k, _) | Op::Delete(p, k) | Op::DeleteRange(p, k, _) => (*p, k),
+            };
+            if self.streams.holds(partition, key) {
+                memory.push(op);
+            } else {
+                match op {
+                    Op::Put(p, k, v) => durable.put(p, k, v),
+                    Op::Delete(p, k) => durable.delete(p, k),
+                    Op::DeleteRange(p, s, e) => durable.delete_range(p, s, e),
+                }
+            }
+        }
+        if !durable.is_empty() {
+            self.durable.write(durable)?;
+        }
+        if !memory.is_empty() {
+            self.streams.apply(memory);
+        }
+        Ok(())
+    }
+
+    fn compact_range(&self, partition: Partition, start: &[u8], end: &[u8]) -> StoreResult<()> {
+        self.durable.compact_range(partition, start, end)
+    }
+
+    fn approximate_size(&self, partition: Partition, start: &[u8], end: &[u8]) -> u64 {
+        self.durable.approximate_size(partition, start, end)
+    }
+
+    fn memory_usage(&self) -> (u64, u64) {
+        self.durable.memory_usage()
+    }
+
+    fn sync_wal(&self) -> StoreResult<()> {
+        self.durable.sync_wal()
+    }
+
+    fn syncs_writes(&self) -> bool {
+        self.durable.syncs_writes()
+    }
+}
+
+/// Which of a STREAM table's rows [`evict`] removes.
+#[derive(Debug, Clone, Copy)]
+pub enum Evict {
+    /// Rows written before this time (epoch milliseconds).
+    WrittenBefore(i64),
+    /// The oldest rows, until this many are left.
+    DownTo(u64),
+}
+
+/// The user a STREAM row's key belongs to (`table_id | user_id | key`).
+fn owner_of(key: &[u8]) -> CoreResult<UserId> {
+    key.get(8..)
+        .and_then(decode_str)
+        .map(|(user, _)| UserId::new(user))
+        .ok_or_else(|| CoreError::Internal("a STREAM row key without its user".into()))
+}
+
+/// Removes `table`'s rows that `rule` names, through the write funnel (so
+/// live subscribers get a `delete` for each); returns how many.
+pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> CoreResult<u64> {
+    let reader = RowReader::all_partitions(Arc::clone(table), app.table_store.clone());
+    // the newest `_seq` that goes: every row at or below it is evicted
+    let last_doomed = match rule {
+        Evict::WrittenBefore(ms) => Some((ms, i64::MAX)),
+        Evict::DownTo(keep) => {
+            let mut seqs = Vec::new();
+            reader.scan_rows(reader.start(), true, &mut |_, row| {
+                seqs.push(row.seq);
+                Ok(true)
+            })?;
+            let excess = seqs.len().saturating_sub(keep as usize);
+            if excess == 0 {
+                return Ok(0);
+            }
+            let (_, nth, _) = seqs.select_nth_unstable(excess - 1);
+            Some((i64::MAX, *nth))
+        }
+    };
+    let Some((before_ms, max_seq)) = last_doomed else {
+        return Ok(0);
+    };
+    let doomed = |seq: i64| seq <= max_seq && (timestamp_ms(seq) as i64) < before_ms;
+    let mut evicted = 0u64;
+    loop {
+        let mut by_user: BTreeMap<UserId, WriteSet> = BTreeMap::new();
+        let mut found = 0usize;
+        reader.scan_rows(reader.start(), true, &mut |key, row| {
+            if doomed(row.seq) {
+                let user = owner_of(key)?;
+                let set = by_user.entry(user.clone()).or_insert_with(|| {
+                    WriteSet::new(&table.definition, RowScope::User(user))
+                });
+                let values = reader.values_of(row)?;
+                set.push(RowChange {
+                    op: ChangeOp::Delete,
+                    key: key.to_vec(),
+                    moved_from: None,
+                    seq: row.seq,
+                    values: values.clone(),
+                    old_values: Some(values),
+                    read_seq: Some(row.seq),
+                });
+                found += 1;
+            }
+            Ok(found < EVICT_CHUNK)
+        })?;
+        if found == 0 {
+            return Ok(evicted);
+        }
+        match app.writes.commit(None, by_user.into_values().collect()).await {
+            Ok(()) => evicted += found as u64,
+            // a row changed meanwhile: look again (it may no longer be due)
+            Err(CoreError::WriteConflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Evicts the oldest rows of every STREAM table past its cap, down to 90 %
+/// of it; returns how many rows went.
+pub async fn enforce_row_caps(app: &AppContext) -> CoreResult<u64> {
+    let mut evicted = 0;
+    for id in app.streams.take_over_cap() {
+        let Some(table) = app.schema_registry.table_by_id(kalamdb_commons::TableId(id)) else {
+            continue;
+        };
+        let cap = row_cap(&table.definition);
+        evicted += evict(app, &table, Evict::DownTo(cap - cap / 10)).await?;
+    }
+    Ok(evicted)
+}
+
+/// Keeps every STREAM table within its cap until `shutdown` fires.
+pub async fn run_row_caps(app: Arc<AppContext>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut shutdown = shutdown;
+    loop {
+        tokio::select! {
+            _ = app.streams.over_cap_signal.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = enforce_row_caps(&app).await {
+            tracing::warn!("STREAM row cap eviction failed: {e}");
+        }
+    }
+}
