@@ -635,3 +635,91 @@ async fn subscribe_over_http_says_how_and_kill_live_query_ends_a_subscription() 
     server.ok("INSERT INTO app.items VALUES (1, 'a', 1)").await;
     quiet(&mut ws).await;
 }
+
+#[tokio::test]
+async fn a_stream_table_subscription_gets_its_owners_events_and_deletes() {
+    let server = TestServer::start();
+    setup(&server).await;
+    server
+        .ok("CREATE STREAM TABLE app.typing (room TEXT, who TEXT) TTL 3600")
+        .await;
+    let mut alice = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut alice,
+        json!({"type": "subscribe", "subscription": {"id": "t",
+               "sql": "SELECT room, who FROM app.typing WHERE room = 'r1'"}}),
+    )
+    .await;
+    assert_eq!(next(&mut alice).await["type"], "subscription_ack");
+    assert_eq!(next(&mut alice).await["batch_control"]["status"], "ready");
+    server
+        .ok("EXECUTE AS USER 'bob' (INSERT INTO app.typing VALUES ('r1', 'bob'))")
+        .await;
+    server
+        .ok("EXECUTE AS USER 'alice' (INSERT INTO app.typing VALUES ('r2', 'alice'))")
+        .await;
+    quiet(&mut alice).await;
+    server
+        .ok("EXECUTE AS USER 'alice' (INSERT INTO app.typing VALUES ('r1', 'alice'))")
+        .await;
+    let c = next(&mut alice).await;
+    assert_eq!(c["change_type"], "insert", "{c}");
+    assert_eq!(
+        without_seq(&c["rows"]),
+        json!([{"room": "r1", "who": "alice"}])
+    );
+    server
+        .ok("EXECUTE AS USER 'alice' (DELETE FROM app.typing WHERE who = 'alice')")
+        .await;
+    let c = next(&mut alice).await;
+    assert_eq!(c["change_type"], "delete", "{c}");
+    assert_eq!(without_seq(&c["old_values"]), json!([{"room": "r1", "who": "alice"}]));
+    quiet(&mut alice).await;
+    let body = server
+        .ok("EXECUTE AS USER 'alice' (SELECT count(*) FROM app.typing)")
+        .await;
+    assert_eq!(crate::common::rows(&body, 0), &vec![json!(["0"])]);
+}
+
+#[tokio::test]
+async fn a_stream_table_past_max_rows_loses_its_oldest_rows_and_subscribers_see_it() {
+    let server = TestServer::start();
+    setup(&server).await;
+    server
+        .ok("CREATE STREAM TABLE app.ev (n INT) WITH (TTL_SECONDS = 3600, MAX_ROWS = 20)")
+        .await;
+    let mut alice = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut alice,
+        json!({"type": "subscribe", "subscription": {"id": "e", "sql": "SELECT n FROM app.ev"}}),
+    )
+    .await;
+    assert_eq!(next(&mut alice).await["type"], "subscription_ack");
+    assert_eq!(next(&mut alice).await["batch_control"]["status"], "ready");
+    for n in 1..=21 {
+        server
+            .ok(&format!("EXECUTE AS USER 'alice' (INSERT INTO app.ev VALUES ({n}))"))
+            .await;
+    }
+    // 21 inserts, then the 3 oldest evicted (down to 90 % of 20)
+    let mut inserted = 0;
+    let mut deleted = Vec::new();
+    while inserted < 21 || deleted.len() < 3 {
+        let c = next(&mut alice).await;
+        match c["change_type"].as_str() {
+            Some("insert") => inserted += c["rows"].as_array().unwrap().len(),
+            Some("delete") => {
+                for row in c["old_values"].as_array().unwrap() {
+                    deleted.push(row["n"].as_i64().unwrap());
+                }
+            }
+            _ => panic!("unexpected {c}"),
+        }
+    }
+    deleted.sort_unstable();
+    assert_eq!(deleted, vec![1, 2, 3]);
+    let body = server
+        .ok("EXECUTE AS USER 'alice' (SELECT min(n), count(*) FROM app.ev)")
+        .await;
+    assert_eq!(crate::common::rows(&body, 0), &vec![json!([4, "18"])]);
+}

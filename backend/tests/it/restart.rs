@@ -47,3 +47,29 @@ async fn acknowledged_writes_survive_kill_9() {
         .await;
     assert_eq!(rows(&body, 0), &vec![json!(["50", 0, 49])]);
 }
+
+#[tokio::test]
+async fn stream_tables_start_empty_after_a_restart_and_nothing_of_them_is_on_disk() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TestServer::start_on(temp.path(), &[]);
+    server
+        .ok("CREATE NAMESPACE s; CREATE STREAM TABLE s.ev (n INT) TTL 3600; \
+             CREATE SHARED TABLE s.kept (n INT)")
+        .await;
+    server
+        .ok("INSERT INTO s.ev VALUES (1), (2); INSERT INTO s.kept VALUES (1)")
+        .await;
+    let body = server.ok("SELECT count(*) FROM s.ev").await;
+    assert_eq!(rows(&body, 0), &vec![json!(["2"])]);
+    server.kill();
+
+    let server = TestServer::start_on(temp.path(), &[]);
+    // the table is still defined, its rows are gone; durable tables keep theirs
+    let body = server.ok("SELECT count(*) FROM s.ev").await;
+    assert_eq!(rows(&body, 0), &vec![json!(["0"])]);
+    let body = server.ok("SELECT count(*) FROM s.kept").await;
+    assert_eq!(rows(&body, 0), &vec![json!(["1"])]);
+    server.ok("INSERT INTO s.ev VALUES (3)").await;
+    let body = server.ok("SELECT n FROM s.ev").await;
+    assert_eq!(rows(&body, 0), &vec![json!([3])]);
+}

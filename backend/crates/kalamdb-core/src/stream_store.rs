@@ -380,7 +380,9 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
         return Ok(0);
     };
     let doomed = |seq: i64| seq <= max_seq && (timestamp_ms(seq) as i64) < before_ms;
+    let keyless = table.definition.primary_key_index().is_none();
     let mut evicted = 0u64;
+    let mut conflicts = 0;
     loop {
         let mut by_user: BTreeMap<UserId, WriteSet> = BTreeMap::new();
         let mut found = 0usize;
@@ -394,7 +396,8 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
                 set.push(RowChange {
                     op: ChangeOp::Delete,
                     key: key.to_vec(),
-                    moved_from: None,
+                    // a keyless row's key follows its `_seq`: name the one it leaves
+                    moved_from: keyless.then(|| key.to_vec()),
                     seq: row.seq,
                     values: values.clone(),
                     old_values: Some(values),
@@ -410,7 +413,7 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
         match app.writes.commit(None, by_user.into_values().collect()).await {
             Ok(()) => evicted += found as u64,
             // a row changed meanwhile: look again (it may no longer be due)
-            Err(CoreError::WriteConflict(_)) => {}
+            Err(CoreError::WriteConflict(_)) if conflicts < 16 => conflicts += 1,
             Err(e) => return Err(e),
         }
     }

@@ -1057,3 +1057,155 @@ fn every_executor_maps_its_outcome_to_a_decision_the_same_way() {
         JobDecision::Failed { message, .. } if message == "X refused: table 9 still exists"
     ));
 }
+
+// ---------------------------------------------------------- StreamEviction
+
+/// Counts the changes published per operation.
+#[derive(Default)]
+struct Published(Mutex<Vec<crate::write_set::ChangeOp>>);
+
+impl crate::write_set::ChangeSink for Published {
+    fn publish(&self, sets: &[crate::write_set::WriteSet]) {
+        let mut ops = self.0.lock().unwrap();
+        ops.extend(sets.iter().flat_map(|s| s.changes.iter().map(|c| c.op)));
+    }
+}
+
+fn fast_hashing() -> CoreOptions {
+    CoreOptions {
+        bcrypt_cost: 4,
+        ..CoreOptions::default()
+    }
+}
+
+fn raw_rows(backend: &RocksDbBackend, id: kalamdb_commons::TableId) -> usize {
+    use kalamdb_store::StorageBackend;
+    let (start, end) = crate::table_store::table_range(id);
+    let mut n = 0;
+    backend
+        .scan(kalamdb_store::Partition::Data, &start, &end, &mut |_, _| {
+            n += 1;
+            Ok(true)
+        })
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn stream_eviction_removes_rows_past_their_ttl_and_announces_them() {
+    use super::executors::StreamEvictionExecutor;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(
+        Arc::clone(&backend) as Arc<dyn kalamdb_store::StorageBackend>,
+        &fast_hashing(),
+    )
+    .unwrap();
+    let published = Arc::new(Published::default());
+    assert!(app.writes.set_sink(published.clone()));
+    let mut root = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    app.execute(
+        &mut root,
+        "CREATE NAMESPACE app; \
+         CREATE STREAM TABLE app.typing (who TEXT) TTL 60; \
+         CREATE USER TABLE app.notes (id INT PRIMARY KEY); \
+         CREATE USER 'u_a' WITH PASSWORD 'pass-word-1' ROLE user; \
+         CREATE USER 'u_b' WITH PASSWORD 'pass-word-1' ROLE user; \
+         EXECUTE AS USER 'u_a' (INSERT INTO app.typing VALUES ('a'), ('b')); \
+         EXECUTE AS USER 'u_b' (INSERT INTO app.typing VALUES ('c')); \
+         EXECUTE AS USER 'u_a' (INSERT INTO app.notes VALUES (1))",
+        &[],
+    )
+    .await
+    .unwrap();
+    let typing = app.schema_registry.get_table("app", "typing").unwrap();
+    let notes = app.schema_registry.get_table("app", "notes").unwrap();
+    let id = typing.definition.table_id;
+    // the STREAM rows are in memory only; the USER row is on disk
+    assert_eq!(app.streams.row_count(id), 3);
+    assert_eq!(raw_rows(&backend, id), 0);
+    assert_eq!(raw_rows(&backend, notes.definition.table_id), 1);
+    published.0.lock().unwrap().clear();
+
+    let f = real_executor(dir, &app, Arc::new(StreamEvictionExecutor));
+    let run = || async {
+        let id = f
+            .manager
+            .create_job(JobType::StreamEviction, JobOptions::default())
+            .unwrap();
+        f.until(&id, JobStatus::Completed).await.message.unwrap()
+    };
+    // within the TTL nothing goes
+    assert_eq!(
+        run().await,
+        "Evicted 0 expired row(s) from 1 STREAM table(s), 0 over the row cap"
+    );
+    assert_eq!(app.streams.row_count(id), 3);
+    // past it, every user's rows go, each announced as a delete
+    f.clock.advance(61_000);
+    assert_eq!(
+        run().await,
+        "Evicted 3 expired row(s) from 1 STREAM table(s), 0 over the row cap"
+    );
+    assert_eq!(app.streams.row_count(id), 0);
+    assert_eq!(app.streams.total_rows(), 0);
+    assert_eq!(
+        *published.0.lock().unwrap(),
+        vec![crate::write_set::ChangeOp::Delete; 3]
+    );
+    assert_eq!(raw_rows(&backend, notes.definition.table_id), 1);
+}
+
+#[tokio::test]
+async fn a_stream_table_past_its_row_cap_keeps_its_newest_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &fast_hashing()).unwrap();
+    let mut root = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    app.execute(
+        &mut root,
+        "CREATE NAMESPACE app; \
+         CREATE STREAM TABLE app.ev (n INT) WITH (TTL_SECONDS = 3600, MAX_ROWS = 10); \
+         CREATE USER 'u_even' WITH PASSWORD 'pass-word-1' ROLE user; \
+         CREATE USER 'u_odd' WITH PASSWORD 'pass-word-1' ROLE user",
+        &[],
+    )
+    .await
+    .unwrap();
+    for n in 1..=15 {
+        let user = if n % 2 == 0 { "u_even" } else { "u_odd" };
+        app.execute(
+            &mut root,
+            &format!("EXECUTE AS USER '{user}' (INSERT INTO app.ev VALUES ({n}))"),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    let id = app.schema_registry.get_table("app", "ev").unwrap().definition.table_id;
+    assert_eq!(app.streams.row_count(id), 15);
+    assert_eq!(crate::stream_store::enforce_row_caps(&app).await.unwrap(), 6);
+    assert_eq!(app.streams.row_count(id), 9);
+    // nothing is flagged again until the cap is passed again
+    assert_eq!(crate::stream_store::enforce_row_caps(&app).await.unwrap(), 0);
+    let mut kept: Vec<Json> = Vec::new();
+    for user in ["u_even", "u_odd"] {
+        let rows = query(
+            &app,
+            kalamdb_commons::Role::System,
+            &format!("EXECUTE AS USER '{user}' (SELECT n FROM app.ev)"),
+        )
+        .await;
+        kept.extend(rows.into_iter().map(|r| r[0].clone()));
+    }
+    kept.sort_by_key(|v| v.as_i64().unwrap());
+    assert_eq!(kept, (7..=15).map(|n| json!(n)).collect::<Vec<_>>());
+}

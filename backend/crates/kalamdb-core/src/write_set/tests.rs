@@ -315,6 +315,7 @@ fn a_write_set_is_a_plain_serialisable_value() {
             old_values: Some(vec![Value::Int32(1), text("old")]),
             read_seq: Some(41),
         }],
+        ephemeral: false,
         prefix: Vec::new(),
     };
     let json = serde_json::to_string(&set).unwrap();
