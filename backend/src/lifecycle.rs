@@ -99,7 +99,10 @@ impl Database {
             )
             .unwrap_or(i64::MAX),
             stream_eviction_interval_ms: i64::try_from(
-                config.jobs.stream_eviction_interval_secs.saturating_mul(1000),
+                config
+                    .jobs
+                    .stream_eviction_interval_secs
+                    .saturating_mul(1000),
             )
             .unwrap_or(i64::MAX),
         };

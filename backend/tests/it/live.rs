@@ -673,7 +673,10 @@ async fn a_stream_table_subscription_gets_its_owners_events_and_deletes() {
         .await;
     let c = next(&mut alice).await;
     assert_eq!(c["change_type"], "delete", "{c}");
-    assert_eq!(without_seq(&c["old_values"]), json!([{"room": "r1", "who": "alice"}]));
+    assert_eq!(
+        without_seq(&c["old_values"]),
+        json!([{"room": "r1", "who": "alice"}])
+    );
     quiet(&mut alice).await;
     let body = server
         .ok("EXECUTE AS USER 'alice' (SELECT count(*) FROM app.typing)")
@@ -698,7 +701,9 @@ async fn a_stream_table_past_max_rows_loses_its_oldest_rows_and_subscribers_see_
     assert_eq!(next(&mut alice).await["batch_control"]["status"], "ready");
     for n in 1..=21 {
         server
-            .ok(&format!("EXECUTE AS USER 'alice' (INSERT INTO app.ev VALUES ({n}))"))
+            .ok(&format!(
+                "EXECUTE AS USER 'alice' (INSERT INTO app.ev VALUES ({n}))"
+            ))
             .await;
     }
     // 21 inserts, then the 3 oldest evicted (down to 90 % of 20)

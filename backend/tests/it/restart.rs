@@ -53,8 +53,10 @@ async fn stream_tables_start_empty_after_a_restart_and_nothing_of_them_is_on_dis
     let temp = tempfile::tempdir().unwrap();
     let server = TestServer::start_on(temp.path(), &[]);
     server
-        .ok("CREATE NAMESPACE s; CREATE STREAM TABLE s.ev (n INT) TTL 3600; \
-             CREATE SHARED TABLE s.kept (n INT)")
+        .ok(
+            "CREATE NAMESPACE s; CREATE STREAM TABLE s.ev (n INT) TTL 3600; \
+             CREATE SHARED TABLE s.kept (n INT)",
+        )
         .await;
     server
         .ok("INSERT INTO s.ev VALUES (1), (2); INSERT INTO s.kept VALUES (1)")

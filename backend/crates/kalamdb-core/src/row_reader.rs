@@ -33,7 +33,11 @@ pub struct RowReader {
 fn ttl_ms(table: &CachedTable) -> Option<i64> {
     let def = &table.definition;
     (def.table_type == kalamdb_commons::TableType::Stream)
-        .then(|| def.options.ttl_seconds.map(|s| s.saturating_mul(1000) as i64))
+        .then(|| {
+            def.options
+                .ttl_seconds
+                .map(|s| s.saturating_mul(1000) as i64)
+        })
         .flatten()
 }
 

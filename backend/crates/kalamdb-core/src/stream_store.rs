@@ -109,7 +109,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The row cap of a STREAM table.
 pub fn row_cap(def: &TableDefinition) -> u64 {
-    def.options.max_rows.unwrap_or(DEFAULT_STREAM_MAX_ROWS).max(1)
+    def.options
+        .max_rows
+        .unwrap_or(DEFAULT_STREAM_MAX_ROWS)
+        .max(1)
 }
 
 impl StreamTables {
@@ -133,11 +136,7 @@ impl StreamTables {
 
     /// Rows a STREAM table holds now (all users).
     pub fn row_count(&self, table: kalamdb_commons::TableId) -> u64 {
-        read(&self.rows)
-            .counts
-            .get(&table.0)
-            .copied()
-            .unwrap_or(0)
+        read(&self.rows).counts.get(&table.0).copied().unwrap_or(0)
     }
 
     /// Rows of every STREAM table together.
@@ -248,7 +247,10 @@ impl StorageBackend for RowBackend {
     }
 
     fn exists_many(&self, partition: Partition, keys: &[Vec<u8>]) -> StoreResult<Vec<bool>> {
-        if keys.first().is_some_and(|k| self.streams.holds(partition, k)) {
+        if keys
+            .first()
+            .is_some_and(|k| self.streams.holds(partition, k))
+        {
             let rows = read(&self.streams.rows);
             return Ok(keys.iter().map(|k| rows.map.contains_key(k)).collect());
         }
@@ -261,7 +263,10 @@ impl StorageBackend for RowBackend {
         keys: &[Vec<u8>],
         f: &mut ManyVisitor<'_>,
     ) -> StoreResult<()> {
-        if keys.first().is_some_and(|k| self.streams.holds(partition, k)) {
+        if keys
+            .first()
+            .is_some_and(|k| self.streams.holds(partition, k))
+        {
             let values: Vec<Option<Vec<u8>>> = {
                 let rows = read(&self.streams.rows);
                 keys.iter().map(|k| rows.map.get(k).cloned()).collect()
@@ -389,9 +394,9 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
         reader.scan_rows(reader.start(), true, &mut |key, row| {
             if doomed(row.seq) {
                 let user = owner_of(key)?;
-                let set = by_user.entry(user.clone()).or_insert_with(|| {
-                    WriteSet::new(&table.definition, RowScope::User(user))
-                });
+                let set = by_user
+                    .entry(user.clone())
+                    .or_insert_with(|| WriteSet::new(&table.definition, RowScope::User(user)));
                 let values = reader.values_of(row)?;
                 set.push(RowChange {
                     op: ChangeOp::Delete,
@@ -410,7 +415,11 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
         if found == 0 {
             return Ok(evicted);
         }
-        match app.writes.commit(None, by_user.into_values().collect()).await {
+        match app
+            .writes
+            .commit(None, by_user.into_values().collect())
+            .await
+        {
             Ok(()) => evicted += found as u64,
             // a row changed meanwhile: look again (it may no longer be due)
             Err(CoreError::WriteConflict(_)) if conflicts < 16 => conflicts += 1,
@@ -424,7 +433,10 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
 pub async fn enforce_row_caps(app: &AppContext) -> CoreResult<u64> {
     let mut evicted = 0;
     for id in app.streams.take_over_cap() {
-        let Some(table) = app.schema_registry.table_by_id(kalamdb_commons::TableId(id)) else {
+        let Some(table) = app
+            .schema_registry
+            .table_by_id(kalamdb_commons::TableId(id))
+        else {
             continue;
         };
         let cap = row_cap(&table.definition);

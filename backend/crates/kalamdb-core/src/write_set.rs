@@ -194,14 +194,14 @@ impl WriteSet {
 /// commit order (`_seq` order), while the funnel holds its commit point.
 /// Must not block: it runs on the writer's path.
 pub trait ChangeSink: Send + Sync {
-    fn publish(&self, sets: &[WriteSet]);
+    fn publish(&self, sets: Vec<WriteSet>);
 }
 
 /// The sink until something subscribes: drops every change.
 pub struct NoChangeSink;
 
 impl ChangeSink for NoChangeSink {
-    fn publish(&self, _sets: &[WriteSet]) {}
+    fn publish(&self, _sets: Vec<WriteSet>) {}
 }
 
 /// An open `BEGIN … COMMIT`: the overlay later statements read through, and
@@ -402,7 +402,7 @@ impl WriteFunnel {
             Ok(()) => {
                 *point = last;
                 for pending in group {
-                    self.sink().publish(&pending.sets);
+                    self.sink().publish(pending.sets);
                     let _ = pending.done.send(Ok(()));
                 }
             }

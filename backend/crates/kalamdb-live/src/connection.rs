@@ -573,12 +573,12 @@ impl Connection {
                 "change_type": change.kind.as_str(),
             });
             if let Some(row) = &change.row {
-                m["rows"] = json!([row]);
+                m["rows"] = json!([row.as_ref()]);
             }
             if change.kind != ChangeKind::Insert
                 && let Some(old) = &change.old
             {
-                m["old_values"] = json!([old]);
+                m["old_values"] = json!([old.as_ref()]);
             }
             self.send(m).await;
         }

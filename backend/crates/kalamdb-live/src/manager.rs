@@ -1,8 +1,19 @@
 //! The [`LiveQueryManager`]: every active subscription, indexed by the
 //! (table, scope) whose changes it can see, and the fan-out of committed
 //! changes to them. It is the write funnel's [`ChangeSink`]: called at the
-//! commit point, in commit order, it never blocks — each subscription has a
-//! bounded queue, and one that overflows is told so and ended.
+//! commit point, in commit order, it only hands the committed sets to the
+//! fan-out thread (when anyone subscribes to their table and scope) and
+//! returns, so a writer never waits for subscribers. The thread matches
+//! each set once per distinct query of its (table, scope) — a thousand
+//! subscribers of one SELECT cost one evaluation — and queues the result to
+//! every subscriber of that query: rows are shared, not copied. Each
+//! subscription has a bounded queue; one that overflows is told so and
+//! ended.
+//!
+//! A subscription registers at the commit point `P` and is given only
+//! changes with a `_seq` above `P` (commits are handed over in order, so
+//! a set still on its way to the thread when a subscription registered is
+//! skipped for it: its rows are in the subscription's initial read).
 
 use crate::error::LiveError;
 use crate::query::{LiveChange, LiveQuery};
@@ -77,6 +88,9 @@ pub struct Subscription {
     pub last_update: AtomicI64,
     /// The highest `_seq` handed to the queue.
     pub last_seq: AtomicI64,
+    /// The commit point it registered at: changes up to it are in its
+    /// initial rows, never delivered.
+    after_seq: AtomicI64,
 }
 
 impl Subscription {
@@ -178,12 +192,23 @@ impl Receiver {
 }
 
 type Key = (TableId, RowScope);
+type Index = RwLock<HashMap<Key, Vec<Arc<Subscription>>>>;
+type ById = RwLock<HashMap<String, Arc<Subscription>>>;
+
+/// The committed sets on their way to the fan-out thread, and how many it
+/// has taken in and finished.
+struct Fanout {
+    queue: std::sync::Mutex<std::sync::mpsc::Sender<Vec<WriteSet>>>,
+    sent: AtomicU64,
+    done: Arc<AtomicU64>,
+}
 
 pub struct LiveQueryManager {
     /// The database, for SQL's SUBSCRIBE TO checks (set once by `attach`).
     app: std::sync::OnceLock<std::sync::Weak<AppContext>>,
-    index: RwLock<HashMap<Key, Vec<Arc<Subscription>>>>,
-    by_id: RwLock<HashMap<String, Arc<Subscription>>>,
+    index: Arc<Index>,
+    fanout: Fanout,
+    by_id: Arc<ById>,
     next_id: AtomicU64,
     /// Undelivered change messages one subscription may hold.
     queue_capacity: usize,
@@ -191,10 +216,31 @@ pub struct LiveQueryManager {
 
 impl LiveQueryManager {
     pub fn new(queue_capacity: usize) -> Self {
+        let index: Arc<Index> = Arc::default();
+        let by_id: Arc<ById> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<WriteSet>>();
+        let done = Arc::new(AtomicU64::new(0));
+        let (thread_index, thread_by_id, thread_done) =
+            (Arc::clone(&index), Arc::clone(&by_id), Arc::clone(&done));
+        // ends when the manager (the only sender) is dropped
+        std::thread::Builder::new()
+            .name("live-fanout".into())
+            .spawn(move || {
+                while let Ok(sets) = rx.recv() {
+                    fan_out(&thread_index, &thread_by_id, &sets);
+                    thread_done.fetch_add(1, Ordering::Release);
+                }
+            })
+            .expect("spawning the live-query fan-out thread");
         Self {
             app: std::sync::OnceLock::new(),
-            index: RwLock::new(HashMap::new()),
-            by_id: RwLock::new(HashMap::new()),
+            index,
+            fanout: Fanout {
+                queue: std::sync::Mutex::new(tx),
+                sent: AtomicU64::new(0),
+                done,
+            },
+            by_id,
             next_id: AtomicU64::new(1),
             queue_capacity: queue_capacity.max(1),
         }
@@ -243,8 +289,10 @@ impl LiveQueryManager {
             dropped: AtomicU64::new(0),
             last_update: AtomicI64::new(0),
             last_seq: AtomicI64::new(0),
+            after_seq: AtomicI64::new(i64::MAX),
         });
         let point = app.writes.at_commit_point(|point| {
+            subscription.after_seq.store(point, Ordering::Release);
             write(&self.index)
                 .entry(key)
                 .or_default()
@@ -266,19 +314,7 @@ impl LiveQueryManager {
     /// Ends a subscription (unsubscribe, a closed connection, KILL LIVE
     /// QUERY); `false` if there is none by that id.
     pub fn remove(&self, live_id: &str) -> bool {
-        let Some(sub) = write(&self.by_id).remove(live_id) else {
-            return false;
-        };
-        sub.ended.store(true, Ordering::Release);
-        let key = (sub.query.table.definition.table_id, sub.query.scope.clone());
-        let mut index = write(&self.index);
-        if let Some(subs) = index.get_mut(&key) {
-            subs.retain(|s| s.live_id != live_id);
-            if subs.is_empty() {
-                index.remove(&key);
-            }
-        }
-        true
+        unregister(&self.index, &self.by_id, live_id)
     }
 
     pub fn get(&self, live_id: &str) -> Option<Arc<Subscription>> {
@@ -304,6 +340,15 @@ impl LiveQueryManager {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Waits until every set published so far has been fanned out (for
+    /// tests and benchmarks that look at queues right after a write).
+    pub fn settle(&self) {
+        let sent = self.fanout.sent.load(Ordering::Acquire);
+        while self.fanout.done.load(Ordering::Acquire) < sent {
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -344,47 +389,98 @@ impl LiveQueries for LiveQueryManager {
 }
 
 impl ChangeSink for LiveQueryManager {
-    /// Matches each set only against the subscriptions of its own (table,
-    /// scope): a write to one user's rows costs nothing for the others'.
-    fn publish(&self, sets: &[WriteSet]) {
-        let mut ended = Vec::new();
+    /// Hands `sets` to the fan-out thread if any subscription can see one
+    /// of them (a write nobody watches costs one index probe).
+    fn publish(&self, sets: Vec<WriteSet>) {
         {
             let index = read(&self.index);
-            if index.is_empty() {
+            if index.is_empty()
+                || !sets
+                    .iter()
+                    .any(|s| index.contains_key(&(s.table_id, s.scope.clone())))
+            {
                 return;
             }
-            let mut pending: Vec<(Arc<Subscription>, Vec<LiveChange>)> = Vec::new();
-            for set in sets {
-                let Some(subs) = index.get(&(set.table_id, set.scope.clone())) else {
-                    continue;
-                };
-                for sub in subs {
-                    match sub.query.changes_of(set) {
-                        Ok(changes) if changes.is_empty() => {}
-                        Ok(changes) => {
-                            match pending.iter_mut().find(|(s, _)| Arc::ptr_eq(s, sub)) {
-                                Some((_, all)) => all.extend(changes),
-                                None => pending.push((Arc::clone(sub), changes)),
-                            }
-                        }
-                        Err(e) => {
-                            // this subscription alone fails; the others go on
-                            sub.end(e);
-                            ended.push(sub.live_id.clone());
-                        }
-                    }
-                }
-            }
-            for (sub, changes) in pending {
-                if !sub.offer(changes) {
-                    ended.push(sub.live_id.clone());
-                }
-            }
         }
-        for live_id in ended {
-            self.remove(&live_id);
+        let queue = self.fanout.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.send(sets).is_ok() {
+            self.fanout.sent.fetch_add(1, Ordering::Release);
         }
     }
+}
+
+/// Delivers one commit's sets: each matched once per distinct query of its
+/// (table, scope), the result queued to every subscriber of that query
+/// that registered before the commit.
+fn fan_out(index: &Index, by_id: &ById, sets: &[WriteSet]) {
+    let mut ended: Vec<Arc<Subscription>> = Vec::new();
+    // per subscriber, in commit order: what it gets of this commit
+    let mut pending: Vec<(Arc<Subscription>, Vec<LiveChange>)> = Vec::new();
+    let mut slot: HashMap<*const Subscription, usize> = HashMap::new();
+    for set in sets {
+        let subs: Vec<Arc<Subscription>> = match read(index).get(&(set.table_id, set.scope.clone()))
+        {
+            Some(subs) => subs.clone(),
+            None => continue,
+        };
+        let first_seq = set.changes.first().map_or(i64::MAX, |c| c.seq);
+        // compiled from the same SQL against the same schema version: the
+        // same projection and filter
+        let mut by_query: HashMap<(&str, u32), Result<Vec<LiveChange>, LiveError>> = HashMap::new();
+        for sub in &subs {
+            if sub.ended.load(Ordering::Acquire)
+                || first_seq <= sub.after_seq.load(Ordering::Acquire)
+            {
+                continue;
+            }
+            let changes = by_query
+                .entry((
+                    sub.query.sql.as_str(),
+                    sub.query.table.definition.schema_version,
+                ))
+                .or_insert_with(|| sub.query.changes_of(set));
+            match changes {
+                Ok(changes) if changes.is_empty() => {}
+                Ok(changes) => match slot.get(&Arc::as_ptr(sub)) {
+                    Some(&i) => pending[i].1.extend(changes.iter().cloned()),
+                    None => {
+                        slot.insert(Arc::as_ptr(sub), pending.len());
+                        pending.push((Arc::clone(sub), changes.clone()));
+                    }
+                },
+                Err(e) => {
+                    // this subscription alone fails; the others go on
+                    sub.end(e.clone());
+                    ended.push(Arc::clone(sub));
+                }
+            }
+        }
+    }
+    for (sub, changes) in pending {
+        if !sub.offer(changes) {
+            ended.push(sub);
+        }
+    }
+    for sub in ended {
+        unregister(index, by_id, &sub.live_id);
+    }
+}
+
+/// Takes a subscription out of both maps; `false` if it was not there.
+fn unregister(index: &Index, by_id: &ById, live_id: &str) -> bool {
+    let Some(sub) = write(by_id).remove(live_id) else {
+        return false;
+    };
+    sub.ended.store(true, Ordering::Release);
+    let key = (sub.query.table.definition.table_id, sub.query.scope.clone());
+    let mut index = write(index);
+    if let Some(subs) = index.get_mut(&key) {
+        subs.retain(|s| s.live_id != live_id);
+        if subs.is_empty() {
+            index.remove(&key);
+        }
+    }
+    true
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

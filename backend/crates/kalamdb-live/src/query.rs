@@ -53,10 +53,11 @@ pub struct LiveChange {
     pub key: Vec<u8>,
     /// The `_seq` the change was committed with.
     pub seq: i64,
-    /// The row after the change (insert, update).
-    pub row: Option<LiveRow>,
+    /// The row after the change (insert, update); shared by every
+    /// subscriber the change goes to.
+    pub row: Option<Arc<LiveRow>>,
     /// The row before it (update, delete).
-    pub old: Option<LiveRow>,
+    pub old: Option<Arc<LiveRow>>,
 }
 
 pub struct LiveQuery {
@@ -221,10 +222,10 @@ impl LiveQuery {
                 kind,
                 key: change.key.clone(),
                 seq: change.seq,
-                row: (kind != ChangeKind::Delete).then(|| std::mem::take(&mut rows[i])),
+                row: (kind != ChangeKind::Delete).then(|| Arc::new(std::mem::take(&mut rows[i]))),
                 old: match kind {
                     ChangeKind::Insert => None,
-                    _ => old_at[i].map(|j| std::mem::take(&mut old_rows[j])),
+                    _ => old_at[i].map(|j| Arc::new(std::mem::take(&mut old_rows[j]))),
                 },
             });
         }
@@ -282,7 +283,7 @@ impl LiveQuery {
                         key: key.clone(),
                         seq: seqs[i],
                         row: None,
-                        old: Some(row),
+                        old: Some(Arc::new(row)),
                     });
                 }
             }

@@ -58,6 +58,8 @@ impl Fixture {
             .execute(&mut ctx, sql, &[])
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        // what the write published is fanned out before the test looks
+        self.live.settle();
     }
 
     fn subscribe(&self, ctx: &ExecutionContext, sql: &str) -> Receiver {
@@ -88,11 +90,11 @@ fn drain(rx: &mut Receiver) -> Vec<(ChangeKind, Option<Json>, Option<Json>)> {
 }
 
 fn shape(c: &LiveChange) -> (ChangeKind, Option<Json>, Option<Json>) {
-    let strip = |row: &Option<crate::LiveRow>| {
+    let strip = |row: &Option<std::sync::Arc<crate::LiveRow>>| {
         row.as_ref().map(|r| {
             let seq: i64 = r["_seq"].as_str().unwrap().parse().unwrap();
             assert_eq!(seq, c.seq, "every row carries its change's _seq");
-            let mut r = r.clone();
+            let mut r = r.as_ref().clone();
             r.remove("_seq");
             Json::Object(r)
         })
@@ -683,4 +685,23 @@ mod handover {
             "oldest first, the two most recently changed (3 does not match)"
         );
     }
+}
+
+#[tokio::test]
+async fn subscribers_of_one_query_share_one_evaluation_and_its_rows() {
+    let f = Fixture::new(100).await;
+    let root = f.root();
+    let mut a = f.subscribe(&root, "SELECT id, n FROM app.items WHERE n > 1");
+    let mut b = f.subscribe(&root, "SELECT id, n FROM app.items WHERE n > 1");
+    let mut other = f.subscribe(&root, "SELECT id FROM app.items");
+    f.run(&root, "INSERT INTO app.items VALUES (1, 'a', 5)")
+        .await;
+    let rows = |rx: &mut Receiver| match rx.try_recv() {
+        Some(Delivery::Changes(c)) => c[0].row.clone().unwrap(),
+        got => panic!("{got:?}"),
+    };
+    let (ra, rb, ro) = (rows(&mut a), rows(&mut b), rows(&mut other));
+    assert!(std::sync::Arc::ptr_eq(&ra, &rb), "one row, shared");
+    assert!(!std::sync::Arc::ptr_eq(&ra, &ro), "another query, its own");
+    assert_eq!(ro.len(), 2, "id and _seq");
 }

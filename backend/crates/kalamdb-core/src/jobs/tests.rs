@@ -1065,7 +1065,7 @@ fn every_executor_maps_its_outcome_to_a_decision_the_same_way() {
 struct Published(Mutex<Vec<crate::write_set::ChangeOp>>);
 
 impl crate::write_set::ChangeSink for Published {
-    fn publish(&self, sets: &[crate::write_set::WriteSet]) {
+    fn publish(&self, sets: Vec<crate::write_set::WriteSet>) {
         let mut ops = self.0.lock().unwrap();
         ops.extend(sets.iter().flat_map(|s| s.changes.iter().map(|c| c.op)));
     }
@@ -1190,12 +1190,23 @@ async fn a_stream_table_past_its_row_cap_keeps_its_newest_rows() {
         .await
         .unwrap();
     }
-    let id = app.schema_registry.get_table("app", "ev").unwrap().definition.table_id;
+    let id = app
+        .schema_registry
+        .get_table("app", "ev")
+        .unwrap()
+        .definition
+        .table_id;
     assert_eq!(app.streams.row_count(id), 15);
-    assert_eq!(crate::stream_store::enforce_row_caps(&app).await.unwrap(), 6);
+    assert_eq!(
+        crate::stream_store::enforce_row_caps(&app).await.unwrap(),
+        6
+    );
     assert_eq!(app.streams.row_count(id), 9);
     // nothing is flagged again until the cap is passed again
-    assert_eq!(crate::stream_store::enforce_row_caps(&app).await.unwrap(), 0);
+    assert_eq!(
+        crate::stream_store::enforce_row_caps(&app).await.unwrap(),
+        0
+    );
     let mut kept: Vec<Json> = Vec::new();
     for user in ["u_even", "u_odd"] {
         let rows = query(

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 struct Recorder(Mutex<Vec<Vec<WriteSet>>>);
 
 impl ChangeSink for Recorder {
-    fn publish(&self, sets: &[WriteSet]) {
-        self.0.lock().unwrap().push(sets.to_vec());
+    fn publish(&self, sets: Vec<WriteSet>) {
+        self.0.lock().unwrap().push(sets);
     }
 }
 

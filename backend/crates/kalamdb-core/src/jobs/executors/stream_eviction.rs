@@ -43,7 +43,9 @@ impl StreamEvictionExecutor {
         for table in ctx.app.schema_registry.tables(None) {
             let def = &table.definition;
             if def.table_type != TableType::Stream
-                || only.as_ref().is_some_and(|ids| !ids.contains(&def.table_id))
+                || only
+                    .as_ref()
+                    .is_some_and(|ids| !ids.contains(&def.table_id))
             {
                 continue;
             }
