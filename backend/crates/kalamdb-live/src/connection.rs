@@ -5,8 +5,8 @@
 //! the web framework.
 
 use crate::error::LiveError;
-use crate::manager::{Delivery, LiveQueryManager, Owner, Receiver};
-use crate::query::{ChangeKind, Handover, LiveChange, LiveQuery, LiveRow};
+use crate::manager::{Delivery, LiveQueryManager, Outlet, Owner, Subscription};
+use crate::query::{Handover, LiveChange, LiveQuery, LiveRow};
 use kalamdb_core::rows::json::column_infos;
 use kalamdb_core::{AppContext, ExecutionContext};
 use serde_json::{Value as Json, json};
@@ -85,8 +85,12 @@ struct Subscribed {
     deletes: Vec<LiveChange>,
     last_seq: i64,
     handover: Handover,
-    /// Until the initial rows are sent: the queue, not read yet.
-    receiver: Option<Receiver>,
+    subscription: Arc<Subscription>,
+    /// Whether the initial rows are all sent (changes go out as they come).
+    streaming: bool,
+    /// Changes that arrived while the initial rows were still being sent;
+    /// they count against the subscription's queue bound until sent.
+    held: VecDeque<Delivery>,
 }
 
 pub struct Connection {
@@ -101,7 +105,11 @@ pub struct Connection {
     /// Whether large messages may go out as gzip binary frames.
     gzip: bool,
     subs: HashMap<String, Subscribed>,
-    events_tx: mpsc::Sender<(String, Option<Delivery>)>,
+    /// The queue every subscription of this connection delivers to, and
+    /// which client id each tag stands for.
+    outlet: Outlet,
+    tags: HashMap<u64, String>,
+    next_tag: u64,
 }
 
 /// Serves one connection until the client leaves (or goes silent);
@@ -115,7 +123,7 @@ pub async fn serve(
     mut incoming: mpsc::Receiver<Frame>,
     out: mpsc::Sender<Frame>,
 ) {
-    let (events_tx, mut events) = mpsc::channel(64);
+    let (outlet, mut deliveries) = mpsc::unbounded_channel();
     let mut c = Connection {
         app,
         live,
@@ -129,7 +137,9 @@ pub async fn serve(
         gzip: true,
         window: (Instant::now(), 0),
         subs: HashMap::new(),
-        events_tx,
+        outlet,
+        tags: HashMap::new(),
+        next_tag: 0,
     };
     if let Some(user) = user {
         c.authenticated(user).await;
@@ -155,7 +165,7 @@ pub async fn serve(
                     Frame::Close => break,
                 }
             }
-            Some((id, delivery)) = events.recv() => c.deliver(&id, delivery).await,
+            Some((tag, delivery)) = deliveries.recv() => c.arrived(tag, delivery).await,
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > c.config.client_timeout {
                     break;
@@ -192,7 +202,10 @@ fn seq_of(v: &Json) -> Option<i64> {
 
 impl Connection {
     async fn send(&self, message: Json) {
-        let text = message.to_string();
+        self.send_text(message.to_string()).await;
+    }
+
+    async fn send_text(&self, text: String) {
         let frame = match self.gzip && text.len() > GZIP_THRESHOLD {
             true => match gzip(text.as_bytes()) {
                 Some(bytes) if bytes.len() < text.len() => Frame::Binary(bytes),
@@ -295,6 +308,7 @@ impl Connection {
                 let id = message["subscription_id"].as_str().unwrap_or("");
                 match self.subs.remove(id) {
                     Some(sub) => {
+                        self.tags.remove(&sub.subscription.tag());
                         self.live.remove(&sub.live_id);
                     }
                     None => {
@@ -441,7 +455,11 @@ impl Connection {
             },
             ..Owner::of(&user)
         };
-        let (subscription, receiver, _) = self.live.register(&self.app, query, owner);
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        let (subscription, _) =
+            self.live
+                .register_on(&self.app, query, owner, self.outlet.clone(), tag);
         let initial = match subscription.query.initial_rows(&self.app, from, last_rows) {
             Ok(initial) => initial,
             Err(e) => {
@@ -476,9 +494,12 @@ impl Connection {
                 deletes: initial.deletes,
                 last_seq: initial.last_seq.max(from.unwrap_or(0)),
                 handover: initial.handover,
-                receiver: Some(receiver),
+                subscription,
+                streaming: false,
+                held: VecDeque::new(),
             },
         );
+        self.tags.insert(tag, id.clone());
         self.send_batch(&id).await;
     }
 
@@ -490,8 +511,8 @@ impl Connection {
                 .await;
             return;
         };
-        if sub.receiver.is_none() {
-            return; // streaming already
+        if sub.streaming {
+            return;
         }
         let n = sub.batch_size.min(sub.pending.len());
         let rows: Vec<LiveRow> = sub.pending.drain(..n).collect();
@@ -519,25 +540,39 @@ impl Connection {
         } else {
             std::mem::take(&mut sub.deletes)
         };
-        let receiver = if has_more { None } else { sub.receiver.take() };
+        let held = if has_more {
+            VecDeque::new()
+        } else {
+            sub.streaming = true;
+            std::mem::take(&mut sub.held)
+        };
         self.send(message).await;
         if !deletes.is_empty() {
             self.send_changes(id, &deletes).await;
         }
-        if let Some(mut receiver) = receiver {
-            // the stream starts: forward the queue to this connection
-            let events = self.events_tx.clone();
-            let id = id.to_string();
-            tokio::spawn(async move {
-                loop {
-                    let delivery = receiver.recv().await;
-                    let end = !matches!(delivery, Some(Delivery::Changes(_)));
-                    if events.send((id.clone(), delivery)).await.is_err() || end {
-                        break;
-                    }
-                }
-            });
+        // the stream starts with what arrived meanwhile
+        for delivery in held {
+            self.deliver(id, Some(delivery)).await;
         }
+    }
+
+    /// A delivery from the connection's queue: sent now, or held until the
+    /// subscription's initial rows are out (an end is told at once).
+    async fn arrived(&mut self, tag: u64, delivery: Delivery) {
+        let Some(id) = self.tags.get(&tag).cloned() else {
+            return; // unsubscribed meanwhile
+        };
+        let Some(sub) = self.subs.get_mut(&id) else {
+            return;
+        };
+        if !sub.streaming && matches!(delivery, Delivery::Changes(_)) {
+            sub.held.push_back(delivery);
+            return;
+        }
+        if matches!(delivery, Delivery::Ended(_)) {
+            self.tags.remove(&tag);
+        }
+        self.deliver(&id, Some(delivery)).await;
     }
 
     async fn deliver(&mut self, id: &str, delivery: Option<Delivery>) {
@@ -546,6 +581,7 @@ impl Connection {
         };
         match delivery {
             Some(Delivery::Changes(changes)) => {
+                sub.subscription.took();
                 let news: Vec<LiveChange> = changes
                     .into_iter()
                     .filter(|c| sub.handover.admits(c))
@@ -566,21 +602,13 @@ impl Connection {
     }
 
     async fn send_changes(&self, id: &str, changes: &[LiveChange]) {
+        let head = format!(
+            "{{\"type\":\"change\",\"subscription_id\":{},",
+            Json::String(id.to_string())
+        );
         for change in changes {
-            let mut m = json!({
-                "type": "change",
-                "subscription_id": id,
-                "change_type": change.kind.as_str(),
-            });
-            if let Some(row) = &change.row {
-                m["rows"] = json!([row.as_ref()]);
-            }
-            if change.kind != ChangeKind::Insert
-                && let Some(old) = &change.old
-            {
-                m["old_values"] = json!([old.as_ref()]);
-            }
-            self.send(m).await;
+            self.send_text(format!("{head}{}", change.wire_tail()))
+                .await;
         }
     }
 }

@@ -38,6 +38,10 @@ pub enum Delivery {
     Ended(LiveError),
 }
 
+/// Where a subscription's deliveries go, tagged with the subscription's
+/// number there: one queue per connection, shared by its subscriptions.
+pub type Outlet = mpsc::UnboundedSender<(u64, Delivery)>;
+
 /// Who holds a subscription, and how it was asked for.
 #[derive(Debug, Clone)]
 pub struct Owner {
@@ -78,7 +82,9 @@ pub struct Subscription {
     pub query: LiveQuery,
     pub owner: Owner,
     pub created_at: i64,
-    queue: mpsc::UnboundedSender<Delivery>,
+    queue: Outlet,
+    /// Its number in `queue`.
+    tag: u64,
     counters: Arc<Counters>,
     capacity: usize,
     ended: AtomicBool,
@@ -150,43 +156,56 @@ impl Subscription {
         self.delivered
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.last_seq.fetch_max(last, Ordering::AcqRel);
-        self.queue.send(Delivery::Changes(changes)).is_ok()
+        self.queue
+            .send((self.tag, Delivery::Changes(changes)))
+            .is_ok()
     }
 
     fn end(&self, error: LiveError) {
         if !self.ended.swap(true, Ordering::AcqRel) {
-            let _ = self.queue.send(Delivery::Ended(error));
+            let _ = self.queue.send((self.tag, Delivery::Ended(error)));
         }
+    }
+
+    /// Its number in the queue it delivers to.
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// The connection took one queued `Changes` delivery (frees a place).
+    pub fn took(&self) {
+        self.counters.depth.fetch_sub(1, Ordering::AcqRel);
+        self.counters
+            .taken_at
+            .store(kalamdb_commons::now_ms(), Ordering::Relaxed);
     }
 }
 
-/// The receiving end of a subscription: its connection reads deliveries
-/// here, in commit order.
+/// The receiving end of one subscription with a queue of its own (the
+/// connection shares one queue among its subscriptions instead): its
+/// deliveries, in commit order.
 pub struct Receiver {
-    queue: mpsc::UnboundedReceiver<Delivery>,
-    counters: Arc<Counters>,
+    queue: mpsc::UnboundedReceiver<(u64, Delivery)>,
+    subscription: Arc<Subscription>,
 }
 
 impl Receiver {
     pub async fn recv(&mut self) -> Option<Delivery> {
-        let item = self.queue.recv().await;
+        let item = self.queue.recv().await.map(|(_, d)| d);
         self.took(&item);
         item
     }
 
     /// A delivery already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Delivery> {
-        let item = self.queue.try_recv().ok();
+        let item = self.queue.try_recv().ok().map(|(_, d)| d);
         self.took(&item);
         item
     }
 
     fn took(&self, item: &Option<Delivery>) {
         if matches!(item, Some(Delivery::Changes(_))) {
-            self.counters.depth.fetch_sub(1, Ordering::AcqRel);
-            self.counters
-                .taken_at
-                .store(kalamdb_commons::now_ms(), Ordering::Relaxed);
+            self.subscription.took();
         }
     }
 }
@@ -255,9 +274,7 @@ impl LiveQueryManager {
             .set_live_queries(Arc::clone(self) as Arc<dyn LiveQueries>);
     }
 
-    /// Registers `query` at the write funnel's commit point: every change
-    /// committed after the returned point is delivered to the receiver,
-    /// none before it (those are in what a read started afterwards sees).
+    /// Registers `query` with a queue of its own (see [`Self::register_on`]).
     pub fn register(
         &self,
         app: &AppContext,
@@ -265,6 +282,26 @@ impl LiveQueryManager {
         owner: Owner,
     ) -> (Arc<Subscription>, Receiver, i64) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (subscription, point) = self.register_on(app, query, owner, tx, 0);
+        let receiver = Receiver {
+            queue: rx,
+            subscription: Arc::clone(&subscription),
+        };
+        (subscription, receiver, point)
+    }
+
+    /// Registers `query` at the write funnel's commit point: every change
+    /// committed after the returned point is delivered to `outlet` tagged
+    /// `tag`, none before it (those are in what a read started afterwards
+    /// sees).
+    pub fn register_on(
+        &self,
+        app: &AppContext,
+        query: LiveQuery,
+        owner: Owner,
+        outlet: Outlet,
+        tag: u64,
+    ) -> (Arc<Subscription>, i64) {
         let now = kalamdb_commons::now_ms();
         let counters = Arc::new(Counters {
             depth: AtomicUsize::new(0),
@@ -281,8 +318,9 @@ impl LiveQueryManager {
             query,
             owner,
             created_at: now,
-            queue: tx,
-            counters: Arc::clone(&counters),
+            queue: outlet,
+            tag,
+            counters,
             capacity: self.queue_capacity,
             ended: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
@@ -301,14 +339,7 @@ impl LiveQueryManager {
         });
         subscription.last_seq.store(point, Ordering::Release);
         write(&self.by_id).insert(live_id, Arc::clone(&subscription));
-        (
-            subscription,
-            Receiver {
-                queue: rx,
-                counters,
-            },
-            point,
-        )
+        (subscription, point)
     }
 
     /// Ends a subscription (unsubscribe, a closed connection, KILL LIVE

@@ -58,6 +58,56 @@ pub struct LiveChange {
     pub row: Option<Arc<LiveRow>>,
     /// The row before it (update, delete).
     pub old: Option<Arc<LiveRow>>,
+    /// The change's part of a `change` message, serialised once for every
+    /// subscriber it goes to.
+    pub wire: WireCache,
+}
+
+/// A lazily serialised form, shared by clones (not part of equality).
+#[derive(Clone, Default)]
+pub struct WireCache(Arc<std::sync::OnceLock<String>>);
+
+impl PartialEq for WireCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for WireCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WireCache")
+    }
+}
+
+impl LiveChange {
+    /// `"change_type": …, "rows": […], "old_values": […]}`: everything of a
+    /// `change` message after its `type` and `subscription_id`.
+    pub fn wire_tail(&self) -> &str {
+        self.wire.0.get_or_init(|| {
+            let mut m = serde_json::Map::new();
+            m.insert(
+                "change_type".into(),
+                Json::String(self.kind.as_str().into()),
+            );
+            if let Some(row) = &self.row {
+                m.insert(
+                    "rows".into(),
+                    Json::Array(vec![Json::Object(row.as_ref().clone())]),
+                );
+            }
+            if self.kind != ChangeKind::Insert
+                && let Some(old) = &self.old
+            {
+                m.insert(
+                    "old_values".into(),
+                    Json::Array(vec![Json::Object(old.as_ref().clone())]),
+                );
+            }
+            let text = Json::Object(m).to_string();
+            // drop the opening brace: the message's head comes before it
+            text[1..].to_string()
+        })
+    }
 }
 
 pub struct LiveQuery {
@@ -227,6 +277,7 @@ impl LiveQuery {
                     ChangeKind::Insert => None,
                     _ => old_at[i].map(|j| Arc::new(std::mem::take(&mut old_rows[j]))),
                 },
+                wire: WireCache::default(),
             });
         }
         Ok(out)
@@ -284,6 +335,7 @@ impl LiveQuery {
                         seq: seqs[i],
                         row: None,
                         old: Some(Arc::new(row)),
+                        wire: WireCache::default(),
                     });
                 }
             }

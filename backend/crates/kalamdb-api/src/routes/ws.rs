@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 
 const JWT_SUBPROTOCOL: &str = "kalamdb.jwt.";
 
+/// Initial read buffer of a connection (client messages are small).
+const READ_BUFFER_BYTES: usize = 2048;
+
 pub async fn upgrade(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -60,7 +63,11 @@ pub async fn upgrade(
         Some(p) => ws.protocols([p]),
         None => ws,
     };
+    // tungstenite's default 128 KiB read and write buffers would cost an
+    // idle connection ~256 KiB: ours grow only while a message needs them
     ws.max_message_size(state.ws.max_message_bytes)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| pump(state, socket, authenticate, user))
 }
 

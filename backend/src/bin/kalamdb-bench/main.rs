@@ -15,7 +15,10 @@
 //! `in-process` needs no server: it opens a database in a temporary
 //! directory and times the SchemaRegistry lookup and the executor's paths
 //! without HTTP. `jobs` pushes `--requests` no-op jobs through the job
-//! manager and reports the manager's cost per job, end to end.
+//! manager and reports the manager's cost per job, end to end. The
+//! `live-*` workloads (WebSocket subscribers) are described in `live.rs`.
+
+mod live;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -46,6 +49,14 @@ enum Workload {
     /// In-process, no server: `--requests` no-op jobs created and run to
     /// completion through the job manager (persistence included).
     Jobs,
+    /// INSERT → change latency at `--subscribers` WebSocket clients.
+    LiveLatency,
+    /// Deliveries per second to `--subscribers` subscriptions of one table.
+    LiveFanout,
+    /// Memory and set-up time of idle subscriptions.
+    LiveIdle,
+    /// INSERT latency with other users' subscriptions on the table.
+    LiveForeign,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -56,7 +67,7 @@ enum AuthKind {
     Bearer,
 }
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "kalamdb-bench", about = "HTTP benchmark for kalamdb-server")]
 struct Args {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -87,6 +98,15 @@ struct Args {
     password: String,
     #[arg(long, value_enum, default_value = "basic")]
     auth: AuthKind,
+    /// Live workloads: subscriptions (or subscribed clients) in all.
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// `live-idle`: WebSocket connections the subscriptions are spread over.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// `live-idle`: the server's process id, to read its memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -146,6 +166,38 @@ impl Client {
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))?;
         self.send(request).await.map(drop)
+    }
+
+    /// Sends later requests with this access token.
+    fn set_bearer(&mut self, token: &str) {
+        self.auth = format!("Bearer {token}");
+    }
+
+    async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Result<Bytes, BoxError> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(HOST, &self.host)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        self.send(request).await
+    }
+
+    /// The first value of the first row of `sql`'s result, as text.
+    async fn query(&mut self, sql: &str) -> Result<String, BoxError> {
+        let body = serde_json::json!({ "sql": sql }).to_string();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/api/sql")
+            .header(HOST, &self.host)
+            .header(AUTHORIZATION, &self.auth)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let reply: serde_json::Value = serde_json::from_slice(&self.send(request).await?)?;
+        let value = &reply["results"][0]["rows"][0][0];
+        Ok(value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string))
     }
 
     async fn health(&mut self) -> Result<(), BoxError> {
@@ -420,6 +472,13 @@ async fn main() -> Result<(), BoxError> {
     if args.workload == Workload::Jobs {
         return jobs(args.requests).await;
     }
+    match args.workload {
+        Workload::LiveLatency => return live::latency(&args).await,
+        Workload::LiveFanout => return live::fanout(&args).await,
+        Workload::LiveIdle => return live::idle(&args).await,
+        Workload::LiveForeign => return live::foreign(&args).await,
+        _ => {}
+    }
     let table = format!(
         "bench.t{}",
         std::time::SystemTime::now()
@@ -506,7 +565,12 @@ async fn main() -> Result<(), BoxError> {
                     }
                     Workload::Health => client.health().await?,
                     Workload::Me => client.me().await?,
-                    Workload::InProcess | Workload::Jobs => {
+                    Workload::InProcess
+                    | Workload::Jobs
+                    | Workload::LiveLatency
+                    | Workload::LiveFanout
+                    | Workload::LiveIdle
+                    | Workload::LiveForeign => {
                         unreachable!("handled before connecting")
                     }
                 }
