@@ -5,6 +5,7 @@
 #
 #   bash scripts/bench.sh            # N=20000 requests per latency workload
 #   N=5000 bash scripts/bench.sh     # quicker
+#   ONLY=live bash scripts/bench.sh  # live queries only (WebSocket vs LISTEN/NOTIFY)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
@@ -66,10 +67,52 @@ kalam_run() { # sync_writes
   kill -TERM "$pid"; wait "$pid" || true
 }
 
+# ------------------------------------------------------- live queries
+live_run() {
+  local dir="$WORK/kalam-live"
+  # the benchmark's users get a cheap password hash; its clients open more
+  # subscriptions per user and send more messages than the defaults allow
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_AUTH_BCRYPT_COST=4 \
+    KALAMDB_WEBSOCKET_MAX_SUBSCRIPTIONS_PER_USER=1000000 \
+    KALAMDB_WEBSOCKET_MAX_MESSAGES_PER_SECOND=1000000 \
+    "$BIN/kalamdb-server" >"$WORK/kalam-live.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  local url="http://127.0.0.1:$KPORT" b="$BIN/kalamdb-bench"
+  "$b" --url "$url" --workload live-latency --subscribers 1 --requests "$N" --warmup 500
+  "$b" --url "$url" --workload live-latency --subscribers 100 --requests 2000 --warmup 200
+  "$b" --url "$url" --workload live-latency --subscribers 1000 --requests 300 --warmup 30
+  "$b" --url "$url" --workload live-latency --subscribers 100 --user-table --requests 2000 --warmup 200
+  "$b" --url "$url" --workload live-latency --subscribers 1000 --user-table --requests 2000 --warmup 200
+  # 10,000 subscriptions: paced at 5 and 10 INSERTs/s (50k and 100k
+  # deliveries/s), then unpaced (the ceiling)
+  "$b" --url "$url" --workload live-fanout --subscribers 10000 --requests 50 --rate 5 --concurrency 2
+  "$b" --url "$url" --workload live-fanout --subscribers 10000 --requests 100 --rate 10 --concurrency 2
+  "$b" --url "$url" --workload live-fanout --subscribers 10000 --requests 100 --concurrency 4
+  "$b" --url "$url" --workload live-foreign --subscribers 10000 --requests 5000 --warmup 500
+  kill -TERM "$pid"; wait "$pid" || true
+  # memory on a fresh server: nothing else allocated before (the clients
+  # hold their sockets without reading while others subscribe, so the
+  # silent-client timeout is lifted)
+  rm -rf "$dir"
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_WEBSOCKET_MAX_SUBSCRIPTIONS_PER_USER=1000000 \
+    KALAMDB_WEBSOCKET_CLIENT_TIMEOUT_SECS=3600 \
+    KALAMDB_WEBSOCKET_MAX_MESSAGES_PER_SECOND=1000000 \
+    "$BIN/kalamdb-server" >"$WORK/kalam-live.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  "$b" --url "$url" --workload live-idle --connections 1000 --subscribers 100000 --server-pid "$pid"
+  kill -TERM "$pid"; wait "$pid" || true
+}
+
+if [ "${ONLY:-}" != live ]; then
 echo "== KalamDB (sync_writes=false: WAL, no fsync)"
 kalam_run false
 echo "== KalamDB (sync_writes=true: fsync per write group)"
 kalam_run true
+fi
 
 # ------------------------------------------------------------- PostgreSQL
 PGDATA="$WORK/pg"
@@ -105,7 +148,23 @@ pg_run() { # synchronous_commit
   pgb "$1" 16 "$N" "$WORK/insert.sql"
   runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null
 }
+if [ "${ONLY:-}" != live ]; then
 echo "== PostgreSQL (synchronous_commit=off)"
 pg_run off
 echo "== PostgreSQL (synchronous_commit=on, the default)"
 pg_run on
+fi
+
+# --------------------------------- live queries: KalamDB, then PostgreSQL
+python3 -c "import psycopg2" 2>/dev/null || python3 -m pip install -q psycopg2-binary
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "== KalamDB live queries (WebSocket, sync_writes=false)"
+live_run
+echo "== PostgreSQL LISTEN/NOTIFY from an insert trigger (synchronous_commit=off)"
+runpg "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/log -o '-p $PGPORT -k $WORK -c synchronous_commit=off -c max_connections=1100 -c listen_addresses=127.0.0.1' -w start" >/dev/null
+for n in 1 100 1000; do
+  python3 scripts/pg_notify_bench.py --port "$PGPORT" --listeners "$n" \
+    --inserts "$([ "$n" = 1 ] && echo "$N" || ([ "$n" = 100 ] && echo 2000 || echo 300))" \
+    --warmup "$([ "$n" = 1000 ] && echo 30 || echo 200)"
+done
+runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null

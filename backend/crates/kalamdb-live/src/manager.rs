@@ -212,7 +212,14 @@ impl Receiver {
 
 type Key = (TableId, RowScope);
 type Index = RwLock<HashMap<Key, Vec<Arc<Subscription>>>>;
-type ById = RwLock<HashMap<String, Arc<Subscription>>>;
+type ById = RwLock<Subs>;
+
+/// Every subscription by live id, and how many each user holds.
+#[derive(Default)]
+struct Subs {
+    by_id: HashMap<String, Arc<Subscription>>,
+    per_user: HashMap<UserId, usize>,
+}
 
 /// The committed sets on their way to the fan-out thread, and how many it
 /// has taken in and finished.
@@ -338,7 +345,14 @@ impl LiveQueryManager {
             point
         });
         subscription.last_seq.store(point, Ordering::Release);
-        write(&self.by_id).insert(live_id, Arc::clone(&subscription));
+        {
+            let mut subs = write(&self.by_id);
+            *subs
+                .per_user
+                .entry(subscription.owner.user_id.clone())
+                .or_default() += 1;
+            subs.by_id.insert(live_id, Arc::clone(&subscription));
+        }
         (subscription, point)
     }
 
@@ -349,24 +363,21 @@ impl LiveQueryManager {
     }
 
     pub fn get(&self, live_id: &str) -> Option<Arc<Subscription>> {
-        read(&self.by_id).get(live_id).cloned()
+        read(&self.by_id).by_id.get(live_id).cloned()
     }
 
     /// Every active subscription.
     pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
-        read(&self.by_id).values().cloned().collect()
+        read(&self.by_id).by_id.values().cloned().collect()
     }
 
     /// The subscriptions `user` holds.
     pub fn count_for(&self, user: &UserId) -> usize {
-        read(&self.by_id)
-            .values()
-            .filter(|s| &s.owner.user_id == user)
-            .count()
+        read(&self.by_id).per_user.get(user).copied().unwrap_or(0)
     }
 
     pub fn len(&self) -> usize {
-        read(&self.by_id).len()
+        read(&self.by_id).by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -386,7 +397,11 @@ impl LiveQueryManager {
 impl LiveQueries for LiveQueryManager {
     fn live_queries(&self) -> Vec<LiveQueryInfo> {
         let now = kalamdb_commons::now_ms();
-        read(&self.by_id).values().map(|s| s.info(now)).collect()
+        read(&self.by_id)
+            .by_id
+            .values()
+            .map(|s| s.info(now))
+            .collect()
     }
 
     fn check(&self, ctx: &ExecutionContext, sql: &str) -> CoreResult<()> {
@@ -499,8 +514,18 @@ fn fan_out(index: &Index, by_id: &ById, sets: &[WriteSet]) {
 
 /// Takes a subscription out of both maps; `false` if it was not there.
 fn unregister(index: &Index, by_id: &ById, live_id: &str) -> bool {
-    let Some(sub) = write(by_id).remove(live_id) else {
-        return false;
+    let sub = {
+        let mut subs = write(by_id);
+        let Some(sub) = subs.by_id.remove(live_id) else {
+            return false;
+        };
+        if let Some(n) = subs.per_user.get_mut(&sub.owner.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                subs.per_user.remove(&sub.owner.user_id);
+            }
+        }
+        sub
     };
     sub.ended.store(true, Ordering::Release);
     let key = (sub.query.table.definition.table_id, sub.query.scope.clone());

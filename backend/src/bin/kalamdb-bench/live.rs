@@ -7,9 +7,10 @@
 //!   `--requests` single-row INSERTs over HTTP, one at a time. Reports the
 //!   time from sending the INSERT to each client receiving its change.
 //! - `live-fanout`: `--subscribers N` subscriptions (100 per connection) on
-//!   one SHARED table, `--requests` INSERTs sent as fast as
-//!   `--concurrency` writers go; reports deliveries per second, latency
-//!   percentiles and how many deliveries were missing.
+//!   one SHARED table, `--requests` INSERTs sent by `--concurrency` writers
+//!   at `--rate` INSERTs per second in all (0: as fast as they go); reports
+//!   deliveries per second, latency percentiles and how many deliveries
+//!   were missing.
 //! - `live-idle`: `--connections C` connections with `--subscribers N`
 //!   subscriptions between them, never written to; reports the set-up time
 //!   and the server's resident memory per connection and per subscription
@@ -297,6 +298,10 @@ pub async fn fanout(args: &Args) -> Result<(), BoxError> {
         handles.push(tokio::spawn(async move {
             let mut client = Client::connect(&args2).await?;
             for k in (w..args2.requests).step_by(writers) {
+                if args2.rate > 0.0 {
+                    let due = started + Duration::from_secs_f64(k as f64 / args2.rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let id = k as i64;
                 sent.lock().unwrap().insert(id, Instant::now());
                 client
@@ -332,8 +337,9 @@ pub async fn fanout(args: &Args) -> Result<(), BoxError> {
         args,
         latencies,
         &format!(
-            " inserts={} seconds={:.2} deliveries_per_s={rate:.0} missing={}",
+            " inserts={} insert_rate={} seconds={:.2} deliveries_per_s={rate:.0} missing={}",
             args.requests,
+            args.rate,
             elapsed.as_secs_f64(),
             expected - arrivals.len()
         ),

@@ -104,6 +104,9 @@ struct Args {
     /// `live-idle`: WebSocket connections the subscriptions are spread over.
     #[arg(long, default_value_t = 1000)]
     connections: usize,
+    /// `live-fanout`: INSERTs per second in all (0: as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
     /// `live-idle`: the server's process id, to read its memory.
     #[arg(long)]
     server_pid: Option<u32>,
