@@ -728,3 +728,262 @@ async fn a_stream_table_past_max_rows_loses_its_oldest_rows_and_subscribers_see_
         .await;
     assert_eq!(crate::common::rows(&body, 0), &vec![json!([4, "18"])]);
 }
+
+/// What a client holds of a subscription, built only from the messages it
+/// received: initial rows, then inserts/updates/deletes.
+#[derive(Default)]
+struct Mirror {
+    held: std::collections::BTreeMap<i64, Value>,
+    last_seq: i64,
+    ready: bool,
+}
+
+impl Mirror {
+    fn row(row: &Value) -> (i64, i64, Value) {
+        let seq = row["_seq"].as_str().unwrap().parse::<i64>().unwrap();
+        let mut row = row.clone();
+        row.as_object_mut().unwrap().remove("_seq");
+        (row["id"].as_i64().unwrap(), seq, row)
+    }
+
+    /// Applies one message; panics on anything a gap or a double causes.
+    fn apply(&mut self, m: &Value) {
+        match m["type"].as_str().unwrap() {
+            "subscription_ack" => {}
+            "initial_data_batch" => {
+                for row in m["rows"].as_array().unwrap() {
+                    let (id, seq, row) = Self::row(row);
+                    self.last_seq = self.last_seq.max(seq);
+                    self.held.insert(id, row);
+                }
+                self.ready = m["batch_control"]["status"] == "ready";
+            }
+            "change" => match m["change_type"].as_str().unwrap() {
+                "insert" => {
+                    let (id, seq, row) = Self::row(&m["rows"][0]);
+                    self.last_seq = self.last_seq.max(seq);
+                    assert!(self.held.insert(id, row).is_none(), "doubled insert: {m}");
+                }
+                "update" => {
+                    let (id, seq, row) = Self::row(&m["rows"][0]);
+                    self.last_seq = self.last_seq.max(seq);
+                    assert!(self.held.insert(id, row).is_some(), "update of a missing row: {m}");
+                }
+                "delete" => {
+                    let (id, seq, _) = Self::row(&m["old_values"][0]);
+                    self.last_seq = self.last_seq.max(seq);
+                    assert!(self.held.remove(&id).is_some(), "delete of a missing row: {m}");
+                }
+                other => panic!("unknown change {other}"),
+            },
+            _ => panic!("unexpected {m}"),
+        }
+    }
+}
+
+/// `SELECT id, n FROM app.items WHERE <filter>` as the client's rows.
+async fn select_items(server: &TestServer, filter: &str) -> std::collections::BTreeMap<i64, Value> {
+    let body = server
+        .ok(&format!("SELECT id, n FROM app.items WHERE {filter} ORDER BY id"))
+        .await;
+    crate::common::rows(&body, 0)
+        .iter()
+        .map(|r| (r[0].as_i64().unwrap(), json!({"id": r[0], "n": r[1]})))
+        .collect()
+}
+
+/// Reads until nothing arrives for a while, applying every message.
+async fn drain_into(ws: &mut Ws, mirror: &mut Mirror) {
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+        let m: Value = match frame {
+            Message::Text(text) => serde_json::from_str(&text).unwrap(),
+            Message::Binary(bytes) => serde_json::from_slice(&gunzip(&bytes)).unwrap(),
+            _ => continue,
+        };
+        mirror.apply(&m);
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_resumes_exactly_after_kill_9_of_the_server() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = TestServer::start_on(temp.path(), &[]);
+    setup(&server).await;
+    server
+        .ok("INSERT INTO app.items VALUES (1, 'a', 1), (2, 'a', 2), (3, 'a', 4)")
+        .await;
+    let filter = "n % 3 <> 0";
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "r",
+               "sql": format!("SELECT id, n FROM app.items WHERE {filter}")}}),
+    )
+    .await;
+    let mut mirror = Mirror::default();
+    server.ok("INSERT INTO app.items VALUES (4, 'a', 5)").await;
+    drain_into(&mut ws, &mut mirror).await;
+    assert!(mirror.ready);
+    assert_eq!(mirror.held, select_items(&server, filter).await);
+    drop(ws);
+    server.kill();
+
+    let server = TestServer::start_on(temp.path(), &[]);
+    // while the client is away: a delete, a row leaving the filter, a new
+    // row, a change
+    server
+        .ok("DELETE FROM app.items WHERE id = 1; UPDATE app.items SET n = 3 WHERE id = 2; \
+             INSERT INTO app.items VALUES (5, 'a', 7); UPDATE app.items SET n = 8 WHERE id = 3")
+        .await;
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "r",
+               "sql": format!("SELECT id, n FROM app.items WHERE {filter}"),
+               "options": {"from": mirror.last_seq.to_string()}}}),
+    )
+    .await;
+    mirror.ready = false;
+    drain_into(&mut ws, &mut mirror).await;
+    assert!(mirror.ready);
+    assert_eq!(mirror.held, select_items(&server, filter).await);
+    assert_eq!(mirror.held.keys().copied().collect::<Vec<_>>(), vec![3, 4, 5]);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_gets_overflow_and_the_others_keep_up() {
+    let server = TestServer::start_with(&[("KALAMDB_WEBSOCKET_SUBSCRIPTION_QUEUE", "20")]);
+    setup(&server).await;
+    server
+        .ok("CREATE SHARED TABLE app.big (id INT PRIMARY KEY, body TEXT); \
+             ALTER TABLE app.big SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC')")
+        .await;
+    // no compression: every change is ~20 KB on the wire, so socket buffers
+    // fill and the server's queue for the slow client grows
+    let mut slow = connect(&server).await;
+    let token = token(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut slow,
+        json!({"type": "authenticate", "method": "jwt", "token": token,
+               "protocol": {"serialization": "json", "compression": "none"}}),
+    )
+    .await;
+    assert_eq!(next(&mut slow).await["type"], "auth_success");
+    send(
+        &mut slow,
+        json!({"type": "subscribe", "subscription": {"id": "slow", "sql": "SELECT * FROM app.big"}}),
+    )
+    .await;
+    assert_eq!(next(&mut slow).await["type"], "subscription_ack");
+    assert_eq!(next(&mut slow).await["batch_control"]["status"], "ready");
+    let mut fast = authenticated(&server, "bob", "bob-pass-1").await;
+    send(
+        &mut fast,
+        json!({"type": "subscribe", "subscription": {"id": "fast", "sql": "SELECT id FROM app.big"}}),
+    )
+    .await;
+    assert_eq!(next(&mut fast).await["type"], "subscription_ack");
+    assert_eq!(next(&mut fast).await["batch_control"]["status"], "ready");
+
+    let body: String = (0..20_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let rows = 1000;
+    for i in 0..rows {
+        server
+            .ok(&format!("INSERT INTO app.big VALUES ({i}, '{body}')"))
+            .await;
+        // the reading client gets each change while the other stalls
+        let c = next(&mut fast).await;
+        assert_eq!(c["rows"][0]["id"], i, "{c}");
+    }
+    // the slow client, reading at last: some changes, then OVERFLOW with
+    // the cursor to resume from, and nothing after it
+    let mut got = 0;
+    let error = loop {
+        let m = next(&mut slow).await;
+        match m["type"].as_str() {
+            Some("change") => got += 1,
+            Some("error") => break m,
+            _ => panic!("unexpected {m}"),
+        }
+    };
+    assert_eq!(error["code"], "OVERFLOW", "{error}");
+    assert!(got < rows, "{got} changes before the overflow");
+    assert!(error["message"].as_str().unwrap().contains("from = "), "{error}");
+    quiet(&mut slow).await;
+    let body = server
+        .ok("SELECT subscription_id FROM system.live_queries ORDER BY subscription_id")
+        .await;
+    assert_eq!(crate::common::rows(&body, 0), &vec![json!(["fast"])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_clients_paging_slowly_through_a_write_storm_end_with_the_final_rows() {
+    let server = std::sync::Arc::new(TestServer::start_with(&[(
+        "KALAMDB_WEBSOCKET_MAX_SUBSCRIPTIONS_PER_USER",
+        "100",
+    )]));
+    setup(&server).await;
+    let values: Vec<String> = (0..200).map(|i| format!("({i}, 'r', {i})")).collect();
+    server
+        .ok(&format!("INSERT INTO app.items VALUES {}", values.join(", ")))
+        .await;
+    let filter = "n % 3 <> 0";
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3u64 {
+        let (server, stop) = (std::sync::Arc::clone(&server), std::sync::Arc::clone(&stop));
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = (i * 7 + w * 13) % 240;
+                let sql = match i % 5 {
+                    0 | 1 => format!(
+                        "INSERT INTO app.items VALUES ({k}, 'r', {i}) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n"
+                    ),
+                    2 => format!("UPDATE app.items SET n = n + 1 WHERE id = {k}"),
+                    3 => format!("UPDATE app.items SET n = n + 2 WHERE id > {k} AND id < {}", k + 4),
+                    _ => format!("DELETE FROM app.items WHERE id = {k}"),
+                };
+                server.sql(&sql).await; // a WRITE_CONFLICT retry may still lose: fine
+                i += 1;
+            }
+        }));
+    }
+    let mut clients = Vec::new();
+    for c in 0..50 {
+        let server = std::sync::Arc::clone(&server);
+        clients.push(tokio::spawn(async move {
+            let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+            send(
+                &mut ws,
+                json!({"type": "subscribe", "subscription": {"id": format!("p{c}"),
+                       "sql": format!("SELECT id, n FROM app.items WHERE {filter}"),
+                       "options": {"batch_size": 10}}}),
+            )
+            .await;
+            let mut mirror = Mirror::default();
+            while !mirror.ready {
+                let m = next(&mut ws).await;
+                mirror.apply(&m);
+                if m["type"] == "initial_data_batch" && !mirror.ready {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    send(&mut ws, json!({"type": "next_batch", "subscription_id": format!("p{c}")})).await;
+                }
+            }
+            (ws, mirror)
+        }));
+    }
+    let mut ready = Vec::new();
+    for c in clients {
+        ready.push(c.await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let expected = select_items(&server, filter).await;
+    for (ws, mirror) in &mut ready {
+        drain_into(ws, mirror).await;
+        assert_eq!(mirror.held, expected, "snapshot ∪ changes = the final rows");
+    }
+}
