@@ -634,6 +634,18 @@ async fn subscribe_over_http_says_how_and_kill_live_query_ends_a_subscription() 
     assert_eq!(body["results"][0]["rows"], json!([["0"]]));
     server.ok("INSERT INTO app.items VALUES (1, 'a', 1)").await;
     quiet(&mut ws).await;
+    // a missing table or namespace is reported as SELECT reports it
+    for (sql, code) in [
+        ("SUBSCRIBE TO SELECT * FROM app.nope", "TABLE_NOT_FOUND"),
+        ("LIVE SELECT * FROM nons.items", "NAMESPACE_NOT_FOUND"),
+    ] {
+        let (s, body) = server.sql(sql).await;
+        assert_eq!(
+            (s, body["error"]["code"].as_str()),
+            (404, Some(code)),
+            "{sql}: {body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -767,12 +779,18 @@ impl Mirror {
                 "update" => {
                     let (id, seq, row) = Self::row(&m["rows"][0]);
                     self.last_seq = self.last_seq.max(seq);
-                    assert!(self.held.insert(id, row).is_some(), "update of a missing row: {m}");
+                    assert!(
+                        self.held.insert(id, row).is_some(),
+                        "update of a missing row: {m}"
+                    );
                 }
                 "delete" => {
                     let (id, seq, _) = Self::row(&m["old_values"][0]);
                     self.last_seq = self.last_seq.max(seq);
-                    assert!(self.held.remove(&id).is_some(), "delete of a missing row: {m}");
+                    assert!(
+                        self.held.remove(&id).is_some(),
+                        "delete of a missing row: {m}"
+                    );
                 }
                 other => panic!("unknown change {other}"),
             },
@@ -784,7 +802,9 @@ impl Mirror {
 /// `SELECT id, n FROM app.items WHERE <filter>` as the client's rows.
 async fn select_items(server: &TestServer, filter: &str) -> std::collections::BTreeMap<i64, Value> {
     let body = server
-        .ok(&format!("SELECT id, n FROM app.items WHERE {filter} ORDER BY id"))
+        .ok(&format!(
+            "SELECT id, n FROM app.items WHERE {filter} ORDER BY id"
+        ))
         .await;
     crate::common::rows(&body, 0)
         .iter()
@@ -794,7 +814,9 @@ async fn select_items(server: &TestServer, filter: &str) -> std::collections::BT
 
 /// Reads until nothing arrives for a while, applying every message.
 async fn drain_into(ws: &mut Ws, mirror: &mut Mirror) {
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_millis(500), ws.next()).await
+    {
         let m: Value = match frame {
             Message::Text(text) => serde_json::from_str(&text).unwrap(),
             Message::Binary(bytes) => serde_json::from_slice(&gunzip(&bytes)).unwrap(),
@@ -832,8 +854,10 @@ async fn a_cursor_resumes_exactly_after_kill_9_of_the_server() {
     // while the client is away: a delete, a row leaving the filter, a new
     // row, a change
     server
-        .ok("DELETE FROM app.items WHERE id = 1; UPDATE app.items SET n = 3 WHERE id = 2; \
-             INSERT INTO app.items VALUES (5, 'a', 7); UPDATE app.items SET n = 8 WHERE id = 3")
+        .ok(
+            "DELETE FROM app.items WHERE id = 1; UPDATE app.items SET n = 3 WHERE id = 2; \
+             INSERT INTO app.items VALUES (5, 'a', 7); UPDATE app.items SET n = 8 WHERE id = 3",
+        )
         .await;
     let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
     send(
@@ -847,7 +871,10 @@ async fn a_cursor_resumes_exactly_after_kill_9_of_the_server() {
     drain_into(&mut ws, &mut mirror).await;
     assert!(mirror.ready);
     assert_eq!(mirror.held, select_items(&server, filter).await);
-    assert_eq!(mirror.held.keys().copied().collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(
+        mirror.held.keys().copied().collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
 }
 
 #[tokio::test]
@@ -855,8 +882,10 @@ async fn a_client_that_stops_reading_gets_overflow_and_the_others_keep_up() {
     let server = TestServer::start_with(&[("KALAMDB_WEBSOCKET_SUBSCRIPTION_QUEUE", "20")]);
     setup(&server).await;
     server
-        .ok("CREATE SHARED TABLE app.big (id INT PRIMARY KEY, body TEXT); \
-             ALTER TABLE app.big SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC')")
+        .ok(
+            "CREATE SHARED TABLE app.big (id INT PRIMARY KEY, body TEXT); \
+             ALTER TABLE app.big SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC')",
+        )
         .await;
     // no compression: every change is ~20 KB on the wire, so socket buffers
     // fill and the server's queue for the slow client grows
@@ -885,7 +914,9 @@ async fn a_client_that_stops_reading_gets_overflow_and_the_others_keep_up() {
     assert_eq!(next(&mut fast).await["type"], "subscription_ack");
     assert_eq!(next(&mut fast).await["batch_control"]["status"], "ready");
 
-    let body: String = (0..20_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body: String = (0..20_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let rows = 1000;
     for i in 0..rows {
         server
@@ -908,7 +939,10 @@ async fn a_client_that_stops_reading_gets_overflow_and_the_others_keep_up() {
     };
     assert_eq!(error["code"], "OVERFLOW", "{error}");
     assert!(got < rows, "{got} changes before the overflow");
-    assert!(error["message"].as_str().unwrap().contains("from = "), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("from = "),
+        "{error}"
+    );
     quiet(&mut slow).await;
     let body = server
         .ok("SELECT subscription_id FROM system.live_queries ORDER BY subscription_id")
@@ -925,7 +959,10 @@ async fn fifty_clients_paging_slowly_through_a_write_storm_end_with_the_final_ro
     setup(&server).await;
     let values: Vec<String> = (0..200).map(|i| format!("({i}, 'r', {i})")).collect();
     server
-        .ok(&format!("INSERT INTO app.items VALUES {}", values.join(", ")))
+        .ok(&format!(
+            "INSERT INTO app.items VALUES {}",
+            values.join(", ")
+        ))
         .await;
     let filter = "n % 3 <> 0";
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -967,7 +1004,11 @@ async fn fifty_clients_paging_slowly_through_a_write_storm_end_with_the_final_ro
                 mirror.apply(&m);
                 if m["type"] == "initial_data_batch" && !mirror.ready {
                     tokio::time::sleep(Duration::from_millis(25)).await;
-                    send(&mut ws, json!({"type": "next_batch", "subscription_id": format!("p{c}")})).await;
+                    send(
+                        &mut ws,
+                        json!({"type": "next_batch", "subscription_id": format!("p{c}")}),
+                    )
+                    .await;
                 }
             }
             (ws, mirror)
@@ -986,4 +1027,43 @@ async fn fifty_clients_paging_slowly_through_a_write_storm_end_with_the_final_ro
         drain_into(ws, mirror).await;
         assert_eq!(mirror.held, expected, "snapshot ∪ changes = the final rows");
     }
+}
+
+#[tokio::test]
+async fn websockets_count_against_max_connections_while_open() {
+    let server = TestServer::start_with(&[("KALAMDB_SERVER_MAX_CONNECTIONS", "4")]);
+    setup(&server).await;
+    let token = token(&server, "alice", "alice-pass-1").await;
+    let open = |token: String| {
+        let url = ws_url(&server);
+        async move {
+            let mut request = url.into_client_request().unwrap();
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            tokio_tungstenite::connect_async(request).await
+        }
+    };
+    // the test client's pooled HTTP connection is one of the four
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (mut ws, _) = open(token.clone()).await.expect("within the limit");
+        assert_eq!(next(&mut ws).await["type"], "auth_success");
+        held.push(ws);
+    }
+    assert!(
+        open(token.clone()).await.is_err(),
+        "a fifth connection is refused"
+    );
+    drop(held.pop());
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = open(token.clone()).await {
+            reopened = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ws = reopened.expect("a closed WebSocket gives its place back");
+    assert_eq!(next(&mut ws).await["type"], "auth_success");
 }

@@ -19,6 +19,23 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower_service::Service;
 
+/// A connection's place among `max_connections`, in every request's
+/// extensions: an upgraded connection (`/v1/ws`) keeps it, so a WebSocket
+/// counts against the limit as long as it is open, and it is told when
+/// the server stops.
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+    stop: watch::Receiver<bool>,
+}
+
+impl ConnectionSlot {
+    /// Resolves once the server is stopping.
+    pub async fn stopping(&mut self) {
+        let _ = self.stop.wait_for(|s| *s).await;
+    }
+}
+
 /// Connection-level limits of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -79,9 +96,12 @@ pub async fn serve(
         let router = router.clone();
         let limits = limits.clone();
         let mut stop = stop_rx.clone();
+        let slot = ConnectionSlot {
+            _permit: Arc::new(slot),
+            stop: stop.clone(),
+        };
         tokio::spawn(async move {
-            let _slot = slot;
-            serve_connection(tcp, remote, router, &limits, &mut stop).await;
+            serve_connection(tcp, remote, slot, router, &limits, &mut stop).await;
         });
     }
     let _ = stop_tx.send(true);
@@ -99,12 +119,14 @@ fn refuse(tcp: &TcpStream) {
 async fn serve_connection(
     tcp: TcpStream,
     remote: SocketAddr,
+    slot: ConnectionSlot,
     router: Router,
     limits: &ConnectionLimits,
     stop: &mut watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(slot.clone());
         let mut router = router.clone();
         async move { router.call(request).await }
     });

@@ -178,10 +178,18 @@ pub async fn serve(
             }
         }
     }
-    for sub in c.subs.values() {
-        c.live.remove(&sub.live_id);
-    }
     let _ = c.out.send(Frame::Close).await;
+    // dropping `c` ends its subscriptions
+}
+
+impl Drop for Connection {
+    /// However the connection ends (the client left, the server stops, the
+    /// task is cancelled), its subscriptions end with it.
+    fn drop(&mut self) {
+        for sub in self.subs.values() {
+            self.live.remove(&sub.live_id);
+        }
+    }
 }
 
 fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -439,7 +447,7 @@ impl Connection {
         let user = self.user.clone().expect("authenticated");
         let query = match LiveQuery::compile(&self.app, &user, sql) {
             Ok(query) => query,
-            Err(LiveError { code, message }) => {
+            Err(LiveError { code, message, .. }) => {
                 self.error(Some(&id), code, &message).await;
                 return;
             }
@@ -591,7 +599,7 @@ impl Connection {
                 }
                 self.send_changes(id, &news).await;
             }
-            Some(Delivery::Ended(LiveError { code, message })) => {
+            Some(Delivery::Ended(LiveError { code, message, .. })) => {
                 self.subs.remove(id);
                 self.error(Some(id), code, &message).await;
             }

@@ -12,6 +12,15 @@ pub struct LiveError {
     /// `SUBSCRIPTION_FAILED`, …
     pub code: &'static str,
     pub message: String,
+    /// A missing table or namespace, by name: SQL's `SUBSCRIBE TO` reports
+    /// it with its own code (TABLE_NOT_FOUND / NAMESPACE_NOT_FOUND).
+    missing: Option<Missing>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Missing {
+    Table(String),
+    Namespace(String),
 }
 
 impl LiveError {
@@ -19,6 +28,7 @@ impl LiveError {
         Self {
             code,
             message: message.into(),
+            missing: None,
         }
     }
 
@@ -36,6 +46,11 @@ impl LiveError {
 
     /// As an SQL statement's error (`SUBSCRIBE TO` over HTTP).
     pub fn into_core(self) -> CoreError {
+        match self.missing {
+            Some(Missing::Table(name)) => return CoreError::TableNotFound(name),
+            Some(Missing::Namespace(name)) => return CoreError::NamespaceNotFound(name),
+            None => {}
+        }
         match self.code {
             "UNSUPPORTED" => CoreError::NotSupported(self.message),
             "UNAUTHORIZED" => CoreError::PermissionDenied(self.message),
@@ -59,6 +74,14 @@ impl From<CoreError> for LiveError {
             | ErrorCode::SqlExecutionError => "INVALID_SQL",
             _ => "SUBSCRIPTION_FAILED",
         };
-        Self::new(code, e.to_string())
+        let missing = match &e {
+            CoreError::TableNotFound(name) => Some(Missing::Table(name.clone())),
+            CoreError::NamespaceNotFound(name) => Some(Missing::Namespace(name.clone())),
+            _ => None,
+        };
+        Self {
+            missing,
+            ..Self::new(code, e.to_string())
+        }
     }
 }

@@ -23,6 +23,7 @@ const READ_BUFFER_BYTES: usize = 2048;
 pub async fn upgrade(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    slot: Option<axum::Extension<crate::server::ConnectionSlot>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -68,7 +69,7 @@ pub async fn upgrade(
     ws.max_message_size(state.ws.max_message_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| pump(state, socket, authenticate, user))
+        .on_upgrade(move |socket| pump(state, socket, authenticate, user, slot.map(|s| s.0)))
 }
 
 /// Verifies a JWT for the protocol's `authenticate` message.
@@ -95,6 +96,8 @@ async fn pump(
     socket: WebSocket,
     authenticate: Authenticate,
     user: Option<ExecutionContext>,
+    // held until the socket closes: a WebSocket counts as a connection
+    slot: Option<crate::server::ConnectionSlot>,
 ) {
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
@@ -130,7 +133,7 @@ async fn pump(
             }
         }
     });
-    kalamdb_live::serve(
+    let serve = kalamdb_live::serve(
         Arc::clone(&state.app),
         Arc::clone(&state.live),
         state.ws.clone(),
@@ -138,8 +141,16 @@ async fn pump(
         user,
         in_rx,
         out_tx,
-    )
-    .await;
+    );
+    match slot {
+        // the server stopping ends the connection (its subscriptions go
+        // with it): dropping `serve` drops its end of the writer's queue
+        Some(mut slot) => tokio::select! {
+            () = serve => {}
+            () = slot.stopping() => {}
+        },
+        None => serve.await,
+    }
     reader.abort();
     let _ = writer.await;
 }
