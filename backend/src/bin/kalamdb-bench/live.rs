@@ -374,12 +374,10 @@ pub async fn idle(args: &Args) -> Result<(), BoxError> {
     let connected = started.elapsed();
     // one subscription each, then the rest: what a connection costs, then
     // what a subscription costs
-    let mut c = 0usize;
     let mut tasks = Vec::new();
-    for mut ws in sockets {
+    for (c, mut ws) in sockets.into_iter().enumerate() {
         let table = table.clone();
         let first = c * per_connection;
-        c += 1;
         tasks.push(tokio::spawn(async move {
             subscribe_all(
                 &mut ws,
