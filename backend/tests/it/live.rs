@@ -952,6 +952,42 @@ async fn a_client_that_stops_reading_gets_overflow_and_the_others_keep_up() {
     assert_eq!(crate::common::rows(&body, 0), &vec![json!(["fast"])]);
 }
 
+/// `n` writers running until `stop`: upserts, updates (one row and a key
+/// range: rows enter and leave `n % 3 <> 0`) and deletes over ids `0..keys`.
+fn spawn_writers(
+    server: &std::sync::Arc<TestServer>,
+    n: u64,
+    keys: u64,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|w| {
+            let (server, stop) = (std::sync::Arc::clone(server), std::sync::Arc::clone(stop));
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let k = (i * 7 + w * 13) % keys;
+                    let sql = match i % 5 {
+                        0 | 1 => format!(
+                            "INSERT INTO app.items VALUES ({k}, 'r', {i}) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n"
+                        ),
+                        2 => format!("UPDATE app.items SET n = n + 1 WHERE id = {k}"),
+                        3 => format!(
+                            "UPDATE app.items SET n = n + 2 WHERE id > {k} AND id < {}",
+                            k + 4
+                        ),
+                        _ => format!("DELETE FROM app.items WHERE id = {k}"),
+                    };
+                    // a statement that still conflicts after its retries
+                    // changes nothing: the final SELECT is the judge
+                    server.sql(&sql).await;
+                    i += 1;
+                }
+            })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_clients_paging_slowly_through_a_write_storm_end_with_the_final_rows() {
     let server = std::sync::Arc::new(TestServer::start_with(&[(
@@ -968,26 +1004,7 @@ async fn fifty_clients_paging_slowly_through_a_write_storm_end_with_the_final_ro
         .await;
     let filter = "n % 3 <> 0";
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..3u64 {
-        let (server, stop) = (std::sync::Arc::clone(&server), std::sync::Arc::clone(&stop));
-        writers.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let k = (i * 7 + w * 13) % 240;
-                let sql = match i % 5 {
-                    0 | 1 => format!(
-                        "INSERT INTO app.items VALUES ({k}, 'r', {i}) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n"
-                    ),
-                    2 => format!("UPDATE app.items SET n = n + 1 WHERE id = {k}"),
-                    3 => format!("UPDATE app.items SET n = n + 2 WHERE id > {k} AND id < {}", k + 4),
-                    _ => format!("DELETE FROM app.items WHERE id = {k}"),
-                };
-                server.sql(&sql).await; // a WRITE_CONFLICT retry may still lose: fine
-                i += 1;
-            }
-        }));
-    }
+    let writers = spawn_writers(&server, 3, 240, &stop);
     let mut clients = Vec::new();
     for c in 0..50 {
         let server = std::sync::Arc::clone(&server);
@@ -1079,25 +1096,7 @@ async fn clients_dropping_and_resuming_at_random_points_under_many_writers_miss_
     setup(&server).await;
     let filter = "n % 3 <> 0";
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..4u64 {
-        let (server, stop) = (std::sync::Arc::clone(&server), std::sync::Arc::clone(&stop));
-        writers.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let k = (i * 11 + w * 17) % 120;
-                let sql = match i % 4 {
-                    0 | 1 => format!(
-                        "INSERT INTO app.items VALUES ({k}, 'r', {i}) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n"
-                    ),
-                    2 => format!("UPDATE app.items SET n = n + 1 WHERE id = {k}"),
-                    _ => format!("DELETE FROM app.items WHERE id = {k}"),
-                };
-                server.sql(&sql).await;
-                i += 1;
-            }
-        }));
-    }
+    let writers = spawn_writers(&server, 4, 120, &stop);
     let mut clients = Vec::new();
     for c in 0..10u64 {
         let server = std::sync::Arc::clone(&server);

@@ -19,21 +19,27 @@ impl AppContext {
             grace_ms: options.user_deletion_grace_ms,
         }));
         let app = Self::assemble(backend, options, Arc::new(SqlExecutor::new()), jobs)?;
-        if options.user_cleanup_interval_ms > 0 {
-            app.job_manager.add_schedule(Schedule {
-                job_type: JobType::UserCleanup,
-                interval_ms: options.user_cleanup_interval_ms,
-                options: JobOptions::default(),
-                key_prefix: "user_cleanup".into(),
-            });
-        }
-        if options.stream_eviction_interval_ms > 0 {
-            app.job_manager.add_schedule(Schedule {
-                job_type: JobType::StreamEviction,
-                interval_ms: options.stream_eviction_interval_ms,
-                options: JobOptions::default(),
-                key_prefix: "stream_eviction".into(),
-            });
+        for (job_type, interval_ms, key_prefix) in [
+            (
+                JobType::UserCleanup,
+                options.user_cleanup_interval_ms,
+                "user_cleanup",
+            ),
+            (
+                JobType::StreamEviction,
+                options.stream_eviction_interval_ms,
+                "stream_eviction",
+            ),
+        ] {
+            // an interval of 0 turns the schedule off
+            if interval_ms > 0 {
+                app.job_manager.add_schedule(Schedule {
+                    job_type,
+                    interval_ms,
+                    options: JobOptions::default(),
+                    key_prefix: key_prefix.into(),
+                });
+            }
         }
         Ok(app)
     }

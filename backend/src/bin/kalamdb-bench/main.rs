@@ -159,7 +159,8 @@ impl Client {
         Ok(client)
     }
 
-    async fn sql(&mut self, sql: &str) -> Result<(), BoxError> {
+    /// `POST /v1/api/sql` with this client's credentials; the reply body.
+    async fn run_sql(&mut self, sql: &str) -> Result<Bytes, BoxError> {
         let body = serde_json::json!({ "sql": sql }).to_string();
         let request = Request::builder()
             .method(Method::POST)
@@ -168,7 +169,11 @@ impl Client {
             .header(AUTHORIZATION, &self.auth)
             .header(CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))?;
-        self.send(request).await.map(drop)
+        self.send(request).await
+    }
+
+    async fn sql(&mut self, sql: &str) -> Result<(), BoxError> {
+        self.run_sql(sql).await.map(drop)
     }
 
     /// Sends later requests with this access token.
@@ -188,15 +193,7 @@ impl Client {
 
     /// The first value of the first row of `sql`'s result, as text.
     async fn query(&mut self, sql: &str) -> Result<String, BoxError> {
-        let body = serde_json::json!({ "sql": sql }).to_string();
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/v1/api/sql")
-            .header(HOST, &self.host)
-            .header(AUTHORIZATION, &self.auth)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))?;
-        let reply: serde_json::Value = serde_json::from_slice(&self.send(request).await?)?;
+        let reply: serde_json::Value = serde_json::from_slice(&self.run_sql(sql).await?)?;
         let value = &reply["results"][0]["rows"][0][0];
         Ok(value
             .as_str()
