@@ -201,7 +201,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // STREAM tables past their row cap lose their oldest rows here
-    let row_caps = tokio::spawn(kalamdb_core::stream_store::run_row_caps(
+    let row_caps = tokio::spawn(kalamdb_core::stream_eviction::run_row_caps(
         Arc::clone(&database.app),
         stop_rx.clone(),
     ));

@@ -10,22 +10,13 @@
 //! put one on disk by mistake. A restart starts every STREAM table empty.
 //!
 //! Memory is bounded per table: a table past its row cap (`MAX_ROWS`,
-//! [`DEFAULT_STREAM_MAX_ROWS`] by default) is flagged, and
-//! [`enforce_row_caps`] evicts its oldest rows (lowest `_seq` first) down to
+//! [`DEFAULT_STREAM_MAX_ROWS`] by default) is flagged here, and
+//! `stream_eviction` evicts its oldest rows (lowest `_seq` first) down to
 //! 90 % of the cap; rows older than the table's TTL are removed by the
-//! StreamEviction job ([`evict`]). Evictions are committed through the
-//! write funnel like any DELETE, so subscribers see them as `delete`s.
+//! StreamEviction job, both through the write funnel.
 
-use crate::app_context::AppContext;
-use crate::error::{CoreError, CoreResult};
-use crate::row_reader::RowReader;
-use crate::schema::CachedTable;
-use crate::table_store::RowScope;
-use crate::write_set::{ChangeOp, RowChange, WriteSet};
-use kalamdb_commons::snowflake::timestamp_ms;
-use kalamdb_commons::{TableDefinition, TableType, UserId};
+use kalamdb_commons::{TableDefinition, TableType};
 use kalamdb_store::backend::{ManyVisitor, ScanVisitor};
-use kalamdb_store::keys::decode_str;
 use kalamdb_store::{Batch, Partition, StorageBackend, StoreResult};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
@@ -37,9 +28,6 @@ pub const DEFAULT_STREAM_MAX_ROWS: u64 = 100_000;
 
 /// Rows a memory scan copies out per lock hold (the visitor runs unlocked).
 const SCAN_CHUNK: usize = 256;
-
-/// Rows one eviction commit removes at most.
-const EVICT_CHUNK: usize = 4096;
 
 fn table_of(key: &[u8]) -> Option<u64> {
     key.get(..8)
@@ -340,121 +328,5 @@ impl StorageBackend for RowBackend {
 
     fn syncs_writes(&self) -> bool {
         self.durable.syncs_writes()
-    }
-}
-
-/// Which of a STREAM table's rows [`evict`] removes.
-#[derive(Debug, Clone, Copy)]
-pub enum Evict {
-    /// Rows written before this time (epoch milliseconds).
-    WrittenBefore(i64),
-    /// The oldest rows, until this many are left.
-    DownTo(u64),
-}
-
-/// The user a STREAM row's key belongs to (`table_id | user_id | key`).
-fn owner_of(key: &[u8]) -> CoreResult<UserId> {
-    key.get(8..)
-        .and_then(decode_str)
-        .map(|(user, _)| UserId::new(user))
-        .ok_or_else(|| CoreError::Internal("a STREAM row key without its user".into()))
-}
-
-/// Removes `table`'s rows that `rule` names, through the write funnel (so
-/// live subscribers get a `delete` for each); returns how many.
-pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> CoreResult<u64> {
-    let reader = RowReader::all_partitions(Arc::clone(table), app.table_store.clone());
-    // the newest `_seq` that goes: every row at or below it is evicted
-    let last_doomed = match rule {
-        Evict::WrittenBefore(ms) => Some((ms, i64::MAX)),
-        Evict::DownTo(keep) => {
-            let mut seqs = Vec::new();
-            reader.scan_rows(reader.start(), true, &mut |_, row| {
-                seqs.push(row.seq);
-                Ok(true)
-            })?;
-            let excess = seqs.len().saturating_sub(keep as usize);
-            if excess == 0 {
-                return Ok(0);
-            }
-            let (_, nth, _) = seqs.select_nth_unstable(excess - 1);
-            Some((i64::MAX, *nth))
-        }
-    };
-    let Some((before_ms, max_seq)) = last_doomed else {
-        return Ok(0);
-    };
-    let doomed = |seq: i64| seq <= max_seq && (timestamp_ms(seq) as i64) < before_ms;
-    let keyless = table.definition.primary_key_index().is_none();
-    let mut evicted = 0u64;
-    let mut conflicts = 0;
-    loop {
-        let mut by_user: BTreeMap<UserId, WriteSet> = BTreeMap::new();
-        let mut found = 0usize;
-        reader.scan_rows(reader.start(), true, &mut |key, row| {
-            if doomed(row.seq) {
-                let user = owner_of(key)?;
-                let set = by_user
-                    .entry(user.clone())
-                    .or_insert_with(|| WriteSet::new(&table.definition, RowScope::User(user)));
-                let values = reader.values_of(row)?;
-                set.push(RowChange {
-                    op: ChangeOp::Delete,
-                    key: key.to_vec(),
-                    // a keyless row's key follows its `_seq`: name the one it leaves
-                    moved_from: keyless.then(|| key.to_vec()),
-                    seq: row.seq,
-                    values: values.clone(),
-                    old_values: Some(values),
-                    read_seq: Some(row.seq),
-                });
-                found += 1;
-            }
-            Ok(found < EVICT_CHUNK)
-        })?;
-        if found == 0 {
-            return Ok(evicted);
-        }
-        match app
-            .writes
-            .commit(None, by_user.into_values().collect())
-            .await
-        {
-            Ok(()) => evicted += found as u64,
-            // a row changed meanwhile: look again (it may no longer be due)
-            Err(CoreError::WriteConflict(_)) if conflicts < 16 => conflicts += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Evicts the oldest rows of every STREAM table past its cap, down to 90 %
-/// of it; returns how many rows went.
-pub async fn enforce_row_caps(app: &AppContext) -> CoreResult<u64> {
-    let mut evicted = 0;
-    for id in app.streams.take_over_cap() {
-        let Some(table) = app
-            .schema_registry
-            .table_by_id(kalamdb_commons::TableId(id))
-        else {
-            continue;
-        };
-        let cap = row_cap(&table.definition);
-        evicted += evict(app, &table, Evict::DownTo(cap - cap / 10)).await?;
-    }
-    Ok(evicted)
-}
-
-/// Keeps every STREAM table within its cap until `shutdown` fires.
-pub async fn run_row_caps(app: Arc<AppContext>, shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut shutdown = shutdown;
-    loop {
-        tokio::select! {
-            _ = app.streams.over_cap_signal.notified() => {}
-            _ = shutdown.changed() => return,
-        }
-        if let Err(e) = enforce_row_caps(&app).await {
-            tracing::warn!("STREAM row cap eviction failed: {e}");
-        }
     }
 }

@@ -1198,13 +1198,17 @@ async fn a_stream_table_past_its_row_cap_keeps_its_newest_rows() {
         .table_id;
     assert_eq!(app.streams.row_count(id), 15);
     assert_eq!(
-        crate::stream_store::enforce_row_caps(&app).await.unwrap(),
+        crate::stream_eviction::enforce_row_caps(&app)
+            .await
+            .unwrap(),
         6
     );
     assert_eq!(app.streams.row_count(id), 9);
     // nothing is flagged again until the cap is passed again
     assert_eq!(
-        crate::stream_store::enforce_row_caps(&app).await.unwrap(),
+        crate::stream_eviction::enforce_row_caps(&app)
+            .await
+            .unwrap(),
         0
     );
     let mut kept: Vec<Json> = Vec::new();

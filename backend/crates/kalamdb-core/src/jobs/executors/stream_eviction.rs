@@ -8,7 +8,7 @@ use crate::app_context::AppContext;
 use crate::error::{CoreError, CoreResult};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
-use crate::stream_store::{Evict, enforce_row_caps, evict};
+use crate::stream_eviction::{Evict, enforce_row_caps, evict};
 use async_trait::async_trait;
 use kalamdb_commons::{TableId, TableType};
 use serde_json::Value as Json;
