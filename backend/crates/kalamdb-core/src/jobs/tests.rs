@@ -1224,3 +1224,65 @@ async fn a_stream_table_past_its_row_cap_keeps_its_newest_rows() {
     kept.sort_by_key(|v| v.as_i64().unwrap());
     assert_eq!(kept, (7..=15).map(|n| json!(n)).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn stream_rows_past_their_ttl_are_gone_from_reads_before_the_job_frees_them() {
+    use super::executors::StreamEvictionExecutor;
+    use crate::table_store::{RowScope, partition_prefix, seq_key};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(backend, &fast_hashing()).unwrap();
+    let mut root = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    app.execute(
+        &mut root,
+        "CREATE NAMESPACE app; CREATE STREAM TABLE app.ev (n INT) TTL 60; \
+         CREATE USER 'u_a' WITH PASSWORD 'pass-word-1' ROLE user; \
+         EXECUTE AS USER 'u_a' (INSERT INTO app.ev VALUES (1))",
+        &[],
+    )
+    .await
+    .unwrap();
+    // a row written two minutes ago (its `_seq` says when), past the TTL
+    let table = app.schema_registry.get_table("app", "ev").unwrap();
+    let def = &table.definition;
+    let user = app.meta.user("u_a").unwrap().unwrap().user_id;
+    let written_ms = kalamdb_commons::now_ms() as u64 - 120_000;
+    let old_seq = ((written_ms - kalamdb_commons::snowflake::EPOCH_MS) << 22) as i64;
+    let key = seq_key(
+        &partition_prefix(def.table_id, &RowScope::User(user)),
+        old_seq,
+    );
+    let value = kalamdb_store::row::encode_row(
+        def.schema_version,
+        old_seq,
+        false,
+        [(def.columns[0].column_id, &kalamdb_commons::Value::Int32(2))],
+    );
+    let mut batch = kalamdb_store::Batch::new();
+    batch.put(kalamdb_store::Partition::Data, key, value);
+    app.table_store.write(batch).unwrap();
+    assert_eq!(app.streams.row_count(def.table_id), 2);
+    let rows = query(
+        &app,
+        kalamdb_commons::Role::System,
+        "EXECUTE AS USER 'u_a' (SELECT n FROM app.ev)",
+    )
+    .await;
+    assert_eq!(rows, vec![vec![json!(1)]], "the expired row is not read");
+    // the job frees it
+    let f = real_executor(dir, &app, Arc::new(StreamEvictionExecutor));
+    let id = f
+        .manager
+        .create_job(JobType::StreamEviction, JobOptions::default())
+        .unwrap();
+    let job = f.until(&id, JobStatus::Completed).await;
+    assert_eq!(
+        job.message.as_deref(),
+        Some("Evicted 1 expired row(s) from 1 STREAM table(s), 0 over the row cap")
+    );
+    assert_eq!(app.streams.row_count(def.table_id), 1);
+}
