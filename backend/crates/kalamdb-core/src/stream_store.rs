@@ -282,16 +282,18 @@ impl StorageBackend for RowBackend {
 
     fn write(&self, batch: Batch) -> StoreResult<()> {
         use kalamdb_store::backend::Op;
-        if !self.streams.any.load(Ordering::Acquire) {
+        let for_memory = |op: &Op| {
+            let (partition, key) = op.target();
+            self.streams.holds(partition, key)
+        };
+        // most writes touch no STREAM table: they pass through untouched
+        if !self.streams.any.load(Ordering::Acquire) || !batch.ops().iter().any(for_memory) {
             return self.durable.write(batch);
         }
         let mut durable = Batch::new();
         let mut memory = Vec::new();
         for op in batch.into_ops() {
-            let (partition, key) = match &op {
-                Op::Put(p, k, _) | Op::Delete(p, k) | Op::DeleteRange(p, k, _) => (*p, k),
-            };
-            if self.streams.holds(partition, key) {
+            if for_memory(&op) {
                 memory.push(op);
             } else {
                 match op {

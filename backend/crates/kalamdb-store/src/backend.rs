@@ -80,8 +80,21 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
     pub fn into_ops(self) -> Vec<Op> {
         self.ops
+    }
+}
+
+impl Op {
+    /// The partition and (first) key the operation touches.
+    pub fn target(&self) -> (Partition, &[u8]) {
+        match self {
+            Op::Put(p, k, _) | Op::Delete(p, k) | Op::DeleteRange(p, k, _) => (*p, k),
+        }
     }
 }
 
