@@ -751,6 +751,8 @@ struct Mirror {
     /// Resumed with `from`: the server then also reports rows created and
     /// deleted while the client was away, which it never held.
     resumed: bool,
+    /// Every message applied, for a failure's report.
+    log: Vec<String>,
 }
 
 impl Mirror {
@@ -763,6 +765,7 @@ impl Mirror {
 
     /// Applies one message; panics on anything a gap or a double causes.
     fn apply(&mut self, m: &Value) {
+        self.log.push(m.to_string());
         match m["type"].as_str().unwrap() {
             "subscription_ack" => {}
             "initial_data_batch" => {
@@ -816,7 +819,7 @@ async fn select_items(server: &TestServer, filter: &str) -> std::collections::BT
 /// Reads until nothing arrives for a while, applying every message.
 async fn drain_into(ws: &mut Ws, mirror: &mut Mirror) {
     while let Ok(Some(Ok(frame))) =
-        tokio::time::timeout(Duration::from_millis(500), ws.next()).await
+        tokio::time::timeout(Duration::from_millis(2000), ws.next()).await
     {
         let m: Value = match frame {
             Message::Text(text) => serde_json::from_str(&text).unwrap(),
@@ -824,6 +827,15 @@ async fn drain_into(ws: &mut Ws, mirror: &mut Mirror) {
             _ => continue,
         };
         mirror.apply(&m);
+        ask_for_more(ws, &m).await;
+    }
+}
+
+/// After an initial batch that says more follow, asks for the next one.
+async fn ask_for_more(ws: &mut Ws, m: &Value) {
+    if m["type"] == "initial_data_batch" && m["batch_control"]["has_more"] == true {
+        let id = m["subscription_id"].clone();
+        send(ws, json!({"type": "next_batch", "subscription_id": id})).await;
     }
 }
 
@@ -1113,6 +1125,9 @@ async fn clients_dropping_and_resuming_at_random_points_under_many_writers_miss_
                     options["from"] = json!(mirror.last_seq);
                     mirror.resumed = true;
                 }
+                mirror
+                    .log
+                    .push(format!("SUBSCRIBE from {}", mirror.last_seq));
                 send(
                     &mut socket,
                     json!({"type": "subscribe", "subscription": {"id": "m",
@@ -1126,6 +1141,7 @@ async fn clients_dropping_and_resuming_at_random_points_under_many_writers_miss_
                 while !mirror.ready || seen < cut {
                     let m = next(&mut socket).await;
                     mirror.apply(&m);
+                    ask_for_more(&mut socket, &m).await;
                     seen += 1;
                 }
                 ws = Some(socket); // the last one stays connected
@@ -1144,6 +1160,29 @@ async fn clients_dropping_and_resuming_at_random_points_under_many_writers_miss_
     let expected = select_items(&server, filter).await;
     for (ws, mirror) in &mut done {
         drain_into(ws, mirror).await;
+        if mirror.held != expected {
+            let ids: Vec<i64> = mirror
+                .held
+                .keys()
+                .chain(expected.keys())
+                .filter(|id| mirror.held.get(id) != expected.get(id))
+                .copied()
+                .collect();
+            for id in ids {
+                let needle = format!("\"id\":{id},");
+                for line in mirror
+                    .log
+                    .iter()
+                    .filter(|l| l.contains(&needle) || l.starts_with("SUBSCRIBE"))
+                {
+                    eprintln!("CLIENT {id}: {}", &line[..line.len().min(300)]);
+                }
+                let (_, body) = server
+                    .sql(&format!("SELECT id, n, _seq, _deleted FROM app.items WHERE id = {id} AND (_deleted OR NOT _deleted)"))
+                    .await;
+                eprintln!("SERVER {id}: {}", body["results"][0]["rows"]);
+            }
+        }
         assert_eq!(
             mirror.held, expected,
             "after three reconnects: nothing missed, nothing doubled"

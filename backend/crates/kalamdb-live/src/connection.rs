@@ -81,7 +81,7 @@ struct Subscribed {
     next_batch: usize,
     /// Initial rows not sent yet.
     pending: VecDeque<LiveRow>,
-    /// Deletes since `from`, sent when the initial rows are done.
+    /// Deletes since `from`, sent among the initial rows in `_seq` order.
     deletes: Vec<LiveChange>,
     last_seq: i64,
     handover: Handover,
@@ -478,7 +478,8 @@ impl Connection {
             }
         };
         let total = initial.rows.len();
-        let has_more = total > batch_size;
+        // a resume's deletes may split the rows into more batches
+        let has_more = total > batch_size || (total > 0 && !initial.deletes.is_empty());
         self.send(json!({
             "type": "subscription_ack",
             "subscription_id": id,
@@ -522,9 +523,31 @@ impl Connection {
         if sub.streaming {
             return;
         }
-        let n = sub.batch_size.min(sub.pending.len());
+        // a resume's rows and deletes go out in one `_seq` order, so that a
+        // client cut off anywhere has everything up to the highest `_seq`
+        // it saw: first the deletes before the next row, then rows up to
+        // the next delete
+        let row_seq = |r: &LiveRow| {
+            r.get(kalamdb_commons::SEQ_COLUMN)
+                .and_then(seq_of)
+                .unwrap_or(i64::MAX)
+        };
+        let first_row = sub.pending.front().map(row_seq);
+        let leading = sub
+            .deletes
+            .iter()
+            .take_while(|d| first_row.is_none_or(|s| d.seq < s))
+            .count();
+        let deletes: Vec<LiveChange> = sub.deletes.drain(..leading).collect();
+        let next_delete = sub.deletes.first().map(|d| d.seq);
+        let n = sub
+            .pending
+            .iter()
+            .take(sub.batch_size)
+            .take_while(|r| next_delete.is_none_or(|d| row_seq(r) < d))
+            .count();
         let rows: Vec<LiveRow> = sub.pending.drain(..n).collect();
-        let has_more = !sub.pending.is_empty();
+        let has_more = !sub.pending.is_empty() || !sub.deletes.is_empty();
         let batch_num = sub.next_batch;
         sub.next_batch += 1;
         let last_seq = rows
@@ -543,21 +566,16 @@ impl Connection {
                 "last_seq_id": if has_more { last_seq } else { sub.last_seq },
             },
         });
-        let deletes = if has_more {
-            Vec::new()
-        } else {
-            std::mem::take(&mut sub.deletes)
-        };
         let held = if has_more {
             VecDeque::new()
         } else {
             sub.streaming = true;
             std::mem::take(&mut sub.held)
         };
-        self.send(message).await;
         if !deletes.is_empty() {
             self.send_changes(id, &deletes).await;
         }
+        self.send(message).await;
         // the stream starts with what arrived meanwhile
         for delivery in held {
             self.deliver(id, Some(delivery)).await;
