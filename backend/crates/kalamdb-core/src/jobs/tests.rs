@@ -1078,6 +1078,26 @@ fn fast_hashing() -> CoreOptions {
     }
 }
 
+/// A database opened on a fresh directory with `setup` run as root.
+async fn stream_fixture(setup: &str) -> (tempfile::TempDir, Arc<RocksDbBackend>, Arc<AppContext>) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let app = AppContext::open(
+        Arc::clone(&backend) as Arc<dyn kalamdb_store::StorageBackend>,
+        &fast_hashing(),
+    )
+    .unwrap();
+    let mut root = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    app.execute(&mut root, setup, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{setup}: {e}"));
+    (dir, backend, app)
+}
+
 fn raw_rows(backend: &RocksDbBackend, id: kalamdb_commons::TableId) -> usize {
     use kalamdb_store::StorageBackend;
     let (start, end) = crate::table_store::table_range(id);
@@ -1094,22 +1114,7 @@ fn raw_rows(backend: &RocksDbBackend, id: kalamdb_commons::TableId) -> usize {
 #[tokio::test]
 async fn stream_eviction_removes_rows_past_their_ttl_and_announces_them() {
     use super::executors::StreamEvictionExecutor;
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
-    let app = AppContext::open(
-        Arc::clone(&backend) as Arc<dyn kalamdb_store::StorageBackend>,
-        &fast_hashing(),
-    )
-    .unwrap();
-    let published = Arc::new(Published::default());
-    assert!(app.writes.set_sink(published.clone()));
-    let mut root = crate::ExecutionContext::new(
-        kalamdb_commons::UserId::new("root"),
-        "root",
-        kalamdb_commons::Role::System,
-    );
-    app.execute(
-        &mut root,
+    let (dir, backend, app) = stream_fixture(
         "CREATE NAMESPACE app; \
          CREATE STREAM TABLE app.typing (who TEXT) TTL 60; \
          CREATE USER TABLE app.notes (id INT PRIMARY KEY); \
@@ -1118,10 +1123,10 @@ async fn stream_eviction_removes_rows_past_their_ttl_and_announces_them() {
          EXECUTE AS USER 'u_a' (INSERT INTO app.typing VALUES ('a'), ('b')); \
          EXECUTE AS USER 'u_b' (INSERT INTO app.typing VALUES ('c')); \
          EXECUTE AS USER 'u_a' (INSERT INTO app.notes VALUES (1))",
-        &[],
     )
-    .await
-    .unwrap();
+    .await;
+    let published = Arc::new(Published::default());
+    assert!(app.writes.set_sink(published.clone()));
     let typing = app.schema_registry.get_table("app", "typing").unwrap();
     let notes = app.schema_registry.get_table("app", "notes").unwrap();
     let id = typing.definition.table_id;
@@ -1129,7 +1134,6 @@ async fn stream_eviction_removes_rows_past_their_ttl_and_announces_them() {
     assert_eq!(app.streams.row_count(id), 3);
     assert_eq!(raw_rows(&backend, id), 0);
     assert_eq!(raw_rows(&backend, notes.definition.table_id), 1);
-    published.0.lock().unwrap().clear();
 
     let f = real_executor(dir, &app, Arc::new(StreamEvictionExecutor));
     let run = || async {
@@ -1162,24 +1166,18 @@ async fn stream_eviction_removes_rows_past_their_ttl_and_announces_them() {
 
 #[tokio::test]
 async fn a_stream_table_past_its_row_cap_keeps_its_newest_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
-    let app = AppContext::open(backend, &fast_hashing()).unwrap();
+    let (_dir, _backend, app) = stream_fixture(
+        "CREATE NAMESPACE app; \
+         CREATE STREAM TABLE app.ev (n INT) WITH (TTL_SECONDS = 3600, MAX_ROWS = 10); \
+         CREATE USER 'u_even' WITH PASSWORD 'pass-word-1' ROLE user; \
+         CREATE USER 'u_odd' WITH PASSWORD 'pass-word-1' ROLE user",
+    )
+    .await;
     let mut root = crate::ExecutionContext::new(
         kalamdb_commons::UserId::new("root"),
         "root",
         kalamdb_commons::Role::System,
     );
-    app.execute(
-        &mut root,
-        "CREATE NAMESPACE app; \
-         CREATE STREAM TABLE app.ev (n INT) WITH (TTL_SECONDS = 3600, MAX_ROWS = 10); \
-         CREATE USER 'u_even' WITH PASSWORD 'pass-word-1' ROLE user; \
-         CREATE USER 'u_odd' WITH PASSWORD 'pass-word-1' ROLE user",
-        &[],
-    )
-    .await
-    .unwrap();
     for n in 1..=15 {
         let user = if n % 2 == 0 { "u_even" } else { "u_odd" };
         app.execute(
@@ -1229,23 +1227,12 @@ async fn a_stream_table_past_its_row_cap_keeps_its_newest_rows() {
 async fn stream_rows_past_their_ttl_are_gone_from_reads_before_the_job_frees_them() {
     use super::executors::StreamEvictionExecutor;
     use crate::table_store::{RowScope, partition_prefix, seq_key};
-    let dir = tempfile::tempdir().unwrap();
-    let backend = Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
-    let app = AppContext::open(backend, &fast_hashing()).unwrap();
-    let mut root = crate::ExecutionContext::new(
-        kalamdb_commons::UserId::new("root"),
-        "root",
-        kalamdb_commons::Role::System,
-    );
-    app.execute(
-        &mut root,
+    let (dir, _backend, app) = stream_fixture(
         "CREATE NAMESPACE app; CREATE STREAM TABLE app.ev (n INT) TTL 60; \
          CREATE USER 'u_a' WITH PASSWORD 'pass-word-1' ROLE user; \
          EXECUTE AS USER 'u_a' (INSERT INTO app.ev VALUES (1))",
-        &[],
     )
-    .await
-    .unwrap();
+    .await;
     // a row written two minutes ago (its `_seq` says when), past the TTL
     let table = app.schema_registry.get_table("app", "ev").unwrap();
     let def = &table.definition;
