@@ -63,6 +63,10 @@ pub struct StorageSection {
     pub sync_writes: bool,
     pub block_cache_mb: usize,
     pub write_buffer_mb: usize,
+    /// How long soft-deleted rows are kept before Retention purges them
+    /// (a table's DELETED_RETENTION_HOURS overrides it). A live query can
+    /// resume from a cursor this old, no older.
+    pub deleted_retention_hours: u64,
 }
 
 impl Default for StorageSection {
@@ -72,6 +76,7 @@ impl Default for StorageSection {
             sync_writes: false,
             block_cache_mb: 64,
             write_buffer_mb: 32,
+            deleted_retention_hours: 168,
         }
     }
 }
@@ -199,6 +204,9 @@ pub struct JobsSection {
     /// How often a StreamEviction job reclaims expired STREAM rows (0: never;
     /// reads hide expired rows either way).
     pub stream_eviction_interval_secs: u64,
+    /// How often a Retention job purges soft-deleted rows past their
+    /// retention (0: never).
+    pub retention_interval_secs: u64,
 }
 
 impl Default for JobsSection {
@@ -209,6 +217,7 @@ impl Default for JobsSection {
             max_retries: 3,
             user_cleanup_interval_secs: 3600,
             stream_eviction_interval_secs: 60,
+            retention_interval_secs: 3600,
         }
     }
 }

@@ -105,6 +105,17 @@ impl Database {
                     .saturating_mul(1000),
             )
             .unwrap_or(i64::MAX),
+            deleted_retention_ms: i64::try_from(
+                config
+                    .storage
+                    .deleted_retention_hours
+                    .saturating_mul(3_600_000),
+            )
+            .unwrap_or(i64::MAX),
+            retention_interval_ms: i64::try_from(
+                config.jobs.retention_interval_secs.saturating_mul(1000),
+            )
+            .unwrap_or(i64::MAX),
         };
         let app = AppContext::open(
             Arc::clone(&backend) as Arc<dyn StorageBackend>,

@@ -1193,3 +1193,121 @@ async fn end_with_the_final_rows(
         );
     }
 }
+
+/// Subscribes `sql` on a new connection of alice's from cursor `from`; the
+/// first reply (`subscription_ack` or `error`).
+async fn resume_reply(server: &TestServer, sql: &str, from: &str) -> Value {
+    let mut ws = authenticated(server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "r", "sql": sql,
+               "options": {"from": from}}}),
+    )
+    .await;
+    next(&mut ws).await
+}
+
+#[tokio::test]
+async fn a_resume_that_would_miss_deletes_gets_resume_too_old() {
+    let server = TestServer::start_with(&[("KALAMDB_JOBS_RETENTION_INTERVAL_SECS", "1")]);
+    setup(&server).await;
+
+    // STREAM: a row the client held was removed for good while it was away
+    server
+        .ok("CREATE STREAM TABLE app.typing (who TEXT) TTL 3600")
+        .await;
+    let sql = "SELECT who FROM app.typing";
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "t", "sql": sql}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "subscription_ack");
+    assert_eq!(next(&mut ws).await["batch_control"]["status"], "ready");
+    server
+        .ok("EXECUTE AS USER 'alice' (INSERT INTO app.typing VALUES ('alice'))")
+        .await;
+    let c = next(&mut ws).await;
+    let held = c["rows"][0]["_seq"].as_str().expect("_seq").to_string();
+    drop(ws);
+    server
+        .ok("EXECUTE AS USER 'alice' (DELETE FROM app.typing)")
+        .await;
+    let m = resume_reply(&server, sql, &held).await;
+    assert_eq!(m["type"], "error", "{m}");
+    assert_eq!(m["code"], "RESUME_TOO_OLD", "{m}");
+    assert!(
+        m["message"].as_str().unwrap().contains("without \"from\""),
+        "{m}"
+    );
+    // from a cursor after the delete nothing was missed
+    server
+        .ok("EXECUTE AS USER 'alice' (INSERT INTO app.typing VALUES ('again'))")
+        .await;
+    let body = server
+        .ok("EXECUTE AS USER 'alice' (SELECT _seq FROM app.typing)")
+        .await;
+    let after = crate::common::rows(&body, 0)[0][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = resume_reply(&server, sql, &after).await;
+    assert_eq!(m["type"], "subscription_ack", "{m}");
+    // and from before the table existed the client held none of its rows
+    let m = resume_reply(&server, sql, "0").await;
+    assert_eq!(m["type"], "subscription_ack", "{m}");
+
+    // USER table: Retention purges tombstones past DELETED_RETENTION_HOURS
+    // (0 here) and moves the horizon; a cursor under it is refused
+    server
+        .ok("CREATE USER TABLE app.log (id INT PRIMARY KEY) WITH (DELETED_RETENTION_HOURS = 0)")
+        .await;
+    server
+        .ok("EXECUTE AS USER 'alice' (INSERT INTO app.log VALUES (1), (2))")
+        .await;
+    let body = server
+        .ok("EXECUTE AS USER 'alice' (SELECT _seq FROM app.log WHERE id = 2)")
+        .await;
+    let cursor = crate::common::rows(&body, 0)[0][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .ok("EXECUTE AS USER 'alice' (DELETE FROM app.log WHERE id = 1)")
+        .await;
+    let sql = "SELECT id FROM app.log";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = resume_reply(&server, sql, &cursor).await;
+        if m["type"] == "error" {
+            assert_eq!(m["code"], "RESUME_TOO_OLD", "{m}");
+            break;
+        }
+        // until the job runs, the resume is answered (with the delete)
+        assert_eq!(m["type"], "subscription_ack", "{m}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Retention run refused the old cursor within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body = server
+        .ok("SELECT count(*) FROM system.jobs WHERE job_type = 'Retention' AND status = 'Completed'")
+        .await;
+    assert_ne!(crate::common::rows(&body, 0)[0][0], json!("0"), "{body}");
+    // the tombstone is gone, the live row stays, a fresh subscription works
+    let body = server
+        .ok("EXECUTE AS USER 'alice' (SELECT id, _deleted FROM app.log WHERE _deleted = true)")
+        .await;
+    assert!(crate::common::rows(&body, 0).is_empty(), "{body}");
+    let mut ws = authenticated(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "subscription": {"id": "l", "sql": sql}}),
+    )
+    .await;
+    let ack = next(&mut ws).await;
+    assert_eq!(ack["type"], "subscription_ack", "{ack}");
+    assert_eq!(ack["total_rows"], 1, "{ack}");
+}

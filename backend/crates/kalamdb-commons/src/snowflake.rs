@@ -72,6 +72,12 @@ pub fn timestamp_ms(id: i64) -> u64 {
     ((id as u64) >> (NODE_BITS + SEQ_BITS)) + EPOCH_MS
 }
 
+/// The lowest snowflake id of millisecond `ms` (epoch milliseconds): every
+/// id made before it is lower.
+pub fn first_id_at(ms: u64) -> i64 {
+    (ms.saturating_sub(EPOCH_MS) << (NODE_BITS + SEQ_BITS)) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

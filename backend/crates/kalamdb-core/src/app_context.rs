@@ -51,6 +51,11 @@ pub struct CoreOptions {
     pub user_cleanup_interval_ms: i64,
     /// How often a StreamEviction job is scheduled (0: never).
     pub stream_eviction_interval_ms: i64,
+    /// How long soft-deleted rows are kept (tables' DELETED_RETENTION_HOURS
+    /// overrides it); resuming a live query from further back is refused.
+    pub deleted_retention_ms: i64,
+    /// How often a Retention job is scheduled (0: never).
+    pub retention_interval_ms: i64,
     /// The `local` storage's directory, as shown in `system.storages`.
     pub local_storage_dir: String,
     /// Structural limits every statement is checked against after parsing.
@@ -71,6 +76,8 @@ impl Default for CoreOptions {
             user_deletion_grace_ms: 7 * 24 * 3600 * 1000,
             user_cleanup_interval_ms: 3600 * 1000,
             stream_eviction_interval_ms: 60 * 1000,
+            deleted_retention_ms: 168 * 3600 * 1000,
+            retention_interval_ms: 3600 * 1000,
             local_storage_dir: "./data/storage".into(),
             sql_limits: kalamdb_sql::SqlLimits::default(),
             query_limits: crate::query_limits::RoleQueryLimits::default(),
@@ -182,6 +189,7 @@ impl AppContext {
         let writes = Arc::new(WriteFunnel::new(
             table_store.clone(),
             Arc::clone(&snowflake),
+            Arc::clone(&streams),
         ));
         Ok(Arc::new(Self {
             meta,

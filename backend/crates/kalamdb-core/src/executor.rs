@@ -265,11 +265,12 @@ impl SqlExecutor {
 const WRITE_ATTEMPTS: usize = 16;
 
 impl SqlExecutor {
-    /// Runs `statement` through its family's handler. A single UPDATE,
-    /// DELETE or upsert whose write conflicted with another commit (a row it
-    /// read changed before it committed) runs again from the start, so
-    /// concurrent `SET n = n + 1` never lose an increment; inside a
-    /// transaction the conflict is COMMIT's to report.
+    /// Runs `statement` through its family's handler. A single INSERT,
+    /// UPDATE, DELETE or upsert whose write conflicted with another commit
+    /// (a row it read changed, or a key it found free was taken, before it
+    /// committed) runs again from the start, so concurrent `SET n = n + 1`
+    /// never lose an increment and two INSERTs of one new key never both
+    /// succeed; inside a transaction the conflict is COMMIT's to report.
     async fn dispatch(
         &self,
         app: &AppContext,
@@ -292,21 +293,18 @@ impl SqlExecutor {
     }
 }
 
-/// Whether a statement computes rows from rows it read (UPDATE, DELETE,
-/// INSERT … ON CONFLICT DO UPDATE), so its commit can conflict.
+/// Whether a statement's commit can conflict: it computed rows from rows it
+/// read (UPDATE, DELETE, upsert) or from keys it found free (INSERT: a
+/// concurrent INSERT of the same key commits first; the re-run then reports
+/// the duplicate, or updates it with ON CONFLICT DO UPDATE).
 fn reads_before_writing(statement: &SqlStatement) -> bool {
     let SqlStatement::Standard(s) = statement else {
         return false;
     };
-    match s.as_ref() {
-        Statement::Update(_) | Statement::Delete(_) => true,
-        Statement::Insert(insert) => matches!(
-            &insert.on,
-            Some(kalamdb_sql::sqlparser::ast::OnInsert::OnConflict(c))
-                if matches!(c.action, kalamdb_sql::sqlparser::ast::OnConflictAction::DoUpdate(_))
-        ),
-        _ => false,
-    }
+    matches!(
+        s.as_ref(),
+        Statement::Update(_) | Statement::Delete(_) | Statement::Insert(_)
+    )
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -20,6 +20,9 @@ const USER_PREFIX: &[u8] = b"usr/";
 const COUNTER_PREFIX: &[u8] = b"ctr/";
 const AUDIT_PREFIX: &[u8] = b"aud/";
 const JOB_PREFIX: &[u8] = b"job/";
+/// Per table: the `_seq` below which soft-deleted rows may have been purged
+/// (by Retention), so a live query cannot resume from a cursor under it.
+const RESUME_HORIZON_PREFIX: &[u8] = b"rh/";
 /// Dropped users waiting for the UserCleanup job, by user id.
 const DROPPED_USER_PREFIX: &[u8] = b"udel/";
 
@@ -107,6 +110,12 @@ fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 fn table_key(ns: &str, table: &str) -> Vec<u8> {
     key(TABLE_PREFIX, &[ns.as_bytes(), table.as_bytes()])
+}
+
+fn resume_horizon_key(table: TableId) -> Vec<u8> {
+    let mut k = RESUME_HORIZON_PREFIX.to_vec();
+    k.extend_from_slice(&table.0.to_be_bytes());
+    k
 }
 
 fn table_version_key(id: TableId, version: u32) -> Vec<u8> {
@@ -247,6 +256,32 @@ impl MetaStore {
             table_version_key(def.table_id, u32::MAX),
         );
         batch.delete(Partition::Meta, table_version_key(def.table_id, u32::MAX));
+        batch.delete(Partition::Meta, resume_horizon_key(def.table_id));
+    }
+
+    /// The `_seq` below which `table`'s soft-deleted rows may be gone (see
+    /// [`MetaStore::put_resume_horizon`]); 0 while none was purged.
+    pub fn resume_horizon(&self, table: TableId) -> CoreResult<i64> {
+        match self
+            .store
+            .get(Partition::Meta, &resume_horizon_key(table))?
+        {
+            Some(v) => Ok(i64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| StoreError::Corrupt(format!("resume horizon of table {}", table.0)),
+            )?)),
+            None => Ok(0),
+        }
+    }
+
+    /// Records that soft-deleted rows of `table` older than `seq` may be
+    /// purged from now on: a cursor below it can no longer learn every
+    /// delete since.
+    pub fn put_resume_horizon(&self, batch: &mut Batch, table: TableId, seq: i64) {
+        batch.put(
+            Partition::Meta,
+            resume_horizon_key(table),
+            seq.to_be_bytes().to_vec(),
+        );
     }
 
     /// Stores `user` on its own (no credential-cache invalidation: for

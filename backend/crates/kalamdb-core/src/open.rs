@@ -4,7 +4,9 @@
 use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
-use crate::jobs::executors::{CleanupExecutor, StreamEvictionExecutor, UserCleanupExecutor};
+use crate::jobs::executors::{
+    CleanupExecutor, RetentionExecutor, StreamEvictionExecutor, UserCleanupExecutor,
+};
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
 use kalamdb_store::StorageBackend;
 use std::sync::Arc;
@@ -15,6 +17,9 @@ impl AppContext {
         let mut jobs = JobRegistry::new();
         jobs.register(Arc::new(CleanupExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
+        jobs.register(Arc::new(RetentionExecutor {
+            default_retention_ms: options.deleted_retention_ms,
+        }));
         jobs.register(Arc::new(UserCleanupExecutor {
             grace_ms: options.user_deletion_grace_ms,
         }));
@@ -29,6 +34,11 @@ impl AppContext {
                 JobType::StreamEviction,
                 options.stream_eviction_interval_ms,
                 "stream_eviction",
+            ),
+            (
+                JobType::Retention,
+                options.retention_interval_ms,
+                "retention",
             ),
         ] {
             // an interval of 0 turns the schedule off

@@ -16,6 +16,7 @@
 use crate::error::CoreResult;
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key, table_range};
+use crate::write_set::Read;
 use kalamdb_commons::snowflake::timestamp_ms;
 use kalamdb_commons::{Value, now_ms};
 use kalamdb_store::row::RowView;
@@ -101,7 +102,7 @@ impl RowReader {
     }
 
     /// [`RowReader::get`] with the row's `_seq`: the version a change
-    /// computed from it names ([`RowChange::read_seq`](crate::write_set::RowChange::read_seq)).
+    /// computed from it names ([`RowChange::read`](crate::write_set::RowChange::read)).
     pub fn get_versioned(&self, key: &[u8]) -> CoreResult<Option<(i64, Vec<Value>)>> {
         let mut found = None;
         self.get_row(key, false, &mut |row| {
@@ -131,17 +132,25 @@ impl RowReader {
         })
     }
 
-    /// For each key: whether a live (not soft-deleted) row is there.
-    pub fn live_many(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<bool>> {
-        let mut live = vec![false; keys.len()];
+    /// For each key, what a write computed from this read expects to find
+    /// at its commit: the live row there ([`Read::Row`]) or the key free
+    /// ([`Read::Free`], with the `_seq` of a soft-deleted or expired row
+    /// still stored).
+    pub fn slots(&self, keys: &[Vec<u8>]) -> CoreResult<Vec<Read>> {
+        let mut slots = vec![Read::Free(None); keys.len()];
         let now = self.now();
         self.store.get_many_with(keys, &mut |i, bytes| {
             if let Some(bytes) = bytes {
-                live[i] = self.visible(&RowView::decode(bytes)?, now);
+                let row = RowView::decode(bytes)?;
+                slots[i] = if self.visible(&row, now) {
+                    Read::Row(row.seq)
+                } else {
+                    Read::Free(Some(row.seq))
+                };
             }
             Ok(())
         })?;
-        Ok(live)
+        Ok(slots)
     }
 
     /// Visits the rows from `start` (a key of this partition, or

@@ -9,7 +9,7 @@ use crate::row_reader::RowReader;
 use crate::schema::CachedTable;
 use crate::stream_store::row_cap;
 use crate::table_store::RowScope;
-use crate::write_set::{ChangeOp, RowChange, WriteSet};
+use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
 use kalamdb_commons::UserId;
 use kalamdb_commons::snowflake::timestamp_ms;
 use kalamdb_store::keys::decode_str;
@@ -82,7 +82,7 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
                     seq: row.seq,
                     values: values.clone(),
                     old_values: Some(values),
-                    read_seq: Some(row.seq),
+                    read: Read::Row(row.seq),
                 });
                 found += 1;
             }

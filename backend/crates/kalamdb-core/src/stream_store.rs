@@ -15,6 +15,7 @@
 //! 90 % of the cap; rows older than the table's TTL are removed by the
 //! StreamEviction job, both through the write funnel.
 
+use crate::table_store::RowScope;
 use kalamdb_commons::{TableDefinition, TableType};
 use kalamdb_store::backend::{ManyVisitor, ScanVisitor};
 use kalamdb_store::{Batch, Partition, StorageBackend, StoreResult};
@@ -81,7 +82,25 @@ pub struct StreamTables {
     over_cap: Mutex<BTreeSet<u64>>,
     /// Woken when a table passes its cap.
     pub over_cap_signal: tokio::sync::Notify,
+    /// Per table and user: the rows removed for good, so a resume that
+    /// would miss their deletes is refused.
+    removed: Mutex<HashMap<(u64, RowScope), Removals>>,
+    /// The first `_seq` of this process: every STREAM row before it is gone.
+    started: i64,
 }
+
+/// Hard deletes one table partition had, newest last: `(the delete's _seq,
+/// the lowest _seq of a row it removed)`. A client at cursor `c` may hold a
+/// removed row (its `_seq` ≤ `c`) and never hear of the delete (after `c`).
+#[derive(Default)]
+struct Removals {
+    log: std::collections::VecDeque<(i64, i64)>,
+    /// Cursors below it are refused: the log forgot what came before.
+    floor: i64,
+}
+
+/// Hard deletes remembered per table partition; older ones raise the floor.
+const REMOVALS_KEPT: usize = 256;
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
@@ -105,7 +124,42 @@ pub fn row_cap(def: &TableDefinition) -> u64 {
 
 impl StreamTables {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            started: kalamdb_commons::snowflake::first_id_at(kalamdb_commons::now_ms() as u64),
+            ..Self::default()
+        }
+    }
+
+    /// Records that a commit with `_seq`s up to `seq` removed rows of a
+    /// STREAM table partition, the oldest of them written at `oldest`.
+    pub fn note_removed(&self, table: u64, scope: &RowScope, seq: i64, oldest: i64) {
+        let mut removed = lock(&self.removed);
+        let log = removed.entry((table, scope.clone())).or_default();
+        log.log.push_back((seq, oldest));
+        if log.log.len() > REMOVALS_KEPT
+            && let Some((forgotten, _)) = log.log.pop_front()
+        {
+            log.floor = log.floor.max(forgotten);
+        }
+    }
+
+    /// Whether a live query of a STREAM table partition can resume from
+    /// cursor `from` knowing every row removed since: no row it may hold
+    /// was removed for good after it, and the rows are from this process.
+    pub fn answers_from(&self, table: u64, scope: &RowScope, from: i64) -> bool {
+        if from < self.started {
+            return false;
+        }
+        match lock(&self.removed).get(&(table, scope.clone())) {
+            None => true,
+            Some(log) => {
+                from >= log.floor
+                    && !log
+                        .log
+                        .iter()
+                        .any(|&(seq, oldest)| seq > from && oldest <= from)
+            }
+        }
     }
 
     /// Routes `def`'s rows to memory if it is a STREAM table.

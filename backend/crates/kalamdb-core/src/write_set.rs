@@ -17,6 +17,7 @@
 //! [`WriteSet::to_batch`] exactly as here.
 
 use crate::error::{CoreError, CoreResult};
+use crate::stream_store::StreamTables;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key};
 use kalamdb_commons::snowflake::SnowflakeGenerator;
 use kalamdb_commons::{TableDefinition, TableId, Value};
@@ -50,13 +51,43 @@ pub struct RowChange {
     /// The values before, where the statement read them (UPDATE, DELETE,
     /// ON CONFLICT DO UPDATE).
     pub old_values: Option<Vec<Value>>,
-    /// The `_seq` of the stored row the change was computed from (with
-    /// `old_values`). The commit point checks that row is still the one
-    /// stored, so no write is computed from a row another commit replaced
-    /// meanwhile (a lost update); if it was, the commit fails with
-    /// `WRITE_CONFLICT` and a single statement is re-run.
+    /// What the change was computed from. The commit point checks it is
+    /// still what is stored, so no write is computed from a row another
+    /// commit replaced meanwhile (a lost update), and no INSERT takes a key
+    /// another commit took meanwhile (a duplicate); if it is not, the commit
+    /// fails with `WRITE_CONFLICT` and a single statement is re-run.
     #[serde(default)]
-    pub read_seq: Option<i64>,
+    pub read: Read,
+}
+
+/// What a [`RowChange`] was computed from, as the commit point checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Read {
+    /// Nothing stored: the change's key is new by construction (a keyless
+    /// table's row, keyed by its fresh `_seq`).
+    #[default]
+    Nothing,
+    /// The key was free: no row there, or only a soft-deleted (or, in a
+    /// STREAM table, expired) one with this `_seq`. Still free at commit if
+    /// nothing, a soft-deleted row, or that same row is there.
+    Free(Option<i64>),
+    /// The live row with this `_seq` (with `old_values`).
+    Row(i64),
+}
+
+impl Read {
+    /// Whether the stored row — `(its _seq, soft-deleted)`, if there is one
+    /// — is still what this read saw.
+    fn holds(self, stored: Option<(i64, bool)>) -> bool {
+        match self {
+            Read::Nothing => true,
+            Read::Free(seen) => match stored {
+                None | Some((_, true)) => true,
+                Some((seq, false)) => seen == Some(seq),
+            },
+            Read::Row(seen) => stored == Some((seen, false)),
+        }
+    }
 }
 
 /// What one statement changed in one table, for one scope.
@@ -250,6 +281,8 @@ impl Transaction {
 pub struct WriteFunnel {
     store: TableStore,
     seqs: Arc<SnowflakeGenerator>,
+    /// Told of every STREAM row removed for good (for resume checks).
+    streams: Arc<StreamTables>,
     sink: OnceLock<Arc<dyn ChangeSink>>,
     /// Commits waiting for the commit point.
     queue: Mutex<Vec<Pending>>,
@@ -269,10 +302,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl WriteFunnel {
-    pub fn new(store: TableStore, seqs: Arc<SnowflakeGenerator>) -> Self {
+    pub fn new(
+        store: TableStore,
+        seqs: Arc<SnowflakeGenerator>,
+        streams: Arc<StreamTables>,
+    ) -> Self {
         Self {
             store,
             seqs,
+            streams,
             sink: OnceLock::new(),
             queue: Mutex::new(Vec::new()),
             point: Mutex::new(0),
@@ -290,6 +328,36 @@ impl WriteFunnel {
             Some(sink) => sink.as_ref(),
             None => &NoChangeSink,
         }
+    }
+
+    /// Removes soft-deleted rows for good, at the commit point: each
+    /// `(key, _seq)` only if that tombstone is still what is stored there (a
+    /// key written again since is left alone), in one batch with `extra`.
+    /// Nothing is published: no reader sees a tombstone. Returns how many
+    /// rows went.
+    pub fn purge(&self, tombstones: &[(Vec<u8>, i64)], extra: Batch) -> CoreResult<usize> {
+        let _point = lock(&self.point);
+        let keys: Vec<Vec<u8>> = tombstones.iter().map(|(key, _)| key.clone()).collect();
+        let mut gone = vec![false; keys.len()];
+        self.store.get_many_with(&keys, &mut |i, bytes| {
+            if let Some(bytes) = bytes {
+                let row = kalamdb_store::row::RowView::decode(bytes)?;
+                gone[i] = row.deleted && row.seq == tombstones[i].1;
+            }
+            Ok(())
+        })?;
+        let mut batch = extra;
+        let mut purged = 0;
+        for (key, gone) in keys.into_iter().zip(gone) {
+            if gone {
+                batch.delete(Partition::Data, key);
+                purged += 1;
+            }
+        }
+        if !batch.is_empty() {
+            self.store.backend().write(batch)?;
+        }
+        Ok(purged)
     }
 
     /// Runs `f` between two commits, with the highest `_seq` committed so
@@ -361,7 +429,7 @@ impl WriteFunnel {
         let mut group = Vec::with_capacity(queued.len());
         // keys the commits accepted into this group write: a later commit
         // of the group that read one read it before the group's write (kept
-        // only when a later commit read anything: plain INSERTs never do)
+        // only when a later commit read anything: keyless appends never do)
         let reads_after = |i: usize| queued[i + 1..].iter().any(|p| reads_rows(&p.sets));
         let track: Vec<bool> = (0..queued.len()).map(reads_after).collect();
         let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
@@ -402,6 +470,9 @@ impl WriteFunnel {
             Ok(()) => {
                 *point = last;
                 for pending in group {
+                    for set in pending.sets.iter().filter(|s| s.ephemeral) {
+                        self.note_removed(set);
+                    }
                     self.sink().publish(pending.sets);
                     let _ = pending.done.send(Ok(()));
                 }
@@ -418,6 +489,25 @@ impl WriteFunnel {
 }
 
 impl WriteFunnel {
+    /// Tells the STREAM store which rows a committed set of a STREAM table
+    /// removed for good (its deletes, and a keyless row's old key).
+    fn note_removed(&self, set: &WriteSet) {
+        let mut last = None;
+        let mut oldest = i64::MAX;
+        for change in &set.changes {
+            if change.op == ChangeOp::Delete || change.moved_from.is_some() {
+                last = Some(change.seq);
+                if let Read::Row(seq) = change.read {
+                    oldest = oldest.min(seq);
+                }
+            }
+        }
+        if let Some(last) = last {
+            self.streams
+                .note_removed(set.table_id.0, &set.scope, last, oldest);
+        }
+    }
+
     /// Whether a row a change of `sets` was computed from has been replaced
     /// since it was read (checked at the commit point, where nothing else
     /// writes). A key an earlier change of the same commit wrote is this
@@ -430,33 +520,40 @@ impl WriteFunnel {
         if !reads_rows(sets) {
             return Ok(None);
         }
+        // the keys to check, each against what its change read: not those an
+        // earlier change of this commit wrote (its own)
         let mut own: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
-        for set in sets {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut checks: Vec<(Read, usize)> = Vec::new();
+        for (at, set) in sets.iter().enumerate() {
             for change in &set.changes {
                 let read_key = change.moved_from.as_deref().unwrap_or(&change.key);
-                if let Some(read_seq) = change.read_seq
-                    && !own.contains(read_key)
-                {
+                if change.read != Read::Nothing && !own.contains(read_key) {
                     if written_by_group.contains(read_key) {
                         return Ok(Some(conflict(set)));
                     }
-                    let mut stored = None;
-                    self.store.get_with(read_key, &mut |bytes| {
-                        if let Some(bytes) = bytes {
-                            let row = kalamdb_store::row::RowView::decode(bytes)?;
-                            stored = (!row.deleted).then_some(row.seq);
-                        }
-                        Ok(())
-                    })?;
-                    if stored != Some(read_seq) {
-                        return Ok(Some(conflict(set)));
-                    }
+                    keys.push(read_key.to_vec());
+                    checks.push((change.read, at));
                 }
                 own.insert(read_key);
                 own.insert(&change.key);
             }
         }
-        Ok(None)
+        let mut stale = None;
+        self.store.get_many_with(&keys, &mut |i, bytes| {
+            let stored = match bytes {
+                Some(bytes) => {
+                    let row = kalamdb_store::row::RowView::decode(bytes)?;
+                    Some((row.seq, row.deleted))
+                }
+                None => None,
+            };
+            if stale.is_none() && !checks[i].0.holds(stored) {
+                stale = Some(checks[i].1);
+            }
+            Ok(())
+        })?;
+        Ok(stale.map(|at| conflict(&sets[at])))
     }
 }
 
@@ -464,7 +561,7 @@ impl WriteFunnel {
 fn reads_rows(sets: &[WriteSet]) -> bool {
     sets.iter()
         .flat_map(|s| &s.changes)
-        .any(|c| c.read_seq.is_some())
+        .any(|c| c.read != Read::Nothing)
 }
 
 fn conflict(set: &WriteSet) -> CoreError {

@@ -472,8 +472,11 @@ impl Connection {
             Ok(initial) => initial,
             Err(e) => {
                 self.live.remove(&subscription.live_id);
-                self.error(Some(&id), "BATCH_FETCH_FAILED", &e.message)
-                    .await;
+                let code = match e.code {
+                    "RESUME_TOO_OLD" => e.code,
+                    _ => "BATCH_FETCH_FAILED",
+                };
+                self.error(Some(&id), code, &e.message).await;
                 return;
             }
         };

@@ -7,6 +7,8 @@ use datafusion::arrow::array::{Array, BooleanArray, Int64Array};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
+use kalamdb_commons::TableType;
+use kalamdb_commons::snowflake::first_id_at;
 use kalamdb_core::row_reader::RowReader;
 use kalamdb_core::rows::json::append_rows;
 use kalamdb_core::rows::{BatchBuilder, OutputColumn};
@@ -283,6 +285,37 @@ impl LiveQuery {
         Ok(out)
     }
 
+    /// `RESUME_TOO_OLD` unless a resume from `from` (if given) is complete.
+    fn check_resume(&self, app: &AppContext, from: Option<i64>) -> Result<(), LiveError> {
+        match from {
+            Some(from) if !self.can_resume_from(app, from)? => Err(LiveError::new(
+                "RESUME_TOO_OLD",
+                format!(
+                    "Cannot resume from _seq {from}: rows deleted since may be purged already \
+                     (past the deleted-row retention, or a STREAM table's rows removed or lost \
+                     at a restart); subscribe again without \"from\""
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a resume from cursor `from` can report every row deleted
+    /// since: no soft-deleted row after it has been purged (Retention's
+    /// horizon), no STREAM row it may hold removed for good since.
+    pub fn can_resume_from(&self, app: &AppContext, from: i64) -> Result<bool, LiveError> {
+        let def = &self.table.definition;
+        // a cursor from before the table existed holds none of its rows
+        if from < first_id_at(u64::try_from(def.created_at).unwrap_or(0)) {
+            return Ok(true);
+        }
+        Ok(if def.table_type == TableType::Stream {
+            app.streams.answers_from(def.table_id.0, &self.scope, from)
+        } else {
+            from >= app.meta.resume_horizon(def.table_id)?
+        })
+    }
+
     /// The rows a new subscription starts from, read after it registered
     /// (see [`Handover`]). `from`: only rows changed after that `_seq`, and
     /// a delete for every row deleted — or changed and no longer matching —
@@ -293,6 +326,7 @@ impl LiveQuery {
         from: Option<i64>,
         last_rows: Option<usize>,
     ) -> Result<InitialRows, LiveError> {
+        self.check_resume(app, from)?;
         let reader = RowReader::new(
             Arc::clone(&self.table),
             app.table_store.clone(),
@@ -313,6 +347,9 @@ impl LiveQuery {
         if !keys.is_empty() {
             chunks.push((keys, builder.finish()?));
         }
+        // again after the scan: a purge that began meanwhile raised the
+        // horizon before removing anything
+        self.check_resume(app, from)?;
         let mut seen = HashMap::new();
         let mut rows = Vec::new();
         let mut deletes = Vec::new();

@@ -1,10 +1,36 @@
-//! One file per job type that runs for real today. Flush, Retention,
-//! Compact, Backup and Restore arrive with the cold tier.
+//! One file per job type that runs for real today. Flush, Compact, Backup
+//! and Restore arrive with the cold tier (and Retention's cold half with
+//! it).
 
 pub mod cleanup;
+pub mod retention;
 pub mod stream_eviction;
 pub mod user_cleanup;
 
 pub use cleanup::CleanupExecutor;
+pub use retention::RetentionExecutor;
 pub use stream_eviction::StreamEvictionExecutor;
 pub use user_cleanup::UserCleanupExecutor;
+
+use crate::error::{CoreError, CoreResult};
+use kalamdb_commons::TableId;
+use serde_json::Value as Json;
+
+/// A job's optional `{"table_ids": [n, ...]}` parameter (`None`: every
+/// table the job applies to).
+fn table_ids(params: &Json, job: &str) -> CoreResult<Option<Vec<TableId>>> {
+    let Some(ids) = params.get("table_ids") else {
+        return Ok(None);
+    };
+    let ids = ids.as_array().ok_or_else(|| {
+        CoreError::InvalidParameter(format!("{job}: 'table_ids' must be an array of table ids"))
+    })?;
+    ids.iter()
+        .map(|v| {
+            v.as_u64().map(TableId).ok_or_else(|| {
+                CoreError::InvalidParameter(format!("{job}: '{v}' is not a table id"))
+            })
+        })
+        .collect::<CoreResult<Vec<_>>>()
+        .map(Some)
+}

@@ -1240,7 +1240,7 @@ async fn stream_rows_past_their_ttl_are_gone_from_reads_before_the_job_frees_the
     let written_ms = kalamdb_commons::now_ms() as u64 - 120_000;
     let old_seq = ((written_ms - kalamdb_commons::snowflake::EPOCH_MS) << 22) as i64;
     let key = seq_key(
-        &partition_prefix(def.table_id, &RowScope::User(user)),
+        &partition_prefix(def.table_id, &RowScope::User(user.clone())),
         old_seq,
     );
     let value = kalamdb_store::row::encode_row(
@@ -1272,4 +1272,174 @@ async fn stream_rows_past_their_ttl_are_gone_from_reads_before_the_job_frees_the
         Some("Evicted 1 expired row(s) from 1 STREAM table(s), 0 over the row cap")
     );
     assert_eq!(app.streams.row_count(def.table_id), 1);
+
+    // a keyed row past its TTL leaves its key free: an INSERT of that key
+    // succeeds (no duplicate, no write conflict with the expired row)
+    let mut ctx = crate::ExecutionContext::new(
+        kalamdb_commons::UserId::new("root"),
+        "root",
+        kalamdb_commons::Role::System,
+    );
+    app.execute(
+        &mut ctx,
+        "CREATE STREAM TABLE app.keyed (id INT PRIMARY KEY, n INT) TTL 60",
+        &[],
+    )
+    .await
+    .unwrap();
+    let table = app.schema_registry.get_table("app", "keyed").unwrap();
+    let def = &table.definition;
+    let prefix = partition_prefix(def.table_id, &RowScope::User(user));
+    let key = crate::table_store::row_key(&prefix, &kalamdb_commons::Value::Int32(7)).unwrap();
+    let value = kalamdb_store::row::encode_row(
+        def.schema_version,
+        old_seq,
+        false,
+        [
+            (def.columns[0].column_id, &kalamdb_commons::Value::Int32(7)),
+            (def.columns[1].column_id, &kalamdb_commons::Value::Int32(0)),
+        ],
+    );
+    let mut batch = kalamdb_store::Batch::new();
+    batch.put(kalamdb_store::Partition::Data, key, value);
+    app.table_store.write(batch).unwrap();
+    let rows = query(
+        &app,
+        kalamdb_commons::Role::System,
+        "EXECUTE AS USER 'u_a' (INSERT INTO app.keyed VALUES (7, 1)); \
+         EXECUTE AS USER 'u_a' (SELECT id, n FROM app.keyed)",
+    )
+    .await;
+    assert_eq!(rows, vec![vec![json!(7), json!(1)]]);
+}
+
+/// `(primary key, _seq, soft-deleted)` of every stored row of `table`,
+/// tombstones included.
+fn stored_rows(app: &AppContext, table: &str) -> Vec<(Json, i64, bool)> {
+    let table = app.schema_registry.get_table("app", table).unwrap();
+    let reader =
+        crate::row_reader::RowReader::all_partitions(Arc::clone(&table), app.table_store.clone());
+    let mut rows = Vec::new();
+    reader
+        .scan_rows(reader.start(), true, &mut |_, row| {
+            let values = reader.values_of(row)?;
+            let kalamdb_commons::Value::Int32(id) = values[0] else {
+                panic!("{values:?}")
+            };
+            rows.push((json!(id), row.seq, row.deleted));
+            Ok(true)
+        })
+        .unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn retention_purges_tombstones_past_the_retention_and_records_the_resume_horizon() {
+    use super::executors::RetentionExecutor;
+    let (dir, _backend, app) = stream_fixture(
+        "CREATE NAMESPACE app; \
+         CREATE SHARED TABLE app.s (id INT PRIMARY KEY); \
+         CREATE USER TABLE app.u (id INT PRIMARY KEY) WITH (DELETED_RETENTION_HOURS = 1); \
+         CREATE USER 'u_a' WITH PASSWORD 'pass-word-1' ROLE user; \
+         INSERT INTO app.s VALUES (1), (2), (3); DELETE FROM app.s WHERE id < 3; \
+         EXECUTE AS USER 'u_a' (INSERT INTO app.u VALUES (1), (2)); \
+         EXECUTE AS USER 'u_a' (DELETE FROM app.u WHERE id = 1)",
+    )
+    .await;
+    let f = real_executor(
+        dir,
+        &app,
+        Arc::new(RetentionExecutor {
+            default_retention_ms: 48 * 3_600_000,
+        }),
+    );
+    let run = || async {
+        let id = f
+            .manager
+            .create_job(JobType::Retention, JobOptions::default())
+            .unwrap();
+        f.until(&id, JobStatus::Completed).await.message.unwrap()
+    };
+    let s = app
+        .schema_registry
+        .get_table("app", "s")
+        .unwrap()
+        .definition
+        .table_id;
+    let u = app
+        .schema_registry
+        .get_table("app", "u")
+        .unwrap()
+        .definition
+        .table_id;
+    // within every retention nothing goes
+    assert_eq!(run().await, "Purged 0 soft-deleted row(s) from 2 table(s)");
+    assert_eq!(stored_rows(&app, "s").len(), 3);
+    assert_eq!(stored_rows(&app, "u").len(), 2);
+    // two hours on: past u's retention (1 h), not s's (the default, 48 h)
+    f.clock.advance(2 * 3_600_000);
+    let before = app.meta.resume_horizon(u).unwrap();
+    assert_eq!(run().await, "Purged 1 soft-deleted row(s) from 2 table(s)");
+    let u_rows = stored_rows(&app, "u");
+    assert_eq!(u_rows.len(), 1, "{u_rows:?}");
+    assert_eq!((u_rows[0].0.clone(), u_rows[0].2), (json!(2), false));
+    assert_eq!(stored_rows(&app, "s").len(), 3, "s keeps its tombstones");
+    // each run moves the horizon to its cutoff: the retention before the
+    // job's clock
+    let horizon = app.meta.resume_horizon(u).unwrap();
+    assert!(horizon > before);
+    let at = |horizon: i64| kalamdb_commons::snowflake::timestamp_ms(horizon) as i64;
+    assert_eq!(at(horizon), f.clock.now_ms() - 3_600_000);
+    assert_eq!(
+        at(app.meta.resume_horizon(s).unwrap()),
+        f.clock.now_ms() - 48 * 3_600_000
+    );
+    // past s's retention too: its two tombstones go, its live row stays
+    f.clock.advance(48 * 3_600_000);
+    assert_eq!(run().await, "Purged 2 soft-deleted row(s) from 2 table(s)");
+    let s_rows = stored_rows(&app, "s");
+    assert_eq!(s_rows.len(), 1);
+    assert_eq!((s_rows[0].0.clone(), s_rows[0].2), (json!(3), false));
+    let rows = query(&app, kalamdb_commons::Role::System, "SELECT id FROM app.s").await;
+    assert_eq!(rows, vec![vec![json!(3)]]);
+}
+
+#[tokio::test]
+async fn a_purge_leaves_a_key_written_again_since_its_tombstone_was_read() {
+    let (_dir, _backend, app) = stream_fixture(
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.s (id INT PRIMARY KEY); \
+         INSERT INTO app.s VALUES (1), (2); DELETE FROM app.s",
+    )
+    .await;
+    let table = app.schema_registry.get_table("app", "s").unwrap();
+    let tombstones: Vec<(Vec<u8>, i64)> = {
+        let reader = crate::row_reader::RowReader::all_partitions(
+            Arc::clone(&table),
+            app.table_store.clone(),
+        );
+        let mut out = Vec::new();
+        reader
+            .scan_rows(reader.start(), true, &mut |key, row| {
+                assert!(row.deleted);
+                out.push((key.to_vec(), row.seq));
+                Ok(true)
+            })
+            .unwrap();
+        out
+    };
+    // row 1 is written again after its tombstone was read
+    query(
+        &app,
+        kalamdb_commons::Role::System,
+        "INSERT INTO app.s VALUES (1)",
+    )
+    .await;
+    let purged = app
+        .writes
+        .purge(&tombstones, kalamdb_store::Batch::new())
+        .unwrap();
+    assert_eq!(purged, 1, "only row 2's tombstone is still the one read");
+    let rows = stored_rows(&app, "s");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].0.clone(), rows[0].2), (json!(1), false));
 }

@@ -313,7 +313,7 @@ fn a_write_set_is_a_plain_serialisable_value() {
             seq: 42,
             values: vec![Value::Int32(1), text("new")],
             old_values: Some(vec![Value::Int32(1), text("old")]),
-            read_seq: Some(41),
+            read: super::Read::Row(41),
         }],
         ephemeral: false,
         prefix: Vec::new(),
@@ -589,4 +589,179 @@ async fn a_transaction_whose_read_row_changed_fails_its_commit_and_writes_nothin
         1,
         "only the other commit was published"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_of_one_new_key_store_one_row_and_report_the_rest_as_duplicates() {
+    let f = Arc::new(Fixture::new().await);
+    for round in 0..20 {
+        let key = format!("k{round}");
+        // a soft-deleted row's key is free again: half the rounds race for
+        // such a key
+        if round % 2 == 1 {
+            f.run(
+                &f.root(),
+                &format!("INSERT INTO app.kv VALUES ('{key}', -1)"),
+            )
+            .await
+            .unwrap();
+            f.run(&f.root(), &format!("DELETE FROM app.kv WHERE k = '{key}'"))
+                .await
+                .unwrap();
+        }
+        f.sink.take();
+        let barrier = Arc::new(tokio::sync::Barrier::new(6));
+        let mut tasks = Vec::new();
+        for writer in 0..6 {
+            let (f, key, barrier) = (Arc::clone(&f), key.clone(), Arc::clone(&barrier));
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                f.run(
+                    &f.root(),
+                    &format!("INSERT INTO app.kv VALUES ('{key}', {writer})"),
+                )
+                .await
+            }));
+        }
+        let mut won = Vec::new();
+        for (writer, t) in tasks.into_iter().enumerate() {
+            match t.await.unwrap() {
+                Ok(_) => won.push(writer),
+                Err(e) => assert!(
+                    e.contains("UNIQUE_VIOLATION") || e.contains("uplicate"),
+                    "{e}"
+                ),
+            }
+        }
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: exactly one INSERT succeeds: {won:?}"
+        );
+        let rows = f
+            .run(
+                &f.root(),
+                &format!("SELECT v FROM app.kv WHERE k = '{key}'"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0],
+            vec![vec![Json::from(won[0] as i64)]],
+            "round {round}"
+        );
+        let inserts: Vec<_> = f
+            .sink
+            .take()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.changes)
+            .collect();
+        assert_eq!(
+            inserts.len(),
+            1,
+            "round {round}: one change published: {inserts:?}"
+        );
+        assert_eq!(inserts[0].op, ChangeOp::Insert);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_upserts_of_one_new_key_insert_once_and_update_the_rest() {
+    let f = Arc::new(Fixture::new().await);
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let (f, barrier) = (Arc::clone(&f), Arc::clone(&barrier));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            f.run(
+                &f.root(),
+                &format!(
+                    "INSERT INTO app.kv VALUES ('n', {writer}) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
+                ),
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let changes: Vec<RowChange> = f
+        .sink
+        .take()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.changes)
+        .collect();
+    let ops: Vec<ChangeOp> = changes.iter().map(|c| c.op).collect();
+    assert_eq!(ops[0], ChangeOp::Insert, "{ops:?}");
+    assert!(ops[1..].iter().all(|op| *op == ChangeOp::Update), "{ops:?}");
+    assert_eq!(ops.len(), 8, "{ops:?}");
+    // each update replaced the row the previous change left: one chain
+    for pair in changes.windows(2) {
+        assert_eq!(pair[1].old_values.as_ref(), Some(&pair[0].values));
+    }
+    let rows = f
+        .run(&f.root(), "SELECT v FROM app.kv WHERE k = 'n'")
+        .await
+        .unwrap();
+    let Value::Int32(last) = changes[7].values[1] else {
+        panic!("{:?}", changes[7]);
+    };
+    assert_eq!(
+        rows[0],
+        vec![vec![Json::from(last)]],
+        "the last change is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_transaction_whose_free_key_was_taken_fails_its_commit_and_writes_nothing() {
+    let f = Fixture::new().await;
+    let root = f.root();
+    // 'b' was written and soft-deleted: its key is free again
+    f.run(&root, "INSERT INTO app.kv VALUES ('b', 0)")
+        .await
+        .unwrap();
+    f.run(&root, "DELETE FROM app.kv WHERE k = 'b'")
+        .await
+        .unwrap();
+    for key in ["a", "b"] {
+        f.sink.take();
+        // the transaction finds the key free and stages an INSERT ...
+        let tx = Arc::new(crate::write_set::Transaction::begin(Arc::clone(
+            f.app.table_store.backend(),
+        )));
+        let mut ctx = root.clone();
+        ctx.transaction = Some(Arc::clone(&tx));
+        let sql = format!("INSERT INTO app.kv VALUES ('{key}', 1)");
+        let e = f.app.execute(&mut ctx, &sql, &[]).await.unwrap_err();
+        assert!(e.to_string().contains("BEGIN without COMMIT"), "{e}");
+        // ... another commit takes the key before the COMMIT
+        f.run(&root, &format!("INSERT INTO app.kv VALUES ('{key}', 2)"))
+            .await
+            .unwrap();
+        let err = f.app.writes.commit_transaction(&tx).await.unwrap_err();
+        assert_eq!(
+            kalamdb_commons::error_code::HasErrorCode::error_code(&err),
+            kalamdb_commons::ErrorCode::WriteConflict,
+            "{key}"
+        );
+        let rows = f
+            .run(&root, &format!("SELECT v FROM app.kv WHERE k = '{key}'"))
+            .await
+            .unwrap();
+        assert_eq!(
+            rows[0],
+            vec![vec![Json::from(2)]],
+            "{key}: the first commit's row stays"
+        );
+        assert_eq!(
+            f.sink.take().len(),
+            1,
+            "{key}: only the other commit was published"
+        );
+    }
 }

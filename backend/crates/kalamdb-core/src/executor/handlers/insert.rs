@@ -18,7 +18,7 @@ use crate::rows::defaults::{ColumnDefault, DefaultContext, compile_default};
 use crate::rows::from_arrow::{ColumnValues, convert_column};
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
-use crate::write_set::{ChangeOp, RowChange, WriteSet};
+use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
 use kalamdb_commons::{ColumnDefinition, Value};
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::sqlparser::ast::{
@@ -410,7 +410,8 @@ pub async fn execute_insert(
             .and_then(|pk| positions[pk])
             .and_then(|p| source.shown(i, p))
     };
-    let mut existing = vec![false; count];
+    // what each row's key holds: a keyless row's key is its fresh `_seq`
+    let mut slots = vec![Read::Nothing; count];
     if table.primary_key.is_some() {
         let mut seen = HashSet::with_capacity(keys.len());
         for (i, key) in keys.iter().enumerate() {
@@ -419,34 +420,38 @@ pub async fn execute_insert(
             }
         }
         // A soft-deleted row's key is free again.
-        existing = reader.live_many(&keys)?;
+        slots = reader.slots(&keys)?;
     }
 
     for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
         let mut op = ChangeOp::Insert;
         let mut old_values = None;
-        let mut read_seq = None;
-        if existing[i] {
+        // the commit checks the key is still free (or the row still the one
+        // updated): a concurrent INSERT of the same key loses with
+        // WRITE_CONFLICT, and its re-run sees the row
+        let mut read = slots[i];
+        if let Read::Row(_) = read {
             match &conflict {
                 OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
                 OnConflict::DoNothing => continue,
-                OnConflict::DoUpdate(sets) => {
-                    let Some((seq, current)) = reader.get_versioned(&key)? else {
-                        continue;
-                    };
-                    read_seq = Some(seq);
-                    let mut updated = current.clone();
-                    for (column, expr) in sets {
-                        updated[*column] =
-                            conflict_value(&table, *column, expr, &values, &current, params)?;
+                OnConflict::DoUpdate(sets) => match reader.get_versioned(&key)? {
+                    // deleted since: an insert, of a key that must stay free
+                    None => read = Read::Free(None),
+                    Some((seq, current)) => {
+                        read = Read::Row(seq);
+                        let mut updated = current.clone();
+                        for (column, expr) in sets {
+                            updated[*column] =
+                                conflict_value(&table, *column, expr, &values, &current, params)?;
+                        }
+                        for (column, value) in def.columns.iter().zip(&updated) {
+                            super::check_not_null(def, column, value)?;
+                        }
+                        values = updated;
+                        op = ChangeOp::Update;
+                        old_values = Some(current);
                     }
-                    for (column, value) in def.columns.iter().zip(&updated) {
-                        super::check_not_null(def, column, value)?;
-                    }
-                    values = updated;
-                    op = ChangeOp::Update;
-                    old_values = Some(current);
-                }
+                },
             }
         }
         set.push(RowChange {
@@ -456,7 +461,7 @@ pub async fn execute_insert(
             seq: seqs[i],
             values,
             old_values,
-            read_seq,
+            read,
         });
     }
     let affected = set.len();

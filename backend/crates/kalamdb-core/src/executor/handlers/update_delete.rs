@@ -25,7 +25,7 @@ use crate::rows::coerce::{coerce, literal_of};
 use crate::rows::from_arrow::{ColumnValues, convert_column, stored_value};
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
-use crate::write_set::{ChangeOp, RowChange, WriteSet};
+use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
 use kalamdb_sql::parsers::normalize;
@@ -173,7 +173,7 @@ fn rewrite_row(
         seq,
         values,
         old_values: Some(old_values),
-        read_seq: Some(read_seq),
+        read: Read::Row(read_seq),
     });
     Ok(true)
 }

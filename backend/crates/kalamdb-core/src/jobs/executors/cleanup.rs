@@ -18,19 +18,9 @@ use serde_json::Value as Json;
 pub struct CleanupExecutor;
 
 fn table_ids(params: &Json) -> CoreResult<Vec<TableId>> {
-    let ids = params
-        .get("table_ids")
-        .and_then(Json::as_array)
-        .ok_or_else(|| {
-            CoreError::InvalidParameter("Cleanup: 'table_ids' must be an array of table ids".into())
-        })?;
-    ids.iter()
-        .map(|v| {
-            v.as_u64().map(TableId).ok_or_else(|| {
-                CoreError::InvalidParameter(format!("Cleanup: '{v}' is not a table id"))
-            })
-        })
-        .collect()
+    super::table_ids(params, "Cleanup")?.ok_or_else(|| {
+        CoreError::InvalidParameter("Cleanup: 'table_ids' must be an array of table ids".into())
+    })
 }
 
 impl CleanupExecutor {

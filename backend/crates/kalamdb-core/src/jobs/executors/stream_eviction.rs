@@ -5,38 +5,19 @@
 //! STREAM table) or `{"table_ids": [n, ...]}`.
 
 use crate::app_context::AppContext;
-use crate::error::{CoreError, CoreResult};
+use crate::error::CoreResult;
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
 use crate::stream_eviction::{Evict, enforce_row_caps, evict};
 use async_trait::async_trait;
-use kalamdb_commons::{TableId, TableType};
+use kalamdb_commons::TableType;
 use serde_json::Value as Json;
 
 pub struct StreamEvictionExecutor;
 
-fn table_ids(params: &Json) -> CoreResult<Option<Vec<TableId>>> {
-    let Some(ids) = params.get("table_ids") else {
-        return Ok(None);
-    };
-    let ids = ids.as_array().ok_or_else(|| {
-        CoreError::InvalidParameter(
-            "StreamEviction: 'table_ids' must be an array of table ids".into(),
-        )
-    })?;
-    ids.iter()
-        .map(|v| {
-            v.as_u64().map(TableId).ok_or_else(|| {
-                CoreError::InvalidParameter(format!("StreamEviction: '{v}' is not a table id"))
-            })
-        })
-        .collect::<CoreResult<Vec<_>>>()
-        .map(Some)
-}
-
 impl StreamEvictionExecutor {
     async fn run(&self, ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<Option<String>> {
-        let only = table_ids(&job.parameters)?;
+        let only = super::table_ids(&job.parameters, self.name())?;
         let now = ctx.clock.now_ms();
         let mut tables = 0;
         let mut expired = 0;
@@ -75,7 +56,7 @@ impl JobExecutor<AppContext> for StreamEvictionExecutor {
     }
 
     fn validate_params(&self, params: &Json) -> CoreResult<()> {
-        table_ids(params).map(drop)
+        super::table_ids(params, self.name()).map(drop)
     }
 
     async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
