@@ -262,15 +262,14 @@ impl SqlExecutor {
 }
 
 /// How often a single statement whose write conflicted is run again.
-const WRITE_ATTEMPTS: usize = 16;
+pub(crate) const WRITE_ATTEMPTS: usize = 16;
 
 impl SqlExecutor {
-    /// Runs `statement` through its family's handler. A single INSERT,
-    /// UPDATE, DELETE or upsert whose write conflicted with another commit
-    /// (a row it read changed, or a key it found free was taken, before it
-    /// committed) runs again from the start, so concurrent `SET n = n + 1`
-    /// never lose an increment and two INSERTs of one new key never both
-    /// succeed; inside a transaction the conflict is COMMIT's to report.
+    /// Runs `statement` through its family's handler. A single UPDATE or
+    /// DELETE whose write conflicted with another commit (a row it read
+    /// changed before it committed) runs again from the start, so
+    /// concurrent `SET n = n + 1` never lose an increment; inside a
+    /// transaction the conflict is COMMIT's to report.
     async fn dispatch(
         &self,
         app: &AppContext,
@@ -293,18 +292,14 @@ impl SqlExecutor {
     }
 }
 
-/// Whether a statement's commit can conflict: it computed rows from rows it
-/// read (UPDATE, DELETE, upsert) or from keys it found free (INSERT: a
-/// concurrent INSERT of the same key commits first; the re-run then reports
-/// the duplicate, or updates it with ON CONFLICT DO UPDATE).
+/// Whether a statement computes rows from rows it read (UPDATE, DELETE), so
+/// its commit can conflict. (An INSERT, whose keys must still be free at
+/// commit, writes again from its source rows by itself: see `insert.rs`.)
 fn reads_before_writing(statement: &SqlStatement) -> bool {
     let SqlStatement::Standard(s) = statement else {
         return false;
     };
-    matches!(
-        s.as_ref(),
-        Statement::Update(_) | Statement::Delete(_) | Statement::Insert(_)
-    )
+    matches!(s.as_ref(), Statement::Update(_) | Statement::Delete(_))
 }
 
 #[derive(Debug, Clone, Copy)]

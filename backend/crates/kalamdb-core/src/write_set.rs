@@ -105,6 +105,12 @@ pub struct WriteSet {
     /// delete, nothing to resume from).
     #[serde(default)]
     pub ephemeral: bool,
+    /// The commit point ([`WriteFunnel::committed`]) taken before the
+    /// changes' reads, when one writer did them all: if no commit came
+    /// since, what they read is still stored and the commit skips
+    /// re-reading it.
+    #[serde(default)]
+    pub read_at: Option<i64>,
     /// Where this set's keys start (derived from table and scope).
     #[serde(skip)]
     prefix: Vec<u8>,
@@ -125,6 +131,7 @@ impl WriteSet {
             scope,
             changes: Vec::with_capacity(rows),
             ephemeral: def.table_type == kalamdb_commons::TableType::Stream,
+            read_at: None,
         }
     }
 
@@ -289,6 +296,8 @@ pub struct WriteFunnel {
     /// The commit point: held while a group gets its `_seq`s, is written and
     /// is published. Holds the highest `_seq` committed so far.
     point: Mutex<i64>,
+    /// The same, readable without waiting for the commit point.
+    committed: std::sync::atomic::AtomicI64,
 }
 
 /// One statement's (or one COMMIT's) sets, waiting to be written.
@@ -314,6 +323,7 @@ impl WriteFunnel {
             sink: OnceLock::new(),
             queue: Mutex::new(Vec::new()),
             point: Mutex::new(0),
+            committed: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -358,6 +368,12 @@ impl WriteFunnel {
             self.store.backend().write(batch)?;
         }
         Ok(purged)
+    }
+
+    /// The highest `_seq` committed so far; a statement that takes it before
+    /// reading records it in [`WriteSet::read_at`].
+    pub fn committed(&self) -> i64 {
+        self.committed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Runs `f` between two commits, with the highest `_seq` committed so
@@ -434,7 +450,7 @@ impl WriteFunnel {
         let track: Vec<bool> = (0..queued.len()).map(reads_after).collect();
         let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
         for (pending, track) in queued.into_iter().zip(track) {
-            match self.conflict(&pending.sets, &written) {
+            match self.conflict(&pending.sets, &written, *point) {
                 Ok(None) => {
                     if track {
                         for change in pending.sets.iter().flat_map(|s| &s.changes) {
@@ -469,6 +485,8 @@ impl WriteFunnel {
         match self.store.backend().write(batch) {
             Ok(()) => {
                 *point = last;
+                self.committed
+                    .store(last, std::sync::atomic::Ordering::Release);
                 for pending in group {
                     for set in pending.sets.iter().filter(|s| s.ephemeral) {
                         self.note_removed(set);
@@ -516,8 +534,18 @@ impl WriteFunnel {
         &self,
         sets: &[WriteSet],
         written_by_group: &std::collections::HashSet<Vec<u8>>,
+        point: i64,
     ) -> CoreResult<Option<CoreError>> {
         if !reads_rows(sets) {
+            return Ok(None);
+        }
+        // nothing committed since every read began: all still hold, unless
+        // an earlier commit of this group wrote one of the keys
+        let unchanged = sets
+            .iter()
+            .filter(|s| s.changes.iter().any(|c| c.read != Read::Nothing))
+            .all(|s| s.read_at == Some(point));
+        if unchanged && written_by_group.is_empty() {
             return Ok(None);
         }
         // the keys to check, each against what its change read: not those an
@@ -538,6 +566,9 @@ impl WriteFunnel {
                 own.insert(read_key);
                 own.insert(&change.key);
             }
+        }
+        if unchanged {
+            return Ok(None);
         }
         let mut stale = None;
         self.store.get_many_with(&keys, &mut |i, bytes| {

@@ -104,7 +104,8 @@ pub struct Connection {
     window: (Instant, u32),
     /// Whether large messages may go out as gzip binary frames.
     gzip: bool,
-    subs: HashMap<String, Subscribed>,
+    /// (Boxed: a map's spare slots then cost a pointer each.)
+    subs: HashMap<String, Box<Subscribed>>,
     /// The queue every subscription of this connection delivers to, and
     /// which client id each tag stands for.
     outlet: Outlet,
@@ -142,7 +143,7 @@ pub async fn serve(
         next_tag: 0,
     };
     if let Some(user) = user {
-        c.authenticated(user).await;
+        Box::pin(c.authenticated(user)).await;
     }
     let deadline = Instant::now() + c.config.auth_timeout;
     let mut heartbeat = tokio::time::interval(c.config.heartbeat);
@@ -155,17 +156,20 @@ pub async fn serve(
                 last_heard = Instant::now();
                 match frame {
                     Frame::Text(text) => {
-                        if !c.on_text(&text, &authenticate).await {
+                        // boxed: the work of a message (a subscribe's
+                        // initial rows) takes memory only while it runs,
+                        // not in every idle connection's task
+                        if !Box::pin(c.on_text(&text, &authenticate)).await {
                             break;
                         }
                     }
-                    Frame::Binary(_) => c.error(None, "PROTOCOL", "Send text frames (JSON)").await,
+                    Frame::Binary(_) => Box::pin(c.error(None, "PROTOCOL", "Send text frames (JSON)")).await,
                     Frame::Ping(data) => { let _ = c.out.send(Frame::Pong(data)).await; }
                     Frame::Pong(_) => {}
                     Frame::Close => break,
                 }
             }
-            Some((tag, delivery)) = deliveries.recv() => c.arrived(tag, delivery).await,
+            Some((tag, delivery)) = deliveries.recv() => Box::pin(c.arrived(tag, delivery)).await,
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > c.config.client_timeout {
                     break;
@@ -173,7 +177,7 @@ pub async fn serve(
                 let _ = c.out.send(Frame::Ping(Vec::new())).await;
             }
             _ = tokio::time::sleep_until(deadline), if c.user.is_none() => {
-                c.send(json!({"type": "auth_error", "message": "Authentication timed out"})).await;
+                Box::pin(c.send(json!({"type": "auth_error", "message": "Authentication timed out"}))).await;
                 break;
             }
         }
@@ -498,7 +502,7 @@ impl Connection {
         .await;
         self.subs.insert(
             id.clone(),
-            Subscribed {
+            Box::new(Subscribed {
                 live_id: subscription.live_id.clone(),
                 batch_size,
                 next_batch: 0,
@@ -509,7 +513,7 @@ impl Connection {
                 subscription,
                 streaming: false,
                 held: VecDeque::new(),
-            },
+            }),
         );
         self.tags.insert(tag, id.clone());
         self.send_batch(&id).await;
@@ -620,9 +624,9 @@ impl Connection {
                 }
                 self.send_changes(id, &news).await;
             }
-            Some(Delivery::Ended(LiveError { code, message, .. })) => {
+            Some(Delivery::Ended(error)) => {
                 self.subs.remove(id);
-                self.error(Some(id), code, &message).await;
+                self.error(Some(id), error.code, &error.message).await;
             }
             None => {
                 self.subs.remove(id);

@@ -35,7 +35,9 @@ pub enum Delivery {
     Changes(Vec<LiveChange>),
     /// The last item: the subscription is over (its queue overflowed, or
     /// its WHERE failed on a change).
-    Ended(LiveError),
+    /// (Boxed: a connection's queue holds many deliveries and this one
+    /// ends it.)
+    Ended(Box<LiveError>),
 }
 
 /// Where a subscription's deliveries go, tagged with the subscription's
@@ -163,7 +165,9 @@ impl Subscription {
 
     fn end(&self, error: LiveError) {
         if !self.ended.swap(true, Ordering::AcqRel) {
-            let _ = self.queue.send((self.tag, Delivery::Ended(error)));
+            let _ = self
+                .queue
+                .send((self.tag, Delivery::Ended(Box::new(error))));
         }
     }
 

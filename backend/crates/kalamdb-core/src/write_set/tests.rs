@@ -316,6 +316,7 @@ fn a_write_set_is_a_plain_serialisable_value() {
             read: super::Read::Row(41),
         }],
         ephemeral: false,
+        read_at: Some(40),
         prefix: Vec::new(),
     };
     let json = serde_json::to_string(&set).unwrap();

@@ -367,115 +367,179 @@ pub async fn execute_insert(
         })
         .collect::<CoreResult<_>>()?;
     let default_ctx = DefaultContext::new(&ctx.username, ctx.role.as_str(), &app.snowflake);
-
-    let count = source.len();
-    let mut set = WriteSet::with_capacity(def, scope, count);
-    let mut keys = Vec::with_capacity(count);
-    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(count);
-    let mut seqs = Vec::with_capacity(count);
-    for row_number in 0..count {
-        if source.width(row_number) != width {
-            return Err(CoreError::InvalidSql(format!(
-                "Row {} has {} value(s) but {} column(s) are targeted",
-                row_number + 1,
-                source.width(row_number),
-                width
-            )));
-        }
-        let mut values: Vec<Value> = Vec::with_capacity(def.columns.len());
-        for (i, column) in def.columns.iter().enumerate() {
-            let value = match positions[i] {
-                Some(p) if source.is_default(row_number, p) => {
-                    defaults[i].value(column, &default_ctx)?
-                }
-                Some(p) => source.value(row_number, p, column, params)?,
-                None => defaults[i].value(column, &default_ctx)?,
-            };
-            super::check_not_null(def, column, &value)?;
-            values.push(value);
-        }
-        let seq = app.snowflake.next_id();
-        let key = match table.primary_key {
-            Some(pk) => set.key_of(&values[pk])?,
-            None => set.key_of_seq(seq),
-        };
-        keys.push(key);
-        rows.push(values);
-        seqs.push(seq);
-    }
-
-    let shown_pk = |i: usize| {
-        table
-            .primary_key
-            .and_then(|pk| positions[pk])
-            .and_then(|p| source.shown(i, p))
+    let statement = Prepared {
+        table: &table,
+        source: &source,
+        positions: &positions,
+        width,
+        defaults: &defaults,
+        default_ctx: &default_ctx,
+        conflict: &conflict,
+        returning: returning.as_deref(),
+        reader: &reader,
+        params,
     };
-    // what each row's key holds: a keyless row's key is its fresh `_seq`
-    let mut slots = vec![Read::Nothing; count];
-    if table.primary_key.is_some() {
-        let mut seen = HashSet::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            if !seen.insert(key.as_slice()) {
-                return Err(duplicate(&table, shown_pk(i)));
+    // A commit that finds a key it saw free taken (or a row it updates
+    // replaced) fails with WRITE_CONFLICT: a single statement then writes
+    // again from the same source rows, now seeing the other commit's row
+    // (so it reports the duplicate, or applies its ON CONFLICT clause);
+    // inside a transaction COMMIT reports it.
+    let mut attempt = 1;
+    loop {
+        match statement.write(app, ctx).await {
+            Err(CoreError::WriteConflict(_))
+                if ctx.transaction.is_none() && attempt < crate::executor::WRITE_ATTEMPTS =>
+            {
+                attempt += 1;
+                tokio::task::yield_now().await;
             }
+            done => return done,
         }
-        // A soft-deleted row's key is free again.
-        slots = reader.slots(&keys)?;
     }
+}
 
-    for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
-        let mut op = ChangeOp::Insert;
-        let mut old_values = None;
-        // the commit checks the key is still free (or the row still the one
-        // updated): a concurrent INSERT of the same key loses with
-        // WRITE_CONFLICT, and its re-run sees the row
-        let mut read = slots[i];
-        if let Read::Row(_) = read {
-            match &conflict {
-                OnConflict::Error => return Err(duplicate(&table, shown_pk(i))),
-                OnConflict::DoNothing => continue,
-                OnConflict::DoUpdate(sets) => match reader.get_versioned(&key)? {
-                    // deleted since: an insert, of a key that must stay free
-                    None => read = Read::Free(None),
-                    Some((seq, current)) => {
-                        read = Read::Row(seq);
-                        let mut updated = current.clone();
-                        for (column, expr) in sets {
-                            updated[*column] =
-                                conflict_value(&table, *column, expr, &values, &current, params)?;
-                        }
-                        for (column, value) in def.columns.iter().zip(&updated) {
-                            super::check_not_null(def, column, value)?;
-                        }
-                        values = updated;
-                        op = ChangeOp::Update;
-                        old_values = Some(current);
+/// An INSERT, checked and with its source rows, ready to be written.
+struct Prepared<'a> {
+    table: &'a CachedTable,
+    source: &'a Source<'a>,
+    positions: &'a [Option<usize>],
+    width: usize,
+    defaults: &'a [ColumnDefault],
+    default_ctx: &'a DefaultContext<'a>,
+    conflict: &'a OnConflict<'a>,
+    returning: Option<&'a [usize]>,
+    reader: &'a RowReader,
+    params: &'a [Json],
+}
+
+impl Prepared<'_> {
+    /// Builds the rows, checks their keys and commits them (once).
+    async fn write(&self, app: &AppContext, ctx: &ExecutionContext) -> CoreResult<StatementResult> {
+        let Prepared {
+            table,
+            source,
+            positions,
+            width,
+            defaults,
+            default_ctx,
+            conflict,
+            returning,
+            reader,
+            params,
+        } = *self;
+        let def = &table.definition;
+        let scope = RowScope::for_table(def, &ctx.user_id)?;
+        let count = source.len();
+        let mut set = WriteSet::with_capacity(def, scope, count);
+        let mut keys = Vec::with_capacity(count);
+        let mut rows: Vec<Vec<Value>> = Vec::with_capacity(count);
+        let mut seqs = Vec::with_capacity(count);
+        for row_number in 0..count {
+            if source.width(row_number) != width {
+                return Err(CoreError::InvalidSql(format!(
+                    "Row {} has {} value(s) but {} column(s) are targeted",
+                    row_number + 1,
+                    source.width(row_number),
+                    width
+                )));
+            }
+            let mut values: Vec<Value> = Vec::with_capacity(def.columns.len());
+            for (i, column) in def.columns.iter().enumerate() {
+                let value = match positions[i] {
+                    Some(p) if source.is_default(row_number, p) => {
+                        defaults[i].value(column, default_ctx)?
                     }
-                },
+                    Some(p) => source.value(row_number, p, column, params)?,
+                    None => defaults[i].value(column, default_ctx)?,
+                };
+                super::check_not_null(def, column, &value)?;
+                values.push(value);
             }
+            let seq = app.snowflake.next_id();
+            let key = match table.primary_key {
+                Some(pk) => set.key_of(&values[pk])?,
+                None => set.key_of_seq(seq),
+            };
+            keys.push(key);
+            rows.push(values);
+            seqs.push(seq);
         }
-        set.push(RowChange {
-            op,
-            key,
-            moved_from: None,
-            seq: seqs[i],
-            values,
-            old_values,
-            read,
-        });
-    }
-    let affected = set.len();
-    let written: Vec<Vec<u8>> = match returning {
-        Some(_) => set.changes.iter().map(|c| set.encode(c)).collect(),
-        None => Vec::new(),
-    };
-    app.writes
-        .commit(ctx.transaction.as_deref(), vec![set])
-        .await?;
-    let message = format!("Inserted {affected} row(s)");
-    match returning {
-        Some(indices) => returning_result(&table, &indices, &written, message),
-        None => Ok(StatementResult::affected(affected, message)),
+
+        let shown_pk = |i: usize| {
+            table
+                .primary_key
+                .and_then(|pk| positions[pk])
+                .and_then(|p| source.shown(i, p))
+        };
+        // what each row's key holds: a keyless row's key is its fresh `_seq`
+        let mut slots = vec![Read::Nothing; count];
+        if table.primary_key.is_some() {
+            let mut seen = HashSet::with_capacity(keys.len());
+            for (i, key) in keys.iter().enumerate() {
+                if !seen.insert(key.as_slice()) {
+                    return Err(duplicate(table, shown_pk(i)));
+                }
+            }
+            // A soft-deleted row's key is free again.
+            set.read_at = Some(app.writes.committed());
+            slots = reader.slots(&keys)?;
+        }
+
+        for (i, (key, mut values)) in keys.into_iter().zip(rows).enumerate() {
+            let mut op = ChangeOp::Insert;
+            let mut old_values = None;
+            // the commit checks the key is still free (or the row still the one
+            // updated): a concurrent INSERT of the same key loses with
+            // WRITE_CONFLICT, and its re-run sees the row
+            let mut read = slots[i];
+            if let Read::Row(_) = read {
+                match conflict {
+                    OnConflict::Error => return Err(duplicate(table, shown_pk(i))),
+                    OnConflict::DoNothing => continue,
+                    OnConflict::DoUpdate(sets) => match reader.get_versioned(&key)? {
+                        // deleted since: an insert, of a key that must stay free
+                        None => read = Read::Free(None),
+                        Some((seq, current)) => {
+                            read = Read::Row(seq);
+                            let mut updated = current.clone();
+                            for (column, expr) in sets {
+                                updated[*column] = conflict_value(
+                                    table, *column, expr, &values, &current, params,
+                                )?;
+                            }
+                            for (column, value) in def.columns.iter().zip(&updated) {
+                                super::check_not_null(def, column, value)?;
+                            }
+                            values = updated;
+                            op = ChangeOp::Update;
+                            old_values = Some(current);
+                        }
+                    },
+                }
+            }
+            set.push(RowChange {
+                op,
+                key,
+                moved_from: None,
+                seq: seqs[i],
+                values,
+                old_values,
+                read,
+            });
+        }
+        let affected = set.len();
+        let written: Vec<Vec<u8>> = match returning {
+            Some(_) => set.changes.iter().map(|c| set.encode(c)).collect(),
+            None => Vec::new(),
+        };
+        app.writes
+            .commit(ctx.transaction.as_deref(), vec![set])
+            .await?;
+        let message = format!("Inserted {affected} row(s)");
+        match returning {
+            Some(indices) => returning_result(table, indices, &written, message),
+            None => Ok(StatementResult::affected(affected, message)),
+        }
     }
 }
 
