@@ -89,6 +89,17 @@ async fn namespace_id_and_params_are_honoured() {
         .sql_with(json!({"sql": "SELECT name FROM p WHERE id = $1", "params": [7], "namespace_id": "shop"}))
         .await;
     assert_eq!(rows(&body, 0), &vec![json!(["seven"])]);
+    // parameters bound a key range like literals do
+    server
+        .ok("INSERT INTO shop.p VALUES (1, 'one'), (5, 'five'), (9, 'nine')")
+        .await;
+    let (_, body) = server
+        .sql_with(
+            json!({"sql": "SELECT id FROM p WHERE id >= $1 AND id < $2 ORDER BY id DESC LIMIT 2",
+                         "params": [2, 9], "namespace_id": "shop"}),
+        )
+        .await;
+    assert_eq!(rows(&body, 0), &vec![json!([7]), json!([5])], "{body}");
     let (status, body) = server
         .sql_with(
             json!({"sql": "INSERT INTO p VALUES ($1, $2)", "params": [8], "namespace_id": "shop"}),

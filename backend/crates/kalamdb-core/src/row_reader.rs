@@ -94,6 +94,19 @@ impl RowReader {
         &self.prefix
     }
 
+    /// The partition's key for an encoded primary key (or bound) `encoded`.
+    pub fn key_with(&self, encoded: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.prefix.len() + encoded.len());
+        key.extend_from_slice(&self.prefix);
+        key.extend_from_slice(encoded);
+        key
+    }
+
+    /// Where this reader's key range ends (exclusive).
+    pub fn end(&self) -> Vec<u8> {
+        crate::table_store::partition_end(&self.prefix)
+    }
+
     /// The live row under `key` as declared-order values (columns added
     /// after it was written read as their backfill); `None` when there is
     /// none or it is soft-deleted.
@@ -171,6 +184,25 @@ impl RowReader {
                 }
                 Ok(true)
             })
+    }
+
+    /// [`RowReader::scan_rows`] up to `end` (exclusive; a key of this
+    /// partition or [`RowReader::end`]).
+    pub fn scan_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        self.store.scan_between(start, end, &mut |key, bytes| {
+            let row = RowView::decode(bytes)?;
+            if include_deleted || self.visible(&row, now) {
+                return visit(key, &row);
+            }
+            Ok(true)
+        })
     }
 
     /// The time TTLs are checked against (only read for a STREAM table).

@@ -45,6 +45,11 @@ pub fn partition_prefix(table: TableId, scope: &RowScope) -> Vec<u8> {
     }
 }
 
+/// Where the keys under `prefix` end (exclusive).
+pub fn partition_end(prefix: &[u8]) -> Vec<u8> {
+    prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1])
+}
+
 /// The key of one row: the partition prefix plus the encoded primary key.
 pub fn row_key(prefix: &[u8], pk: &Value) -> CoreResult<Vec<u8>> {
     KeyBuilder::with_capacity(prefix.len() + 16)
@@ -114,20 +119,26 @@ impl TableStore {
         start: &[u8],
         visit: &mut RowVisitor<'_>,
     ) -> CoreResult<()> {
-        let end = prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
+        self.scan_between(start, &partition_end(prefix), visit)
+    }
+
+    /// Visits the rows with keys in `[start, end)` in key order until
+    /// `visit` returns false.
+    pub fn scan_between(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut RowVisitor<'_>,
+    ) -> CoreResult<()> {
         let mut failure = None;
-        self.backend.scan(
-            Partition::Data,
-            start,
-            &end,
-            &mut |k, v| match visit(k, v) {
+        self.backend
+            .scan(Partition::Data, start, end, &mut |k, v| match visit(k, v) {
                 Ok(go_on) => Ok(go_on),
                 Err(e) => {
                     failure = Some(e);
                     Ok(false)
                 }
-            },
-        )?;
+            })?;
         failure.map_or(Ok(()), Err)
     }
 

@@ -1,6 +1,7 @@
 //! The DataFusion `TableProvider` of USER and SHARED tables, bound to one
 //! caller's [`RowScope`] when the catalog hands it out.
 
+use super::key_range::{KeySet, key_set};
 use super::scan::{RowScan, ScanTarget};
 use crate::error::CoreError;
 use crate::row_reader::RowReader;
@@ -9,15 +10,17 @@ use crate::rows::coerce::Literal;
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore};
 use async_trait::async_trait;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::streaming::StreamingTableExec;
-use kalamdb_commons::Value;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -71,25 +74,48 @@ impl RowTableProvider {
                 .any(|c| c.name == kalamdb_commons::DELETED_COLUMN)
     }
 
-    /// The primary-key value `expr` pins, if it is `pk = literal`
-    /// ([`CachedTable::pinned_key`]: the fast path's rule too).
-    fn pinned_key(&self, expr: &Expr) -> Option<Value> {
-        let Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::Eq,
-            right,
-        }) = expr
-        else {
-            return None;
-        };
-        let (column, literal) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
-                (c, v)
+    /// The primary keys `filter` can match ([`key_set`]).
+    fn key_set(&self, filter: &Expr) -> KeySet {
+        key_set(&self.table, filter, &scalar_literal)
+    }
+
+    /// What a scan with `filters` reads: the keys they pin, the key range
+    /// they bound, or the whole partition.
+    fn target(&self, reader: &RowReader, filters: &[Expr]) -> ScanTarget {
+        let keys = filters
+            .iter()
+            .fold(KeySet::All, |keys, f| keys.and(self.key_set(f)));
+        match keys {
+            KeySet::All => ScanTarget::Partition,
+            _ if keys.is_empty() => ScanTarget::Keys(Vec::new()),
+            KeySet::Points(points) => {
+                ScanTarget::Keys(points.iter().map(|k| reader.key_with(k)).collect())
             }
-            _ => return None,
+            KeySet::Range { start, end } => ScanTarget::Range {
+                start: reader.key_with(&start),
+                end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
+            },
+        }
+    }
+
+    /// The order a scan's rows come out in: primary-key order, where the
+    /// output holds the key column.
+    fn ordering(&self, schema: &SchemaRef, indices: &[usize]) -> Vec<LexOrdering> {
+        let Some(pk) = self.table.primary_key else {
+            return Vec::new();
         };
-        self.table
-            .pinned_key(&column.name, &scalar_literal(literal)?)
+        let Some(at) = indices.iter().position(|&i| i == pk) else {
+            return Vec::new();
+        };
+        let column = Column::new(schema.field(at).name(), at);
+        let key = PhysicalSortExpr::new(
+            Arc::new(column),
+            SortOptions {
+                descending: false,
+                nulls_first: false,
+            },
+        );
+        LexOrdering::new([key]).into_iter().collect()
     }
 }
 
@@ -146,7 +172,7 @@ impl TableProvider for RowTableProvider {
         Ok(filters
             .iter()
             .map(|f| {
-                if self.pinned_key(f).is_some() || self.asks_for_deleted(f) {
+                if self.key_set(f) != KeySet::All || self.asks_for_deleted(f) {
                     // DataFusion still applies the filter; we only narrow the read.
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -195,14 +221,8 @@ impl TableProvider for RowTableProvider {
             .collect();
         let projected = Arc::new(schema.project(&indices)?);
         let reader = RowReader::new(Arc::clone(&self.table), self.store.clone(), scope);
-        let target = match filters.iter().find_map(|f| self.pinned_key(f)) {
-            Some(pk) => ScanTarget::Key(
-                reader
-                    .key_of(&pk)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?,
-            ),
-            None => ScanTarget::Partition,
-        };
+        let target = self.target(&reader, filters);
+        let ordering = self.ordering(&projected, &indices);
         let scan = RowScan {
             schema: Arc::clone(&projected),
             columns,
@@ -216,7 +236,7 @@ impl TableProvider for RowTableProvider {
             projected,
             vec![Arc::new(scan)],
             None,
-            Vec::new(),
+            ordering,
             false,
             limit,
         )?))
@@ -228,7 +248,7 @@ mod tests {
     use super::*;
     use kalamdb_commons::{
         ColumnDefinition, KalamDataType, NamespaceId, TableDefinition, TableId, TableOptions,
-        TableType,
+        TableType, Value,
     };
 
     fn keyed_by(data_type: KalamDataType) -> CachedTable {
@@ -290,6 +310,199 @@ mod tests {
         assert_eq!(
             pinned(&ts, ScalarValue::TimestampMicrosecond(Some(-1), None)),
             Some(Value::TimestampMicros(-1))
+        );
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    //! What a scan reads for a query's key predicates, and that its
+    //! primary-key order spares ORDER BY pk a sort.
+
+    use super::*;
+    use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::SessionContext;
+    use kalamdb_commons::{
+        ColumnDefinition, KalamDataType, NamespaceId, TableDefinition, TableId, TableOptions,
+        TableType, Value,
+    };
+    use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+
+    fn column(
+        id: u32,
+        name: &str,
+        data_type: KalamDataType,
+        primary_key: bool,
+    ) -> ColumnDefinition {
+        ColumnDefinition {
+            column_id: id,
+            name: name.into(),
+            data_type,
+            nullable: !primary_key,
+            primary_key,
+            default: None,
+            backfill: None,
+        }
+    }
+
+    /// A SHARED table `t (k BIGINT PRIMARY KEY, v TEXT)` holding k = 0..100,
+    /// registered in a plain DataFusion context.
+    async fn fixture() -> (tempfile::TempDir, SessionContext, RowTableProvider) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let store = TableStore::new(backend);
+        let table = Arc::new(CachedTable::new(TableDefinition {
+            table_id: TableId(9),
+            namespace: NamespaceId::new("app"),
+            name: "t".into(),
+            table_type: TableType::Shared,
+            columns: vec![
+                column(1, "k", KalamDataType::BigInt, true),
+                column(2, "v", KalamDataType::Text, false),
+            ],
+            schema_version: 1,
+            options: TableOptions::default(),
+            created_at: 0,
+        }));
+        let mut set = WriteSet::new(&table.definition, RowScope::Shared);
+        for k in 0..100i64 {
+            let values = vec![Value::Int64(k), Value::Text(format!("v{k}"))];
+            set.push(RowChange {
+                op: ChangeOp::Insert,
+                key: set.key_of(&values[0]).unwrap(),
+                moved_from: None,
+                seq: 1000 + k,
+                values,
+                old_values: None,
+                read: Read::Nothing,
+            });
+        }
+        let mut batch = kalamdb_store::Batch::new();
+        set.to_batch(&mut batch);
+        store.write(batch).unwrap();
+        let provider =
+            |store| RowTableProvider::new(Arc::clone(&table), store, Some(RowScope::Shared), false);
+        let ctx = SessionContext::new();
+        ctx.register_table("t", Arc::new(provider(store.clone())))
+            .unwrap();
+        (dir, ctx, provider(store))
+    }
+
+    async fn plan_of(ctx: &SessionContext, sql: &str) -> String {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        displayable(plan.as_ref()).indent(true).to_string()
+    }
+
+    async fn keys_of(ctx: &SessionContext, sql: &str) -> Vec<i64> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            let col = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap();
+            out.extend(col.values().iter().copied());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn key_predicates_become_point_reads_or_one_range() {
+        let (_dir, ctx, provider) = fixture().await;
+        let reader = RowReader::new(
+            Arc::clone(&provider.table),
+            provider.store.clone(),
+            &RowScope::Shared,
+        );
+        let target = |sql: &str| {
+            let ctx = ctx.clone();
+            let sql = sql.to_string();
+            async move {
+                let df = ctx
+                    .sql(&format!("SELECT k FROM t WHERE {sql}"))
+                    .await
+                    .unwrap();
+                let plan = df.logical_plan().clone();
+                let mut filters = Vec::new();
+                plan.apply(|node| {
+                    if let datafusion::logical_expr::LogicalPlan::Filter(f) = node {
+                        filters.extend(
+                            datafusion::logical_expr::utils::split_conjunction(&f.predicate)
+                                .into_iter()
+                                .cloned(),
+                        );
+                    }
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })
+                .unwrap();
+                filters
+            }
+        };
+        let key = |k: i64| reader.key_of(&Value::Int64(k)).unwrap();
+        let after = |k: i64| {
+            let mut v = key(k);
+            v.push(0);
+            v
+        };
+        let filters = target("k = 7").await;
+        assert!(
+            matches!(provider.target(&reader, &filters), ScanTarget::Keys(keys) if keys == vec![key(7)])
+        );
+        let filters = target("k IN (9, 3, 3)").await;
+        assert!(
+            matches!(provider.target(&reader, &filters), ScanTarget::Keys(keys) if keys == vec![key(3), key(9)])
+        );
+        let filters = target("k > 10 AND k <= 20").await;
+        assert!(matches!(
+            provider.target(&reader, &filters),
+            ScanTarget::Range { start, end } if start == after(10) && end == after(20)
+        ));
+        let filters = target("k BETWEEN 5 AND 6 OR k = 50").await;
+        assert!(matches!(
+            provider.target(&reader, &filters),
+            ScanTarget::Range { start, end } if start == key(5) && end == after(50)
+        ));
+        let filters = target("k < 0 AND k > 5").await;
+        assert!(
+            matches!(provider.target(&reader, &filters), ScanTarget::Keys(keys) if keys.is_empty())
+        );
+        let filters = target("v = 'v1' OR k = 3").await;
+        assert!(matches!(
+            provider.target(&reader, &filters),
+            ScanTarget::Partition
+        ));
+    }
+
+    #[tokio::test]
+    async fn order_by_the_primary_key_needs_no_sort() {
+        let (_dir, ctx, _provider) = fixture().await;
+        let plan = plan_of(&ctx, "SELECT k, v FROM t WHERE k > 10 ORDER BY k LIMIT 3").await;
+        assert!(!plan.contains("SortExec"), "{plan}");
+        assert!(
+            plan.contains("output_ordering=[k@0 ASC NULLS LAST]"),
+            "{plan}"
+        );
+        assert_eq!(
+            keys_of(&ctx, "SELECT k, v FROM t WHERE k > 10 ORDER BY k LIMIT 3").await,
+            vec![11, 12, 13]
+        );
+        // without the key in the output there is no order to offer
+        let plan = plan_of(&ctx, "SELECT v FROM t").await;
+        assert!(!plan.contains("output_ordering"), "{plan}");
+        // a descending order still sorts (for now), correctly
+        assert_eq!(
+            keys_of(&ctx, "SELECT k FROM t WHERE k < 50 ORDER BY k DESC LIMIT 2").await,
+            vec![49, 48]
         );
     }
 }

@@ -17,8 +17,10 @@ use std::sync::Arc;
 pub enum ScanTarget {
     /// Every row under the prefix.
     Partition,
-    /// One row (a primary-key equality was pushed down).
-    Key(Vec<u8>),
+    /// These rows' keys, in key order (primary-key equalities or IN).
+    Keys(Vec<Vec<u8>>),
+    /// The rows with keys in `[start, end)` (a primary-key range).
+    Range { start: Vec<u8>, end: Vec<u8> },
 }
 
 #[derive(Clone)]
@@ -45,9 +47,22 @@ impl std::fmt::Debug for RowScan {
 
 struct ScanState {
     scan: RowScan,
+    /// The next key to read from (a range), or the index of the next key
+    /// to read (a key list, as its big-endian bytes); `None` once done.
     next_start: Option<Vec<u8>>,
     remaining: usize,
     batch_size: usize,
+}
+
+impl RowScan {
+    /// Where a scan of this target starts.
+    fn first(&self) -> Vec<u8> {
+        match &self.target {
+            ScanTarget::Partition => self.reader.start().to_vec(),
+            ScanTarget::Range { start, .. } => start.clone(),
+            ScanTarget::Keys(_) => 0usize.to_be_bytes().to_vec(),
+        }
+    }
 }
 
 impl RowScan {
@@ -56,7 +71,7 @@ impl RowScan {
     pub fn collect(&self, batch_size: usize) -> Result<Vec<RecordBatch>, CoreError> {
         let mut state = ScanState {
             scan: self.clone(),
-            next_start: Some(self.reader.start().to_vec()),
+            next_start: Some(self.first()),
             remaining: self.limit.unwrap_or(usize::MAX),
             batch_size: batch_size.max(1),
         };
@@ -81,15 +96,28 @@ impl ScanState {
         let mut builder = BatchBuilder::new(Arc::clone(&scan.schema), scan.columns.clone(), want)?
             .with_missing(scan.missing.clone());
         match &scan.target {
-            ScanTarget::Key(key) => {
-                scan.reader
-                    .get_row(key, scan.include_deleted, &mut |row| builder.push(row))?;
+            ScanTarget::Keys(keys) => {
+                let mut at = usize::from_be_bytes(start.as_slice().try_into().unwrap_or_default());
+                while at < keys.len() && builder.len() < want {
+                    scan.reader
+                        .get_row(&keys[at], scan.include_deleted, &mut |row| {
+                            builder.push(row)
+                        })?;
+                    at += 1;
+                }
+                if at < keys.len() {
+                    self.next_start = Some(at.to_be_bytes().to_vec());
+                }
             }
-            ScanTarget::Partition => {
+            ScanTarget::Partition | ScanTarget::Range { .. } => {
+                let end = match &scan.target {
+                    ScanTarget::Range { end, .. } => end.clone(),
+                    _ => scan.reader.end(),
+                };
                 let mut last_key: Option<Vec<u8>> = None;
                 let mut full = false;
                 scan.reader
-                    .scan_rows(&start, scan.include_deleted, &mut |key, row| {
+                    .scan_range(&start, &end, scan.include_deleted, &mut |key, row| {
                         builder.push(row)?;
                         if builder.len() >= want {
                             let mut next = key.to_vec();
@@ -121,7 +149,7 @@ impl PartitionStream for RowScan {
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let state = ScanState {
             scan: self.clone(),
-            next_start: Some(self.reader.start().to_vec()),
+            next_start: Some(self.first()),
             remaining: self.limit.unwrap_or(usize::MAX),
             batch_size: ctx.session_config().batch_size().max(1),
         };

@@ -97,7 +97,7 @@ pub fn try_execute(
         schema: Arc::clone(&schema),
         columns,
         reader,
-        target: ScanTarget::Key(key),
+        target: ScanTarget::Keys(vec![key]),
         include_deleted: false,
         limit: Some(1),
         missing,
