@@ -52,7 +52,14 @@ struct ScanState {
     next_start: Option<Vec<u8>>,
     remaining: usize,
     batch_size: usize,
+    /// The next batch's size: small first, growing to `batch_size`, so a
+    /// query that stops early (`ORDER BY pk LIMIT n`, keyset pages) reads
+    /// few rows past what it needs, and a long scan soon reads full batches.
+    next_size: usize,
 }
+
+/// Rows in a scan's first batch.
+const FIRST_BATCH: usize = 64;
 
 impl RowScan {
     /// Where a scan of this target starts.
@@ -74,6 +81,7 @@ impl RowScan {
             next_start: Some(self.first()),
             remaining: self.limit.unwrap_or(usize::MAX),
             batch_size: batch_size.max(1),
+            next_size: FIRST_BATCH.min(batch_size.max(1)),
         };
         let mut out = Vec::new();
         while let Some(batch) = state.next_batch()? {
@@ -91,7 +99,8 @@ impl ScanState {
         if self.remaining == 0 {
             return Ok(None);
         }
-        let want = self.batch_size.min(self.remaining);
+        let want = self.next_size.min(self.remaining);
+        self.next_size = (self.next_size * 4).min(self.batch_size);
         let scan = &self.scan;
         let mut builder = BatchBuilder::new(Arc::clone(&scan.schema), scan.columns.clone(), want)?
             .with_missing(scan.missing.clone());
@@ -152,6 +161,7 @@ impl PartitionStream for RowScan {
             next_start: Some(self.first()),
             remaining: self.limit.unwrap_or(usize::MAX),
             batch_size: ctx.session_config().batch_size().max(1),
+            next_size: FIRST_BATCH.min(ctx.session_config().batch_size().max(1)),
         };
         let stream = futures::stream::unfold(state, |mut state| async move {
             match state.next_batch() {
