@@ -92,6 +92,19 @@ impl Fixture {
             .collect())
     }
 
+    /// A transaction holding what `sql` staged (the request ends without
+    /// COMMIT, so it reports a rollback; the sets stay staged in it).
+    async fn staged(&self, sql: &str) -> Arc<crate::write_set::Transaction> {
+        let tx = Arc::new(crate::write_set::Transaction::begin(Arc::clone(
+            self.app.table_store.backend(),
+        )));
+        let mut ctx = self.root();
+        ctx.transaction = Some(Arc::clone(&tx));
+        let e = self.app.execute(&mut ctx, sql, &[]).await.unwrap_err();
+        assert!(e.to_string().contains("BEGIN without COMMIT"), "{e}");
+        tx
+    }
+
     /// The one publish call `sql` made, with its one write set.
     async fn one_set(&self, ctx: &ExecutionContext, sql: &str) -> WriteSet {
         self.run(ctx, sql).await.unwrap();
@@ -557,19 +570,7 @@ async fn a_transaction_whose_read_row_changed_fails_its_commit_and_writes_nothin
         .unwrap();
     f.sink.take();
     // the transaction reads 'a' and stages a write computed from it ...
-    let tx = Arc::new(crate::write_set::Transaction::begin(Arc::clone(
-        f.app.table_store.backend(),
-    )));
-    let mut ctx = root.clone();
-    ctx.transaction = Some(Arc::clone(&tx));
-    // (the request ends without COMMIT, so it reports a rollback; the
-    // write stays staged in `tx`, which is committed below)
-    let e = f
-        .app
-        .execute(&mut ctx, "UPDATE app.kv SET v = v + 10 WHERE k = 'a'", &[])
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("BEGIN without COMMIT"), "{e}");
+    let tx = f.staged("UPDATE app.kv SET v = v + 10 WHERE k = 'a'").await;
     // ... another commit changes 'a' before the COMMIT
     f.run(&root, "UPDATE app.kv SET v = 5 WHERE k = 'a'")
         .await
@@ -732,14 +733,9 @@ async fn a_transaction_whose_free_key_was_taken_fails_its_commit_and_writes_noth
     for key in ["a", "b"] {
         f.sink.take();
         // the transaction finds the key free and stages an INSERT ...
-        let tx = Arc::new(crate::write_set::Transaction::begin(Arc::clone(
-            f.app.table_store.backend(),
-        )));
-        let mut ctx = root.clone();
-        ctx.transaction = Some(Arc::clone(&tx));
-        let sql = format!("INSERT INTO app.kv VALUES ('{key}', 1)");
-        let e = f.app.execute(&mut ctx, &sql, &[]).await.unwrap_err();
-        assert!(e.to_string().contains("BEGIN without COMMIT"), "{e}");
+        let tx = f
+            .staged(&format!("INSERT INTO app.kv VALUES ('{key}', 1)"))
+            .await;
         // ... another commit takes the key before the COMMIT
         f.run(&root, &format!("INSERT INTO app.kv VALUES ('{key}', 2)"))
             .await
