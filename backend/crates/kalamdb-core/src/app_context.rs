@@ -165,6 +165,7 @@ impl AppContext {
         let mut session_state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
             .with_catalog_list(catalogs)
             .build();
 

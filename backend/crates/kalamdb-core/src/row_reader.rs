@@ -187,22 +187,25 @@ impl RowReader {
     }
 
     /// [`RowReader::scan_rows`] up to `end` (exclusive; a key of this
-    /// partition or [`RowReader::end`]).
+    /// partition or [`RowReader::end`]), in descending key order when
+    /// `reverse`.
     pub fn scan_range(
         &self,
         start: &[u8],
         end: &[u8],
+        reverse: bool,
         include_deleted: bool,
         visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
     ) -> CoreResult<()> {
         let now = self.now();
-        self.store.scan_between(start, end, &mut |key, bytes| {
-            let row = RowView::decode(bytes)?;
-            if include_deleted || self.visible(&row, now) {
-                return visit(key, &row);
-            }
-            Ok(true)
-        })
+        self.store
+            .scan_between(start, end, reverse, &mut |key, bytes| {
+                let row = RowView::decode(bytes)?;
+                if include_deleted || self.visible(&row, now) {
+                    return visit(key, &row);
+                }
+                Ok(true)
+            })
     }
 
     /// The time TTLs are checked against (only read for a STREAM table).

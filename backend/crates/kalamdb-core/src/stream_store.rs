@@ -260,6 +260,35 @@ impl StreamTables {
             }
         }
     }
+
+    /// [`StreamTables::scan`] in descending key order.
+    fn scan_reverse(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()> {
+        let mut to = Bound::Excluded(end.to_vec());
+        loop {
+            let chunk: Vec<(Vec<u8>, Vec<u8>)> = read(&self.rows)
+                .map
+                .range((Bound::Included(start.to_vec()), to.clone()))
+                .rev()
+                .take(SCAN_CHUNK)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let done = chunk.len() < SCAN_CHUNK;
+            for (k, v) in &chunk {
+                if !visit(k, v)? {
+                    return Ok(());
+                }
+            }
+            match chunk.into_iter().last() {
+                Some((last, _)) if !done => to = Bound::Excluded(last),
+                _ => return Ok(()),
+            }
+        }
+    }
 }
 
 /// The storage everything reads and writes through: the durable engine,
@@ -332,6 +361,19 @@ impl StorageBackend for RowBackend {
             return self.streams.scan(start, end, visit);
         }
         self.durable.scan(partition, start, end, visit)
+    }
+
+    fn scan_reverse(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()> {
+        if self.streams.holds(partition, start) {
+            return self.streams.scan_reverse(start, end, visit);
+        }
+        self.durable.scan_reverse(partition, start, end, visit)
     }
 
     fn write(&self, batch: Batch) -> StoreResult<()> {

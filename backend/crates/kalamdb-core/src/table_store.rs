@@ -119,26 +119,33 @@ impl TableStore {
         start: &[u8],
         visit: &mut RowVisitor<'_>,
     ) -> CoreResult<()> {
-        self.scan_between(start, &partition_end(prefix), visit)
+        self.scan_between(start, &partition_end(prefix), false, visit)
     }
 
-    /// Visits the rows with keys in `[start, end)` in key order until
-    /// `visit` returns false.
+    /// Visits the rows with keys in `[start, end)` in key order (descending
+    /// when `reverse`) until `visit` returns false.
     pub fn scan_between(
         &self,
         start: &[u8],
         end: &[u8],
+        reverse: bool,
         visit: &mut RowVisitor<'_>,
     ) -> CoreResult<()> {
         let mut failure = None;
-        self.backend
-            .scan(Partition::Data, start, end, &mut |k, v| match visit(k, v) {
-                Ok(go_on) => Ok(go_on),
-                Err(e) => {
-                    failure = Some(e);
-                    Ok(false)
-                }
-            })?;
+        let mut on_row = |k: &[u8], v: &[u8]| match visit(k, v) {
+            Ok(go_on) => Ok(go_on),
+            Err(e) => {
+                failure = Some(e);
+                Ok(false)
+            }
+        };
+        if reverse {
+            self.backend
+                .scan_reverse(Partition::Data, start, end, &mut on_row)?;
+        } else {
+            self.backend
+                .scan(Partition::Data, start, end, &mut on_row)?;
+        }
         failure.map_or(Ok(()), Err)
     }
 

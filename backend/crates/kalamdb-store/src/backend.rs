@@ -146,6 +146,16 @@ pub trait StorageBackend: Send + Sync {
         visit: &mut ScanVisitor<'_>,
     ) -> StoreResult<()>;
 
+    /// [`StorageBackend::scan`] in descending key order: from the last key
+    /// before `end` down to `start`.
+    fn scan_reverse(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()>;
+
     /// Applies the batch atomically (one write-ahead-log record).
     fn write(&self, batch: Batch) -> StoreResult<()>;
 

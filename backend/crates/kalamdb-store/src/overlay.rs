@@ -59,6 +59,76 @@ impl OverlayBackend {
     }
 }
 
+impl OverlayBackend {
+    /// The transaction's writes in `[start, end)` merged into the base
+    /// scan, in ascending key order or (`reverse`) descending: a pending
+    /// write replaces or hides the base row.
+    fn merged_scan(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()> {
+        let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+            .lock()
+            .range((partition.name(), start.to_vec())..(partition.name(), end.to_vec()))
+            .map(|((_, k), (_, v))| (k.clone(), v.clone()))
+            .collect();
+        if reverse {
+            pending.reverse();
+        }
+        // whether `a` comes before `b` in the scan's order
+        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
+        let mut next = 0;
+        let mut stopped = false;
+        let mut base_visit = |key: &[u8], value: &[u8]| -> StoreResult<bool> {
+            while next < pending.len() && before(&pending[next].0, key) {
+                let (k, v) = &pending[next];
+                next += 1;
+                if let Some(v) = v
+                    && !visit(k, v)?
+                {
+                    stopped = true;
+                    return Ok(false);
+                }
+            }
+            if next < pending.len() && pending[next].0.as_slice() == key {
+                let (k, v) = &pending[next];
+                next += 1;
+                return match v {
+                    Some(v) => {
+                        let go = visit(k, v)?;
+                        stopped = !go;
+                        Ok(go)
+                    }
+                    None => Ok(true),
+                };
+            }
+            let go = visit(key, value)?;
+            stopped = !go;
+            Ok(go)
+        };
+        if reverse {
+            self.base
+                .scan_reverse(partition, start, end, &mut base_visit)?;
+        } else {
+            self.base.scan(partition, start, end, &mut base_visit)?;
+        }
+        if !stopped {
+            for (k, v) in &pending[next..] {
+                if let Some(v) = v
+                    && !visit(k, v)?
+                {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl StorageBackend for OverlayBackend {
     fn get_with(
         &self,
@@ -110,52 +180,17 @@ impl StorageBackend for OverlayBackend {
         end: &[u8],
         visit: &mut ScanVisitor<'_>,
     ) -> StoreResult<()> {
-        // The transaction's writes in range, merged into the base scan in
-        // key order (a pending write replaces or hides the base row).
-        let pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
-            .lock()
-            .range((partition.name(), start.to_vec())..(partition.name(), end.to_vec()))
-            .map(|((_, k), (_, v))| (k.clone(), v.clone()))
-            .collect();
-        let mut next = 0;
-        let mut stopped = false;
-        self.base.scan(partition, start, end, &mut |key, value| {
-            while next < pending.len() && pending[next].0.as_slice() < key {
-                let (k, v) = &pending[next];
-                next += 1;
-                if let Some(v) = v
-                    && !visit(k, v)?
-                {
-                    stopped = true;
-                    return Ok(false);
-                }
-            }
-            if next < pending.len() && pending[next].0.as_slice() == key {
-                let (k, v) = &pending[next];
-                next += 1;
-                return match v {
-                    Some(v) => {
-                        let go = visit(k, v)?;
-                        stopped = !go;
-                        Ok(go)
-                    }
-                    None => Ok(true),
-                };
-            }
-            let go = visit(key, value)?;
-            stopped = !go;
-            Ok(go)
-        })?;
-        if !stopped {
-            for (k, v) in &pending[next..] {
-                if let Some(v) = v
-                    && !visit(k, v)?
-                {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        self.merged_scan(partition, start, end, false, visit)
+    }
+
+    fn scan_reverse(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()> {
+        self.merged_scan(partition, start, end, true, visit)
     }
 
     fn write(&self, batch: Batch) -> StoreResult<()> {
@@ -227,6 +262,20 @@ mod tests {
             out
         };
         assert_eq!(scan(&tx), vec![(1, 1), (2, 20), (3, 30), (7, 70)]);
+        let mut reversed = Vec::new();
+        tx.scan_reverse(Partition::Data, &[0], &[255], &mut |k, v| {
+            reversed.push((k[0], v[0]));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(reversed, vec![(7, 70), (3, 30), (2, 20), (1, 1)]);
+        let mut reversed = Vec::new();
+        tx.scan_reverse(Partition::Data, &[2], &[6], &mut |k, _| {
+            reversed.push(k[0]);
+            Ok(reversed.len() < 2)
+        })
+        .unwrap();
+        assert_eq!(reversed, vec![3, 2]);
         assert_eq!(scan(base.as_ref()), vec![(1, 1), (3, 3), (5, 5)]);
         assert_eq!(tx.get(Partition::Data, &[5]).unwrap(), None);
         assert_eq!(tx.get(Partition::Data, &[3]).unwrap(), Some(vec![30]));

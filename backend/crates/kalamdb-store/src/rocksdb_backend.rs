@@ -188,6 +188,33 @@ impl StorageBackend for RocksDbBackend {
         Ok(())
     }
 
+    fn scan_reverse(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()> {
+        let mut read_options = ReadOptions::default();
+        read_options.set_iterate_lower_bound(start.to_vec());
+        read_options.set_iterate_upper_bound(end.to_vec());
+        let mut it = self
+            .db
+            .raw_iterator_cf_opt(self.cf(partition)?, read_options);
+        it.seek_to_last();
+        while it.valid() {
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !visit(key, value)? {
+                return Ok(());
+            }
+            it.prev();
+        }
+        it.status()?;
+        Ok(())
+    }
+
     fn write(&self, batch: Batch) -> StoreResult<()> {
         let mut wb = WriteBatch::default();
         for op in batch.into_ops() {
@@ -262,6 +289,20 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, vec![3, 4, 5, 6]);
+        let mut seen = Vec::new();
+        db.scan_reverse(Partition::Data, &[1, 3], &[1, 8], &mut |_, v| {
+            seen.push(v[0]);
+            Ok(seen.len() < 4)
+        })
+        .unwrap();
+        assert_eq!(seen, vec![7, 6, 5, 4]);
+        let mut seen = Vec::new();
+        db.scan_reverse(Partition::Data, &[1], &[2, 1], &mut |_, v| {
+            seen.push(v[0]);
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, vec![99, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
 
         let mut b = Batch::new();
         b.delete_range(Partition::Data, vec![1], vec![2]);

@@ -6,8 +6,10 @@
 //! Bounds live in the key encoding (`kalamdb_store::keys`), which is
 //! order-preserving and prefix-free, so comparing bounds is comparing bytes
 //! and "just after key k" is k followed by a 0 byte. The result is always a
-//! superset of the matching keys: the filters themselves are still applied
-//! to the rows read (pushed down as `Inexact`).
+//! superset of the matching keys, and says when it is exactly them
+//! ([`Keys::exact`]): then the scan alone answers the filter and DataFusion
+//! does not apply it again (pushed down as `Exact`, so a LIMIT reaches the
+//! scan); otherwise the filter still runs on the rows read (`Inexact`).
 
 use crate::rows::coerce::Literal;
 use crate::schema::CachedTable;
@@ -130,15 +132,63 @@ fn after(key: &[u8]) -> Vec<u8> {
     next
 }
 
+/// The keys a filter can match, and whether a row matches the filter
+/// exactly when its key is among them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    pub set: KeySet,
+    pub exact: bool,
+}
+
+impl Keys {
+    fn exact(set: KeySet) -> Self {
+        Keys { set, exact: true }
+    }
+
+    fn all() -> Self {
+        Keys {
+            set: KeySet::All,
+            exact: false,
+        }
+    }
+
+    fn and(self, other: Keys) -> Keys {
+        Keys {
+            exact: self.exact && other.exact,
+            set: self.set.and(other.set),
+        }
+    }
+
+    fn or(self, other: Keys) -> Keys {
+        // a union of two point sets, or with an empty side, is exact; any
+        // other union is widened to a hull and is not
+        let exact = match (&self.set, &other.set) {
+            _ if self.set.is_empty() => other.exact,
+            _ if other.set.is_empty() => self.exact,
+            (KeySet::Points(_), KeySet::Points(_)) => self.exact && other.exact,
+            _ => false,
+        };
+        Keys {
+            set: self.set.or(other.set),
+            exact,
+        }
+    }
+}
+
 /// The keys `filter` can match in `table` (a table with a one-column
 /// primary key); [`KeySet::All`] when it does not restrict the key.
+///
+/// Exactness rests on two facts: DataFusion has coerced a literal compared
+/// with a column to the column's type before a filter reaches a provider (a
+/// comparison across types wraps the column in a cast, which is not the
+/// key column here), and the key encoding orders keys as SQL compares them.
 pub fn key_set(
     table: &CachedTable,
     filter: &Expr,
     literal: &dyn Fn(&ScalarValue) -> Option<Literal<'_>>,
-) -> KeySet {
+) -> Keys {
     let Some(pk) = table.primary_key else {
-        return KeySet::All;
+        return Keys::all();
     };
     let name = &table.definition.columns[pk].name;
     let encode = |v: &ScalarValue| -> Option<Vec<u8>> {
@@ -161,19 +211,19 @@ pub fn key_set(
                 } else if is_pk(right) {
                     (op.swap().unwrap_or(*op), literal_of(left))
                 } else {
-                    return KeySet::All;
+                    return Keys::all();
                 };
                 let Some(value) = value else {
-                    return KeySet::All;
+                    return Keys::all();
                 };
                 if value.is_null() {
                     // a comparison with NULL matches nothing
-                    return KeySet::empty();
+                    return Keys::exact(KeySet::empty());
                 }
                 let Some(key) = encode(&value) else {
-                    return KeySet::All;
+                    return Keys::all();
                 };
-                match op {
+                Keys::exact(match op {
                     Operator::Eq => KeySet::Points(BTreeSet::from([key])),
                     Operator::Gt => KeySet::Range {
                         start: after(&key),
@@ -191,15 +241,15 @@ pub fn key_set(
                         start: Vec::new(),
                         end: Some(after(&key)),
                     },
-                }
+                })
             }
-            _ => KeySet::All,
+            _ => Keys::all(),
         },
         Expr::InList(list) if !list.negated && is_pk(&list.expr) => {
             let mut keys = BTreeSet::new();
             for item in &list.list {
                 let Some(value) = literal_of(item) else {
-                    return KeySet::All;
+                    return Keys::all();
                 };
                 if value.is_null() {
                     continue;
@@ -208,10 +258,10 @@ pub fn key_set(
                     Some(key) => {
                         keys.insert(key);
                     }
-                    None => return KeySet::All,
+                    None => return Keys::all(),
                 }
             }
-            KeySet::Points(keys)
+            Keys::exact(KeySet::Points(keys))
         }
         Expr::Between(Between {
             expr,
@@ -220,19 +270,19 @@ pub fn key_set(
             high,
         }) if is_pk(expr) => {
             let (Some(low), Some(high)) = (literal_of(low), literal_of(high)) else {
-                return KeySet::All;
+                return Keys::all();
             };
             if low.is_null() || high.is_null() {
-                return KeySet::empty();
+                return Keys::exact(KeySet::empty());
             }
             match (encode(&low), encode(&high)) {
-                (Some(low), Some(high)) => KeySet::Range {
+                (Some(low), Some(high)) => Keys::exact(KeySet::Range {
                     start: low,
                     end: Some(after(&high)),
-                },
-                _ => KeySet::All,
+                }),
+                _ => Keys::all(),
             }
         }
-        _ => KeySet::All,
+        _ => Keys::all(),
     }
 }

@@ -1,8 +1,8 @@
 //! The DataFusion `TableProvider` of USER and SHARED tables, bound to one
 //! caller's [`RowScope`] when the catalog hands it out.
 
-use super::key_range::{KeySet, key_set};
-use super::scan::{RowScan, ScanTarget};
+use super::key_range::{KeySet, Keys, key_set};
+use super::scan::{RowScan, RowScanExec, ScanTarget};
 use crate::error::CoreError;
 use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
@@ -10,17 +10,13 @@ use crate::rows::coerce::Literal;
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore};
 use async_trait::async_trait;
-use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::streaming::StreamingTableExec;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -75,7 +71,7 @@ impl RowTableProvider {
     }
 
     /// The primary keys `filter` can match ([`key_set`]).
-    fn key_set(&self, filter: &Expr) -> KeySet {
+    fn key_set(&self, filter: &Expr) -> Keys {
         key_set(&self.table, filter, &scalar_literal)
     }
 
@@ -84,7 +80,7 @@ impl RowTableProvider {
     fn target(&self, reader: &RowReader, filters: &[Expr]) -> ScanTarget {
         let keys = filters
             .iter()
-            .fold(KeySet::All, |keys, f| keys.and(self.key_set(f)));
+            .fold(KeySet::All, |keys, f| keys.and(self.key_set(f).set));
         match keys {
             KeySet::All => ScanTarget::Partition,
             _ if keys.is_empty() => ScanTarget::Keys(Vec::new()),
@@ -98,24 +94,10 @@ impl RowTableProvider {
         }
     }
 
-    /// The order a scan's rows come out in: primary-key order, where the
-    /// output holds the key column.
-    fn ordering(&self, schema: &SchemaRef, indices: &[usize]) -> Vec<LexOrdering> {
-        let Some(pk) = self.table.primary_key else {
-            return Vec::new();
-        };
-        let Some(at) = indices.iter().position(|&i| i == pk) else {
-            return Vec::new();
-        };
-        let column = Column::new(schema.field(at).name(), at);
-        let key = PhysicalSortExpr::new(
-            Arc::new(column),
-            SortOptions {
-                descending: false,
-                nulls_first: false,
-            },
-        );
-        LexOrdering::new([key]).into_iter().collect()
+    /// Where the primary key is among the output's `indices`.
+    fn key_column(&self, indices: &[usize]) -> Option<usize> {
+        let pk = self.table.primary_key?;
+        indices.iter().position(|&i| i == pk)
     }
 }
 
@@ -172,7 +154,11 @@ impl TableProvider for RowTableProvider {
         Ok(filters
             .iter()
             .map(|f| {
-                if self.key_set(f) != KeySet::All || self.asks_for_deleted(f) {
+                let keys = self.key_set(f);
+                if keys.exact && !self.asks_for_deleted(f) {
+                    // the read itself is the filter
+                    TableProviderFilterPushDown::Exact
+                } else if keys.set != KeySet::All || self.asks_for_deleted(f) {
                     // DataFusion still applies the filter; we only narrow the read.
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -222,24 +208,22 @@ impl TableProvider for RowTableProvider {
         let projected = Arc::new(schema.project(&indices)?);
         let reader = RowReader::new(Arc::clone(&self.table), self.store.clone(), scope);
         let target = self.target(&reader, filters);
-        let ordering = self.ordering(&projected, &indices);
+        let key_column = self.key_column(&indices);
         let scan = RowScan {
-            schema: Arc::clone(&projected),
+            schema: projected,
             columns,
             reader,
             target,
             include_deleted: filters.iter().any(|f| self.asks_for_deleted(f)),
             limit,
+            reverse: false,
             missing,
         };
-        Ok(Arc::new(StreamingTableExec::try_new(
-            projected,
-            vec![Arc::new(scan)],
-            None,
-            ordering,
-            false,
-            limit,
-        )?))
+        Ok(Arc::new(RowScanExec::new(
+            scan,
+            self.table.definition.table_ref().to_string(),
+            key_column,
+        )))
     }
 }
 
@@ -385,7 +369,12 @@ mod plan_tests {
         store.write(batch).unwrap();
         let provider =
             |store| RowTableProvider::new(Arc::clone(&table), store, Some(RowScope::Shared), false);
-        let ctx = SessionContext::new();
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
+            .with_default_features()
+            .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         ctx.register_table("t", Arc::new(provider(store.clone())))
             .unwrap();
         (dir, ctx, provider(store))
@@ -486,23 +475,93 @@ mod plan_tests {
     #[tokio::test]
     async fn order_by_the_primary_key_needs_no_sort() {
         let (_dir, ctx, _provider) = fixture().await;
-        let plan = plan_of(&ctx, "SELECT k, v FROM t WHERE k > 10 ORDER BY k LIMIT 3").await;
-        assert!(!plan.contains("SortExec"), "{plan}");
-        assert!(
-            plan.contains("output_ordering=[k@0 ASC NULLS LAST]"),
-            "{plan}"
-        );
+        // a key range answers its filter: the LIMIT reaches the scan
+        let sql = "SELECT k, v FROM t WHERE k > 10 ORDER BY k LIMIT 3";
+        let plan = plan_of(&ctx, sql).await;
         assert_eq!(
-            keys_of(&ctx, "SELECT k, v FROM t WHERE k > 10 ORDER BY k LIMIT 3").await,
-            vec![11, 12, 13]
+            plan.trim(),
+            "RowScanExec: table=app.t, read=range, projection=[k, v], fetch=3, \
+             output_ordering=[k@0 ASC NULLS LAST]"
         );
+        assert_eq!(keys_of(&ctx, sql).await, vec![11, 12, 13]);
         // without the key in the output there is no order to offer
         let plan = plan_of(&ctx, "SELECT v FROM t").await;
         assert!(!plan.contains("output_ordering"), "{plan}");
-        // a descending order still sorts (for now), correctly
+        assert!(plan.contains("read=full"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn descending_order_reads_backward_and_never_sorts() {
+        let (_dir, ctx, _provider) = fixture().await;
+        let sql = "SELECT k FROM t WHERE k < 50 ORDER BY k DESC LIMIT 2";
+        let plan = plan_of(&ctx, sql).await;
         assert_eq!(
-            keys_of(&ctx, "SELECT k FROM t WHERE k < 50 ORDER BY k DESC LIMIT 2").await,
-            vec![49, 48]
+            plan.trim(),
+            "RowScanExec: table=app.t, read=range, projection=[k], reverse, fetch=2, \
+             output_ordering=[k@0 DESC]"
         );
+        assert_eq!(keys_of(&ctx, sql).await, vec![49, 48]);
+        // the whole table, a key list, a sort that continues after the key
+        for (sql, keys) in [
+            ("SELECT k FROM t ORDER BY k DESC LIMIT 3", vec![99, 98, 97]),
+            (
+                "SELECT k FROM t WHERE k IN (3, 7, 5) ORDER BY k DESC",
+                vec![7, 5, 3],
+            ),
+            (
+                "SELECT k, v FROM t ORDER BY k DESC, v LIMIT 2",
+                vec![99, 98],
+            ),
+        ] {
+            let plan = plan_of(&ctx, sql).await;
+            assert!(!plan.contains("SortExec"), "{sql}: {plan}");
+            assert!(plan.contains("reverse"), "{sql}: {plan}");
+            assert_eq!(keys_of(&ctx, sql).await, keys, "{sql}");
+        }
+        // another filter between: the scan still reads backward, the
+        // filter takes the LIMIT, and no sort runs
+        let sql = "SELECT k, v FROM t WHERE v > 'v5' ORDER BY k DESC LIMIT 3";
+        let plan = plan_of(&ctx, sql).await;
+        assert!(!plan.contains("SortExec"), "{plan}");
+        assert!(plan.contains("FilterExec: v@1 > v5, fetch=3"), "{plan}");
+        assert!(
+            plan.contains("read=full, projection=[k, v], reverse"),
+            "{plan}"
+        );
+        assert_eq!(keys_of(&ctx, sql).await, vec![99, 98, 97]);
+        // a limited scan is not turned around: it would keep other rows
+        let sql = "SELECT k FROM (SELECT k FROM t LIMIT 3) ORDER BY k DESC";
+        let plan = plan_of(&ctx, sql).await;
+        assert!(plan.contains("SortExec"), "{plan}");
+        assert_eq!(keys_of(&ctx, sql).await, vec![2, 1, 0]);
+    }
+
+    #[tokio::test]
+    async fn filters_the_key_read_answers_exactly_are_not_applied_again() {
+        let (_dir, ctx, _provider) = fixture().await;
+        for sql in [
+            "SELECT k FROM t WHERE k = 3",
+            "SELECT k FROM t WHERE k IN (1, 2) OR k = 9",
+            "SELECT k FROM t WHERE k BETWEEN 3 AND 9 AND k <> 5",
+            "SELECT k FROM t WHERE k >= 3 AND k < 9",
+        ] {
+            let plan = plan_of(&ctx, sql).await;
+            let exact = !plan.contains("FilterExec");
+            // `k <> 5` is no key range: it still runs as a filter
+            assert_eq!(exact, !sql.contains("<>"), "{sql}: {plan}");
+        }
+        assert_eq!(
+            keys_of(&ctx, "SELECT k FROM t WHERE k BETWEEN 3 AND 9 AND k <> 5").await,
+            vec![3, 4, 6, 7, 8, 9]
+        );
+        // a union the read widens to one range keeps its filter
+        let sql = "SELECT k FROM t WHERE k < 2 OR k > 97";
+        let plan = plan_of(&ctx, sql).await;
+        assert!(plan.contains("FilterExec"), "{plan}");
+        assert_eq!(keys_of(&ctx, sql).await, vec![0, 1, 98, 99]);
+        let sql = "SELECT k FROM t WHERE k = 4 OR (k > 10 AND k < 13)";
+        let plan = plan_of(&ctx, sql).await;
+        assert!(plan.contains("FilterExec"), "{plan}");
+        assert_eq!(keys_of(&ctx, sql).await, vec![4, 11, 12]);
     }
 }

@@ -1,16 +1,36 @@
 //! Streams a table partition out of its [`RowReader`] as Arrow batches: at
 //! most `batch_size` rows in memory at a time, re-seeking after the last key
 //! for the next batch, so memory does not grow with the table.
+//!
+//! [`RowScanExec`] is the scan's node in a DataFusion plan. It tells the
+//! planner its rows come in primary-key order, answers a sort on the key in
+//! either direction by iterating forward or backward (so `ORDER BY pk DESC
+//! LIMIT n` reads n rows and no sort runs), takes a LIMIT, and shows in
+//! `EXPLAIN` which read it does: point, points, range or full.
 
 use crate::error::CoreError;
 use crate::row_reader::RowReader;
 use crate::rows::{BatchBuilder, OutputColumn};
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
+use datafusion::common::internal_err;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
+use datafusion::physical_plan::coop::make_cooperative;
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions, SchedulingType,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SortOrderPushdownResult,
+};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -31,6 +51,8 @@ pub struct RowScan {
     pub target: ScanTarget,
     pub include_deleted: bool,
     pub limit: Option<usize>,
+    /// Rows in descending key order.
+    pub reverse: bool,
     /// Per output column: what rows written before the column existed read
     /// as (see `CachedTable::backfill`).
     pub missing: Vec<Option<kalamdb_commons::Value>>,
@@ -41,14 +63,16 @@ impl std::fmt::Debug for RowScan {
         f.debug_struct("RowScan")
             .field("target", &self.target)
             .field("limit", &self.limit)
+            .field("reverse", &self.reverse)
             .finish()
     }
 }
 
 struct ScanState {
     scan: RowScan,
-    /// The next key to read from (a range), or the index of the next key
-    /// to read (a key list, as its big-endian bytes); `None` once done.
+    /// Where the next batch reads from: in a range, the first key of the
+    /// rest (or, reversed, the exclusive end of the rest); in a key list,
+    /// the index of the next key (big-endian bytes). `None` once done.
     next_start: Option<Vec<u8>>,
     remaining: usize,
     batch_size: usize,
@@ -62,12 +86,32 @@ struct ScanState {
 const FIRST_BATCH: usize = 64;
 
 impl RowScan {
-    /// Where a scan of this target starts.
+    /// Where a scan of this target starts (see `ScanState::next_start`).
     fn first(&self) -> Vec<u8> {
+        match (&self.target, self.reverse) {
+            (ScanTarget::Partition, false) => self.reader.start().to_vec(),
+            (ScanTarget::Partition, true) => self.reader.end(),
+            (ScanTarget::Range { start, .. }, false) => start.clone(),
+            (ScanTarget::Range { end, .. }, true) => end.clone(),
+            (ScanTarget::Keys(_), _) => 0usize.to_be_bytes().to_vec(),
+        }
+    }
+
+    /// The `[start, end)` of a range or whole-partition read.
+    fn bounds(&self) -> (Vec<u8>, Vec<u8>) {
         match &self.target {
-            ScanTarget::Partition => self.reader.start().to_vec(),
-            ScanTarget::Range { start, .. } => start.clone(),
-            ScanTarget::Keys(_) => 0usize.to_be_bytes().to_vec(),
+            ScanTarget::Range { start, end } => (start.clone(), end.clone()),
+            _ => (self.reader.start().to_vec(), self.reader.end()),
+        }
+    }
+
+    /// What `EXPLAIN` shows of the read.
+    fn path(&self) -> String {
+        match &self.target {
+            ScanTarget::Partition => "full".into(),
+            ScanTarget::Keys(keys) if keys.len() == 1 => "point".into(),
+            ScanTarget::Keys(keys) => format!("points({})", keys.len()),
+            ScanTarget::Range { .. } => "range".into(),
         }
     }
 }
@@ -75,7 +119,7 @@ impl RowScan {
 impl RowScan {
     /// Reads every matching row into batches of at most `batch_size` rows;
     /// used where a whole (small) result is wanted at once.
-    pub fn collect(&self, batch_size: usize) -> Result<Vec<RecordBatch>, CoreError> {
+    pub fn collect(&self, batch_size: usize) -> std::result::Result<Vec<RecordBatch>, CoreError> {
         let mut state = ScanState {
             scan: self.clone(),
             next_start: Some(self.first()),
@@ -92,7 +136,7 @@ impl RowScan {
 }
 
 impl ScanState {
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>, CoreError> {
+    fn next_batch(&mut self) -> std::result::Result<Option<RecordBatch>, CoreError> {
         let Some(start) = self.next_start.take() else {
             return Ok(None);
         };
@@ -106,12 +150,16 @@ impl ScanState {
             .with_missing(scan.missing.clone());
         match &scan.target {
             ScanTarget::Keys(keys) => {
+                // `at` counts keys read, from the end when reversed
                 let mut at = usize::from_be_bytes(start.as_slice().try_into().unwrap_or_default());
                 while at < keys.len() && builder.len() < want {
+                    let key = if scan.reverse {
+                        &keys[keys.len() - 1 - at]
+                    } else {
+                        &keys[at]
+                    };
                     scan.reader
-                        .get_row(&keys[at], scan.include_deleted, &mut |row| {
-                            builder.push(row)
-                        })?;
+                        .get_row(key, scan.include_deleted, &mut |row| builder.push(row))?;
                     at += 1;
                 }
                 if at < keys.len() {
@@ -119,27 +167,35 @@ impl ScanState {
                 }
             }
             ScanTarget::Partition | ScanTarget::Range { .. } => {
-                let end = match &scan.target {
-                    ScanTarget::Range { end, .. } => end.clone(),
-                    _ => scan.reader.end(),
+                let (low, high) = scan.bounds();
+                let (from, to) = if scan.reverse {
+                    (low, start)
+                } else {
+                    (start, high)
                 };
-                let mut last_key: Option<Vec<u8>> = None;
-                let mut full = false;
-                scan.reader
-                    .scan_range(&start, &end, scan.include_deleted, &mut |key, row| {
+                let mut rest: Option<Vec<u8>> = None;
+                let reverse = scan.reverse;
+                scan.reader.scan_range(
+                    &from,
+                    &to,
+                    reverse,
+                    scan.include_deleted,
+                    &mut |key, row| {
                         builder.push(row)?;
                         if builder.len() >= want {
+                            // forward, the rest starts just after this key;
+                            // reversed, it ends (exclusive) at it
                             let mut next = key.to_vec();
-                            next.push(0);
-                            last_key = Some(next);
-                            full = true;
+                            if !reverse {
+                                next.push(0);
+                            }
+                            rest = Some(next);
                             return Ok(false);
                         }
                         Ok(true)
-                    })?;
-                if full {
-                    self.next_start = last_key;
-                }
+                    },
+                )?;
+                self.next_start = rest;
             }
         }
         self.remaining -= builder.len();
@@ -150,18 +206,17 @@ impl ScanState {
     }
 }
 
-impl PartitionStream for RowScan {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+impl RowScan {
+    /// The scan's rows as a stream of batches of at most the session's
+    /// batch size.
+    fn stream(&self, ctx: &TaskContext) -> SendableRecordBatchStream {
+        let batch_size = ctx.session_config().batch_size().max(1);
         let state = ScanState {
             scan: self.clone(),
             next_start: Some(self.first()),
             remaining: self.limit.unwrap_or(usize::MAX),
-            batch_size: ctx.session_config().batch_size().max(1),
-            next_size: FIRST_BATCH.min(ctx.session_config().batch_size().max(1)),
+            batch_size,
+            next_size: FIRST_BATCH.min(batch_size),
         };
         let stream = futures::stream::unfold(state, |mut state| async move {
             match state.next_batch() {
@@ -177,5 +232,210 @@ impl PartitionStream for RowScan {
             Arc::clone(&self.schema),
             stream,
         ))
+    }
+}
+
+/// A [`RowScan`] as a node of a DataFusion plan (one partition).
+#[derive(Debug, Clone)]
+pub struct RowScanExec {
+    scan: RowScan,
+    /// The table, for `EXPLAIN`.
+    table: String,
+    /// Where the primary key is in the output, if it is there.
+    key_column: Option<usize>,
+    /// The order the rows come out in (by the primary key), as the plan
+    /// above last asked for it.
+    order: Option<SortOptions>,
+    properties: Arc<PlanProperties>,
+}
+
+impl RowScanExec {
+    /// A scan whose output holds the primary key at `key_column`, if it
+    /// does (then the rows are declared to come in key order).
+    pub fn new(scan: RowScan, table: String, key_column: Option<usize>) -> Self {
+        let order = key_column.map(|_| SortOptions {
+            descending: scan.reverse,
+            nulls_first: false,
+        });
+        let properties = Self::properties_of(&scan.schema, key_column, order);
+        Self {
+            scan,
+            table,
+            key_column,
+            order,
+            properties,
+        }
+    }
+
+    fn properties_of(
+        schema: &SchemaRef,
+        key_column: Option<usize>,
+        order: Option<SortOptions>,
+    ) -> Arc<PlanProperties> {
+        let orderings = match (key_column, order) {
+            (Some(at), Some(options)) => {
+                let column = Column::new(schema.field(at).name(), at);
+                LexOrdering::new([PhysicalSortExpr::new(Arc::new(column), options)])
+                    .into_iter()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        Arc::new(
+            PlanProperties::new(
+                EquivalenceProperties::new_with_orderings(Arc::clone(schema), orderings),
+                Partitioning::UnknownPartitioning(1),
+                EmissionType::Incremental,
+                Boundedness::Bounded,
+            )
+            .with_scheduling_type(SchedulingType::Cooperative),
+        )
+    }
+
+    /// This scan reading its rows in `options`' direction of the key.
+    fn ordered(&self, options: SortOptions) -> Self {
+        let mut scan = self.scan.clone();
+        scan.reverse = options.descending;
+        let properties = Self::properties_of(&scan.schema, self.key_column, Some(options));
+        Self {
+            scan,
+            table: self.table.clone(),
+            key_column: self.key_column,
+            order: Some(options),
+            properties,
+        }
+    }
+
+    pub fn scan(&self) -> &RowScan {
+        &self.scan
+    }
+}
+
+impl DisplayAs for RowScanExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .scan
+            .schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        write!(
+            f,
+            "RowScanExec: table={}, read={}, projection=[{}]",
+            self.table,
+            self.scan.path(),
+            names.join(", ")
+        )?;
+        if self.scan.reverse {
+            write!(f, ", reverse")?;
+        }
+        if let Some(limit) = self.scan.limit {
+            write!(f, ", fetch={limit}")?;
+        }
+        if let Some(ordering) = self.properties.output_ordering() {
+            write!(f, ", output_ordering=[{ordering}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for RowScanExec {
+    fn name(&self) -> &str {
+        "RowScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            internal_err!("RowScanExec has no children")
+        }
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("RowScanExec has one partition, not {partition}");
+        }
+        Ok(make_cooperative(self.scan.stream(&ctx)))
+    }
+
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        let mut exec = self.clone();
+        exec.scan.limit = match (limit, self.scan.limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Arc::new(exec))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.scan.limit
+    }
+
+    /// A sort led by the primary key is what this scan already yields, in
+    /// one direction or the other: the key is unique, so what follows it in
+    /// the sort never matters.
+    fn try_pushdown_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        let (Some(at), Some(first)) = (self.key_column, order.first()) else {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        };
+        let on_key = first
+            .expr
+            .downcast_ref::<Column>()
+            .is_some_and(|c| c.index() == at);
+        if !on_key {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        if self.order == Some(first.options) {
+            return Ok(SortOrderPushdownResult::Exact {
+                inner: Arc::new(self.clone()),
+            });
+        }
+        if self.scan.limit.is_some()
+            && self.order.map(|o| o.descending) != Some(first.options.descending)
+        {
+            // a limited scan read the other way would keep other rows
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        Ok(SortOrderPushdownResult::Exact {
+            inner: Arc::new(self.ordered(first.options)),
+        })
     }
 }

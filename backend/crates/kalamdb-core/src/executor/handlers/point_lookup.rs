@@ -100,6 +100,7 @@ pub fn try_execute(
         target: ScanTarget::Keys(vec![key]),
         include_deleted: false,
         limit: Some(1),
+        reverse: false,
         missing,
     };
     let batches = scan.collect(1)?;

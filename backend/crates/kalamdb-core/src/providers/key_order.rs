@@ -1,0 +1,118 @@
+//! A physical optimizer rule: a sort on the primary key, above filters and
+//! repartitions that keep their input's order, is answered by reading the
+//! table in that order (forward or backward) instead of sorting.
+//!
+//! DataFusion's own sort pushdown stops at a `FilterExec`, so
+//! `WHERE room = 5 ORDER BY id DESC LIMIT 10` would sort every matching row
+//! of the table. Here the scan below the filter reads backward, the sort
+//! goes, and its LIMIT moves to the filter: the query reads rows only until
+//! it has found ten.
+
+use super::scan::RowScanExec;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::error::Result;
+use datafusion::physical_expr::PhysicalSortExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, SortOrderPushdownResult};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct KeyOrderScan;
+
+impl PhysicalOptimizerRule for KeyOrderScan {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_down(|node| {
+            let Some(sort) = node.downcast_ref::<SortExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let first = sort.expr().first();
+            let Some(input) = in_key_order(sort.input(), sort.expr().as_ref())? else {
+                return Ok(Transformed::no(node));
+            };
+            // The scan took the sort because its first key is the primary
+            // key, which is unique: the rest of the sort never matters.
+            let partitions = input.output_partitioning().partition_count();
+            if !input
+                .equivalence_properties()
+                .ordering_satisfy([first.clone()])?
+                || (partitions > 1 && !sort.preserve_partitioning())
+            {
+                return Ok(Transformed::no(node));
+            }
+            let replaced = match sort.fetch() {
+                None => input,
+                Some(n) => input.with_fetch(Some(n)).unwrap_or_else(|| {
+                    if sort.preserve_partitioning() {
+                        Arc::new(LocalLimitExec::new(input, n))
+                    } else {
+                        Arc::new(GlobalLimitExec::new(input, 0, Some(n)))
+                    }
+                }),
+            };
+            Ok(Transformed::yes(replaced))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "KeyOrderScan"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `plan` rebuilt to yield its rows in `order`, if it is a table scan of
+/// ours, under only nodes that keep their input's order and columns.
+fn in_key_order(
+    plan: &Arc<dyn ExecutionPlan>,
+    order: &[PhysicalSortExpr],
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    if let Some(scan) = plan.downcast_ref::<RowScanExec>() {
+        return Ok(match scan.try_pushdown_sort(order)? {
+            SortOrderPushdownResult::Exact { inner } => Some(inner),
+            _ => None,
+        });
+    }
+    let passes = plan.is::<FilterExec>() || plan.is::<RepartitionExec>();
+    let children = plan.children();
+    if !passes || children.len() != 1 || plan.maintains_input_order() != [true] {
+        return Ok(None);
+    }
+    // a filter may project; then its columns are not its input's
+    if plan.schema() != children[0].schema() {
+        return Ok(None);
+    }
+    let Some(child) = in_key_order(children[0], order)? else {
+        return Ok(None);
+    };
+    Arc::clone(plan)
+        .replace_children(
+            vec![child],
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+        .map(Some)
+}
+
+/// DataFusion's physical optimizer rules with [`KeyOrderScan`] right after
+/// DataFusion's own sort pushdown (and before the checks that end the list).
+pub fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "PushdownSort")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(KeyOrderScan));
+    rules
+}
