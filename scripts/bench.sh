@@ -6,6 +6,7 @@
 #   bash scripts/bench.sh            # N=20000 requests per latency workload
 #   N=5000 bash scripts/bench.sh     # quicker
 #   ONLY=live bash scripts/bench.sh  # live queries only (WebSocket vs LISTEN/NOTIFY)
+#   ONLY=queries bash scripts/bench.sh  # key ranges, ordered LIMIT, scans (1M rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
@@ -107,7 +108,7 @@ live_run() {
   kill -TERM "$pid"; wait "$pid" || true
 }
 
-if [ "${ONLY:-}" != live ]; then
+if [ -z "${ONLY:-}" ]; then
 echo "== KalamDB (sync_writes=false: WAL, no fsync)"
 kalam_run false
 echo "== KalamDB (sync_writes=true: fsync per write group)"
@@ -148,15 +149,39 @@ pg_run() { # synchronous_commit
   pgb "$1" 16 "$N" "$WORK/insert.sql"
   runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null
 }
-if [ "${ONLY:-}" != live ]; then
+if [ -z "${ONLY:-}" ]; then
 echo "== PostgreSQL (synchronous_commit=off)"
 pg_run off
 echo "== PostgreSQL (synchronous_commit=on, the default)"
 pg_run on
 fi
 
-# --------------------------------- live queries: KalamDB, then PostgreSQL
 python3 -c "import psycopg2" 2>/dev/null || python3 -m pip install -q psycopg2-binary
+
+# ------------------- queries beyond the point lookup: KalamDB, then PostgreSQL
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = queries ]; then
+  ROWS="${ROWS:-1000000}"
+  dir="$WORK/kalam-queries"
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_AUTH_BCRYPT_COST=4 \
+    "$BIN/kalamdb-server" >"$WORK/kalam-queries.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  echo "== KalamDB queries (SHARED table, then a USER table of 100 users)"
+  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload queries --preload "$ROWS" --requests 7 --warmup 2
+  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload queries --preload "$ROWS" --requests 7 --warmup 2 --user-table --users 100
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "== PostgreSQL queries (without, then with an index on room)"
+  runpg "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/log -o '-p $PGPORT -k $WORK -c listen_addresses=127.0.0.1' -w start" >/dev/null
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS"
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS" --index-room
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS" --users 100
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS" --users 100 --index-room
+  runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null
+fi
+[ "${ONLY:-}" = queries ] && exit 0
+
+# --------------------------------- live queries: KalamDB, then PostgreSQL
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "== KalamDB live queries (WebSocket, sync_writes=false)"
 live_run

@@ -16,7 +16,7 @@ pub use datafusion::sql::sqlparser;
 pub use error::SqlParseError;
 pub use limits::SqlLimits;
 pub use parser::{ParsedStatement, parse_sql, parse_sql_with_limits};
-pub use shape::{has_subquery, plain_select};
+pub use shape::{has_subquery, ordered_select, plain_select};
 pub use statement::{
     ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement, UserAuth, UserChange,
 };

@@ -9,11 +9,24 @@ use std::ops::ControlFlow;
 /// WHERE (and FROM names at most one table, without joins); otherwise the
 /// clause it has, as SQL names it.
 pub fn plain_select(query: &Query) -> Result<&Select, &'static str> {
+    if query.with.is_some() {
+        return Err("WITH");
+    }
+    if query.order_by.is_some() {
+        return Err("ORDER BY");
+    }
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return Err("LIMIT");
+    }
+    ordered_select(query)
+}
+
+/// [`plain_select`], where the query may also have ORDER BY and LIMIT (the
+/// caller looks at them).
+pub fn ordered_select(query: &Query) -> Result<&Select, &'static str> {
     let clause = if query.with.is_some() {
         "WITH"
-    } else if query.order_by.is_some() {
-        "ORDER BY"
-    } else if query.limit_clause.is_some() || query.fetch.is_some() {
+    } else if query.fetch.is_some() {
         "LIMIT"
     } else if !query.locks.is_empty() {
         "FOR UPDATE"

@@ -51,7 +51,7 @@ fn ws_url(args: &Args) -> String {
     )
 }
 
-async fn login(args: &Args, user: &str, password: &str) -> Result<String, BoxError> {
+pub(crate) async fn login(args: &Args, user: &str, password: &str) -> Result<String, BoxError> {
     let mut client = Client::connect(args).await?;
     let body = client
         .post_json(

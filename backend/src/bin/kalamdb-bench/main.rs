@@ -16,9 +16,11 @@
 //! directory and times the SchemaRegistry lookup and the executor's paths
 //! without HTTP. `jobs` pushes `--requests` no-op jobs through the job
 //! manager and reports the manager's cost per job, end to end. The
-//! `live-*` workloads (WebSocket subscribers) are described in `live.rs`.
+//! `live-*` workloads (WebSocket subscribers) are described in `live.rs`,
+//! `queries` (key ranges, ordered LIMIT, scans) in `queries.rs`.
 
 mod live;
+mod queries;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -55,6 +57,9 @@ enum Workload {
     LiveFanout,
     /// Memory and set-up time of idle subscriptions.
     LiveIdle,
+    /// Key ranges, ordered LIMIT, IN, filters, count and GROUP BY on a
+    /// `--preload`-row table (`queries.rs`).
+    Queries,
     /// INSERT latency with other users' subscriptions on the table.
     LiveForeign,
 }
@@ -104,6 +109,9 @@ struct Args {
     /// `live-idle`: WebSocket connections the subscriptions are spread over.
     #[arg(long, default_value_t = 1000)]
     connections: usize,
+    /// `queries --user-table`: users the rows are spread over.
+    #[arg(long, default_value_t = 100)]
+    users: usize,
     /// `live-fanout`: INSERTs per second in all (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
@@ -477,6 +485,7 @@ async fn main() -> Result<(), BoxError> {
         Workload::LiveFanout => return live::fanout(&args).await,
         Workload::LiveIdle => return live::idle(&args).await,
         Workload::LiveForeign => return live::foreign(&args).await,
+        Workload::Queries => return queries::run(&args).await,
         _ => {}
     }
     let table = format!(
@@ -570,7 +579,8 @@ async fn main() -> Result<(), BoxError> {
                     | Workload::LiveLatency
                     | Workload::LiveFanout
                     | Workload::LiveIdle
-                    | Workload::LiveForeign => {
+                    | Workload::LiveForeign
+                    | Workload::Queries => {
                         unreachable!("handled before connecting")
                     }
                 }

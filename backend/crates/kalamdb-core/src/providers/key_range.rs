@@ -10,6 +10,10 @@
 //! ([`Keys::exact`]): then the scan alone answers the filter and DataFusion
 //! does not apply it again (pushed down as `Exact`, so a LIMIT reaches the
 //! scan); otherwise the filter still runs on the rows read (`Inexact`).
+//!
+//! The rule reads a [`KeyPredicate`]: the planner's filters and the fast
+//! path's SQL (`executor/handlers/key_read.rs`) are both read into one,
+//! so a query gets the same keys whichever way it runs.
 
 use crate::rows::coerce::Literal;
 use crate::schema::CachedTable;
@@ -152,7 +156,8 @@ impl Keys {
         }
     }
 
-    fn and(self, other: Keys) -> Keys {
+    /// Both (AND).
+    pub fn and(self, other: Keys) -> Keys {
         Keys {
             exact: self.exact && other.exact,
             set: self.set.and(other.set),
@@ -175,114 +180,201 @@ impl Keys {
     }
 }
 
-/// The keys `filter` can match in `table` (a table with a one-column
-/// primary key); [`KeySet::All`] when it does not restrict the key.
-///
-/// Exactness rests on two facts: DataFusion has coerced a literal compared
-/// with a column to the column's type before a filter reaches a provider (a
-/// comparison across types wraps the column in a cast, which is not the
-/// key column here), and the key encoding orders keys as SQL compares them.
-pub fn key_set(
-    table: &CachedTable,
-    filter: &Expr,
-    literal: &dyn Fn(&ScalarValue) -> Option<Literal<'_>>,
-) -> Keys {
-    let Some(pk) = table.primary_key else {
-        return Keys::all();
-    };
-    let name = &table.definition.columns[pk].name;
-    let encode = |v: &ScalarValue| -> Option<Vec<u8>> {
-        let value: Value = table.pinned_key(name, &literal(v)?)?;
-        KeyBuilder::new().value(&value).map(KeyBuilder::build)
-    };
-    let is_pk = |e: &Expr| matches!(e, Expr::Column(c) if c.name == *name);
-    let literal_of = |e: &Expr| match e {
-        Expr::Literal(v, _) => Some(v.clone()),
-        _ => None,
-    };
-    match filter {
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And => key_set(table, left, literal).and(key_set(table, right, literal)),
-            Operator::Or => key_set(table, left, literal).or(key_set(table, right, literal)),
-            Operator::Eq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
-                // `pk op literal`, or `literal op pk` read the other way
-                let (op, value) = if is_pk(left) {
-                    (*op, literal_of(right))
+/// A comparison of the primary key with a value, the key on the left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Eq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+impl Compare {
+    /// `value op key` read as `key op' value`.
+    pub fn flipped(self) -> Self {
+        match self {
+            Compare::Lt => Compare::Gt,
+            Compare::LtEq => Compare::GtEq,
+            Compare::Gt => Compare::Lt,
+            Compare::GtEq => Compare::LtEq,
+            Compare::Eq => Compare::Eq,
+        }
+    }
+}
+
+/// A filter as the key rule sees it: comparisons of the primary key with
+/// literals, combined with AND and OR. Both the planner's filters
+/// ([`KeyPredicate::of_expr`]) and the fast path's SQL are read into it, so
+/// both reach the same keys by the same rule ([`KeyPredicate::keys`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyPredicate<'a> {
+    And(Box<KeyPredicate<'a>>, Box<KeyPredicate<'a>>),
+    Or(Box<KeyPredicate<'a>>, Box<KeyPredicate<'a>>),
+    /// `pk op value`.
+    Compare(Compare, Literal<'a>),
+    /// `pk IN (values)`.
+    In(Vec<Literal<'a>>),
+    /// `pk BETWEEN low AND high`.
+    Between(Literal<'a>, Literal<'a>),
+    /// Anything else: no restriction of the key that this rule knows.
+    Other,
+}
+
+impl<'a> KeyPredicate<'a> {
+    /// A DataFusion filter on `table`'s scan, its literals read by
+    /// `literal`.
+    ///
+    /// Exactness rests on DataFusion having coerced a literal compared with
+    /// a column to the column's type before a filter reaches a provider (a
+    /// comparison across types wraps the column in a cast, which is not the
+    /// key column here).
+    pub fn of_expr(
+        table: &CachedTable,
+        filter: &'a Expr,
+        literal: &dyn Fn(&'a ScalarValue) -> Option<Literal<'a>>,
+    ) -> Self {
+        let Some(pk) = table.primary_key else {
+            return KeyPredicate::Other;
+        };
+        Self::of_expr_on(&table.definition.columns[pk].name, filter, literal)
+    }
+
+    fn of_expr_on(
+        pk: &str,
+        filter: &'a Expr,
+        literal: &dyn Fn(&'a ScalarValue) -> Option<Literal<'a>>,
+    ) -> Self {
+        let is_pk = |e: &Expr| matches!(e, Expr::Column(c) if c.name == pk);
+        let literal_of = |e: &'a Expr| match e {
+            Expr::Literal(v, _) => literal(v),
+            _ => None,
+        };
+        let of = |e: &'a Expr| Box::new(Self::of_expr_on(pk, e, literal));
+        match filter {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let compare = match op {
+                    Operator::And => return KeyPredicate::And(of(left), of(right)),
+                    Operator::Or => return KeyPredicate::Or(of(left), of(right)),
+                    Operator::Eq => Compare::Eq,
+                    Operator::Lt => Compare::Lt,
+                    Operator::LtEq => Compare::LtEq,
+                    Operator::Gt => Compare::Gt,
+                    Operator::GtEq => Compare::GtEq,
+                    _ => return KeyPredicate::Other,
+                };
+                let (compare, value) = if is_pk(left) {
+                    (compare, literal_of(right))
                 } else if is_pk(right) {
-                    (op.swap().unwrap_or(*op), literal_of(left))
+                    (compare.flipped(), literal_of(left))
                 } else {
+                    return KeyPredicate::Other;
+                };
+                value.map_or(KeyPredicate::Other, |v| KeyPredicate::Compare(compare, v))
+            }
+            Expr::InList(list) if !list.negated && is_pk(&list.expr) => list
+                .list
+                .iter()
+                .map(literal_of)
+                .collect::<Option<Vec<_>>>()
+                .map_or(KeyPredicate::Other, KeyPredicate::In),
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if is_pk(expr) => match (literal_of(low), literal_of(high)) {
+                (Some(low), Some(high)) => KeyPredicate::Between(low, high),
+                _ => KeyPredicate::Other,
+            },
+            _ => KeyPredicate::Other,
+        }
+    }
+
+    /// The keys of `table` (a table with a one-column primary key) this
+    /// predicate can match: [`KeySet::All`] when it does not restrict the
+    /// key. A literal the key's type does not take as INSERT would take it
+    /// restricts nothing (and is not exact): SQL's own comparison decides.
+    /// The key encoding orders keys as SQL compares them.
+    pub fn keys(&self, table: &CachedTable) -> Keys {
+        let Some(pk) = table.primary_key else {
+            return Keys::all();
+        };
+        let name = &table.definition.columns[pk].name;
+        // Some(None): a NULL, which matches nothing; None: no key value
+        let encode = |literal: &Literal<'_>| -> Option<Option<Vec<u8>>> {
+            if matches!(literal, Literal::Null) {
+                return Some(None);
+            }
+            let value: Value = table.pinned_key(name, literal)?;
+            KeyBuilder::new()
+                .value(&value)
+                .map(KeyBuilder::build)
+                .map(Some)
+        };
+        match self {
+            KeyPredicate::And(a, b) => a.keys(table).and(b.keys(table)),
+            KeyPredicate::Or(a, b) => a.keys(table).or(b.keys(table)),
+            KeyPredicate::Other => Keys::all(),
+            KeyPredicate::Compare(op, value) => {
+                let Some(key) = encode(value) else {
                     return Keys::all();
                 };
-                let Some(value) = value else {
-                    return Keys::all();
-                };
-                if value.is_null() {
+                let Some(key) = key else {
                     // a comparison with NULL matches nothing
                     return Keys::exact(KeySet::empty());
-                }
-                let Some(key) = encode(&value) else {
-                    return Keys::all();
                 };
                 Keys::exact(match op {
-                    Operator::Eq => KeySet::Points(BTreeSet::from([key])),
-                    Operator::Gt => KeySet::Range {
+                    Compare::Eq => KeySet::Points(BTreeSet::from([key])),
+                    Compare::Gt => KeySet::Range {
                         start: after(&key),
                         end: None,
                     },
-                    Operator::GtEq => KeySet::Range {
+                    Compare::GtEq => KeySet::Range {
                         start: key,
                         end: None,
                     },
-                    Operator::Lt => KeySet::Range {
+                    Compare::Lt => KeySet::Range {
                         start: Vec::new(),
                         end: Some(key),
                     },
-                    _ => KeySet::Range {
+                    Compare::LtEq => KeySet::Range {
                         start: Vec::new(),
                         end: Some(after(&key)),
                     },
                 })
             }
-            _ => Keys::all(),
-        },
-        Expr::InList(list) if !list.negated && is_pk(&list.expr) => {
-            let mut keys = BTreeSet::new();
-            for item in &list.list {
-                let Some(value) = literal_of(item) else {
-                    return Keys::all();
-                };
-                if value.is_null() {
-                    continue;
-                }
-                match encode(&value) {
-                    Some(key) => {
-                        keys.insert(key);
+            KeyPredicate::In(values) => {
+                let mut keys = BTreeSet::new();
+                for value in values {
+                    match encode(value) {
+                        Some(Some(key)) => {
+                            keys.insert(key);
+                        }
+                        // a NULL in the list matches nothing
+                        Some(None) => {}
+                        None => return Keys::all(),
                     }
-                    None => return Keys::all(),
                 }
+                Keys::exact(KeySet::Points(keys))
             }
-            Keys::exact(KeySet::Points(keys))
-        }
-        Expr::Between(Between {
-            expr,
-            negated: false,
-            low,
-            high,
-        }) if is_pk(expr) => {
-            let (Some(low), Some(high)) = (literal_of(low), literal_of(high)) else {
-                return Keys::all();
-            };
-            if low.is_null() || high.is_null() {
-                return Keys::exact(KeySet::empty());
-            }
-            match (encode(&low), encode(&high)) {
-                (Some(low), Some(high)) => Keys::exact(KeySet::Range {
+            KeyPredicate::Between(low, high) => match (encode(low), encode(high)) {
+                (Some(Some(low)), Some(Some(high))) => Keys::exact(KeySet::Range {
                     start: low,
                     end: Some(after(&high)),
                 }),
+                (Some(None), _) | (_, Some(None)) => Keys::exact(KeySet::empty()),
                 _ => Keys::all(),
-            }
+            },
         }
-        _ => Keys::all(),
     }
+}
+
+/// The keys `filter` (a DataFusion filter on a scan of `table`) can match.
+pub fn key_set<'a>(
+    table: &CachedTable,
+    filter: &'a Expr,
+    literal: &dyn Fn(&'a ScalarValue) -> Option<Literal<'a>>,
+) -> Keys {
+    KeyPredicate::of_expr(table, filter, literal).keys(table)
 }

@@ -3,7 +3,7 @@
 //! certain to equal DataFusion's — names, types and values — are taken; the
 //! test below holds the two paths to that.
 
-use super::point_lookup::simple_query;
+use super::key_read::simple_query;
 use crate::error::{CoreError, CoreResult};
 use crate::result::StatementResult;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};

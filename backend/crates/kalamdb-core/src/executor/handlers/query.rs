@@ -3,8 +3,8 @@
 //! (cheap next to building a `SessionContext`) and sets the caller's namespace.
 
 use super::{
-    StatementHandler, StatementOptions, constant_select, output_names, point_lookup,
-    system_columns, unexpected,
+    StatementHandler, StatementOptions, constant_select, key_read, output_names, system_columns,
+    unexpected,
 };
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
@@ -48,9 +48,7 @@ impl StatementHandler for QueryHandler {
                     if let Some(result) = constant_select::try_execute(query)? {
                         return Ok(result);
                     }
-                    if let Some(result) =
-                        point_lookup::try_execute(app, ctx, query, options.params)?
-                    {
+                    if let Some(result) = key_read::try_execute(app, ctx, query, options.params)? {
                         return Ok(result);
                     }
                 }

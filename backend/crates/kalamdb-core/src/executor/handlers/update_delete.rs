@@ -14,7 +14,7 @@
 //! deleting by primary key — skips DataFusion: one key read, one write, the
 //! same values and errors as the general path.
 
-use super::point_lookup::pk_equality;
+use super::key_read::pk_equality;
 use super::query::collect_query;
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;

@@ -1,0 +1,495 @@
+//! The key-read fast path: a SELECT of columns (or `*`) from one table
+//! whose WHERE restricts only the primary key — `=`, `IN`, `<`, `<=`, `>`,
+//! `>=`, `BETWEEN`, AND / OR, literals or `$n` — with at most
+//! `ORDER BY pk [ASC|DESC]` and `LIMIT n`, reads its keys straight from
+//! storage and skips DataFusion planning (several hundred microseconds for
+//! a few rows). The keys come from the same rule the planner's scan uses
+//! ([`KeyPredicate::keys`]), read from the SQL text here; the path is taken
+//! only where that rule answers the WHERE exactly and the answer is small
+//! (at most [`FAST_ROWS`] rows). Anything else goes the general way; results
+//! are identical either way.
+
+use crate::app_context::AppContext;
+use crate::context::ExecutionContext;
+use crate::error::{CoreError, CoreResult};
+use crate::providers::key_range::{Compare, KeyPredicate, KeySet};
+use crate::providers::scan::{RowScan, ScanTarget};
+use crate::result::StatementResult;
+use crate::row_reader::RowReader;
+use crate::rows::OutputColumn;
+use crate::rows::coerce::{Literal, literal_of};
+use crate::schema::CachedTable;
+use crate::table_store::RowScope;
+use kalamdb_commons::{KalamDataType, Value};
+use kalamdb_sql::parsers::{normalize, parse_qualified_name_from};
+use kalamdb_sql::sqlparser::ast::{
+    BinaryOperator, Expr, LimitClause, OrderByKind, Query, Select, SelectItem, TableFactor,
+    Value as SqlValue,
+};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// The most rows the fast path answers; a query that would read more is
+/// planned (under the caller's query limits).
+pub const FAST_ROWS: usize = 1000;
+
+/// The SELECT of `query` if it has no clauses beyond projection, FROM and
+/// WHERE (and FROM has no joins).
+pub(crate) fn simple_query(query: &Query) -> Option<&Select> {
+    kalamdb_sql::plain_select(query).ok()
+}
+
+fn ident_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(i) => Some(normalize(i)),
+        _ => None,
+    }
+}
+
+/// Runs the fast path if `query` has its shape; `Ok(None)` otherwise.
+pub fn try_execute(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    query: &Query,
+    params: &[Json],
+) -> CoreResult<Option<StatementResult>> {
+    let Ok(select) = kalamdb_sql::ordered_select(query) else {
+        return Ok(None);
+    };
+    if select.from.len() != 1 {
+        return Ok(None);
+    }
+    let Some(limit) = limit_of(query) else {
+        return Ok(None);
+    };
+    let TableFactor::Table {
+        name,
+        alias: None,
+        args: None,
+        with_hints,
+        version: None,
+        with_ordinality: false,
+        partitions,
+        json_path: None,
+        sample: None,
+        index_hints,
+    } = &select.from[0].relation
+    else {
+        return Ok(None);
+    };
+    if !with_hints.is_empty() || !partitions.is_empty() || !index_hints.is_empty() {
+        return Ok(None);
+    }
+    let Ok(name) = parse_qualified_name_from(name) else {
+        return Ok(None);
+    };
+    // A name that resolves to nothing is DataFusion's to report.
+    let Ok(table) = super::resolve_table(app, ctx, &name) else {
+        return Ok(None);
+    };
+    let Some(pk) = table.primary_key else {
+        return Ok(None);
+    };
+    let Some(reverse) = key_order(&table, query) else {
+        return Ok(None);
+    };
+    crate::table_access::authorize_table(ctx.role, &table.definition, false)?;
+    let Ok(scope) = RowScope::for_table(&table.definition, &ctx.user_id) else {
+        return Ok(None);
+    };
+    let keys = match &select.selection {
+        None => KeySet::All,
+        Some(selection) => {
+            let keys = key_predicate(&table, pk, selection, params)?.keys(&table);
+            if !keys.exact {
+                return Ok(None);
+            }
+            keys.set
+        }
+    };
+    let Some(indices) = projection(&table, &select.projection) else {
+        return Ok(None);
+    };
+    // bounded by the query, or read one past the bound to learn it is not
+    let bounded = limit.is_some_and(|n| n <= FAST_ROWS)
+        || matches!(&keys, KeySet::Points(p) if p.len() <= FAST_ROWS);
+    let read_limit = if bounded {
+        limit
+    } else {
+        Some(limit.map_or(FAST_ROWS + 1, |n| n.min(FAST_ROWS + 1)))
+    };
+    let columns = indices
+        .iter()
+        .map(|&i| OutputColumn::declared(&table.definition.columns[i]))
+        .collect();
+    let schema = Arc::new(
+        table
+            .schema
+            .project(&indices)
+            .map_err(|e| CoreError::Internal(e.to_string()))?,
+    );
+    let missing = indices.iter().map(|&i| table.backfill[i].clone()).collect();
+    let reader = RowReader::new(table, ctx.table_store(&app.table_store), &scope);
+    let target = match keys {
+        KeySet::All => ScanTarget::Partition,
+        KeySet::Points(points) => {
+            ScanTarget::Keys(points.iter().map(|k| reader.key_with(k)).collect())
+        }
+        KeySet::Range { start, end } => ScanTarget::Range {
+            start: reader.key_with(&start),
+            end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
+        },
+    };
+    let scan = RowScan {
+        schema: Arc::clone(&schema),
+        columns,
+        reader,
+        target,
+        include_deleted: false,
+        limit: read_limit,
+        reverse,
+        missing,
+    };
+    let batches = scan.collect(FAST_ROWS + 1)?;
+    if !bounded && batches.iter().map(|b| b.num_rows()).sum::<usize>() > FAST_ROWS {
+        // a large answer: the general path, with the caller's limits
+        return Ok(None);
+    }
+    Ok(Some(StatementResult::rows(schema, batches)))
+}
+
+/// `LIMIT n` as `Some(Some(n))`, no limit as `Some(None)`; `None` for any
+/// other form (OFFSET, an expression).
+fn limit_of(query: &Query) -> Option<Option<usize>> {
+    match &query.limit_clause {
+        None => Some(None),
+        Some(LimitClause::LimitOffset {
+            limit: Some(Expr::Value(v)),
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() => match &v.value {
+            SqlValue::Number(n, false) => n.parse().ok().map(Some),
+            _ => None,
+        },
+        Some(_) => None,
+    }
+}
+
+/// Whether the rows are read backward: `Some(false)` without ORDER BY or
+/// for `ORDER BY pk [ASC]`, `Some(true)` for `ORDER BY pk DESC`; `None` for
+/// any other order.
+fn key_order(table: &CachedTable, query: &Query) -> Option<bool> {
+    let Some(order_by) = &query.order_by else {
+        return Some(false);
+    };
+    let OrderByKind::Expressions(exprs) = &order_by.kind else {
+        return None;
+    };
+    if order_by.interpolate.is_some() {
+        return None;
+    }
+    let [first] = exprs.as_slice() else {
+        return None;
+    };
+    let pk = &table.definition.columns[table.primary_key?].name;
+    if first.with_fill.is_some() || ident_name(&first.expr).as_deref() != Some(pk.as_str()) {
+        return None;
+    }
+    Some(first.options.asc == Some(false))
+}
+
+/// `selection` as the key rule reads it ([`KeyPredicate`]). A literal is a
+/// key value only when SQL would compare it with the key as it is: a number
+/// for a numeric key, a string for a text, date or timestamp key (anything
+/// else is left to the planner's coercions).
+fn key_predicate<'a>(
+    table: &CachedTable,
+    pk: usize,
+    selection: &'a Expr,
+    params: &'a [Json],
+) -> CoreResult<KeyPredicate<'a>> {
+    let column = &table.definition.columns[pk];
+    let is_pk = |e: &Expr| ident_name(e).as_deref() == Some(column.name.as_str());
+    let value = |e: &'a Expr| -> CoreResult<Option<Literal<'a>>> {
+        let Some(literal) = literal_of(e, params)? else {
+            return Ok(None);
+        };
+        let fits = matches!(
+            (&literal, &column.data_type),
+            (Literal::Null, _)
+                | (
+                    Literal::Number(_),
+                    KalamDataType::SmallInt | KalamDataType::Int | KalamDataType::BigInt,
+                )
+                | (
+                    Literal::Text(_),
+                    KalamDataType::Text | KalamDataType::Date | KalamDataType::Timestamp,
+                )
+        );
+        Ok(fits.then_some(literal))
+    };
+    let of = |e: &'a Expr| key_predicate(table, pk, e, params).map(Box::new);
+    Ok(match selection {
+        Expr::Nested(inner) => key_predicate(table, pk, inner, params)?,
+        Expr::BinaryOp { left, op, right } => {
+            let compare = match op {
+                BinaryOperator::And => return Ok(KeyPredicate::And(of(left)?, of(right)?)),
+                BinaryOperator::Or => return Ok(KeyPredicate::Or(of(left)?, of(right)?)),
+                BinaryOperator::Eq => Compare::Eq,
+                BinaryOperator::Lt => Compare::Lt,
+                BinaryOperator::LtEq => Compare::LtEq,
+                BinaryOperator::Gt => Compare::Gt,
+                BinaryOperator::GtEq => Compare::GtEq,
+                _ => return Ok(KeyPredicate::Other),
+            };
+            let (compare, literal) = if is_pk(left) {
+                (compare, value(right)?)
+            } else if is_pk(right) {
+                (compare.flipped(), value(left)?)
+            } else {
+                return Ok(KeyPredicate::Other);
+            };
+            literal.map_or(KeyPredicate::Other, |v| KeyPredicate::Compare(compare, v))
+        }
+        Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } if is_pk(expr) => {
+            let mut values = Vec::with_capacity(list.len());
+            for item in list {
+                match value(item)? {
+                    Some(v) => values.push(v),
+                    None => return Ok(KeyPredicate::Other),
+                }
+            }
+            KeyPredicate::In(values)
+        }
+        Expr::Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        } if is_pk(expr) => match (value(low)?, value(high)?) {
+            (Some(low), Some(high)) => KeyPredicate::Between(low, high),
+            _ => KeyPredicate::Other,
+        },
+        _ => KeyPredicate::Other,
+    })
+}
+
+/// The primary-key value of `WHERE pk = literal` (either side, `$n` too), if
+/// the condition is exactly that ([`CachedTable::pinned_key`]). A literal
+/// that does not convert as INSERT would take it (e.g. 'x' or an
+/// out-of-range number against an INT key) is `None`: the general path, with
+/// SQL's coercions, answers those.
+pub(crate) fn pk_equality(
+    table: &CachedTable,
+    selection: Option<&Expr>,
+    params: &[Json],
+) -> CoreResult<Option<Value>> {
+    let Some(Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    }) = selection
+    else {
+        return Ok(None);
+    };
+    let (column, literal_side) = match (ident_name(left), ident_name(right)) {
+        (Some(c), None) => (c, right),
+        (None, Some(c)) => (c, left),
+        _ => return Ok(None),
+    };
+    let Some(literal) = literal_of(literal_side, params)? else {
+        return Ok(None);
+    };
+    Ok(table.pinned_key(&column, &literal))
+}
+
+/// Declared-column positions for `*` or a list of bare column names.
+fn projection(table: &CachedTable, items: &[SelectItem]) -> Option<Vec<usize>> {
+    match items {
+        [SelectItem::Wildcard(opts)]
+            if opts.opt_ilike.is_none()
+                && opts.opt_exclude.is_none()
+                && opts.opt_except.is_none()
+                && opts.opt_replace.is_none()
+                && opts.opt_rename.is_none() =>
+        {
+            Some((0..table.definition.columns.len()).collect())
+        }
+        items => items
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) => ident_name(e).and_then(|n| table.column_position(&n)),
+                _ => None,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::handlers::query::run_query;
+    use crate::rows::json::{append_rows, column_infos};
+    use crate::{AppContext, CoreOptions, ExecutionContext};
+    use kalamdb_commons::{Role, UserId};
+    use kalamdb_sql::sqlparser::ast::Statement;
+    use kalamdb_sql::{SqlStatement, parse_sql};
+    use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+
+    fn json(result: &StatementResult) -> (String, String) {
+        let schema = column_infos(result.schema.as_ref().unwrap());
+        let mut rows = Vec::new();
+        for b in &result.batches {
+            append_rows(b, &mut rows);
+        }
+        (
+            serde_json::to_string(&schema).unwrap(),
+            serde_json::to_string(&rows).unwrap(),
+        )
+    }
+
+    fn query_of(sql: &str) -> Box<Statement> {
+        let SqlStatement::Standard(statement) = parse_sql(sql).unwrap().remove(0).statement else {
+            panic!("{sql}");
+        };
+        statement
+    }
+
+    #[tokio::test]
+    async fn key_reads_answer_as_the_planner_does_and_only_where_they_should() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+        let mut root = ExecutionContext::new(UserId::new("root"), "root", Role::System);
+        let rows: Vec<String> = (-20..2000)
+            .map(|i| format!("({i}, {}, 'b{i}')", i % 7))
+            .collect();
+        let setup = format!(
+            "CREATE NAMESPACE app; \
+             CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, room INT, body TEXT); \
+             INSERT INTO app.t VALUES {}; \
+             DELETE FROM app.t WHERE id = 5; \
+             CREATE SHARED TABLE app.w (w TEXT PRIMARY KEY, n INT); \
+             INSERT INTO app.w VALUES ('b', 1), ('ba', 2), ('c', 3), ('', 4); \
+             CREATE USER TABLE app.mine (id INT PRIMARY KEY, v TEXT)",
+            rows.join(",")
+        );
+        app.execute(&mut root, &setup, &[]).await.unwrap();
+        let mut ann = ExecutionContext::new(UserId::new("ann"), "ann", Role::User);
+        let mut bob = ExecutionContext::new(UserId::new("bob"), "bob", Role::User);
+        app.execute(
+            &mut ann,
+            "INSERT INTO app.mine VALUES (1, 'a1'), (3, 'a3')",
+            &[],
+        )
+        .await
+        .unwrap();
+        app.execute(
+            &mut bob,
+            "INSERT INTO app.mine VALUES (2, 'b2'), (4, 'b4')",
+            &[],
+        )
+        .await
+        .unwrap();
+        let params = [serde_json::json!(10), serde_json::json!(15)];
+        let fast = [
+            ("SELECT * FROM app.t WHERE id = 7", &root),
+            ("SELECT * FROM app.t WHERE id = 5", &root),
+            (
+                "SELECT body, id FROM app.t WHERE id IN (3, -1, 9, NULL)",
+                &root,
+            ),
+            ("SELECT id FROM app.t WHERE id < -15", &root),
+            (
+                "SELECT id FROM app.t WHERE -15 > id ORDER BY id DESC",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.t WHERE id BETWEEN 1 AND 9 ORDER BY id DESC",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.t WHERE (id = 0 OR id = 2) OR id IN (1999)",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.t WHERE id >= 0 AND id < 3 AND id IN (1, 2, 7)",
+                &root,
+            ),
+            ("SELECT id FROM app.t WHERE id > $1 AND id <= $2", &root),
+            ("SELECT * FROM app.t LIMIT 10", &root),
+            ("SELECT * FROM app.t ORDER BY id DESC LIMIT 10", &root),
+            ("SELECT * FROM app.t ORDER BY id ASC LIMIT 3", &root),
+            (
+                "SELECT * FROM app.t WHERE id > 1990 ORDER BY id LIMIT 1000",
+                &root,
+            ),
+            ("SELECT id FROM app.t WHERE id = NULL", &root),
+            (
+                "SELECT id FROM app.t WHERE id > 3 AND id < 2 LIMIT 5",
+                &root,
+            ),
+            ("SELECT * FROM app.t LIMIT 0", &root),
+            ("SELECT w FROM app.w WHERE w > 'b' ORDER BY w DESC", &root),
+            ("SELECT * FROM app.w WHERE w IN ('', 'c')", &root),
+            ("SELECT * FROM app.mine", &ann),
+            ("SELECT * FROM app.mine ORDER BY id DESC LIMIT 5", &bob),
+            ("SELECT v FROM app.mine WHERE id IN (1, 2, 3, 4)", &bob),
+        ];
+        for (sql, ctx) in fast {
+            let statement = query_of(sql);
+            let Statement::Query(query) = statement.as_ref() else {
+                panic!("{sql}");
+            };
+            let ours = try_execute(&app, ctx, query, &params)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no fast path for {sql}"));
+            let planned = run_query(&app, ctx, (*statement).clone(), false, &params)
+                .await
+                .unwrap();
+            assert_eq!(json(&ours), json(&planned), "{sql}");
+        }
+        // other users' rows never come back
+        let statement = query_of("SELECT id FROM app.mine ORDER BY id DESC LIMIT 5");
+        let Statement::Query(query) = statement.as_ref() else {
+            unreachable!()
+        };
+        let rows = json(&try_execute(&app, &ann, query, &[]).unwrap().unwrap()).1;
+        assert_eq!(rows, "[[3],[1]]");
+        for sql in [
+            // not only the key, a wider read, or a large answer
+            "SELECT * FROM app.t WHERE room = 3 LIMIT 5",
+            "SELECT * FROM app.t WHERE id < 3 OR id > 1990",
+            "SELECT id FROM app.t WHERE (id >= 0 AND id < 3) OR id = 1999",
+            "SELECT * FROM app.t WHERE id > 2.5 LIMIT 2",
+            "SELECT * FROM app.t WHERE id = '7'",
+            "SELECT * FROM app.t",
+            "SELECT * FROM app.t WHERE id >= 0",
+            "SELECT * FROM app.t LIMIT 1001",
+            // other orders, clauses and shapes
+            "SELECT * FROM app.t ORDER BY room LIMIT 3",
+            "SELECT * FROM app.t ORDER BY id, room LIMIT 3",
+            "SELECT * FROM app.t ORDER BY id LIMIT 3 OFFSET 2",
+            "SELECT id + 1 FROM app.t WHERE id = 3",
+            "SELECT count(*) FROM app.t WHERE id = 3",
+            "SELECT * FROM app.t AS x WHERE id = 3",
+            "SELECT * FROM app.t WHERE app.t.id = 3",
+            "SELECT DISTINCT room FROM app.t WHERE id < 3",
+            "SELECT * FROM app.w WHERE w = 5",
+        ] {
+            let statement = query_of(sql);
+            let Statement::Query(query) = statement.as_ref() else {
+                panic!("{sql}");
+            };
+            assert!(
+                try_execute(&app, &root, query, &[]).unwrap().is_none(),
+                "{sql} must take the general path"
+            );
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The `queries` workload: the application queries beyond the point
+//! lookup, on one table of `--preload` rows, over HTTP.
+//!
+//! The table is `(id BIGINT PRIMARY KEY, room INT, body TEXT)` with
+//! `room = id % 10000`, loaded in 5,000-row INSERTs. With `--user-table` it
+//! is a USER table holding `--users` users' rows (`--preload` in all, ids
+//! 0.. in each user's partition), queried as one of those users. Each query
+//! runs `--warmup` times unmeasured, then `--requests` times; the line per
+//! query gives the median and the fastest run. `scripts/pg_query_bench.py`
+//! runs the same queries against PostgreSQL and prints the same lines.
+
+use super::{Args, BoxError, Client};
+use std::time::{Duration, Instant};
+
+/// The queries, by name; `{k}` is a key near the middle of the table (a
+/// different one each run), `{r}` a room.
+pub const QUERIES: &[(&str, &str)] = &[
+    ("point", "SELECT * FROM {t} WHERE id = {k}"),
+    ("limit_10", "SELECT * FROM {t} LIMIT 10"),
+    ("newest_10", "SELECT * FROM {t} ORDER BY id DESC LIMIT 10"),
+    (
+        "keyset_page",
+        "SELECT * FROM {t} WHERE id > {k} ORDER BY id LIMIT 10",
+    ),
+    (
+        "in_3",
+        "SELECT * FROM {t} WHERE id IN ({k}, {k} + 1, {k} + 2)",
+    ),
+    (
+        "between_100",
+        "SELECT * FROM {t} WHERE id BETWEEN {k} AND {k} + 100",
+    ),
+    ("room_eq", "SELECT * FROM {t} WHERE room = {r}"),
+    (
+        "room_newest_10",
+        "SELECT * FROM {t} WHERE room = {r} ORDER BY id DESC LIMIT 10",
+    ),
+    ("count", "SELECT count(*) FROM {t}"),
+    (
+        "group_by_room",
+        "SELECT room, count(*) AS n FROM {t} GROUP BY room ORDER BY n DESC, room LIMIT 10",
+    ),
+];
+
+pub async fn run(args: &Args) -> Result<(), BoxError> {
+    let mut admin = Client::connect(args).await?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let table = format!("bench.q{stamp}");
+    admin.sql("CREATE NAMESPACE IF NOT EXISTS bench").await?;
+    admin
+        .sql(&format!(
+            "CREATE {} TABLE {table} (id BIGINT PRIMARY KEY, room INT, body TEXT)",
+            if args.user_table { "USER" } else { "SHARED" }
+        ))
+        .await?;
+    let users = if args.user_table {
+        args.users.max(1)
+    } else {
+        1
+    };
+    let per_user = args.preload / users;
+    let started = Instant::now();
+    let mut token = None;
+    for u in 0..users {
+        let user = format!("bq{stamp}_{u}");
+        if args.user_table {
+            admin
+                .sql(&format!(
+                    "CREATE USER '{user}' WITH PASSWORD 'bench-pass-{u}' ROLE user"
+                ))
+                .await?;
+        }
+        for start in (0..per_user).step_by(5_000) {
+            let values: Vec<String> = (start..(start + 5_000).min(per_user))
+                .map(|i| format!("({i}, {}, 'message {i} of the benchmark')", i % 10_000))
+                .collect();
+            let insert = format!("INSERT INTO {table} VALUES {}", values.join(","));
+            let sql = if args.user_table {
+                format!("EXECUTE AS USER '{user}' ({insert})")
+            } else {
+                insert
+            };
+            admin.sql(&sql).await?;
+        }
+        if args.user_table && u == users / 2 {
+            // the one whose rows the queries read: a user in the middle
+            token = Some(super::live::login(args, &user, &format!("bench-pass-{u}")).await?);
+        }
+    }
+    // connected after the load: an idle keep-alive connection would have
+    // been closed by the server meanwhile
+    let mut querier = Client::connect(args).await?;
+    if let Some(token) = &token {
+        querier.set_bearer(token);
+    }
+    println!(
+        "queries load rows={} users={users} secs={:.1}",
+        per_user * users,
+        started.elapsed().as_secs_f64()
+    );
+    // the queried user must see exactly its own rows
+    let seen: usize = querier
+        .query(&format!("SELECT count(*) FROM {table}"))
+        .await?
+        .parse()?;
+    if seen != per_user {
+        return Err(format!("count(*) is {seen}, expected {per_user}").into());
+    }
+    for (name, sql) in QUERIES {
+        let mut times = Vec::with_capacity(args.requests);
+        for run in 0..(args.warmup + args.requests) {
+            let k = (per_user / 2 + run * 997) % per_user.max(1);
+            let sql = sql
+                .replace("{t}", &table)
+                .replace("{k}", &k.to_string())
+                .replace("{r}", &(4242 + run).to_string());
+            let t = Instant::now();
+            querier.run_sql(&sql).await?;
+            if run >= args.warmup {
+                times.push(t.elapsed());
+            }
+        }
+        report(name, per_user, &mut times);
+    }
+    // (a fresh connection: the first has been idle longer than the server keeps it)
+    let mut admin = Client::connect(args).await?;
+    admin.sql(&format!("DROP TABLE {table}")).await?;
+    Ok(())
+}
+
+fn report(name: &str, rows: usize, times: &mut [Duration]) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "kalamdb query={name} rows={rows} median_ms={:.3} min_ms={:.3} runs={}",
+        ms(super::percentile(times, 0.5)),
+        ms(times.first().copied().unwrap_or_default()),
+        times.len()
+    );
+}
