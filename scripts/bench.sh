@@ -168,15 +168,15 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = queries ]; then
   pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
   echo "== KalamDB queries (SHARED table, then a USER table of 100 users)"
-  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload queries --preload "$ROWS" --requests 7 --warmup 2
-  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload queries --preload "$ROWS" --requests 7 --warmup 2 --user-table --users 100
+  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload queries --preload "$ROWS" --requests 15 --warmup 3
+  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload queries --preload "$ROWS" --requests 15 --warmup 3 --user-table --users 100
   kill -TERM "$pid"; wait "$pid" || true
   echo "== PostgreSQL queries (without, then with an index on room)"
   runpg "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/log -o '-p $PGPORT -k $WORK -c listen_addresses=127.0.0.1' -w start" >/dev/null
-  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS"
-  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS" --index-room
-  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS" --users 100
-  python3 scripts/pg_query_bench.py --port "$PGPORT" --rows "$ROWS" --users 100 --index-room
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS"
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --index-room
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --users 100
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --users 100 --index-room
   runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null
 fi
 [ "${ONLY:-}" = queries ] && exit 0

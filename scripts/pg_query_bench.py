@@ -26,8 +26,8 @@ QUERIES = [
     ("limit_10", "SELECT * FROM t {where_w} LIMIT 10"),
     ("newest_10", "SELECT * FROM t {where_w} ORDER BY id DESC LIMIT 10"),
     ("keyset_page", "SELECT * FROM t WHERE {w} id > {k} ORDER BY id LIMIT 10"),
-    ("in_3", "SELECT * FROM t WHERE {w} id IN ({k}, {k} + 1, {k} + 2)"),
-    ("between_100", "SELECT * FROM t WHERE {w} id BETWEEN {k} AND {k} + 100"),
+    ("in_3", "SELECT * FROM t WHERE {w} id IN ({k}, {k1}, {k2})"),
+    ("between_100", "SELECT * FROM t WHERE {w} id BETWEEN {k} AND {k100}"),
     ("room_eq", "SELECT * FROM t WHERE {w} room = {r}"),
     ("room_newest_10", "SELECT * FROM t WHERE {w} room = {r} ORDER BY id DESC LIMIT 10"),
     ("count", "SELECT count(*) FROM t {where_w}"),
@@ -85,7 +85,7 @@ def main():
         times = []
         for run in range(args.warmup + args.runs):
             k = (per_user // 2 + run * 997) % max(per_user, 1)
-            q = sql.format(w=w, where_w=where_w, k=k, r=4242 + run)
+            q = sql.format(w=w, where_w=where_w, k=k, k1=k + 1, k2=k + 2, k100=k + 100, r=4242 + run)
             t = time.perf_counter()
             cur.execute(q)
             cur.fetchall()

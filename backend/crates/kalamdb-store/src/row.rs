@@ -258,10 +258,63 @@ pub struct ColumnIter<'a> {
 }
 
 impl<'a> ColumnIter<'a> {
-    fn read_one(&mut self) -> StoreResult<(u32, ValueRef<'a>)> {
+    /// The next column whose id `wanted` accepts; the others are stepped
+    /// over without being decoded.
+    pub fn next_where(
+        &mut self,
+        wanted: impl Fn(u32) -> bool,
+    ) -> Option<StoreResult<(u32, ValueRef<'a>)>> {
+        while self.remaining > 0 {
+            self.remaining -= 1;
+            let item = self.read_id().and_then(|id| {
+                if wanted(id) {
+                    self.read_value().map(|v| Some((id, v)))
+                } else {
+                    self.skip_value().map(|()| None)
+                }
+            });
+            match item {
+                Ok(Some(column)) => return Some(Ok(column)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.remaining = 0;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+
+    fn read_id(&mut self) -> StoreResult<u32> {
+        u32::try_from(self.reader.varint()?)
+            .map_err(|_| StoreError::Corrupt("column id out of range".into()))
+    }
+
+    /// Steps over one value.
+    fn skip_value(&mut self) -> StoreResult<()> {
         let r = &mut self.reader;
-        let id = u32::try_from(r.varint()?)
-            .map_err(|_| StoreError::Corrupt("column id out of range".into()))?;
+        let len = match r.u8()? {
+            TAG_BOOL => 1,
+            TAG_I16 => 2,
+            TAG_I32 | TAG_F32 | TAG_DATE32 => 4,
+            TAG_I64 | TAG_F64 | TAG_TIME64 | TAG_TIMESTAMP => 8,
+            TAG_DEC128 => 16,
+            TAG_TEXT | TAG_BYTES => r.varint()? as usize,
+            TAG_EMBEDDING => (r.varint()? as usize)
+                .checked_mul(4)
+                .ok_or_else(|| StoreError::Corrupt("embedding too long".into()))?,
+            tag => return Err(StoreError::Corrupt(format!("unknown value tag {tag}"))),
+        };
+        r.take(len).map(drop)
+    }
+
+    fn read_one(&mut self) -> StoreResult<(u32, ValueRef<'a>)> {
+        let id = self.read_id()?;
+        Ok((id, self.read_value()?))
+    }
+
+    fn read_value(&mut self) -> StoreResult<ValueRef<'a>> {
+        let r = &mut self.reader;
         let value = match r.u8()? {
             TAG_BOOL => ValueRef::Boolean(r.u8()? != 0),
             TAG_I16 => ValueRef::Int16(i16::from_le_bytes(r.array()?)),
@@ -294,7 +347,7 @@ impl<'a> ColumnIter<'a> {
             }
             tag => return Err(StoreError::Corrupt(format!("unknown value tag {tag}"))),
         };
-        Ok((id, value))
+        Ok(value)
     }
 }
 
@@ -358,13 +411,24 @@ mod tests {
             prop_assert_eq!(row.deleted, deleted);
             let decoded: Vec<(u32, Value)> = row.columns().map(|c| c.map(|(i, v)| (i, v.to_value()))).collect::<StoreResult<_>>().unwrap();
             let expected: Vec<(u32, Value)> = cols.into_iter().filter(|(_, v)| !v.is_null()).collect();
-            prop_assert_eq!(decoded, expected);
+            prop_assert_eq!(&decoded, &expected);
+            // stepping over the unwanted columns finds the same wanted ones
+            let mut some = row.columns();
+            let mut picked = Vec::new();
+            while let Some(c) = some.next_where(|id| id % 2 == 0) {
+                let (i, v) = c.unwrap();
+                picked.push((i, v.to_value()));
+            }
+            let wanted: Vec<(u32, Value)> = expected.into_iter().filter(|(i, _)| i % 2 == 0).collect();
+            prop_assert_eq!(picked, wanted);
         }
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             if let Ok(row) = RowView::decode(&bytes) {
                 for c in row.columns() { let _ = c; }
+                let mut skipping = row.columns();
+                while skipping.next_where(|id| id == 3).is_some() {}
             }
         }
     }

@@ -13,7 +13,9 @@ use super::{Args, BoxError, Client};
 use std::time::{Duration, Instant};
 
 /// The queries, by name; `{k}` is a key near the middle of the table (a
-/// different one each run), `{r}` a room.
+/// different one each run), `{k1}`, `{k2}`, `{k100}` the keys 1, 2 and 100
+/// above it (as literals, the way an application sends them), `{r}` a
+/// room.
 pub const QUERIES: &[(&str, &str)] = &[
     ("point", "SELECT * FROM {t} WHERE id = {k}"),
     ("limit_10", "SELECT * FROM {t} LIMIT 10"),
@@ -22,13 +24,10 @@ pub const QUERIES: &[(&str, &str)] = &[
         "keyset_page",
         "SELECT * FROM {t} WHERE id > {k} ORDER BY id LIMIT 10",
     ),
-    (
-        "in_3",
-        "SELECT * FROM {t} WHERE id IN ({k}, {k} + 1, {k} + 2)",
-    ),
+    ("in_3", "SELECT * FROM {t} WHERE id IN ({k}, {k1}, {k2})"),
     (
         "between_100",
-        "SELECT * FROM {t} WHERE id BETWEEN {k} AND {k} + 100",
+        "SELECT * FROM {t} WHERE id BETWEEN {k} AND {k100}",
     ),
     ("room_eq", "SELECT * FROM {t} WHERE room = {r}"),
     (
@@ -114,6 +113,9 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
             let k = (per_user / 2 + run * 997) % per_user.max(1);
             let sql = sql
                 .replace("{t}", &table)
+                .replace("{k1}", &(k + 1).to_string())
+                .replace("{k2}", &(k + 2).to_string())
+                .replace("{k100}", &(k + 100).to_string())
                 .replace("{k}", &k.to_string())
                 .replace("{r}", &(4242 + run).to_string());
             let t = Instant::now();

@@ -19,7 +19,9 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, SortOrderPushdownResult};
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, Partitioning, SortOrderPushdownResult,
+};
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
@@ -36,7 +38,8 @@ impl PhysicalOptimizerRule for KeyOrderScan {
                 return Ok(Transformed::no(node));
             };
             let first = sort.expr().first();
-            let Some(input) = in_key_order(sort.input(), sort.expr().as_ref())? else {
+            let limited = sort.fetch().is_some();
+            let Some(input) = in_key_order(sort.input(), sort.expr().as_ref(), limited)? else {
                 return Ok(Transformed::no(node));
             };
             // The scan took the sort because its first key is the primary
@@ -74,10 +77,13 @@ impl PhysicalOptimizerRule for KeyOrderScan {
 }
 
 /// `plan` rebuilt to yield its rows in `order`, if it is a table scan of
-/// ours, under only nodes that keep their input's order and columns.
+/// ours, under only nodes that keep their input's order and columns. Under
+/// a LIMIT (`limited`) a round-robin repartition of the one scan is left
+/// out: each of its partitions would read until it had the whole LIMIT.
 fn in_key_order(
     plan: &Arc<dyn ExecutionPlan>,
     order: &[PhysicalSortExpr],
+    limited: bool,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     if let Some(scan) = plan.downcast_ref::<RowScanExec>() {
         return Ok(match scan.try_pushdown_sort(order)? {
@@ -94,9 +100,16 @@ fn in_key_order(
     if plan.schema() != children[0].schema() {
         return Ok(None);
     }
-    let Some(child) = in_key_order(children[0], order)? else {
+    let Some(child) = in_key_order(children[0], order, limited)? else {
         return Ok(None);
     };
+    if limited
+        && let Some(repartition) = plan.downcast_ref::<RepartitionExec>()
+        && matches!(repartition.partitioning(), Partitioning::RoundRobinBatch(_))
+        && child.output_partitioning().partition_count() == 1
+    {
+        return Ok(Some(child));
+    }
     Arc::clone(plan)
         .replace_children(
             vec![child],

@@ -524,6 +524,8 @@ mod plan_tests {
         let plan = plan_of(&ctx, sql).await;
         assert!(!plan.contains("SortExec"), "{plan}");
         assert!(plan.contains("FilterExec: v@1 > v5, fetch=3"), "{plan}");
+        // one scan, not two partitions each reading for the whole LIMIT
+        assert!(!plan.contains("RepartitionExec"), "{plan}");
         assert!(
             plan.contains("read=full, projection=[k, v], reverse"),
             "{plan}"

@@ -192,6 +192,8 @@ pub struct BatchBuilder {
     builders: Vec<ColumnBuilder>,
     /// For each column id, the output position it fills (if projected).
     position_by_id: Vec<Option<usize>>,
+    /// How many output columns are declared columns (read from the row).
+    declared: usize,
     filled: Vec<bool>,
     /// Per output column: what a row without the column reads as.
     missing: Vec<Option<Value>>,
@@ -220,7 +222,9 @@ impl BatchBuilder {
             };
             builders.push(ColumnBuilder::new(data_type, capacity)?);
         }
+        let declared = position_by_id.iter().flatten().count();
         Ok(Self {
+            declared,
             missing: vec![None; columns.len()],
             filled: vec![false; columns.len()],
             schema,
@@ -249,11 +253,24 @@ impl BatchBuilder {
 
     pub fn push(&mut self, row: &RowView<'_>) -> CoreResult<()> {
         self.filled.fill(false);
-        for column in row.columns() {
+        // only the projected columns are decoded, and reading stops once
+        // they are all found (`count(*)` decodes none)
+        let mut found = 0;
+        let mut columns = row.columns();
+        let by_id = &self.position_by_id;
+        while found < self.declared {
+            let Some(column) =
+                columns.next_where(|id| by_id.get(id as usize).is_some_and(Option::is_some))
+            else {
+                break;
+            };
             let (id, value) = column?;
-            if let Some(Some(pos)) = self.position_by_id.get(id as usize) {
+            if let Some(Some(pos)) = by_id.get(id as usize)
+                && !self.filled[*pos]
+            {
                 self.builders[*pos].append(value);
                 self.filled[*pos] = true;
+                found += 1;
             }
         }
         for (pos, column) in self.columns.iter().enumerate() {
