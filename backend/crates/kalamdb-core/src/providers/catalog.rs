@@ -30,6 +30,9 @@ struct Shared {
     store: TableStore,
     /// The caller every provider of this catalog is bound to.
     scope: Option<Arc<QueryScope>>,
+    /// Names of DataFusion's table functions (`generate_series`, `range`…):
+    /// not tables, so not missing ones.
+    table_functions: Arc<std::collections::HashSet<String>>,
 }
 
 #[derive(Clone)]
@@ -55,6 +58,12 @@ impl KalamCatalog {
                 system,
                 store,
                 scope: None,
+                table_functions: Arc::new(
+                    datafusion::execution::SessionStateDefaults::default_table_functions()
+                        .iter()
+                        .map(|f| f.name().to_string())
+                        .collect(),
+                ),
             },
         }
     }
@@ -158,6 +167,10 @@ impl SchemaProvider for NamespaceSchema {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.shared.registry.get_table(&self.namespace, name) else {
+            if self.shared.table_functions.contains(name) {
+                // a table function's call: DataFusion's to answer
+                return Ok(None);
+            }
             return Err(missing(&self.namespace, name));
         };
         let scope = self.shared.scope.as_ref();
