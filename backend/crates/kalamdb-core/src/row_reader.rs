@@ -208,6 +208,32 @@ impl RowReader {
             })
     }
 
+    /// About how many bytes of `[start, end)` the engine holds in its files
+    /// (compressed; rows still only in memory are not counted).
+    pub fn stored_bytes(&self, start: &[u8], end: &[u8]) -> u64 {
+        self.store
+            .backend()
+            .approximate_size(kalamdb_store::Partition::Data, start, end)
+    }
+
+    /// The first and the last stored key in `[start, end)` (live or not),
+    /// if any: where a scan of the range can be split.
+    pub fn edge_keys(&self, start: &[u8], end: &[u8]) -> CoreResult<Option<(Vec<u8>, Vec<u8>)>> {
+        let edge = |reverse: bool| -> CoreResult<Option<Vec<u8>>> {
+            let mut found = None;
+            self.store
+                .scan_between(start, end, reverse, &mut |key, _| {
+                    found = Some(key.to_vec());
+                    Ok(false)
+                })?;
+            Ok(found)
+        };
+        Ok(match (edge(false)?, edge(true)?) {
+            (Some(first), Some(last)) => Some((first, last)),
+            _ => None,
+        })
+    }
+
     /// The time TTLs are checked against (only read for a STREAM table).
     fn now(&self) -> i64 {
         if self.ttl_ms.is_some() { now_ms() } else { 0 }

@@ -13,6 +13,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalSortExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::filter::FilterExec;
@@ -96,10 +97,34 @@ fn in_key_order(
     if !passes || children.len() != 1 || plan.maintains_input_order() != [true] {
         return Ok(None);
     }
-    // a filter may project; then its columns are not its input's
-    if plan.schema() != children[0].schema() {
-        return Ok(None);
-    }
+    // a filter may project: the sort's first column is then found in the
+    // filter's input by the projection (the rest of the sort never matters,
+    // the first being the unique key)
+    let mapped;
+    let order = match plan
+        .downcast_ref::<FilterExec>()
+        .and_then(|f| f.projection().clone())
+    {
+        Some(projection) => {
+            let Some(first) = order.first() else {
+                return Ok(None);
+            };
+            let Some(column) = first.expr.downcast_ref::<Column>() else {
+                return Ok(None);
+            };
+            let Some(&at) = projection.get(column.index()) else {
+                return Ok(None);
+            };
+            let input = children[0].schema();
+            mapped = [PhysicalSortExpr::new(
+                Arc::new(Column::new(input.field(at).name(), at)),
+                first.options,
+            )];
+            &mapped[..]
+        }
+        None if plan.schema() == children[0].schema() => order,
+        None => return Ok(None),
+    };
     let Some(child) = in_key_order(children[0], order, limited)? else {
         return Ok(None);
     };

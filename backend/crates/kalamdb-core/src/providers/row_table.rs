@@ -570,4 +570,103 @@ mod plan_tests {
         assert!(plan.contains("FilterExec"), "{plan}");
         assert_eq!(keys_of(&ctx, sql).await, vec![4, 11, 12]);
     }
+
+    #[tokio::test]
+    async fn a_large_read_without_order_or_limit_is_split_across_partitions() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let store = TableStore::new(Arc::clone(&backend) as Arc<dyn kalamdb_store::StorageBackend>);
+        let table = Arc::new(CachedTable::new(TableDefinition {
+            table_id: TableId(9),
+            namespace: NamespaceId::new("app"),
+            name: "t".into(),
+            table_type: TableType::Shared,
+            columns: vec![
+                column(1, "k", KalamDataType::BigInt, true),
+                column(2, "v", KalamDataType::Text, false),
+            ],
+            schema_version: 1,
+            options: TableOptions::default(),
+            created_at: 0,
+        }));
+        let n = 30_000i64;
+        let mut set = WriteSet::new(&table.definition, RowScope::Shared);
+        // text that does not compress, so the table's files pass the split size
+        let mut noise = 0x2545_f491_4f6c_dd1du64;
+        for k in 0..n {
+            let text: String = (0..8)
+                .map(|_| {
+                    noise ^= noise << 13;
+                    noise ^= noise >> 7;
+                    noise ^= noise << 17;
+                    format!("{noise:016x}")
+                })
+                .collect();
+            let values = vec![Value::Int64(k * 3 - 1000), Value::Text(text)];
+            set.push(RowChange {
+                op: ChangeOp::Insert,
+                key: set.key_of(&values[0]).unwrap(),
+                moved_from: None,
+                seq: 1000 + k,
+                values,
+                old_values: None,
+                read: Read::Nothing,
+            });
+        }
+        let mut batch = kalamdb_store::Batch::new();
+        set.to_batch(&mut batch);
+        store.write(batch).unwrap();
+        backend.flush_all().unwrap();
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
+            .with_default_features()
+            .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let provider = RowTableProvider::new(table, store, Some(RowScope::Shared), false);
+        ctx.register_table("t", Arc::new(provider)).unwrap();
+
+        let sql = "SELECT count(*), sum(k), min(k), max(k) FROM t";
+        let plan = plan_of(&ctx, sql).await;
+        assert!(
+            plan.contains("read=full, projection=[k], split=2"),
+            "{plan}"
+        );
+        let sum: i64 = (0..n).map(|k| k * 3 - 1000).sum();
+        let check = format!(
+            "SELECT count(*) = {n} AND sum(k) = {sum} AND min(k) = -1000 AND max(k) = {} FROM t",
+            (n - 1) * 3 - 1000
+        );
+        let batches = ctx.sql(&check).await.unwrap().collect().await.unwrap();
+        let shown = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(shown.contains("| true "), "{shown}");
+        // a range is split too; every row once
+        let keys = keys_of(&ctx, "SELECT k FROM t WHERE k >= 0 AND v <> ''").await;
+        assert_eq!(
+            keys.len() as i64,
+            (0..n).filter(|k| k * 3 - 1000 >= 0).count() as i64
+        );
+        // an order on the key merges the parts in order; a LIMIT reads one
+        let sorted = keys_of(&ctx, "SELECT k FROM t WHERE v <> '' ORDER BY k").await;
+        assert_eq!(sorted, (0..n).map(|k| k * 3 - 1000).collect::<Vec<_>>());
+        let sql = "SELECT k FROM t WHERE v <> '' ORDER BY k DESC LIMIT 2";
+        let plan = plan_of(&ctx, sql).await;
+        assert!(!plan.contains("split="), "{plan}");
+        assert_eq!(
+            keys_of(&ctx, sql).await,
+            vec![(n - 1) * 3 - 1000, (n - 2) * 3 - 1000]
+        );
+        // a LIMIT without order under a filter: each part stops at it
+        let plan = plan_of(&ctx, "SELECT k FROM t WHERE v <> '' LIMIT 5").await;
+        assert!(plan.contains("fetch=5"), "{plan}");
+        assert_eq!(
+            keys_of(&ctx, "SELECT k FROM t WHERE v <> '' LIMIT 5")
+                .await
+                .len(),
+            5
+        );
+    }
 }

@@ -14,6 +14,7 @@ use crate::rows::{BatchBuilder, OutputColumn};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -81,6 +82,10 @@ struct ScanState {
     /// few rows past what it needs, and a long scan soon reads full batches.
     next_size: usize,
 }
+
+/// Stored bytes (compressed, in the engine's files) below which a read is
+/// not split across partitions: small reads stay one stream.
+const SPLIT_BYTES: u64 = 1 << 20;
 
 /// Rows in a scan's first batch.
 const FIRST_BATCH: usize = 64;
@@ -235,10 +240,15 @@ impl RowScan {
     }
 }
 
-/// A [`RowScan`] as a node of a DataFusion plan (one partition).
+/// A [`RowScan`] as a node of a DataFusion plan: one partition, or — when
+/// DataFusion asks for parallelism on a whole read without a LIMIT — the
+/// read split into consecutive key ranges, one partition each (every
+/// partition in key order, the first's keys below the second's).
 #[derive(Debug, Clone)]
 pub struct RowScanExec {
     scan: RowScan,
+    /// The split parts, or none: the whole scan is the one partition.
+    parts: Vec<RowScan>,
     /// The table, for `EXPLAIN`.
     table: String,
     /// Where the primary key is in the output, if it is there.
@@ -257,9 +267,10 @@ impl RowScanExec {
             descending: scan.reverse,
             nulls_first: false,
         });
-        let properties = Self::properties_of(&scan.schema, key_column, order);
+        let properties = Self::properties_of(&scan.schema, key_column, order, 1);
         Self {
             scan,
+            parts: Vec::new(),
             table,
             key_column,
             order,
@@ -271,6 +282,7 @@ impl RowScanExec {
         schema: &SchemaRef,
         key_column: Option<usize>,
         order: Option<SortOptions>,
+        partitions: usize,
     ) -> Arc<PlanProperties> {
         let orderings = match (key_column, order) {
             (Some(at), Some(options)) => {
@@ -284,7 +296,7 @@ impl RowScanExec {
         Arc::new(
             PlanProperties::new(
                 EquivalenceProperties::new_with_orderings(Arc::clone(schema), orderings),
-                Partitioning::UnknownPartitioning(1),
+                Partitioning::UnknownPartitioning(partitions),
                 EmissionType::Incremental,
                 Boundedness::Bounded,
             )
@@ -292,13 +304,15 @@ impl RowScanExec {
         )
     }
 
-    /// This scan reading its rows in `options`' direction of the key.
+    /// This scan reading its rows in `options`' direction of the key, as
+    /// one partition.
     fn ordered(&self, options: SortOptions) -> Self {
         let mut scan = self.scan.clone();
         scan.reverse = options.descending;
-        let properties = Self::properties_of(&scan.schema, self.key_column, Some(options));
+        let properties = Self::properties_of(&scan.schema, self.key_column, Some(options), 1);
         Self {
             scan,
+            parts: Vec::new(),
             table: self.table.clone(),
             key_column: self.key_column,
             order: Some(options),
@@ -309,6 +323,87 @@ impl RowScanExec {
     pub fn scan(&self) -> &RowScan {
         &self.scan
     }
+
+    /// This scan as one partition again.
+    fn whole(&self) -> Self {
+        let mut exec = self.clone();
+        exec.parts.clear();
+        exec.properties = Self::properties_of(&exec.scan.schema, self.key_column, self.order, 1);
+        exec
+    }
+
+    /// The read split into up to `n` consecutive key ranges of about equal
+    /// width between its first and last stored keys; `None` when it cannot
+    /// or need not be split (a key list, a LIMIT, less than [`SPLIT_BYTES`]
+    /// of stored rows, fewer than two keys).
+    fn split(&self, n: usize) -> Result<Option<Self>> {
+        if n < 2 || self.scan.limit.is_some() || matches!(self.scan.target, ScanTarget::Keys(_)) {
+            return Ok(None);
+        }
+        let (start, end) = self.scan.bounds();
+        if self.scan.reader.stored_bytes(&start, &end) < SPLIT_BYTES {
+            return Ok(None);
+        }
+        let edges = self
+            .scan
+            .reader
+            .edge_keys(&start, &end)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Some((first, last)) = edges else {
+            return Ok(None);
+        };
+        let mut bounds = vec![start];
+        for point in split_points(&first, &last, n) {
+            if point > *bounds.last().unwrap_or(&point) && point < end {
+                bounds.push(point);
+            }
+        }
+        bounds.push(end);
+        if bounds.len() < 3 {
+            return Ok(None);
+        }
+        let parts: Vec<RowScan> = bounds
+            .windows(2)
+            .map(|w| {
+                let mut part = self.scan.clone();
+                part.target = ScanTarget::Range {
+                    start: w[0].clone(),
+                    end: w[1].clone(),
+                };
+                part
+            })
+            .collect();
+        let mut exec = self.clone();
+        exec.properties =
+            Self::properties_of(&exec.scan.schema, self.key_column, self.order, parts.len());
+        exec.parts = parts;
+        Ok(Some(exec))
+    }
+}
+
+/// `n - 1` keys spaced evenly between `first` and `last` (their common
+/// prefix, then the next eight bytes read as a number and interpolated).
+fn split_points(first: &[u8], last: &[u8], n: usize) -> Vec<Vec<u8>> {
+    let common = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+    let number = |key: &[u8]| {
+        let mut bytes = [0u8; 8];
+        for (i, b) in key.iter().skip(common).take(8).enumerate() {
+            bytes[i] = *b;
+        }
+        u64::from_be_bytes(bytes)
+    };
+    let (low, high) = (number(first), number(last));
+    if high <= low {
+        return Vec::new();
+    }
+    (1..n as u64)
+        .map(|i| {
+            let at = low + ((u128::from(high - low) * u128::from(i)) / n as u128) as u64;
+            let mut key = first[..common].to_vec();
+            key.extend_from_slice(&at.to_be_bytes());
+            key
+        })
+        .collect()
 }
 
 impl DisplayAs for RowScanExec {
@@ -327,6 +422,9 @@ impl DisplayAs for RowScanExec {
             self.scan.path(),
             names.join(", ")
         )?;
+        if !self.parts.is_empty() {
+            write!(f, ", split={}", self.parts.len())?;
+        }
         if self.scan.reverse {
             write!(f, ", reverse")?;
         }
@@ -387,14 +485,30 @@ impl ExecutionPlan for RowScanExec {
         partition: usize,
         ctx: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("RowScanExec has one partition, not {partition}");
-        }
-        Ok(make_cooperative(self.scan.stream(&ctx)))
+        let scan = match self.parts.get(partition) {
+            Some(part) => part,
+            None if partition == 0 && self.parts.is_empty() => &self.scan,
+            None => return internal_err!("RowScanExec has no partition {partition}"),
+        };
+        Ok(make_cooperative(scan.stream(&ctx)))
     }
 
+    fn repartitioned(
+        &self,
+        target_partitions: usize,
+        _config: &ConfigOptions,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if !self.parts.is_empty() {
+            return Ok(None);
+        }
+        Ok(self
+            .split(target_partitions)?
+            .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>))
+    }
+
+    /// A LIMIT reads one partition: parts would each read for all of it.
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
-        let mut exec = self.clone();
+        let mut exec = self.whole();
         exec.scan.limit = match (limit, self.scan.limit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -425,7 +539,7 @@ impl ExecutionPlan for RowScanExec {
         }
         if self.order == Some(first.options) {
             return Ok(SortOrderPushdownResult::Exact {
-                inner: Arc::new(self.clone()),
+                inner: Arc::new(self.whole()),
             });
         }
         if self.scan.limit.is_some()
