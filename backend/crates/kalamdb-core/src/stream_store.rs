@@ -239,44 +239,28 @@ impl StreamTables {
         f(value.as_deref())
     }
 
-    fn scan(&self, start: &[u8], end: &[u8], visit: &mut ScanVisitor<'_>) -> StoreResult<()> {
-        let mut from = Bound::Included(start.to_vec());
-        loop {
-            let chunk: Vec<(Vec<u8>, Vec<u8>)> = read(&self.rows)
-                .map
-                .range((from.clone(), Bound::Excluded(end.to_vec())))
-                .take(SCAN_CHUNK)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let done = chunk.len() < SCAN_CHUNK;
-            for (k, v) in &chunk {
-                if !visit(k, v)? {
-                    return Ok(());
-                }
-            }
-            match chunk.into_iter().last() {
-                Some((last, _)) if !done => from = Bound::Excluded(last),
-                _ => return Ok(()),
-            }
-        }
-    }
-
-    /// [`StreamTables::scan`] in descending key order.
-    fn scan_reverse(
+    /// Visits `[start, end)` in ascending key order, or descending when
+    /// `reverse`, a chunk of rows copied out of the lock at a time.
+    fn scan(
         &self,
         start: &[u8],
         end: &[u8],
+        reverse: bool,
         visit: &mut ScanVisitor<'_>,
     ) -> StoreResult<()> {
-        let mut to = Bound::Excluded(end.to_vec());
+        let mut low = Bound::Included(start.to_vec());
+        let mut high = Bound::Excluded(end.to_vec());
         loop {
-            let chunk: Vec<(Vec<u8>, Vec<u8>)> = read(&self.rows)
-                .map
-                .range((Bound::Included(start.to_vec()), to.clone()))
-                .rev()
-                .take(SCAN_CHUNK)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let chunk: Vec<(Vec<u8>, Vec<u8>)> = {
+                let rows = read(&self.rows);
+                let range = rows.map.range((low.clone(), high.clone()));
+                let copy = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+                if reverse {
+                    range.rev().take(SCAN_CHUNK).map(copy).collect()
+                } else {
+                    range.take(SCAN_CHUNK).map(copy).collect()
+                }
+            };
             let done = chunk.len() < SCAN_CHUNK;
             for (k, v) in &chunk {
                 if !visit(k, v)? {
@@ -284,7 +268,13 @@ impl StreamTables {
                 }
             }
             match chunk.into_iter().last() {
-                Some((last, _)) if !done => to = Bound::Excluded(last),
+                Some((last, _)) if !done => {
+                    if reverse {
+                        high = Bound::Excluded(last);
+                    } else {
+                        low = Bound::Excluded(last);
+                    }
+                }
                 _ => return Ok(()),
             }
         }
@@ -350,30 +340,19 @@ impl StorageBackend for RowBackend {
         self.durable.get_many_with(partition, keys, f)
     }
 
-    fn scan(
+    fn scan_ordered(
         &self,
         partition: Partition,
         start: &[u8],
         end: &[u8],
+        reverse: bool,
         visit: &mut ScanVisitor<'_>,
     ) -> StoreResult<()> {
         if self.streams.holds(partition, start) {
-            return self.streams.scan(start, end, visit);
+            return self.streams.scan(start, end, reverse, visit);
         }
-        self.durable.scan(partition, start, end, visit)
-    }
-
-    fn scan_reverse(
-        &self,
-        partition: Partition,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut ScanVisitor<'_>,
-    ) -> StoreResult<()> {
-        if self.streams.holds(partition, start) {
-            return self.streams.scan_reverse(start, end, visit);
-        }
-        self.durable.scan_reverse(partition, start, end, visit)
+        self.durable
+            .scan_ordered(partition, start, end, reverse, visit)
     }
 
     fn write(&self, batch: Batch) -> StoreResult<()> {

@@ -136,17 +136,30 @@ pub trait StorageBackend: Send + Sync {
         f: &mut ManyVisitor<'_>,
     ) -> StoreResult<()>;
 
-    /// Visits keys in `[start, end)` in ascending order until `visit` returns
-    /// false. Memory use does not depend on the range size.
+    /// Visits keys in `[start, end)` in ascending order — descending when
+    /// `reverse` — until `visit` returns false. Memory use does not depend
+    /// on the range size.
+    fn scan_ordered(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        visit: &mut ScanVisitor<'_>,
+    ) -> StoreResult<()>;
+
+    /// [`StorageBackend::scan_ordered`], ascending.
     fn scan(
         &self,
         partition: Partition,
         start: &[u8],
         end: &[u8],
         visit: &mut ScanVisitor<'_>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.scan_ordered(partition, start, end, false, visit)
+    }
 
-    /// [`StorageBackend::scan`] in descending key order: from the last key
+    /// [`StorageBackend::scan_ordered`], descending: from the last key
     /// before `end` down to `start`.
     fn scan_reverse(
         &self,
@@ -154,7 +167,9 @@ pub trait StorageBackend: Send + Sync {
         start: &[u8],
         end: &[u8],
         visit: &mut ScanVisitor<'_>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.scan_ordered(partition, start, end, true, visit)
+    }
 
     /// Applies the batch atomically (one write-ahead-log record).
     fn write(&self, batch: Batch) -> StoreResult<()>;

@@ -173,24 +173,15 @@ impl StorageBackend for OverlayBackend {
         failure.map_or(Ok(()), Err)
     }
 
-    fn scan(
+    fn scan_ordered(
         &self,
         partition: Partition,
         start: &[u8],
         end: &[u8],
+        reverse: bool,
         visit: &mut ScanVisitor<'_>,
     ) -> StoreResult<()> {
-        self.merged_scan(partition, start, end, false, visit)
-    }
-
-    fn scan_reverse(
-        &self,
-        partition: Partition,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut ScanVisitor<'_>,
-    ) -> StoreResult<()> {
-        self.merged_scan(partition, start, end, true, visit)
+        self.merged_scan(partition, start, end, reverse, visit)
     }
 
     fn write(&self, batch: Batch) -> StoreResult<()> {

@@ -162,37 +162,12 @@ impl StorageBackend for RocksDbBackend {
         Ok(())
     }
 
-    fn scan(
+    fn scan_ordered(
         &self,
         partition: Partition,
         start: &[u8],
         end: &[u8],
-        visit: &mut ScanVisitor<'_>,
-    ) -> StoreResult<()> {
-        let mut read_options = ReadOptions::default();
-        read_options.set_iterate_upper_bound(end.to_vec());
-        let mut it = self
-            .db
-            .raw_iterator_cf_opt(self.cf(partition)?, read_options);
-        it.seek(start);
-        while it.valid() {
-            let (Some(key), Some(value)) = (it.key(), it.value()) else {
-                break;
-            };
-            if !visit(key, value)? {
-                return Ok(());
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(())
-    }
-
-    fn scan_reverse(
-        &self,
-        partition: Partition,
-        start: &[u8],
-        end: &[u8],
+        reverse: bool,
         visit: &mut ScanVisitor<'_>,
     ) -> StoreResult<()> {
         let mut read_options = ReadOptions::default();
@@ -201,7 +176,11 @@ impl StorageBackend for RocksDbBackend {
         let mut it = self
             .db
             .raw_iterator_cf_opt(self.cf(partition)?, read_options);
-        it.seek_to_last();
+        if reverse {
+            it.seek_to_last();
+        } else {
+            it.seek(start);
+        }
         while it.valid() {
             let (Some(key), Some(value)) = (it.key(), it.value()) else {
                 break;
@@ -209,7 +188,11 @@ impl StorageBackend for RocksDbBackend {
             if !visit(key, value)? {
                 return Ok(());
             }
-            it.prev();
+            if reverse {
+                it.prev();
+            } else {
+                it.next();
+            }
         }
         it.status()?;
         Ok(())

@@ -111,3 +111,23 @@ pub(crate) fn unexpected(statement: &SqlStatement) -> CoreError {
         statement.kind_name()
     ))
 }
+
+/// What the fast paths' tests compare with the planned answer.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::result::StatementResult;
+    use crate::rows::json::{append_rows, column_infos};
+
+    /// A result's columns and rows as the API's JSON would carry them.
+    pub fn json(result: &StatementResult) -> (String, String) {
+        let schema = column_infos(result.schema.as_ref().unwrap());
+        let mut rows = Vec::new();
+        for b in &result.batches {
+            append_rows(b, &mut rows);
+        }
+        (
+            serde_json::to_string(&schema).unwrap(),
+            serde_json::to_string(&rows).unwrap(),
+        )
+    }
+}

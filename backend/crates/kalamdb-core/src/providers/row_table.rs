@@ -331,14 +331,9 @@ mod plan_tests {
         }
     }
 
-    /// A SHARED table `t (k BIGINT PRIMARY KEY, v TEXT)` holding k = 0..100,
-    /// registered in a plain DataFusion context.
-    async fn fixture() -> (tempfile::TempDir, SessionContext, RowTableProvider) {
-        let dir = tempfile::tempdir().unwrap();
-        let backend =
-            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
-        let store = TableStore::new(backend);
-        let table = Arc::new(CachedTable::new(TableDefinition {
+    /// The SHARED table `t (k BIGINT PRIMARY KEY, v TEXT)`.
+    fn keyed_table() -> Arc<CachedTable> {
+        Arc::new(CachedTable::new(TableDefinition {
             table_id: TableId(9),
             namespace: NamespaceId::new("app"),
             name: "t".into(),
@@ -350,15 +345,23 @@ mod plan_tests {
             schema_version: 1,
             options: TableOptions::default(),
             created_at: 0,
-        }));
+        }))
+    }
+
+    /// Writes `(k, v)` rows into `table` in one batch.
+    fn write_rows(
+        store: &TableStore,
+        table: &CachedTable,
+        rows: impl IntoIterator<Item = (i64, String)>,
+    ) {
         let mut set = WriteSet::new(&table.definition, RowScope::Shared);
-        for k in 0..100i64 {
-            let values = vec![Value::Int64(k), Value::Text(format!("v{k}"))];
+        for (i, (k, v)) in rows.into_iter().enumerate() {
+            let values = vec![Value::Int64(k), Value::Text(v)];
             set.push(RowChange {
                 op: ChangeOp::Insert,
                 key: set.key_of(&values[0]).unwrap(),
                 moved_from: None,
-                seq: 1000 + k,
+                seq: 1000 + i as i64,
                 values,
                 old_values: None,
                 read: Read::Nothing,
@@ -367,16 +370,32 @@ mod plan_tests {
         let mut batch = kalamdb_store::Batch::new();
         set.to_batch(&mut batch);
         store.write(batch).unwrap();
-        let provider =
-            |store| RowTableProvider::new(Arc::clone(&table), store, Some(RowScope::Shared), false);
+    }
+
+    /// A DataFusion context as the server's (two partitions, our rules)
+    /// with `t` registered.
+    fn context_with(provider: RowTableProvider) -> SessionContext {
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
             .with_default_features()
             .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_table("t", Arc::new(provider(store.clone())))
-            .unwrap();
+        ctx.register_table("t", Arc::new(provider)).unwrap();
+        ctx
+    }
+
+    /// `t` holding k = 0..100, v = "v{k}".
+    async fn fixture() -> (tempfile::TempDir, SessionContext, RowTableProvider) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let store = TableStore::new(backend);
+        let table = keyed_table();
+        write_rows(&store, &table, (0..100).map(|k| (k, format!("v{k}"))));
+        let provider =
+            |store| RowTableProvider::new(Arc::clone(&table), store, Some(RowScope::Shared), false);
+        let ctx = context_with(provider(store.clone()));
         (dir, ctx, provider(store))
     }
 
@@ -577,55 +596,28 @@ mod plan_tests {
         let backend =
             Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
         let store = TableStore::new(Arc::clone(&backend) as Arc<dyn kalamdb_store::StorageBackend>);
-        let table = Arc::new(CachedTable::new(TableDefinition {
-            table_id: TableId(9),
-            namespace: NamespaceId::new("app"),
-            name: "t".into(),
-            table_type: TableType::Shared,
-            columns: vec![
-                column(1, "k", KalamDataType::BigInt, true),
-                column(2, "v", KalamDataType::Text, false),
-            ],
-            schema_version: 1,
-            options: TableOptions::default(),
-            created_at: 0,
-        }));
+        let table = keyed_table();
         let n = 30_000i64;
-        let mut set = WriteSet::new(&table.definition, RowScope::Shared);
         // text that does not compress, so the table's files pass the split size
         let mut noise = 0x2545_f491_4f6c_dd1du64;
-        for k in 0..n {
-            let text: String = (0..8)
+        let mut text = move || -> String {
+            (0..8)
                 .map(|_| {
                     noise ^= noise << 13;
                     noise ^= noise >> 7;
                     noise ^= noise << 17;
                     format!("{noise:016x}")
                 })
-                .collect();
-            let values = vec![Value::Int64(k * 3 - 1000), Value::Text(text)];
-            set.push(RowChange {
-                op: ChangeOp::Insert,
-                key: set.key_of(&values[0]).unwrap(),
-                moved_from: None,
-                seq: 1000 + k,
-                values,
-                old_values: None,
-                read: Read::Nothing,
-            });
-        }
-        let mut batch = kalamdb_store::Batch::new();
-        set.to_batch(&mut batch);
-        store.write(batch).unwrap();
+                .collect()
+        };
+        write_rows(&store, &table, (0..n).map(|k| (k * 3 - 1000, text())));
         backend.flush_all().unwrap();
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
-            .with_default_features()
-            .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        let provider = RowTableProvider::new(table, store, Some(RowScope::Shared), false);
-        ctx.register_table("t", Arc::new(provider)).unwrap();
+        let ctx = context_with(RowTableProvider::new(
+            table,
+            store,
+            Some(RowScope::Shared),
+            false,
+        ));
 
         let sql = "SELECT count(*), sum(k), min(k), max(k) FROM t";
         let plan = plan_of(&ctx, sql).await;

@@ -82,24 +82,12 @@ pub fn try_execute(query: &Query) -> CoreResult<Option<StatementResult>> {
 mod tests {
     use super::*;
     use crate::executor::handlers::query::run_query;
-    use crate::rows::json::{append_rows, column_infos};
+    use crate::executor::handlers::test_support::json;
     use crate::{AppContext, CoreOptions, ExecutionContext};
     use kalamdb_commons::{Role, UserId};
     use kalamdb_sql::sqlparser::ast::Statement;
     use kalamdb_sql::{SqlStatement, parse_sql};
     use kalamdb_store::{RocksDbBackend, RocksDbOptions};
-
-    fn json(result: &StatementResult) -> (String, String) {
-        let schema = column_infos(result.schema.as_ref().unwrap());
-        let mut rows = Vec::new();
-        for b in &result.batches {
-            append_rows(b, &mut rows);
-        }
-        (
-            serde_json::to_string(&schema).unwrap(),
-            serde_json::to_string(&rows).unwrap(),
-        )
-    }
 
     #[tokio::test]
     async fn constant_selects_equal_datafusions_answers() {
