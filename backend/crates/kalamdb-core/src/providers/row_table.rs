@@ -81,17 +81,7 @@ impl RowTableProvider {
         let keys = filters
             .iter()
             .fold(KeySet::All, |keys, f| keys.and(self.key_set(f).set));
-        match keys {
-            KeySet::All => ScanTarget::Partition,
-            _ if keys.is_empty() => ScanTarget::Keys(Vec::new()),
-            KeySet::Points(points) => {
-                ScanTarget::Keys(points.iter().map(|k| reader.key_with(k)).collect())
-            }
-            KeySet::Range { start, end } => ScanTarget::Range {
-                start: reader.key_with(&start),
-                end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
-            },
-        }
+        ScanTarget::of(keys, reader)
     }
 
     /// Where the primary key is among the output's `indices`.

@@ -8,6 +8,7 @@
 //! LIMIT n` reads n rows and no sort runs), takes a LIMIT, and shows in
 //! `EXPLAIN` which read it does: point, points, range or full.
 
+use super::key_range::KeySet;
 use crate::error::CoreError;
 use crate::row_reader::RowReader;
 use crate::rows::{BatchBuilder, OutputColumn};
@@ -42,6 +43,24 @@ pub enum ScanTarget {
     Keys(Vec<Vec<u8>>),
     /// The rows with keys in `[start, end)` (a primary-key range).
     Range { start: Vec<u8>, end: Vec<u8> },
+}
+
+impl ScanTarget {
+    /// What reading `keys` (in the key encoding, without the partition
+    /// prefix) of `reader`'s partition reads; an empty set reads nothing.
+    pub fn of(keys: KeySet, reader: &RowReader) -> Self {
+        match keys {
+            KeySet::All => ScanTarget::Partition,
+            _ if keys.is_empty() => ScanTarget::Keys(Vec::new()),
+            KeySet::Points(points) => {
+                ScanTarget::Keys(points.iter().map(|k| reader.key_with(k)).collect())
+            }
+            KeySet::Range { start, end } => ScanTarget::Range {
+                start: reader.key_with(&start),
+                end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
+            },
+        }
+    }
 }
 
 #[derive(Clone)]

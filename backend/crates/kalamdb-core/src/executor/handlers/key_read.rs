@@ -130,16 +130,7 @@ pub fn try_execute(
     );
     let missing = indices.iter().map(|&i| table.backfill[i].clone()).collect();
     let reader = RowReader::new(table, ctx.table_store(&app.table_store), &scope);
-    let target = match keys {
-        KeySet::All => ScanTarget::Partition,
-        KeySet::Points(points) => {
-            ScanTarget::Keys(points.iter().map(|k| reader.key_with(k)).collect())
-        }
-        KeySet::Range { start, end } => ScanTarget::Range {
-            start: reader.key_with(&start),
-            end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
-        },
-    };
+    let target = ScanTarget::of(keys, &reader);
     let scan = RowScan {
         schema: Arc::clone(&schema),
         columns,
