@@ -191,6 +191,53 @@ pub struct TableDefinition {
     pub options: TableOptions,
     /// Epoch milliseconds.
     pub created_at: i64,
+    /// Secondary indexes (UNIQUE constraints are unique indexes). Adding or
+    /// dropping one changes no row, so it is not a schema version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDefinition>,
+    /// The id the next index of this table gets (ids are never reused).
+    #[serde(default = "first_index_id")]
+    pub next_index_id: u32,
+}
+
+fn first_index_id() -> u32 {
+    1
+}
+
+/// Whether an index is being built (every write maintains it, no read uses
+/// it yet) or complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexState {
+    Building,
+    Ready,
+}
+
+impl IndexState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexState::Building => "building",
+            IndexState::Ready => "ready",
+        }
+    }
+}
+
+/// A secondary index over some of a table's columns (by column id), in
+/// column order; its entries sit in the `index` partition (see
+/// kalamdb-store's key layout).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDefinition {
+    /// Unique within the table; never reused.
+    pub index_id: u32,
+    /// Unique within the namespace.
+    pub name: String,
+    pub column_ids: Vec<u32>,
+    /// No two live rows (of one user, in a USER table) hold the same
+    /// non-NULL values.
+    pub unique: bool,
+    pub state: IndexState,
+    /// Epoch milliseconds.
+    pub created_at: i64,
 }
 
 impl TableDefinition {
@@ -209,6 +256,25 @@ impl TableDefinition {
 
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The position of the column with id `id`.
+    pub fn column_position_of(&self, id: u32) -> Option<usize> {
+        self.columns.iter().position(|c| c.column_id == id)
+    }
+
+    pub fn index(&self, name: &str) -> Option<&IndexDefinition> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// The names of `index`'s columns, in index order.
+    pub fn index_column_names(&self, index: &IndexDefinition) -> Vec<&str> {
+        index
+            .column_ids
+            .iter()
+            .filter_map(|id| self.columns.iter().find(|c| c.column_id == *id))
+            .map(|c| c.name.as_str())
+            .collect()
     }
 }
 

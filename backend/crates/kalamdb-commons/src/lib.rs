@@ -14,7 +14,9 @@ pub mod time;
 pub mod value;
 
 pub use data_type::KalamDataType;
-pub use definition::{ColumnDefinition, TableDefinition, TableOptions, TableType};
+pub use definition::{
+    ColumnDefinition, IndexDefinition, IndexState, TableDefinition, TableOptions, TableType,
+};
 pub use error_code::ErrorCode;
 pub use ids::{NamespaceId, TableId, TableRef, UserId};
 pub use role::Role;

@@ -191,6 +191,7 @@ impl AppContext {
             table_store.clone(),
             Arc::clone(&snowflake),
             Arc::clone(&streams),
+            Arc::clone(schema_registry.indexes()),
         ));
         Ok(Arc::new(Self {
             meta,

@@ -365,12 +365,15 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         }
         SqlStatement::CreateTable(_)
         | SqlStatement::DropTable { .. }
+        | SqlStatement::CreateIndex { .. }
+        | SqlStatement::DropIndex { .. }
         | SqlStatement::FlushTable { .. }
         | SqlStatement::FlushAll { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }
         | SqlStatement::ShowStats { .. }
         | SqlStatement::ShowStorages
+        | SqlStatement::ShowIndexes { .. }
         | SqlStatement::DescribeTable { .. } => StatementFamily::Show,
         SqlStatement::Standard(s) => match s.as_ref() {
             Statement::Query(_) | Statement::Explain { .. } => StatementFamily::Query,

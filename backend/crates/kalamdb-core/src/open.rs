@@ -5,7 +5,8 @@ use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
 use crate::jobs::executors::{
-    CleanupExecutor, RetentionExecutor, StreamEvictionExecutor, UserCleanupExecutor,
+    CleanupExecutor, IndexBuildExecutor, RetentionExecutor, StreamEvictionExecutor,
+    UserCleanupExecutor,
 };
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
 use kalamdb_store::StorageBackend;
@@ -16,6 +17,7 @@ impl AppContext {
     pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
         let mut jobs = JobRegistry::new();
         jobs.register(Arc::new(CleanupExecutor));
+        jobs.register(Arc::new(IndexBuildExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(RetentionExecutor {
             default_retention_ms: options.deleted_retention_ms,

@@ -79,6 +79,11 @@ impl RowReader {
         &self.table
     }
 
+    /// The storage this reader reads (for a secondary index's entries).
+    pub fn store(&self) -> &TableStore {
+        &self.store
+    }
+
     /// The key of the row with primary key `pk`.
     pub fn key_of(&self, pk: &Value) -> CoreResult<Vec<u8>> {
         row_key(&self.prefix, pk)

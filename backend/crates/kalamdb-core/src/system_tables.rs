@@ -4,6 +4,7 @@
 
 pub mod audit_log;
 pub mod columns;
+pub mod indexes;
 pub mod jobs;
 pub mod live_queries;
 pub mod namespaces;
@@ -88,6 +89,10 @@ impl SystemTablesRegistry {
         tables.insert(
             tables::NAME,
             Arc::new(tables::TablesTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            indexes::NAME,
+            Arc::new(indexes::IndexesTable::new(Arc::clone(&registry))),
         );
         tables.insert(
             columns::NAME,

@@ -75,17 +75,27 @@ pub fn table_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-/// Deletes every row of a table (all users) into `batch`.
+/// Deletes every row of a table (all users), and every entry of its
+/// indexes, into `batch`.
 pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
     let (start, end) = table_range(table);
-    batch.delete_range(Partition::Data, start, end);
+    batch.delete_range(Partition::Data, start.clone(), end.clone());
+    batch.delete_range(Partition::Index, start, end);
 }
 
-/// Deletes every row of one user's partition of a USER table into `batch`.
-pub fn delete_user_rows(batch: &mut Batch, table: TableId, user: &UserId) -> CoreResult<()> {
-    let prefix = partition_prefix(table, &RowScope::User(user.clone()));
+/// Deletes every row of one user's partition of a USER table, and the
+/// user's entries of its indexes, into `batch`.
+pub fn delete_user_rows(batch: &mut Batch, def: &TableDefinition, user: &UserId) -> CoreResult<()> {
+    let prefix = partition_prefix(def.table_id, &RowScope::User(user.clone()));
     let end = prefix_end(&prefix)
         .ok_or_else(|| CoreError::Internal("unbounded partition prefix".into()))?;
+    for index in &def.indexes {
+        let base = crate::indexes::index_base(def.table_id, index.index_id);
+        let start = crate::indexes::index_prefix(&base, &prefix);
+        let end = prefix_end(&start)
+            .ok_or_else(|| CoreError::Internal("unbounded index prefix".into()))?;
+        batch.delete_range(Partition::Index, start, end);
+    }
     batch.delete_range(Partition::Data, prefix, end);
     Ok(())
 }
@@ -149,6 +159,28 @@ impl TableStore {
         failure.map_or(Ok(()), Err)
     }
 
+    /// Visits the index entries with keys in `[start, end)` in key order
+    /// (descending when `reverse`) until `visit` returns false.
+    pub fn scan_index(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        visit: &mut RowVisitor<'_>,
+    ) -> CoreResult<()> {
+        let mut failure = None;
+        let mut on_entry = |k: &[u8], v: &[u8]| match visit(k, v) {
+            Ok(go_on) => Ok(go_on),
+            Err(e) => {
+                failure = Some(e);
+                Ok(false)
+            }
+        };
+        self.backend
+            .scan_ordered(Partition::Index, start, end, reverse, &mut on_entry)?;
+        failure.map_or(Ok(()), Err)
+    }
+
     /// Reads one row by key; `f` sees the stored bytes.
     pub fn get_with(
         &self,
@@ -188,6 +220,7 @@ impl TableStore {
         self.backend.write(batch)?;
         let (start, end) = table_range(table);
         self.backend.compact_range(Partition::Data, &start, &end)?;
+        self.backend.compact_range(Partition::Index, &start, &end)?;
         Ok(())
     }
 

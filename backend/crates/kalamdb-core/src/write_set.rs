@@ -14,9 +14,12 @@
 //! A write set is a plain value (table id, schema version, column ids,
 //! scope, changes with their keys, values and `_seq`s) that serialises as
 //! it is: the unit a replication log can carry, applied on a replica through
-//! [`WriteSet::to_batch`] exactly as here.
+//! [`WriteSet::to_batch`] exactly as here. Index entries are not part of
+//! it: `to_batch` derives them from the changes and the table's indexes
+//! (`indexes.rs`), in the same batch as the rows.
 
 use crate::error::{CoreError, CoreResult};
+use crate::indexes::{IndexCatalog, UniqueCheck, entry_ops, ops_to_batch};
 use crate::stream_store::StreamTables;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key};
 use kalamdb_commons::snowflake::SnowflakeGenerator;
@@ -212,8 +215,17 @@ impl WriteSet {
         last
     }
 
-    /// Adds this set's writes to `batch`, in change order.
-    pub fn to_batch(&self, batch: &mut Batch) {
+    /// Adds this set's writes to `batch`, in change order, and then the
+    /// entries of the table's indexes in `indexes` they change.
+    pub fn to_batch(&self, batch: &mut Batch, indexes: &IndexCatalog) -> CoreResult<()> {
+        self.rows_to_batch(batch);
+        if let Some(defs) = indexes.of(self.table_id) {
+            ops_to_batch(entry_ops(self, &defs)?, batch);
+        }
+        Ok(())
+    }
+
+    fn rows_to_batch(&self, batch: &mut Batch) {
         for change in &self.changes {
             if let Some(old) = &change.moved_from {
                 batch.delete(Partition::Data, old.clone());
@@ -287,6 +299,8 @@ impl Transaction {
 /// with `sync_writes` shares one fsync among them.
 pub struct WriteFunnel {
     store: TableStore,
+    /// Every table's indexes, as commits maintain them.
+    indexes: Arc<IndexCatalog>,
     seqs: Arc<SnowflakeGenerator>,
     /// Told of every STREAM row removed for good (for resume checks).
     streams: Arc<StreamTables>,
@@ -315,9 +329,11 @@ impl WriteFunnel {
         store: TableStore,
         seqs: Arc<SnowflakeGenerator>,
         streams: Arc<StreamTables>,
+        indexes: Arc<IndexCatalog>,
     ) -> Self {
         Self {
             store,
+            indexes,
             seqs,
             streams,
             sink: OnceLock::new(),
@@ -395,9 +411,16 @@ impl WriteFunnel {
     ) -> CoreResult<()> {
         match transaction {
             Some(tx) => {
-                let Some(batch) = batch_of(&sets) else {
+                let Some(batch) = batch_of(&sets, &self.indexes)? else {
                     return Ok(());
                 };
+                // a unique index refuses the statement, as it would outside
+                // a transaction (checked again at COMMIT)
+                if let Some(violation) =
+                    UniqueCheck::default().check(tx.overlay.as_ref(), &self.indexes, &sets)?
+                {
+                    return Err(violation);
+                }
                 tx.overlay.write(batch)?;
                 lock(&tx.pending).extend(sets.into_iter().filter(|s| !s.is_empty()));
                 Ok(())
@@ -449,8 +472,15 @@ impl WriteFunnel {
         let reads_after = |i: usize| queued[i + 1..].iter().any(|p| reads_rows(&p.sets));
         let track: Vec<bool> = (0..queued.len()).map(reads_after).collect();
         let mut written: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+        let mut unique = UniqueCheck::default();
         for (pending, track) in queued.into_iter().zip(track) {
-            match self.conflict(&pending.sets, &written, *point) {
+            let refused = match self.conflict(&pending.sets, &written, *point) {
+                Ok(None) => {
+                    unique.check(self.store.backend().as_ref(), &self.indexes, &pending.sets)
+                }
+                other => other,
+            };
+            match refused {
                 Ok(None) => {
                     if track {
                         for change in pending.sets.iter().flat_map(|s| &s.changes) {
@@ -479,10 +509,15 @@ impl WriteFunnel {
         }
         let rows = group.iter().flat_map(|p| &p.sets).map(WriteSet::len).sum();
         let mut batch = Batch::with_capacity(rows);
+        let mut built = Ok(());
         for set in group.iter().flat_map(|p| &p.sets) {
-            set.to_batch(&mut batch);
+            if let Err(e) = set.to_batch(&mut batch, &self.indexes) {
+                built = Err(e);
+                break;
+            }
         }
-        match self.store.backend().write(batch) {
+        let written = built.and_then(|()| Ok(self.store.backend().write(batch)?));
+        match written {
             Ok(()) => {
                 *point = last;
                 self.committed
@@ -498,8 +533,13 @@ impl WriteFunnel {
             Err(e) => {
                 let message = e.to_string();
                 for pending in group {
-                    let error = kalamdb_store::StoreError::Engine(message.clone());
-                    let _ = pending.done.send(Err(error.into()));
+                    let error = match &e {
+                        CoreError::Store(_) => {
+                            kalamdb_store::StoreError::Engine(message.clone()).into()
+                        }
+                        _ => CoreError::Internal(message.clone()),
+                    };
+                    let _ = pending.done.send(Err(error));
                 }
             }
         }
@@ -603,16 +643,16 @@ fn conflict(set: &WriteSet) -> CoreError {
 }
 
 /// The one storage batch of `sets`; `None` when they change nothing.
-fn batch_of(sets: &[WriteSet]) -> Option<Batch> {
+fn batch_of(sets: &[WriteSet], indexes: &IndexCatalog) -> CoreResult<Option<Batch>> {
     let rows: usize = sets.iter().map(WriteSet::len).sum();
     if rows == 0 {
-        return None;
+        return Ok(None);
     }
     let mut batch = Batch::with_capacity(rows);
     for set in sets {
-        set.to_batch(&mut batch);
+        set.to_batch(&mut batch, indexes)?;
     }
-    Some(batch)
+    Ok(Some(batch))
 }
 
 #[cfg(test)]

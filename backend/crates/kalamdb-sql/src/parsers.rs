@@ -2,6 +2,7 @@
 //! `Parser` so positions and error messages look the same as sqlparser's.
 
 pub mod flush;
+pub mod index;
 pub mod insert_values;
 pub mod job;
 pub mod live;
@@ -32,6 +33,11 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         }
         (Some("DROP"), Some("TABLE"), _)
         | (Some("DROP"), Some("USER" | "SHARED" | "STREAM"), Some("TABLE")) => table::parse_drop(p),
+        (Some("CREATE"), Some("INDEX"), _) | (Some("CREATE"), Some("UNIQUE"), Some("INDEX")) => {
+            index::parse_create(p)
+        }
+        (Some("DROP"), Some("INDEX"), _) => index::parse_drop(p),
+        (Some("SHOW"), Some("INDEXES" | "INDEX" | "KEYS"), _) => index::parse_show(p),
         (Some("SHOW"), Some("TABLES"), _) => show_describe::parse_show_tables(p),
         (Some("SHOW"), Some("STATS"), _) => show_describe::parse_show_stats(p),
         (Some("SHOW"), Some("STORAGES"), _) => show_describe::parse_show_storages(p),

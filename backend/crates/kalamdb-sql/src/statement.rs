@@ -21,6 +21,15 @@ pub struct ColumnSpec {
     pub primary_key: bool,
     /// DEFAULT expression as SQL text.
     pub default: Option<String>,
+    /// A `UNIQUE` column constraint.
+    pub unique: bool,
+}
+
+/// A table-level `[CONSTRAINT name] UNIQUE (columns)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniqueSpec {
+    pub name: Option<String>,
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +38,8 @@ pub struct CreateTableStatement {
     pub table_type: TableType,
     pub if_not_exists: bool,
     pub columns: Vec<ColumnSpec>,
+    /// Table-level UNIQUE constraints.
+    pub unique: Vec<UniqueSpec>,
     pub options: TableOptions,
 }
 
@@ -121,6 +132,25 @@ pub enum SqlStatement {
         table: QualifiedName,
     },
     ShowStorages,
+    /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (columns)`
+    CreateIndex {
+        /// `None`: named after the table and columns.
+        name: Option<String>,
+        table: QualifiedName,
+        columns: Vec<String>,
+        unique: bool,
+        if_not_exists: bool,
+    },
+    /// `DROP INDEX [IF EXISTS] [ns.]name [ON t]`
+    DropIndex {
+        index: QualifiedName,
+        table: Option<QualifiedName>,
+        if_exists: bool,
+    },
+    /// `SHOW INDEXES [FROM t]`
+    ShowIndexes {
+        table: Option<QualifiedName>,
+    },
     DescribeTable {
         table: QualifiedName,
         history: bool,
@@ -161,6 +191,9 @@ impl SqlStatement {
             SqlStatement::DescribeTable { .. } => "DESCRIBE TABLE",
             SqlStatement::ShowStats { .. } => "SHOW STATS",
             SqlStatement::ShowStorages => "SHOW STORAGES",
+            SqlStatement::CreateIndex { .. } => "CREATE INDEX",
+            SqlStatement::DropIndex { .. } => "DROP INDEX",
+            SqlStatement::ShowIndexes { .. } => "SHOW INDEXES",
             SqlStatement::Standard(s) => match s.as_ref() {
                 Statement::Query(_) => "SELECT",
                 Statement::Insert(_) => "INSERT",

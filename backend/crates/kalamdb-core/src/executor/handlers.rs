@@ -4,6 +4,7 @@
 pub mod alter_table;
 pub mod constant_select;
 pub mod dml;
+pub mod index;
 pub mod insert;
 pub mod job;
 pub mod key_read;

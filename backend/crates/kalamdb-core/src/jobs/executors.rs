@@ -3,11 +3,13 @@
 //! it).
 
 pub mod cleanup;
+pub mod index_build;
 pub mod retention;
 pub mod stream_eviction;
 pub mod user_cleanup;
 
 pub use cleanup::CleanupExecutor;
+pub use index_build::IndexBuildExecutor;
 pub use retention::RetentionExecutor;
 pub use stream_eviction::StreamEvictionExecutor;
 pub use user_cleanup::UserCleanupExecutor;

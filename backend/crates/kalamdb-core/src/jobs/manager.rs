@@ -642,6 +642,33 @@ impl<A: Send + Sync + 'static> UnifiedJobManager<A> {
         self.meta.job(job_id)
     }
 
+    /// Waits until a job has finished (completed, failed or cancelled)
+    /// and returns its record; the job runs on whatever the caller does.
+    pub async fn finished(&self, job_id: &str) -> CoreResult<Job> {
+        if self.app.get().is_none() {
+            return Err(CoreError::Execution(format!(
+                "Job {job_id} is queued, but jobs are not running in this process"
+            )));
+        }
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if self.stop.is_cancelled() {
+                return Err(CoreError::Execution(format!(
+                    "The server is stopping: job {job_id} resumes when it starts again"
+                )));
+            }
+            match self.meta.job(job_id)? {
+                Some(job) if !job.status.is_active() => return Ok(job),
+                Some(_) => {}
+                None => {
+                    return Err(CoreError::Internal(format!("job {job_id} disappeared")));
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
     /// Jobs running right now.
     pub fn running_count(&self) -> usize {
         self.state().running.len()

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-/// The eight job types and their id prefixes.
+/// The job types and their id prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobType {
     Flush,
@@ -14,10 +14,12 @@ pub enum JobType {
     Compact,
     Backup,
     Restore,
+    /// Builds a new index over a table's existing rows.
+    IndexBuild,
 }
 
 impl JobType {
-    pub const ALL: [JobType; 8] = [
+    pub const ALL: [JobType; 9] = [
         JobType::Flush,
         JobType::Cleanup,
         JobType::Retention,
@@ -26,6 +28,7 @@ impl JobType {
         JobType::Compact,
         JobType::Backup,
         JobType::Restore,
+        JobType::IndexBuild,
     ];
 
     pub fn short_prefix(self) -> &'static str {
@@ -38,6 +41,7 @@ impl JobType {
             JobType::Compact => "CO",
             JobType::Backup => "BK",
             JobType::Restore => "RS",
+            JobType::IndexBuild => "IX",
         }
     }
 
@@ -51,6 +55,7 @@ impl JobType {
             JobType::Compact => "Compact",
             JobType::Backup => "Backup",
             JobType::Restore => "Restore",
+            JobType::IndexBuild => "IndexBuild",
         }
     }
 }
@@ -196,7 +201,7 @@ mod tests {
     fn ids_have_the_prefix_of_their_type() {
         let prefixes: std::collections::HashSet<_> =
             JobType::ALL.iter().map(|t| t.short_prefix()).collect();
-        assert_eq!(prefixes.len(), 8, "prefixes are distinct");
+        assert_eq!(prefixes.len(), JobType::ALL.len(), "prefixes are distinct");
         for t in JobType::ALL {
             let id = new_job_id(t);
             assert!(id.starts_with(&format!("{}-", t.short_prefix())), "{id}");

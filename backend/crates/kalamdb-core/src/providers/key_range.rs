@@ -5,7 +5,10 @@
 //!
 //! Bounds live in the key encoding (`kalamdb_store::keys`), which is
 //! order-preserving and prefix-free, so comparing bounds is comparing bytes
-//! and "just after key k" is k followed by a 0 byte. The result is always a
+//! and "just after key k" is the first key past every key that starts
+//! with k ([`prefix_end`]): then a bound stays right when more bytes follow
+//! the value in a key, as an index entry's primary key follows its value
+//! (`indexes.rs`). The result is always a
 //! superset of the matching keys, and says when it is exactly them
 //! ([`Keys::exact`]): then the scan alone answers the filter and DataFusion
 //! does not apply it again (pushed down as `Exact`, so a LIMIT reaches the
@@ -15,11 +18,12 @@
 //! path's SQL (`executor/handlers/key_read.rs`) are both read into one,
 //! so a query gets the same keys whichever way it runs.
 
-use crate::rows::coerce::Literal;
+use crate::rows::coerce::{Literal, coerce};
 use crate::schema::CachedTable;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
-use kalamdb_commons::Value;
+use kalamdb_commons::{ColumnDefinition, Value};
+use kalamdb_store::backend::prefix_end;
 use kalamdb_store::keys::KeyBuilder;
 use std::collections::BTreeSet;
 
@@ -120,20 +124,17 @@ impl KeySet {
             KeySet::Range { start, end } => (start, end),
             KeySet::Points(p) => {
                 let start = p.first().cloned().unwrap_or_default();
-                let end = p.last().map(|k| after(k));
+                let end = p.last().and_then(|k| after(k));
                 (start, end)
             }
         }
     }
 }
 
-/// The smallest key greater than `key` and than every key it is a prefix
-/// of — in a prefix-free encoding, `key` + 0.
-fn after(key: &[u8]) -> Vec<u8> {
-    let mut next = Vec::with_capacity(key.len() + 1);
-    next.extend_from_slice(key);
-    next.push(0);
-    next
+/// The smallest byte string greater than `key` and than every string that
+/// starts with it; `None` when there is none (all bytes 0xFF).
+fn after(key: &[u8]) -> Option<Vec<u8>> {
+    prefix_end(key)
 }
 
 /// The keys a filter can match, and whether a row matches the filter
@@ -240,6 +241,16 @@ impl<'a> KeyPredicate<'a> {
         Self::of_expr_on(&table.definition.columns[pk].name, filter, literal)
     }
 
+    /// A DataFusion filter read as a predicate on the column `pk` (any
+    /// column: an indexed one too).
+    pub fn on_column(
+        pk: &str,
+        filter: &'a Expr,
+        literal: &dyn Fn(&'a ScalarValue) -> Option<Literal<'a>>,
+    ) -> Self {
+        Self::of_expr_on(pk, filter, literal)
+    }
+
     fn of_expr_on(
         pk: &str,
         filter: &'a Expr,
@@ -300,21 +311,28 @@ impl<'a> KeyPredicate<'a> {
         let Some(pk) = table.primary_key else {
             return Keys::all();
         };
-        let name = &table.definition.columns[pk].name;
+        self.values_of(&table.definition.columns[pk])
+    }
+
+    /// The values of `column` (in the key encoding) this predicate — read
+    /// on that column ([`KeyPredicate::on_column`]) — can match: the rule
+    /// of [`KeyPredicate::keys`] for any column of an indexable type. NULL
+    /// matches no comparison, so NULLs are never among them.
+    pub fn values_of(&self, column: &ColumnDefinition) -> Keys {
         // Some(None): a NULL, which matches nothing; None: no key value
         let encode = |literal: &Literal<'_>| -> Option<Option<Vec<u8>>> {
             if matches!(literal, Literal::Null) {
                 return Some(None);
             }
-            let value: Value = table.pinned_key(name, literal)?;
+            let value: Value = coerce(literal, column).ok().filter(|v| !v.is_null())?;
             KeyBuilder::new()
                 .value(&value)
                 .map(KeyBuilder::build)
                 .map(Some)
         };
         match self {
-            KeyPredicate::And(a, b) => a.keys(table).and(b.keys(table)),
-            KeyPredicate::Or(a, b) => a.keys(table).or(b.keys(table)),
+            KeyPredicate::And(a, b) => a.values_of(column).and(b.values_of(column)),
+            KeyPredicate::Or(a, b) => a.values_of(column).or(b.values_of(column)),
             KeyPredicate::Other => Keys::all(),
             KeyPredicate::Compare(op, value) => {
                 let Some(key) = encode(value) else {
@@ -326,9 +344,9 @@ impl<'a> KeyPredicate<'a> {
                 };
                 Keys::exact(match op {
                     Compare::Eq => KeySet::Points(BTreeSet::from([key])),
-                    Compare::Gt => KeySet::Range {
-                        start: after(&key),
-                        end: None,
+                    Compare::Gt => match after(&key) {
+                        Some(start) => KeySet::Range { start, end: None },
+                        None => KeySet::empty(),
                     },
                     Compare::GtEq => KeySet::Range {
                         start: key,
@@ -340,7 +358,7 @@ impl<'a> KeyPredicate<'a> {
                     },
                     Compare::LtEq => KeySet::Range {
                         start: Vec::new(),
-                        end: Some(after(&key)),
+                        end: after(&key),
                     },
                 })
             }
@@ -361,7 +379,7 @@ impl<'a> KeyPredicate<'a> {
             KeyPredicate::Between(low, high) => match (encode(low), encode(high)) {
                 (Some(Some(low)), Some(Some(high))) => Keys::exact(KeySet::Range {
                     start: low,
-                    end: Some(after(&high)),
+                    end: after(&high),
                 }),
                 (Some(None), _) | (_, Some(None)) => Keys::exact(KeySet::empty()),
                 _ => Keys::all(),

@@ -1,9 +1,10 @@
 //! The DataFusion `TableProvider` of USER and SHARED tables, bound to one
 //! caller's [`RowScope`] when the catalog hands it out.
 
-use super::key_range::{KeySet, Keys, key_set};
+use super::key_range::{KeyPredicate, KeySet, Keys, key_set};
 use super::scan::{RowScan, RowScanExec, ScanTarget};
 use crate::error::CoreError;
+use crate::indexes::{index_base, index_prefix, ready, value_range};
 use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
 use crate::rows::coerce::Literal;
@@ -17,6 +18,8 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use kalamdb_commons::ColumnDefinition;
+use kalamdb_store::backend::prefix_end;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -76,12 +79,67 @@ impl RowTableProvider {
     }
 
     /// What a scan with `filters` reads: the keys they pin, the key range
-    /// they bound, or the whole partition.
+    /// they bound, the entries of an index whose first column they
+    /// restrict, or the whole partition.
     fn target(&self, reader: &RowReader, filters: &[Expr]) -> ScanTarget {
         let keys = filters
             .iter()
             .fold(KeySet::All, |keys, f| keys.and(self.key_set(f).set));
+        if keys == KeySet::All
+            && !filters.iter().any(|f| self.asks_for_deleted(f))
+            && let Some(target) = self.index_target(reader, filters)
+        {
+            return target;
+        }
         ScanTarget::of(keys, reader)
+    }
+
+    /// The values of `column` the filters can match (in the key encoding).
+    fn column_values(&self, column: &ColumnDefinition, filter: &Expr) -> Keys {
+        KeyPredicate::on_column(&column.name, filter, &scalar_literal).values_of(column)
+    }
+
+    /// The first built index whose leading column `filters` restrict, with
+    /// the ranges of its entries (in the reader's partition) they match.
+    fn index_target(&self, reader: &RowReader, filters: &[Expr]) -> Option<ScanTarget> {
+        let def = &self.table.definition;
+        def.indexes.iter().filter(|i| ready(i)).find_map(|index| {
+            let column = &def.columns[def.column_position_of(*index.column_ids.first()?)?];
+            let values = filters.iter().fold(KeySet::All, |values, f| {
+                values.and(self.column_values(column, f).set)
+            });
+            let prefix = index_prefix(&index_base(def.table_id, index.index_id), reader.start());
+            let ranges = match values {
+                KeySet::All => return None,
+                KeySet::Points(points) => points
+                    .iter()
+                    .map(|p| value_range(&prefix, p, prefix_end(p).as_deref()))
+                    .collect(),
+                KeySet::Range { start, end } => {
+                    if end.as_ref().is_some_and(|e| *e <= start) {
+                        Vec::new()
+                    } else {
+                        vec![value_range(&prefix, &start, end.as_deref())]
+                    }
+                }
+            };
+            Some(ScanTarget::Index {
+                index: index.clone(),
+                ranges,
+            })
+        })
+    }
+
+    /// Whether `filter` restricts the leading column of a built index.
+    fn restricts_index(&self, filter: &Expr) -> bool {
+        let def = &self.table.definition;
+        def.indexes.iter().filter(|i| ready(i)).any(|index| {
+            index
+                .column_ids
+                .first()
+                .and_then(|id| def.column_position_of(*id))
+                .is_some_and(|p| self.column_values(&def.columns[p], filter).set != KeySet::All)
+        })
     }
 
     /// Where the primary key is among the output's `indices`.
@@ -148,7 +206,10 @@ impl TableProvider for RowTableProvider {
                 if keys.exact && !self.asks_for_deleted(f) {
                     // the read itself is the filter
                     TableProviderFilterPushDown::Exact
-                } else if keys.set != KeySet::All || self.asks_for_deleted(f) {
+                } else if keys.set != KeySet::All
+                    || self.asks_for_deleted(f)
+                    || self.restricts_index(f)
+                {
                     // DataFusion still applies the filter; we only narrow the read.
                     TableProviderFilterPushDown::Inexact
                 } else {
@@ -198,7 +259,11 @@ impl TableProvider for RowTableProvider {
         let projected = Arc::new(schema.project(&indices)?);
         let reader = RowReader::new(Arc::clone(&self.table), self.store.clone(), scope);
         let target = self.target(&reader, filters);
-        let key_column = self.key_column(&indices);
+        // an index read yields index order, not key order
+        let key_column = match target {
+            ScanTarget::Index { .. } => None,
+            _ => self.key_column(&indices),
+        };
         let scan = RowScan {
             schema: projected,
             columns,
@@ -243,6 +308,8 @@ mod tests {
             schema_version: 1,
             options: TableOptions::default(),
             created_at: 0,
+            indexes: Vec::new(),
+            next_index_id: 1,
         })
     }
 
@@ -335,6 +402,8 @@ mod plan_tests {
             schema_version: 1,
             options: TableOptions::default(),
             created_at: 0,
+            indexes: Vec::new(),
+            next_index_id: 1,
         }))
     }
 
@@ -358,7 +427,7 @@ mod plan_tests {
             });
         }
         let mut batch = kalamdb_store::Batch::new();
-        set.to_batch(&mut batch);
+        set.to_batch(&mut batch, &Default::default()).unwrap();
         store.write(batch).unwrap();
     }
 
@@ -448,9 +517,8 @@ mod plan_tests {
         };
         let key = |k: i64| reader.key_of(&Value::Int64(k)).unwrap();
         let after = |k: i64| {
-            let mut v = key(k);
-            v.push(0);
-            v
+            // the first key past k: k + 1 for an integer key
+            key(k + 1)
         };
         let filters = target("k = 7").await;
         assert!(

@@ -33,6 +33,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SortOrderPushdownResult,
 };
+use kalamdb_commons::IndexDefinition;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -43,6 +44,13 @@ pub enum ScanTarget {
     Keys(Vec<Vec<u8>>),
     /// The rows with keys in `[start, end)` (a primary-key range).
     Range { start: Vec<u8>, end: Vec<u8> },
+    /// The rows the entries of a secondary index in these `[start, end)`
+    /// ranges of the `index` partition point to, in entry order (the
+    /// indexed values, then the primary key).
+    Index {
+        index: IndexDefinition,
+        ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    },
 }
 
 impl ScanTarget {
@@ -118,6 +126,11 @@ impl RowScan {
             (ScanTarget::Range { start, .. }, false) => start.clone(),
             (ScanTarget::Range { end, .. }, true) => end.clone(),
             (ScanTarget::Keys(_), _) => 0usize.to_be_bytes().to_vec(),
+            (ScanTarget::Index { ranges, .. }, _) => {
+                let mut at = 0usize.to_be_bytes().to_vec();
+                at.extend_from_slice(ranges.first().map_or(&[][..], |r| &r.0));
+                at
+            }
         }
     }
 
@@ -136,6 +149,12 @@ impl RowScan {
             ScanTarget::Keys(keys) if keys.len() == 1 => "point".into(),
             ScanTarget::Keys(keys) => format!("points({})", keys.len()),
             ScanTarget::Range { .. } => "range".into(),
+            ScanTarget::Index { index, ranges } if ranges.len() == 1 => {
+                format!("index({})", index.name)
+            }
+            ScanTarget::Index { index, ranges } => {
+                format!("index({}, ranges={})", index.name, ranges.len())
+            }
         }
     }
 }
@@ -190,6 +209,9 @@ impl ScanState {
                     self.next_start = Some(at.to_be_bytes().to_vec());
                 }
             }
+            ScanTarget::Index { index, ranges } => {
+                self.next_start = index_batch(scan, index, ranges, &start, want, &mut builder)?;
+            }
             ScanTarget::Partition | ScanTarget::Range { .. } => {
                 let (low, high) = scan.bounds();
                 let (from, to) = if scan.reverse {
@@ -228,6 +250,92 @@ impl ScanState {
         }
         builder.finish().map(Some)
     }
+}
+
+/// Reads up to `want` rows of an index read into `builder`, from `start`
+/// (the range's number, 8 bytes, then the entry key to go on from);
+/// returns where the next batch starts. A row is taken only if its entry
+/// is still what it holds now: a row changed between reading its entry and
+/// reading it is left to the entry it has now (no row twice, none out of
+/// place).
+fn index_batch(
+    scan: &RowScan,
+    index: &IndexDefinition,
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    start: &[u8],
+    want: usize,
+    builder: &mut BatchBuilder,
+) -> std::result::Result<Option<Vec<u8>>, CoreError> {
+    let (at, from) = start.split_at(8.min(start.len()));
+    let mut range = usize::from_be_bytes(at.try_into().unwrap_or_default());
+    let mut from = from.to_vec();
+    let table = scan.reader.table();
+    let def = &table.definition;
+    let store = scan.reader.store();
+    let positions: Vec<Option<usize>> = index
+        .column_ids
+        .iter()
+        .map(|id| def.column_position_of(*id))
+        .collect();
+    let resume = |range: usize, from: &[u8]| {
+        let mut next = range.to_be_bytes().to_vec();
+        next.extend_from_slice(from);
+        next
+    };
+    while range < ranges.len() {
+        let end = &ranges[range].1;
+        loop {
+            let need = want - builder.len();
+            let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            // entries are always read in index order: an index read
+            // declares no order, so nothing asks for it reversed
+            store.scan_index(&from, end, false, &mut |key, tail| {
+                entries.push((key.to_vec(), tail.to_vec()));
+                Ok(entries.len() < need)
+            })?;
+            for (entry, tail) in &entries {
+                let key = scan.reader.key_with(tail);
+                scan.reader
+                    .get_row(&key, scan.include_deleted, &mut |row| {
+                        let mut values = vec![kalamdb_commons::Value::Null; def.columns.len()];
+                        for &p in positions.iter().flatten() {
+                            if let Some(b) = &table.backfill[p] {
+                                values[p] = b.clone();
+                            }
+                        }
+                        for item in row.columns() {
+                            let (id, value) = item?;
+                            if let Some(&p) = positions
+                                .iter()
+                                .flatten()
+                                .find(|p| def.columns[**p].column_id == id)
+                            {
+                                values[p] = value.to_value();
+                            }
+                        }
+                        let (now, _, _) = crate::indexes::row_entry(def, index, &key, &values)?;
+                        if now == *entry {
+                            builder.push(row)?;
+                        }
+                        Ok(())
+                    })?;
+            }
+            if entries.len() < need {
+                break;
+            }
+            from = entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            from.push(0);
+            if builder.len() >= want {
+                return Ok(Some(resume(range, &from)));
+            }
+        }
+        range += 1;
+        from = ranges.get(range).map(|r| r.0.clone()).unwrap_or_default();
+        if builder.len() >= want {
+            return Ok((range < ranges.len()).then(|| resume(range, &from)));
+        }
+    }
+    Ok(None)
 }
 
 impl RowScan {
@@ -356,7 +464,13 @@ impl RowScanExec {
     /// or need not be split (a key list, a LIMIT, less than [`SPLIT_BYTES`]
     /// of stored rows, fewer than two keys).
     fn split(&self, n: usize) -> Result<Option<Self>> {
-        if n < 2 || self.scan.limit.is_some() || matches!(self.scan.target, ScanTarget::Keys(_)) {
+        if n < 2
+            || self.scan.limit.is_some()
+            || matches!(
+                self.scan.target,
+                ScanTarget::Keys(_) | ScanTarget::Index { .. }
+            )
+        {
             return Ok(None);
         }
         let (start, end) = self.scan.bounds();

@@ -7,6 +7,7 @@
 
 use super::CachedTable;
 use crate::error::{CoreError, CoreResult};
+use crate::indexes::IndexCatalog;
 use crate::meta_store::{MetaStore, NamespaceRecord};
 use crate::stream_store::StreamTables;
 use dashmap::DashMap;
@@ -22,6 +23,8 @@ struct NamespaceEntry {
 
 pub struct SchemaRegistry {
     meta: MetaStore,
+    /// Every table's indexes, for the write funnel.
+    indexes: Arc<IndexCatalog>,
     /// Where STREAM tables' rows go (told of each one as it appears).
     streams: Arc<StreamTables>,
     namespaces: DashMap<String, Arc<NamespaceEntry>>,
@@ -31,6 +34,7 @@ impl SchemaRegistry {
     /// Loads every namespace and table definition from the metadata store.
     pub fn load(meta: MetaStore, streams: Arc<StreamTables>) -> CoreResult<Self> {
         let registry = Self {
+            indexes: Arc::default(),
             namespaces: DashMap::new(),
             meta,
             streams,
@@ -48,6 +52,7 @@ impl SchemaRegistry {
                     ))
                 })?;
             registry.streams.register(&def);
+            registry.indexes.set(&def);
             entry
                 .tables
                 .insert(def.name.clone(), Arc::new(CachedTable::new(def)));
@@ -57,6 +62,11 @@ impl SchemaRegistry {
 
     pub fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    /// Every table's indexes, as the write funnel maintains them.
+    pub fn indexes(&self) -> &Arc<IndexCatalog> {
+        &self.indexes
     }
 
     fn namespace_entry(&self, name: &str) -> Option<Arc<NamespaceEntry>> {
@@ -159,7 +169,11 @@ impl SchemaRegistry {
     /// and forgets them.
     pub fn commit_drop_namespace(&self, batch: Batch, name: &str) -> CoreResult<()> {
         self.meta.backend().write(batch)?;
-        self.namespaces.remove(name);
+        if let Some((_, entry)) = self.namespaces.remove(name) {
+            for table in entry.tables.iter() {
+                self.indexes.remove(table.definition.table_id);
+            }
+        }
         Ok(())
     }
 
@@ -170,6 +184,7 @@ impl SchemaRegistry {
             .ok_or_else(|| CoreError::NamespaceNotFound(def.namespace.to_string()))?;
         self.streams.register(&def);
         self.meta.backend().write(batch)?;
+        self.indexes.set(&def);
         let cached = Arc::new(CachedTable::new(def));
         entry
             .tables
@@ -180,8 +195,10 @@ impl SchemaRegistry {
     /// Persists `batch` (which must delete the table) and forgets it.
     pub fn commit_drop_table(&self, batch: Batch, namespace: &str, table: &str) -> CoreResult<()> {
         self.meta.backend().write(batch)?;
-        if let Some(entry) = self.namespace_entry(namespace) {
-            entry.tables.remove(table);
+        if let Some(entry) = self.namespace_entry(namespace)
+            && let Some((_, dropped)) = entry.tables.remove(table)
+        {
+            self.indexes.remove(dropped.definition.table_id);
         }
         Ok(())
     }

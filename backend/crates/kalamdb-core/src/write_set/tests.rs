@@ -336,8 +336,9 @@ fn a_write_set_is_a_plain_serialisable_value() {
     let back: WriteSet = serde_json::from_str(&json).unwrap();
     assert_eq!(back.changes, set.changes);
     let (mut a, mut b) = (kalamdb_store::Batch::new(), kalamdb_store::Batch::new());
-    set.to_batch(&mut a);
-    back.to_batch(&mut b);
+    let indexes = crate::indexes::IndexCatalog::default();
+    set.to_batch(&mut a, &indexes).unwrap();
+    back.to_batch(&mut b, &indexes).unwrap();
     assert_eq!(
         format!("{a:?}"),
         format!("{b:?}"),

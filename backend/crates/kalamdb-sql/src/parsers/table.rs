@@ -1,7 +1,7 @@
 //! `CREATE [USER|SHARED|STREAM] TABLE` (both option styles) and `DROP TABLE`.
 
 use super::{normalize, parse_qualified_name, parse_simple_name, parse_word, peek_word};
-use crate::statement::{ColumnSpec, CreateTableStatement, SqlStatement};
+use crate::statement::{ColumnSpec, CreateTableStatement, SqlStatement, UniqueSpec};
 use crate::types::kalam_type;
 use datafusion::sql::sqlparser::ast::{
     ColumnDef, ColumnOption, Expr, SqlOption, TableConstraint, Value,
@@ -71,11 +71,16 @@ pub fn parse_create(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
     };
     validate_options(table_type, &options)?;
     let columns = columns(column_defs, &constraints)?;
+    let unique = constraint_unique(&constraints, &columns)?;
+    if table_type == TableType::Stream && (!unique.is_empty() || columns.iter().any(|c| c.unique)) {
+        return err("STREAM tables cannot have UNIQUE constraints: their rows are not indexed");
+    }
     Ok(SqlStatement::CreateTable(Box::new(CreateTableStatement {
         table,
         table_type,
         if_not_exists,
         columns,
+        unique,
         options,
     })))
 }
@@ -258,12 +263,52 @@ fn validate_options(kind: TableType, options: &TableOptions) -> Result<(), Parse
     }
 }
 
+/// The table-level `UNIQUE (columns)` constraints.
+fn constraint_unique(
+    constraints: &[TableConstraint],
+    columns: &[ColumnSpec],
+) -> Result<Vec<UniqueSpec>, ParserError> {
+    let mut out = Vec::new();
+    for constraint in constraints {
+        let TableConstraint::Unique(c) = constraint else {
+            continue;
+        };
+        let mut names = Vec::with_capacity(c.columns.len());
+        for column in &c.columns {
+            let Expr::Identifier(ident) = &column.column.expr else {
+                return err(format!("Invalid UNIQUE column '{}'", column.column.expr));
+            };
+            let name = normalize(ident);
+            if !columns.iter().any(|c| c.name == name) {
+                return err(format!("UNIQUE names unknown column '{name}'"));
+            }
+            if names.contains(&name) {
+                return err(format!(
+                    "Column '{name}' appears twice in a UNIQUE constraint"
+                ));
+            }
+            names.push(name);
+        }
+        if names.is_empty() {
+            return err("A UNIQUE constraint needs at least one column");
+        }
+        out.push(UniqueSpec {
+            name: c.name.as_ref().map(normalize),
+            columns: names,
+        });
+    }
+    Ok(out)
+}
+
 fn constraint_primary_key(constraints: &[TableConstraint]) -> Result<Option<String>, ParserError> {
     let mut pk = None;
     for constraint in constraints {
+        if matches!(constraint, TableConstraint::Unique(_)) {
+            continue;
+        }
         let TableConstraint::PrimaryKey(c) = constraint else {
             return err(format!(
-                "Unsupported table constraint '{constraint}': only PRIMARY KEY (column) is supported"
+                "Unsupported table constraint '{constraint}': only PRIMARY KEY (column) and UNIQUE (columns) are supported"
             ));
         };
         let [column] = c.columns.as_slice() else {
@@ -302,6 +347,7 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
         data_type,
         nullable: true,
         default: None,
+        unique: false,
     };
     for option in def.options {
         match option.option {
@@ -319,6 +365,7 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
                 )?;
                 spec.default = Some(expr.to_string());
             }
+            ColumnOption::Unique(_) => spec.unique = true,
             ColumnOption::PrimaryKey(_) => {
                 if table_pk.is_some() && !spec.primary_key {
                     return err("A table has at most one PRIMARY KEY");
@@ -333,7 +380,15 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
             }
         }
     }
+    if spec.unique && !data_type.can_be_primary_key() {
+        return err(format!(
+            "Column '{}': {data_type} cannot be UNIQUE (it has no index order)",
+            spec.name
+        ));
+    }
     if spec.primary_key {
+        // the key is unique already
+        spec.unique = false;
         if !data_type.can_be_primary_key() {
             return err(format!(
                 "Column '{}': {data_type} cannot be a primary key",

@@ -15,7 +15,9 @@ use crate::result::StatementResult;
 use crate::row_reader::RowReader;
 use crate::rows::defaults::{ColumnDefault, compile_default};
 use crate::schema::CachedTable;
-use kalamdb_commons::{ColumnDefinition, DELETED_COLUMN, KalamDataType, SEQ_COLUMN, TableType};
+use kalamdb_commons::{
+    ColumnDefinition, DELETED_COLUMN, KalamDataType, SEQ_COLUMN, TableDefinition, TableType,
+};
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::parsers::table::{apply_table_option, column_spec};
 use kalamdb_sql::sqlparser::ast::{
@@ -125,6 +127,12 @@ pub async fn alter_table(
                         "A PRIMARY KEY column cannot be added to an existing table".into(),
                     ));
                 }
+                if spec.unique {
+                    return Err(CoreError::NotSupported(format!(
+                        "ADD COLUMN cannot add a UNIQUE column: add '{}' and then CREATE UNIQUE INDEX on it",
+                        spec.name
+                    )));
+                }
                 let mut column = ColumnDefinition {
                     column_id: next_id,
                     name: spec.name.clone(),
@@ -168,6 +176,7 @@ pub async fn alter_table(
                     if def.columns.len() == 1 {
                         return Err(invalid("A table keeps at least one column".into()));
                     }
+                    refuse_if_indexed(&def, i, "dropped")?;
                     changes.push(format!("dropped {}", def.columns[i].name));
                     def.columns.remove(i);
                 }
@@ -199,6 +208,9 @@ pub async fn alter_table(
             } => {
                 let i = position(&def, col_name)?;
                 let to = kalam_type(data_type).map_err(invalid)?;
+                if to != def.columns[i].data_type {
+                    refuse_if_indexed(&def, i, "retyped")?;
+                }
                 change_type(&mut def.columns[i], to)?;
                 for option in options {
                     match option {
@@ -215,6 +227,9 @@ pub async fn alter_table(
             }
             AlterTableOperation::AlterColumn { column_name, op } => {
                 let i = position(&def, column_name)?;
+                if matches!(op, AlterColumnOperation::SetDataType { .. }) {
+                    refuse_if_indexed(&def, i, "retyped")?;
+                }
                 let column = &mut def.columns[i];
                 match op {
                     AlterColumnOperation::SetDataType {
@@ -273,6 +288,19 @@ pub async fn alter_table(
         "Table '{name}' altered ({}); schema version {version}",
         changes.join(", ")
     )))
+}
+
+/// An indexed column keeps its type and stays: its entries are encoded by
+/// it (DROP INDEX first).
+fn refuse_if_indexed(def: &TableDefinition, column: usize, what: &str) -> CoreResult<()> {
+    let id = def.columns[column].column_id;
+    match def.indexes.iter().find(|i| i.column_ids.contains(&id)) {
+        Some(index) => Err(CoreError::NotSupported(format!(
+            "Column '{}' is in index '{}' and cannot be {what}: DROP INDEX {} first",
+            def.columns[column].name, index.name, index.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn change_type(column: &mut ColumnDefinition, to: KalamDataType) -> CoreResult<()> {

@@ -114,6 +114,28 @@ pub async fn execute(
                 literal("namespace", &ns)?
             )
         }
+        SqlStatement::ShowIndexes { table } => match table {
+            Some(table) => {
+                let found = readable_table(app, ctx, table)?;
+                format!(
+                    "SELECT index_name, table_name, columns, is_unique, state FROM system.indexes \
+                     WHERE namespace_id = {} AND table_name = {} ORDER BY index_name",
+                    literal("namespace", found.definition.namespace.as_str())?,
+                    literal("table", &found.definition.name)?
+                )
+            }
+            None => {
+                let ns = ctx.namespace.to_string();
+                if !app.schema_registry.namespace_exists(&ns) {
+                    return Err(CoreError::NamespaceNotFound(ns));
+                }
+                format!(
+                    "SELECT index_name, table_name, columns, is_unique, state FROM system.indexes \
+                     WHERE namespace_id = {} ORDER BY table_name, index_name",
+                    literal("namespace", &ns)?
+                )
+            }
+        },
         SqlStatement::ShowStorages => {
             "SELECT storage_id, storage_name, storage_type, base_directory, description \
              FROM system.storages ORDER BY storage_id"

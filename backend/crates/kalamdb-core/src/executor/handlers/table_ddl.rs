@@ -29,6 +29,21 @@ impl StatementHandler for TableDdlHandler {
     ) -> CoreResult<StatementResult> {
         match statement {
             SqlStatement::CreateTable(create) => create_table(app, ctx, *create).await,
+            SqlStatement::CreateIndex {
+                name,
+                table,
+                columns,
+                unique,
+                if_not_exists,
+            } => {
+                super::index::create_index(app, ctx, name, &table, &columns, unique, if_not_exists)
+                    .await
+            }
+            SqlStatement::DropIndex {
+                index,
+                table,
+                if_exists,
+            } => super::index::drop_index(app, ctx, &index, table.as_ref(), if_exists).await,
             SqlStatement::FlushTable { table } => {
                 let table = super::resolve_table(app, ctx, &table)?;
                 let def = &table.definition;
@@ -114,6 +129,14 @@ async fn create_table(
             create.options.storage_id
         )));
     }
+    // UNIQUE constraints: column ones first, then the table's
+    let mut unique: Vec<(Option<String>, Vec<String>)> = create
+        .columns
+        .iter()
+        .filter(|c| c.unique)
+        .map(|c| (None, vec![c.name.clone()]))
+        .collect();
+    unique.extend(create.unique.into_iter().map(|u| (u.name, u.columns)));
     let columns: Vec<ColumnDefinition> = create
         .columns
         .into_iter()
@@ -150,7 +173,7 @@ async fn create_table(
     }
     let mut batch = Batch::new();
     let table_id = TableId(app.meta.next_counter(&mut batch, "table_id")?);
-    let definition = TableDefinition {
+    let mut definition = TableDefinition {
         table_id,
         namespace: NamespaceId::new(&ns),
         name: name.clone(),
@@ -159,7 +182,28 @@ async fn create_table(
         schema_version: 1,
         options: create.options,
         created_at: now_ms(),
+        indexes: Vec::new(),
+        next_index_id: 1,
     };
+    // an empty table's unique indexes are built from the start
+    for (constraint, columns) in unique {
+        let index_name =
+            constraint.unwrap_or_else(|| super::index::default_name(&name, &columns, true));
+        if let Some(owner) = super::index::index_owner(app, &ns, &index_name)
+            .or_else(|| definition.index(&index_name).map(|_| name.clone()))
+        {
+            return Err(CoreError::AlreadyExists(format!(
+                "Index '{ns}.{index_name}' already exists (on table '{owner}')"
+            )));
+        }
+        super::index::new_index(
+            &mut definition,
+            index_name,
+            &columns,
+            true,
+            kalamdb_commons::IndexState::Ready,
+        )?;
+    }
     app.meta.put_table(&mut batch, &definition)?;
     let kind = definition.table_type;
     app.schema_registry.commit_table(batch, definition)?;

@@ -48,7 +48,7 @@ impl UserCleanupExecutor {
             }
             let mut batch = Batch::new();
             for table in &tables {
-                delete_user_rows(&mut batch, table.definition.table_id, &user.user_id)?;
+                delete_user_rows(&mut batch, &table.definition, &user.user_id)?;
             }
             app.meta.forget_dropped_user(&mut batch, &user.user_id);
             if app

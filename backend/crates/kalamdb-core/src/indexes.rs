@@ -1,0 +1,447 @@
+//! Secondary indexes (and UNIQUE constraints, which are unique indexes).
+//!
+//! An index entry lives in the `index` partition under
+//! `table_id(u64 BE) | index_id(u32 BE) | [user_id] | values… | row key tail`
+//! with the row key's tail (its primary key, or `_seq` for a keyless
+//! table) as the value. Each indexed value is a tag byte (`0x01` a value,
+//! `0x02` NULL, so NULLs sort last) and then the value in the key encoding
+//! of `kalamdb_store::keys`; the encoding is order-preserving and
+//! prefix-free, so one user's entries of one value are one contiguous
+//! range, and a range of values is a range of entries. A USER table's
+//! entries carry the owner's id right after the index id, exactly as its
+//! rows do: an index read is a prefix scan of the caller's partition of the
+//! index and can never reach another user's rows.
+//!
+//! Entries are written only by the write funnel, in the same storage batch
+//! as their rows ([`WriteSet::to_batch`](crate::write_set::WriteSet::to_batch)):
+//! a row and its entries become visible together or not at all. The funnel
+//! asks the [`IndexCatalog`] which indexes a table has at its commit point,
+//! so a write set built before `CREATE INDEX` still maintains the new index
+//! when it commits after it. A unique index is checked there too, against
+//! what is stored and what the commits of the same group write
+//! ([`UniqueCheck`]).
+//!
+//! Building an index on a table that has rows is the IndexBuild job
+//! (`jobs/executors/index_build.rs`): the index is `building` (maintained by
+//! every write, used by no read), the job indexes the rows in chunks, each
+//! chunk read and written at the commit point, and then marks it `ready`.
+
+use crate::error::{CoreError, CoreResult};
+use crate::table_store::{RowScope, partition_prefix};
+use crate::write_set::{ChangeOp, RowChange, WriteSet};
+use dashmap::DashMap;
+use kalamdb_commons::{
+    IndexDefinition, IndexState, KalamDataType, TableDefinition, TableId, Value,
+};
+use kalamdb_store::backend::prefix_end;
+use kalamdb_store::keys::KeyBuilder;
+use kalamdb_store::{Batch, Partition, StorageBackend};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Tag before a non-NULL indexed value.
+const VALUE_TAG: u8 = 0x01;
+/// Tag of a NULL indexed value: after every value, so NULLs sort last.
+const NULL_TAG: u8 = 0x02;
+
+/// Whether a column of `data_type` can be indexed (the types a primary key
+/// takes: they have an order-preserving key encoding).
+pub fn indexable(data_type: KalamDataType) -> bool {
+    data_type.can_be_primary_key()
+}
+
+/// Where every entry of one index starts: `table_id | index_id`.
+pub fn index_base(table: TableId, index_id: u32) -> Vec<u8> {
+    KeyBuilder::with_capacity(12)
+        .u64(table.0)
+        .raw(&index_id.to_be_bytes())
+        .build()
+}
+
+/// The range of every entry of every index of `table` (all users).
+pub fn table_index_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
+    crate::table_store::table_range(table)
+}
+
+/// Where one partition's entries of an index start: the index's base and
+/// the partition's part of the row key prefix (the user id, for a USER
+/// table). `row_prefix` is a [`partition_prefix`] of the same table.
+pub fn index_prefix(index_base: &[u8], row_prefix: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(index_base.len() + row_prefix.len());
+    prefix.extend_from_slice(index_base);
+    prefix.extend_from_slice(&row_prefix[8.min(row_prefix.len())..]);
+    prefix
+}
+
+/// One indexed value in the entry encoding: tag, then the key encoding.
+pub fn push_value(buf: &mut Vec<u8>, value: &Value) -> CoreResult<()> {
+    if value.is_null() {
+        buf.push(NULL_TAG);
+        return Ok(());
+    }
+    buf.push(VALUE_TAG);
+    let encoded = KeyBuilder::new()
+        .value(value)
+        .ok_or_else(|| CoreError::TypeMismatch(format!("{value:?} cannot be an indexed value")))?;
+    buf.extend_from_slice(encoded.as_slice());
+    Ok(())
+}
+
+/// The entry range of every non-NULL value whose key encoding lies in
+/// `[start, end)` (`end` `None`: no upper bound), under `prefix`.
+pub fn value_range(prefix: &[u8], start: &[u8], end: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) {
+    let mut low = prefix.to_vec();
+    low.push(VALUE_TAG);
+    low.extend_from_slice(start);
+    let high = match end {
+        Some(end) => {
+            let mut high = prefix.to_vec();
+            high.push(VALUE_TAG);
+            high.extend_from_slice(end);
+            high
+        }
+        None => {
+            let mut high = prefix.to_vec();
+            high.push(NULL_TAG);
+            high
+        }
+    };
+    (low, high)
+}
+
+/// The indexes of every table, as the write funnel reads them at its commit
+/// point. Kept by the schema registry, which swaps a table's entry whenever
+/// its definition changes.
+#[derive(Debug, Default)]
+pub struct IndexCatalog {
+    tables: DashMap<u64, Arc<Vec<IndexDefinition>>>,
+}
+
+impl IndexCatalog {
+    /// Takes `def`'s indexes as its table's.
+    pub fn set(&self, def: &TableDefinition) {
+        if def.indexes.is_empty() {
+            self.tables.remove(&def.table_id.0);
+        } else {
+            self.tables
+                .insert(def.table_id.0, Arc::new(def.indexes.clone()));
+        }
+    }
+
+    pub fn remove(&self, table: TableId) {
+        self.tables.remove(&table.0);
+    }
+
+    /// The indexes of `table` (`None` when it has none).
+    pub fn of(&self, table: TableId) -> Option<Arc<Vec<IndexDefinition>>> {
+        self.tables.get(&table.0).map(|e| Arc::clone(e.value()))
+    }
+}
+
+/// One change to the `index` partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryOp {
+    Delete {
+        key: Vec<u8>,
+        /// The entry's length up to its values, for a unique index.
+        unique: Option<usize>,
+    },
+    Put {
+        key: Vec<u8>,
+        tail: Vec<u8>,
+        unique: Option<usize>,
+        /// The index, for an error message.
+        index: usize,
+        change: usize,
+    },
+}
+
+/// An index's entries for one partition and one write set's columns.
+struct IndexLayout<'a> {
+    def: &'a IndexDefinition,
+    prefix: Vec<u8>,
+    /// Where each indexed column is in the set's values (`None`: the set
+    /// has no such column, so it reads as NULL).
+    positions: Vec<Option<usize>>,
+}
+
+impl IndexLayout<'_> {
+    /// The entry for a row with `values` and key tail `tail`, and (for a
+    /// unique index with no NULL value) its length up to the values.
+    fn entry(&self, values: &[Value], tail: &[u8]) -> CoreResult<(Vec<u8>, Option<usize>)> {
+        let mut key = Vec::with_capacity(self.prefix.len() + 16 + tail.len());
+        key.extend_from_slice(&self.prefix);
+        let mut has_null = false;
+        for position in &self.positions {
+            let value = position.and_then(|p| values.get(p)).unwrap_or(&Value::Null);
+            has_null |= value.is_null();
+            push_value(&mut key, value)?;
+        }
+        let values_end = key.len();
+        key.extend_from_slice(tail);
+        let unique = (self.def.unique && !has_null).then_some(values_end);
+        Ok((key, unique))
+    }
+}
+
+fn layouts<'a>(set: &WriteSet, indexes: &'a [IndexDefinition]) -> (Vec<IndexLayout<'a>>, usize) {
+    let row_prefix = partition_prefix(set.table_id, &set.scope);
+    let layouts = indexes
+        .iter()
+        .map(|def| IndexLayout {
+            def,
+            prefix: index_prefix(&index_base(set.table_id, def.index_id), &row_prefix),
+            positions: def
+                .column_ids
+                .iter()
+                .map(|id| set.column_ids.iter().position(|c| c == id))
+                .collect(),
+        })
+        .collect();
+    (layouts, row_prefix.len())
+}
+
+/// The entry changes of `set`'s changes, in change order: per change and
+/// index, the old entry goes and the new one comes (nothing when they are
+/// the same entry).
+pub fn entry_ops(set: &WriteSet, indexes: &[IndexDefinition]) -> CoreResult<Vec<EntryOp>> {
+    let (layouts, prefix_len) = layouts(set, indexes);
+    let mut ops = Vec::new();
+    for (at, change) in set.changes.iter().enumerate() {
+        change_ops(&layouts, prefix_len, at, change, &mut ops)?;
+    }
+    Ok(ops)
+}
+
+fn change_ops(
+    layouts: &[IndexLayout<'_>],
+    prefix_len: usize,
+    at: usize,
+    change: &RowChange,
+    ops: &mut Vec<EntryOp>,
+) -> CoreResult<()> {
+    let tail = |key: &[u8]| key.get(prefix_len..).unwrap_or_default().to_vec();
+    // the row as it was (live: a change that read a soft-deleted row or a
+    // free key has no old values)
+    let old_key = change.moved_from.as_deref().unwrap_or(&change.key);
+    for (index, layout) in layouts.iter().enumerate() {
+        let old = match &change.old_values {
+            Some(values) => Some(layout.entry(values, &tail(old_key))?),
+            None => None,
+        };
+        let new = if change.op == ChangeOp::Delete {
+            None
+        } else {
+            Some(layout.entry(&change.values, &tail(&change.key))?)
+        };
+        if let (Some((a, _)), Some((b, _))) = (&old, &new)
+            && a == b
+        {
+            continue;
+        }
+        if let Some((key, unique)) = old {
+            ops.push(EntryOp::Delete { key, unique });
+        }
+        if let Some((key, unique)) = new {
+            ops.push(EntryOp::Put {
+                key,
+                tail: tail(&change.key),
+                unique,
+                index,
+                change: at,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Adds `ops` to `batch`.
+pub fn ops_to_batch(ops: Vec<EntryOp>, batch: &mut Batch) {
+    for op in ops {
+        match op {
+            EntryOp::Delete { key, .. } => batch.delete(Partition::Index, key),
+            EntryOp::Put { key, tail, .. } => batch.put(Partition::Index, key, tail),
+        }
+    }
+}
+
+/// The entries of unique indexes as a group of commits leaves them, so each
+/// commit is checked against what is stored and what the commits before it
+/// in the same group write. Built fresh for each group (or statement of a
+/// transaction), over the storage it is checked against.
+#[derive(Default)]
+pub struct UniqueCheck {
+    /// Per unique prefix (index, partition, values): the entries there.
+    entries: HashMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+}
+
+impl UniqueCheck {
+    fn load<'s>(
+        entries: &'s mut HashMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+        base: &HashMap<Vec<u8>, BTreeSet<Vec<u8>>>,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+    ) -> CoreResult<&'s mut BTreeSet<Vec<u8>>> {
+        if !entries.contains_key(prefix) {
+            let found = match base.get(prefix) {
+                Some(found) => found.clone(),
+                None => {
+                    let mut found = BTreeSet::new();
+                    let end = prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
+                    backend.scan(Partition::Index, prefix, &end, &mut |key, _| {
+                        found.insert(key.to_vec());
+                        Ok(true)
+                    })?;
+                    found
+                }
+            };
+            entries.insert(prefix.to_vec(), found);
+        }
+        Ok(entries.get_mut(prefix).expect("inserted above"))
+    }
+
+    /// Whether `sets` (one commit) leave two entries under one unique
+    /// prefix; if not, their entries join what later commits are checked
+    /// against.
+    pub fn check(
+        &mut self,
+        backend: &dyn StorageBackend,
+        catalog: &IndexCatalog,
+        sets: &[WriteSet],
+    ) -> CoreResult<Option<CoreError>> {
+        let mut touched: HashMap<Vec<u8>, BTreeSet<Vec<u8>>> = HashMap::new();
+        let mut puts: Vec<(Vec<u8>, usize, usize, usize)> = Vec::new();
+        for (at, set) in sets.iter().enumerate() {
+            let Some(indexes) = catalog.of(set.table_id) else {
+                continue;
+            };
+            if !indexes.iter().any(|i| i.unique) {
+                continue;
+            }
+            for op in entry_ops(set, &indexes)? {
+                match op {
+                    EntryOp::Delete {
+                        key,
+                        unique: Some(len),
+                    } => {
+                        Self::load(&mut touched, &self.entries, backend, &key[..len])?.remove(&key);
+                    }
+                    EntryOp::Put {
+                        key,
+                        unique: Some(len),
+                        index,
+                        change,
+                        ..
+                    } => {
+                        let prefix = key[..len].to_vec();
+                        Self::load(&mut touched, &self.entries, backend, &prefix)?.insert(key);
+                        puts.push((prefix, at, index, change));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (prefix, at, index, change) in &puts {
+            if touched.get(prefix).is_some_and(|e| e.len() > 1) {
+                let set = &sets[*at];
+                let indexes = catalog.of(set.table_id).unwrap_or_default();
+                return Ok(Some(violation(
+                    set,
+                    &indexes[*index],
+                    &set.changes[*change],
+                )));
+            }
+        }
+        self.entries.extend(touched);
+        Ok(None)
+    }
+}
+
+fn violation(set: &WriteSet, index: &IndexDefinition, change: &RowChange) -> CoreError {
+    let shown: Vec<String> = index
+        .column_ids
+        .iter()
+        .map(|id| {
+            set.column_ids
+                .iter()
+                .position(|c| c == id)
+                .and_then(|p| change.values.get(p))
+                .map_or_else(|| "NULL".to_string(), show_value)
+        })
+        .collect();
+    CoreError::UniqueViolation(format!(
+        "Duplicate key value violates unique constraint '{}': ({}) already exists",
+        index.name,
+        shown.join(", ")
+    ))
+}
+
+/// A value as SQL would write it, for messages.
+pub fn show_value(value: &Value) -> String {
+    match value {
+        Value::Null => "NULL".into(),
+        Value::Text(s) => format!("'{s}'"),
+        Value::Boolean(b) => b.to_string(),
+        Value::Int16(i) => i.to_string(),
+        Value::Int32(i) => i.to_string(),
+        Value::Int64(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Whether queries may read `index` (it is built).
+pub fn ready(index: &IndexDefinition) -> bool {
+    index.state == IndexState::Ready
+}
+
+/// The scope a row key of `def` belongs to and where its tail starts:
+/// `table_id | [user_id] | tail`.
+pub fn scope_of_row_key(def: &TableDefinition, key: &[u8]) -> Option<(RowScope, usize)> {
+    match def.table_type {
+        kalamdb_commons::TableType::User | kalamdb_commons::TableType::Stream => {
+            let (user, used) = kalamdb_store::keys::decode_str(key.get(8..)?)?;
+            Some((
+                RowScope::User(kalamdb_commons::UserId::new(&user)),
+                8 + used,
+            ))
+        }
+        _ => Some((RowScope::Shared, 8)),
+    }
+}
+
+/// A stored row's entry in `index`: the row's key (`table_id | [user_id] |
+/// tail`) and its declared-order `values`. Returns the entry's key, its
+/// value (the tail) and, for a unique index with no NULL value, the key's
+/// length up to the values.
+pub fn row_entry(
+    def: &TableDefinition,
+    index: &IndexDefinition,
+    row_key: &[u8],
+    values: &[Value],
+) -> CoreResult<(Vec<u8>, Vec<u8>, Option<usize>)> {
+    let (_, tail_at) = scope_of_row_key(def, row_key)
+        .ok_or_else(|| CoreError::Internal("a row key without its partition".into()))?;
+    let layout = IndexLayout {
+        def: index,
+        prefix: index_prefix(
+            &index_base(def.table_id, index.index_id),
+            &row_key[..tail_at],
+        ),
+        positions: index
+            .column_ids
+            .iter()
+            .map(|id| def.column_position_of(*id))
+            .collect(),
+    };
+    let tail = row_key[tail_at..].to_vec();
+    let (key, unique) = layout.entry(values, &tail)?;
+    Ok((key, tail, unique))
+}
+
+/// Every entry of `index` (all partitions): `[start, end)` of the `index`
+/// partition.
+pub fn index_range(table: TableId, index_id: u32) -> (Vec<u8>, Vec<u8>) {
+    let base = index_base(table, index_id);
+    let end = prefix_end(&base).unwrap_or_else(|| vec![0xFF; base.len() + 1]);
+    (base, end)
+}
