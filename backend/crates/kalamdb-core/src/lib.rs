@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod executor;
 pub mod functions;
+pub mod index_check;
 pub mod indexes;
 pub mod jobs;
 pub mod meta_store;
