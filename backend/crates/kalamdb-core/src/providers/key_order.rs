@@ -44,7 +44,8 @@ impl PhysicalOptimizerRule for KeyOrderScan {
                 return Ok(Transformed::no(node));
             };
             // The scan took the sort because its first key is the primary
-            // key, which is unique: the rest of the sort never matters.
+            // key, which is unique: the rest of the sort never matters; or
+            // it reads an index in the sort's whole order.
             let partitions = input.output_partitioning().partition_count();
             if !input
                 .equivalence_properties()
@@ -89,6 +90,10 @@ fn in_key_order(
     if let Some(scan) = plan.downcast_ref::<RowScanExec>() {
         return Ok(match scan.try_pushdown_sort(order)? {
             SortOrderPushdownResult::Exact { inner } => Some(inner),
+            // under a LIMIT, an index on the sort's column reads n rows
+            _ if limited => scan
+                .in_index_order(order)
+                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>),
             _ => None,
         });
     }

@@ -259,11 +259,7 @@ impl TableProvider for RowTableProvider {
         let projected = Arc::new(schema.project(&indices)?);
         let reader = RowReader::new(Arc::clone(&self.table), self.store.clone(), scope);
         let target = self.target(&reader, filters);
-        // an index read yields index order, not key order
-        let key_column = match target {
-            ScanTarget::Index { .. } => None,
-            _ => self.key_column(&indices),
-        };
+        let key_column = self.key_column(&indices);
         let scan = RowScan {
             schema: projected,
             columns,
@@ -718,5 +714,212 @@ mod plan_tests {
                 .len(),
             5
         );
+    }
+}
+
+#[cfg(test)]
+mod index_plan_tests {
+    //! Reads through a secondary index: which predicates use it, what
+    //! `EXPLAIN` shows, and `ORDER BY` its column under a LIMIT without a
+    //! sort.
+
+    use super::*;
+    use crate::indexes::IndexCatalog;
+    use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::SessionContext;
+    use kalamdb_commons::{
+        IndexDefinition, IndexState, KalamDataType, NamespaceId, TableDefinition, TableId,
+        TableOptions, TableType, Value,
+    };
+    use kalamdb_store::{RocksDbBackend, RocksDbOptions};
+
+    fn column(id: u32, name: &str, data_type: KalamDataType, pk: bool) -> ColumnDefinition {
+        ColumnDefinition {
+            column_id: id,
+            name: name.into(),
+            data_type,
+            nullable: !pk,
+            primary_key: pk,
+            default: None,
+            backfill: None,
+        }
+    }
+
+    /// `t (k BIGINT PRIMARY KEY, g INT, v TEXT)`, index `by_g` on g, with
+    /// k = 0..100, g = k % 10 (NULL where k % 25 = 0).
+    async fn fixture() -> (tempfile::TempDir, SessionContext) {
+        let def = TableDefinition {
+            table_id: TableId(11),
+            namespace: NamespaceId::new("app"),
+            name: "t".into(),
+            table_type: TableType::Shared,
+            columns: vec![
+                column(1, "k", KalamDataType::BigInt, true),
+                column(2, "g", KalamDataType::Int, false),
+                column(3, "v", KalamDataType::Text, false),
+            ],
+            schema_version: 1,
+            options: TableOptions::default(),
+            created_at: 0,
+            indexes: vec![IndexDefinition {
+                index_id: 1,
+                name: "by_g".into(),
+                column_ids: vec![2],
+                unique: false,
+                state: IndexState::Ready,
+                created_at: 0,
+            }],
+            next_index_id: 2,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let store = TableStore::new(backend);
+        let mut set = WriteSet::new(&def, RowScope::Shared);
+        for k in 0..100i64 {
+            let g = if k % 25 == 0 {
+                Value::Null
+            } else {
+                Value::Int32((k % 10) as i32)
+            };
+            let values = vec![Value::Int64(k), g, Value::Text(format!("v{k}"))];
+            set.push(RowChange {
+                op: ChangeOp::Insert,
+                key: set.key_of(&values[0]).unwrap(),
+                moved_from: None,
+                seq: 1000 + k,
+                values,
+                old_values: None,
+                read: Read::Nothing,
+            });
+        }
+        let catalog = IndexCatalog::default();
+        catalog.set(&def);
+        let mut batch = kalamdb_store::Batch::new();
+        set.to_batch(&mut batch, &catalog).unwrap();
+        store.write(batch).unwrap();
+        let table = Arc::new(CachedTable::new(def));
+        let provider = RowTableProvider::new(table, store, Some(RowScope::Shared), false);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
+            .with_default_features()
+            .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table("t", Arc::new(provider)).unwrap();
+        (dir, ctx)
+    }
+
+    async fn plan_of(ctx: &SessionContext, sql: &str) -> String {
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        displayable(plan.as_ref()).indent(true).to_string()
+    }
+
+    async fn keys_of(ctx: &SessionContext, sql: &str) -> Vec<i64> {
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            let col = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap();
+            out.extend(col.values().iter().copied());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn predicates_on_the_indexed_column_read_its_entries() {
+        let (_dir, ctx) = fixture().await;
+        for (sql, read, keys) in [
+            (
+                "SELECT k FROM t WHERE g = 3 ORDER BY k",
+                "read=index(by_g)",
+                (0..100)
+                    .filter(|k| k % 10 == 3 && k % 25 != 0)
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "SELECT k FROM t WHERE g IN (1, 2) ORDER BY k",
+                "read=index(by_g, ranges=2)",
+                (0..100)
+                    .filter(|k| (k % 10 == 1 || k % 10 == 2) && k % 25 != 0)
+                    .collect(),
+            ),
+            (
+                "SELECT k FROM t WHERE g > 7 AND v <> 'v99' ORDER BY k",
+                "read=index(by_g)",
+                (0..99).filter(|k| k % 10 > 7 && k % 25 != 0).collect(),
+            ),
+            (
+                "SELECT k FROM t WHERE g < 0 ORDER BY k",
+                "read=index(by_g)",
+                Vec::new(),
+            ),
+        ] {
+            let plan = plan_of(&ctx, sql).await;
+            assert!(plan.contains(read), "{sql}: {plan}");
+            assert_eq!(keys_of(&ctx, sql).await, keys, "{sql}");
+        }
+        // a key predicate reads the key instead; IS NULL reads everything
+        let plan = plan_of(&ctx, "SELECT k FROM t WHERE g = 3 AND k = 13").await;
+        assert!(plan.contains("read=point"), "{plan}");
+        let plan = plan_of(&ctx, "SELECT k FROM t WHERE g IS NULL").await;
+        assert!(plan.contains("read=full"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn order_by_the_indexed_column_under_a_limit_reads_the_index_in_order() {
+        let (_dir, ctx) = fixture().await;
+        for (sql, same_as) in [
+            (
+                "SELECT k FROM t ORDER BY g LIMIT 5",
+                "SELECT k FROM t ORDER BY g + 0, k LIMIT 5",
+            ),
+            (
+                "SELECT k FROM t ORDER BY g DESC, k DESC LIMIT 6",
+                "SELECT k FROM t ORDER BY g + 0 DESC NULLS FIRST, k DESC LIMIT 6",
+            ),
+            (
+                "SELECT k FROM t WHERE v <> 'v79' ORDER BY g DESC, k DESC LIMIT 8",
+                "SELECT k FROM t WHERE v <> 'v79' ORDER BY g + 0 DESC NULLS FIRST, k DESC LIMIT 8",
+            ),
+            (
+                "SELECT k FROM t WHERE g >= 4 ORDER BY g, k LIMIT 4",
+                "SELECT k FROM t WHERE g + 0 >= 4 ORDER BY g + 0, k LIMIT 4",
+            ),
+        ] {
+            let plan = plan_of(&ctx, sql).await;
+            assert!(!plan.contains("SortExec"), "{sql}: {plan}");
+            assert!(plan.contains("read=index(by_g)"), "{sql}: {plan}");
+            assert_eq!(
+                keys_of(&ctx, sql).await,
+                keys_of(&ctx, same_as).await,
+                "{sql}"
+            );
+        }
+        // NULLs come first descending, as SQL sorts them
+        assert_eq!(
+            keys_of(&ctx, "SELECT k FROM t ORDER BY g DESC, k DESC LIMIT 3").await,
+            vec![75, 50, 25]
+        );
+        // without a LIMIT a sort of the scan is cheaper than a point read
+        // per row; NULLS FIRST ascending is not the index's order
+        for sql in [
+            "SELECT k FROM t ORDER BY g",
+            "SELECT k FROM t ORDER BY g NULLS FIRST LIMIT 3",
+            "SELECT k FROM t ORDER BY g, v LIMIT 3",
+        ] {
+            let plan = plan_of(&ctx, sql).await;
+            assert!(plan.contains("SortExec"), "{sql}: {plan}");
+        }
     }
 }

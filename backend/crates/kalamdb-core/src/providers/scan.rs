@@ -126,9 +126,14 @@ impl RowScan {
             (ScanTarget::Range { start, .. }, false) => start.clone(),
             (ScanTarget::Range { end, .. }, true) => end.clone(),
             (ScanTarget::Keys(_), _) => 0usize.to_be_bytes().to_vec(),
-            (ScanTarget::Index { ranges, .. }, _) => {
+            (ScanTarget::Index { ranges, .. }, reverse) => {
                 let mut at = 0usize.to_be_bytes().to_vec();
-                at.extend_from_slice(ranges.first().map_or(&[][..], |r| &r.0));
+                let bound = if reverse {
+                    ranges.last().map(|r| &r.1)
+                } else {
+                    ranges.first().map(|r| &r.0)
+                };
+                at.extend_from_slice(bound.map_or(&[][..], |b| b.as_slice()));
                 at
             }
         }
@@ -253,11 +258,11 @@ impl ScanState {
 }
 
 /// Reads up to `want` rows of an index read into `builder`, from `start`
-/// (the range's number, 8 bytes, then the entry key to go on from);
-/// returns where the next batch starts. A row is taken only if its entry
-/// is still what it holds now: a row changed between reading its entry and
-/// reading it is left to the entry it has now (no row twice, none out of
-/// place).
+/// (how many ranges are done, 8 bytes, then the bound to go on from: the
+/// next entry forward, the exclusive end backward); returns where the next
+/// batch starts. A row is taken only if its entry is still what it holds
+/// now: a row changed between reading its entry and reading it is left to
+/// the entry it has now (no row twice, none out of place).
 fn index_batch(
     scan: &RowScan,
     index: &IndexDefinition,
@@ -266,9 +271,10 @@ fn index_batch(
     want: usize,
     builder: &mut BatchBuilder,
 ) -> std::result::Result<Option<Vec<u8>>, CoreError> {
-    let (at, from) = start.split_at(8.min(start.len()));
-    let mut range = usize::from_be_bytes(at.try_into().unwrap_or_default());
-    let mut from = from.to_vec();
+    let (done, bound) = start.split_at(8.min(start.len()));
+    let mut done = usize::from_be_bytes(done.try_into().unwrap_or_default());
+    let mut bound = bound.to_vec();
+    let reverse = scan.reverse;
     let table = scan.reader.table();
     let def = &table.definition;
     let store = scan.reader.store();
@@ -277,19 +283,32 @@ fn index_batch(
         .iter()
         .map(|id| def.column_position_of(*id))
         .collect();
-    let resume = |range: usize, from: &[u8]| {
-        let mut next = range.to_be_bytes().to_vec();
-        next.extend_from_slice(from);
+    let resume = |done: usize, bound: &[u8]| {
+        let mut next = done.to_be_bytes().to_vec();
+        next.extend_from_slice(bound);
         next
     };
-    while range < ranges.len() {
-        let end = &ranges[range].1;
+    // the range read `done`-th, and where a read of it starts
+    let range_at = |done: usize| {
+        let (low, high) = &ranges[if reverse {
+            ranges.len() - 1 - done
+        } else {
+            done
+        }];
+        let first = if reverse { high.clone() } else { low.clone() };
+        (low, high, first)
+    };
+    while done < ranges.len() {
+        let (low, high, _) = range_at(done);
         loop {
             let need = want - builder.len();
             let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-            // entries are always read in index order: an index read
-            // declares no order, so nothing asks for it reversed
-            store.scan_index(&from, end, false, &mut |key, tail| {
+            let (from, to) = if reverse {
+                (low.as_slice(), bound.as_slice())
+            } else {
+                (bound.as_slice(), high.as_slice())
+            };
+            store.scan_index(from, to, reverse, &mut |key, tail| {
                 entries.push((key.to_vec(), tail.to_vec()));
                 Ok(entries.len() < need)
             })?;
@@ -323,16 +342,22 @@ fn index_batch(
             if entries.len() < need {
                 break;
             }
-            from = entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
-            from.push(0);
+            // forward, the rest starts just after the last entry; backward,
+            // it ends (exclusive) at it
+            bound = entries.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            if !reverse {
+                bound.push(0);
+            }
             if builder.len() >= want {
-                return Ok(Some(resume(range, &from)));
+                return Ok(Some(resume(done, &bound)));
             }
         }
-        range += 1;
-        from = ranges.get(range).map(|r| r.0.clone()).unwrap_or_default();
+        done += 1;
+        if done < ranges.len() {
+            bound = range_at(done).2;
+        }
         if builder.len() >= want {
-            return Ok((range < ranges.len()).then(|| resume(range, &from)));
+            return Ok((done < ranges.len()).then(|| resume(done, &bound)));
         }
     }
     Ok(None)
@@ -378,28 +403,43 @@ pub struct RowScanExec {
     parts: Vec<RowScan>,
     /// The table, for `EXPLAIN`.
     table: String,
-    /// Where the primary key is in the output, if it is there.
+    /// Where the primary key is in the output, if it is there (and the
+    /// scan reads in key order).
     key_column: Option<usize>,
-    /// The order the rows come out in (by the primary key), as the plan
-    /// above last asked for it.
+    /// Where the primary key is in the output, if it is there.
+    pk_column: Option<usize>,
+    /// The output columns the rows are sorted on, in order: the primary
+    /// key, or an index's leading column and then the key.
+    sorted_on: Vec<usize>,
+    /// The order the rows come out in (by `sorted_on`), as the plan above
+    /// last asked for it.
     order: Option<SortOptions>,
     properties: Arc<PlanProperties>,
 }
 
 impl RowScanExec {
-    /// A scan whose output holds the primary key at `key_column`, if it
-    /// does (then the rows are declared to come in key order).
-    pub fn new(scan: RowScan, table: String, key_column: Option<usize>) -> Self {
+    /// A scan whose output holds the primary key at `pk_column`, if it
+    /// does (then the rows of a key read are declared to come in key
+    /// order).
+    pub fn new(scan: RowScan, table: String, pk_column: Option<usize>) -> Self {
+        // an index read yields index order, not key order
+        let key_column = match scan.target {
+            ScanTarget::Index { .. } => None,
+            _ => pk_column,
+        };
         let order = key_column.map(|_| SortOptions {
             descending: scan.reverse,
             nulls_first: false,
         });
-        let properties = Self::properties_of(&scan.schema, key_column, order, 1);
+        let sorted_on: Vec<usize> = key_column.into_iter().collect();
+        let properties = Self::properties_of(&scan.schema, &sorted_on, order, 1);
         Self {
             scan,
             parts: Vec::new(),
             table,
             key_column,
+            pk_column,
+            sorted_on,
             order,
             properties,
         }
@@ -407,16 +447,18 @@ impl RowScanExec {
 
     fn properties_of(
         schema: &SchemaRef,
-        key_column: Option<usize>,
+        sorted_on: &[usize],
         order: Option<SortOptions>,
         partitions: usize,
     ) -> Arc<PlanProperties> {
-        let orderings = match (key_column, order) {
-            (Some(at), Some(options)) => {
-                let column = Column::new(schema.field(at).name(), at);
-                LexOrdering::new([PhysicalSortExpr::new(Arc::new(column), options)])
-                    .into_iter()
-                    .collect()
+        let orderings = match order {
+            Some(options) if !sorted_on.is_empty() => {
+                LexOrdering::new(sorted_on.iter().map(|&at| {
+                    let column = Column::new(schema.field(at).name(), at);
+                    PhysicalSortExpr::new(Arc::new(column), options)
+                }))
+                .into_iter()
+                .collect()
             }
             _ => Vec::new(),
         };
@@ -436,15 +478,86 @@ impl RowScanExec {
     fn ordered(&self, options: SortOptions) -> Self {
         let mut scan = self.scan.clone();
         scan.reverse = options.descending;
-        let properties = Self::properties_of(&scan.schema, self.key_column, Some(options), 1);
+        let properties = Self::properties_of(&scan.schema, &self.sorted_on, Some(options), 1);
         Self {
             scan,
             parts: Vec::new(),
             table: self.table.clone(),
             key_column: self.key_column,
+            pk_column: self.pk_column,
+            sorted_on: self.sorted_on.clone(),
             order: Some(options),
             properties,
         }
+    }
+
+    /// This scan reading the entries of a built index whose leading column
+    /// `order` sorts on (then, optionally, on the primary key in the same
+    /// direction), forward or backward: `ORDER BY col [DESC] LIMIT n` reads
+    /// n rows. `None` when no index gives that order or the scan already
+    /// reads something narrower. Only worth it under a LIMIT: a whole table
+    /// in index order is a point read per row.
+    pub fn in_index_order(&self, order: &[PhysicalSortExpr]) -> Option<Self> {
+        let first = order.first()?;
+        let at = first.expr.downcast_ref::<Column>()?.index();
+        // NULLs sort last ascending, first descending: as SQL's default
+        if first.options.descending != first.options.nulls_first || order.len() > 2 {
+            return None;
+        }
+        let pk_at = self.pk_column;
+        if let Some(second) = order.get(1) {
+            let on_key = second
+                .expr
+                .downcast_ref::<Column>()
+                .is_some_and(|c| Some(c.index()) == pk_at);
+            if !on_key || second.options.descending != first.options.descending {
+                return None;
+            }
+        }
+        let name = self.scan.schema.field(at).name();
+        let def = &self.scan.reader.table().definition;
+        let index = def.indexes.iter().find(|i| {
+            crate::indexes::ready(i)
+                && i.column_ids
+                    .first()
+                    .and_then(|id| def.column_position_of(*id))
+                    .is_some_and(|p| def.columns[p].name == *name)
+        })?;
+        let ranges = match &self.scan.target {
+            ScanTarget::Partition => {
+                let base = crate::indexes::index_base(def.table_id, index.index_id);
+                let prefix = crate::indexes::index_prefix(&base, self.scan.reader.start());
+                let end = crate::table_store::partition_end(&prefix);
+                vec![(prefix, end)]
+            }
+            ScanTarget::Index {
+                index: read,
+                ranges,
+            } if read.index_id == index.index_id => ranges.clone(),
+            _ => return None,
+        };
+        if self.scan.limit.is_some() && self.scan.reverse != first.options.descending {
+            return None;
+        }
+        let mut scan = self.scan.clone();
+        scan.target = ScanTarget::Index {
+            index: index.clone(),
+            ranges,
+        };
+        scan.reverse = first.options.descending;
+        let sorted_on: Vec<usize> = std::iter::once(at).chain(pk_at).collect();
+        let properties = Self::properties_of(&scan.schema, &sorted_on, Some(first.options), 1);
+        Some(Self {
+            scan,
+            parts: Vec::new(),
+            table: self.table.clone(),
+            // no longer in key order: a sort on the key is not ours to take
+            key_column: None,
+            pk_column: pk_at,
+            sorted_on,
+            order: Some(first.options),
+            properties,
+        })
     }
 
     pub fn scan(&self) -> &RowScan {
@@ -455,7 +568,7 @@ impl RowScanExec {
     fn whole(&self) -> Self {
         let mut exec = self.clone();
         exec.parts.clear();
-        exec.properties = Self::properties_of(&exec.scan.schema, self.key_column, self.order, 1);
+        exec.properties = Self::properties_of(&exec.scan.schema, &self.sorted_on, self.order, 1);
         exec
     }
 
@@ -508,7 +621,7 @@ impl RowScanExec {
             .collect();
         let mut exec = self.clone();
         exec.properties =
-            Self::properties_of(&exec.scan.schema, self.key_column, self.order, parts.len());
+            Self::properties_of(&exec.scan.schema, &self.sorted_on, self.order, parts.len());
         exec.parts = parts;
         Ok(Some(exec))
     }
