@@ -30,6 +30,8 @@ QUERIES = [
     ("between_100", "SELECT * FROM t WHERE {w} id BETWEEN {k} AND {k100}"),
     ("room_eq", "SELECT * FROM t WHERE {w} room = {r}"),
     ("room_newest_10", "SELECT * FROM t WHERE {w} room = {r} ORDER BY id DESC LIMIT 10"),
+    ("rooms_last_10", "SELECT * FROM t {where_w} ORDER BY room DESC LIMIT 10"),
+    ("insert_1", "INSERT INTO t VALUES ({u} {n}, {r}, 'one more message')"),
     ("count", "SELECT count(*) FROM t {where_w}"),
     (
         "group_by_room",
@@ -70,9 +72,11 @@ def main():
         columns = ("user_id", "id", "room", "body") if args.users else ("id", "room", "body")
         cur.copy_from(buf, "t", columns=columns)
     if args.index_room:
+        built = time.perf_counter()
         cur.execute(
             "CREATE INDEX t_room ON t (user_id, room)" if args.users else "CREATE INDEX t_room ON t (room)"
         )
+        print(f"queries index_build rows={per_user * users} secs={time.perf_counter() - built:.2f}")
     cur.execute("VACUUM ANALYZE t")
     print(
         f"queries load rows={per_user * users} users={users} secs={time.perf_counter() - started:.1f}"
@@ -81,14 +85,20 @@ def main():
     w = f"user_id = '{me}' AND" if args.users else ""
     where_w = f"WHERE user_id = '{me}'" if args.users else ""
     label = "postgres" + ("_room_index" if args.index_room else "")
+    u = f"'{me}'," if args.users else ""
+    fresh = per_user * 2
     for name, sql in QUERIES:
         times = []
         for run in range(args.warmup + args.runs):
             k = (per_user // 2 + run * 997) % max(per_user, 1)
-            q = sql.format(w=w, where_w=where_w, k=k, k1=k + 1, k2=k + 2, k100=k + 100, r=4242 + run)
+            fresh += 1
+            q = sql.format(
+                w=w, where_w=where_w, u=u, n=fresh, k=k, k1=k + 1, k2=k + 2, k100=k + 100, r=4242 + run
+            )
             t = time.perf_counter()
             cur.execute(q)
-            cur.fetchall()
+            if cur.description is not None:
+                cur.fetchall()
             if run >= args.warmup:
                 times.append(time.perf_counter() - t)
         times.sort()

@@ -39,6 +39,10 @@ use kalamdb_store::{Batch, Partition, StorageBackend};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// The most bytes an entry's indexed values may take: a longer value (a
+/// long TEXT) cannot be indexed, and a write that would need one fails.
+pub const MAX_INDEXED_BYTES: usize = 4096;
+
 /// Tag before a non-NULL indexed value.
 const VALUE_TAG: u8 = 0x01;
 /// Tag of a NULL indexed value: after every value, so NULLs sort last.
@@ -178,6 +182,13 @@ impl IndexLayout<'_> {
             push_value(&mut key, value)?;
         }
         let values_end = key.len();
+        if values_end - self.prefix.len() > MAX_INDEXED_BYTES {
+            return Err(CoreError::InvalidParameter(format!(
+                "The values of index '{}' take {} bytes in this row; an index holds at most {MAX_INDEXED_BYTES}",
+                self.def.name,
+                values_end - self.prefix.len()
+            )));
+        }
         key.extend_from_slice(tail);
         let unique = (self.def.unique && !has_null).then_some(values_end);
         Ok((key, unique))
@@ -250,6 +261,17 @@ fn change_ops(
                 index,
                 change: at,
             });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that every entry `sets` would write can be written (before they
+/// are queued, so one statement's unindexable value fails only it).
+pub fn check_entries(sets: &[WriteSet], catalog: &IndexCatalog) -> CoreResult<()> {
+    for set in sets {
+        if let Some(indexes) = catalog.of(set.table_id) {
+            entry_ops(set, &indexes)?;
         }
     }
     Ok(())

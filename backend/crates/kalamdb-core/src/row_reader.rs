@@ -150,6 +150,27 @@ impl RowReader {
         })
     }
 
+    /// Visits the rows under `keys` that exist (and are live, unless
+    /// `include_deleted`), with each one's index in `keys`: one multi-get.
+    pub fn get_rows(
+        &self,
+        keys: &[Vec<u8>],
+        include_deleted: bool,
+        visit: &mut dyn FnMut(usize, &RowView<'_>) -> CoreResult<()>,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        self.store.get_many_with(keys, &mut |i, bytes| {
+            let Some(bytes) = bytes else {
+                return Ok(());
+            };
+            let row = RowView::decode(bytes)?;
+            if include_deleted || self.visible(&row, now) {
+                visit(i, &row)?;
+            }
+            Ok(())
+        })
+    }
+
     /// For each key, what a write computed from this read expects to find
     /// at its commit: the live row there ([`Read::Row`]) or the key free
     /// ([`Read::Free`], with the `_seq` of a soft-deleted or expired row

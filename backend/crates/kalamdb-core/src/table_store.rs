@@ -141,6 +141,18 @@ impl TableStore {
         reverse: bool,
         visit: &mut RowVisitor<'_>,
     ) -> CoreResult<()> {
+        self.scan_in(Partition::Data, start, end, reverse, visit)
+    }
+
+    /// One ordered scan of `partition`, `visit`'s error passed through.
+    fn scan_in(
+        &self,
+        partition: Partition,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        visit: &mut RowVisitor<'_>,
+    ) -> CoreResult<()> {
         let mut failure = None;
         let mut on_row = |k: &[u8], v: &[u8]| match visit(k, v) {
             Ok(go_on) => Ok(go_on),
@@ -149,13 +161,8 @@ impl TableStore {
                 Ok(false)
             }
         };
-        if reverse {
-            self.backend
-                .scan_reverse(Partition::Data, start, end, &mut on_row)?;
-        } else {
-            self.backend
-                .scan(Partition::Data, start, end, &mut on_row)?;
-        }
+        self.backend
+            .scan_ordered(partition, start, end, reverse, &mut on_row)?;
         failure.map_or(Ok(()), Err)
     }
 
@@ -168,17 +175,7 @@ impl TableStore {
         reverse: bool,
         visit: &mut RowVisitor<'_>,
     ) -> CoreResult<()> {
-        let mut failure = None;
-        let mut on_entry = |k: &[u8], v: &[u8]| match visit(k, v) {
-            Ok(go_on) => Ok(go_on),
-            Err(e) => {
-                failure = Some(e);
-                Ok(false)
-            }
-        };
-        self.backend
-            .scan_ordered(Partition::Index, start, end, reverse, &mut on_entry)?;
-        failure.map_or(Ok(()), Err)
+        self.scan_in(Partition::Index, start, end, reverse, visit)
     }
 
     /// Reads one row by key; `f` sees the stored bytes.

@@ -439,6 +439,7 @@ impl WriteFunnel {
         if sets.iter().all(WriteSet::is_empty) {
             return Ok(());
         }
+        crate::indexes::check_entries(&sets, &self.indexes)?;
         let (done, written) = tokio::sync::oneshot::channel();
         lock(&self.queue).push(Pending { sets, done });
         if self.store.backend().syncs_writes() {

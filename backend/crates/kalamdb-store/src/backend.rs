@@ -128,7 +128,7 @@ pub trait StorageBackend: Send + Sync {
     fn exists_many(&self, partition: Partition, keys: &[Vec<u8>]) -> StoreResult<Vec<bool>>;
 
     /// Reads many keys at once; `f` sees each key's index and stored bytes
-    /// (`None` when absent), without copying them.
+    /// (`None` when absent), without copying them, in the order of `keys`.
     fn get_many_with(
         &self,
         partition: Partition,

@@ -17,7 +17,8 @@
 //! | `meta` | `b"aud/" audit_id(u64 BE)` | audit log entry (version byte + JSON) |
 //! | `data` | `table_id(u64 BE) pk` | SHARED row |
 //! | `data` | `table_id(u64 BE) user_id pk` | USER row |
-//! | `index`, `changelog` | reserved: seq index and change log |
+//! | `index` | `table_id(u64 BE) index_id(u32 BE) [user_id] values… pk` | secondary index entry; value: `pk` (kalamdb-core `indexes.rs`) |
+//! | `changelog` | reserved: change log |
 //!
 //! `user_id` and `pk` use the order-preserving encoding of [`keys`], so a
 //! user's partition is one contiguous key range and `ORDER BY pk` is a plain

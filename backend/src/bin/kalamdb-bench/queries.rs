@@ -6,8 +6,10 @@
 //! is a USER table holding `--users` users' rows (`--preload` in all, ids
 //! 0.. in each user's partition), queried as one of those users. Each query
 //! runs `--warmup` times unmeasured, then `--requests` times; the line per
-//! query gives the median and the fastest run. `scripts/pg_query_bench.py`
-//! runs the same queries against PostgreSQL and prints the same lines.
+//! query gives the median and the fastest run. Then an index on `room` is
+//! built (its time printed) and the queries it serves, and a one-row
+//! INSERT, run again. `scripts/pg_query_bench.py` runs the same queries
+//! against PostgreSQL and prints the same lines.
 
 use super::{Args, BoxError, Client};
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 /// The queries, by name; `{k}` is a key near the middle of the table (a
 /// different one each run), `{k1}`, `{k2}`, `{k100}` the keys 1, 2 and 100
 /// above it (as literals, the way an application sends them), `{r}` a
-/// room.
+/// room, `{n}` a key not in the table yet.
 pub const QUERIES: &[(&str, &str)] = &[
     ("point", "SELECT * FROM {t} WHERE id = {k}"),
     ("limit_10", "SELECT * FROM {t} LIMIT 10"),
@@ -33,6 +35,14 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "room_newest_10",
         "SELECT * FROM {t} WHERE room = {r} ORDER BY id DESC LIMIT 10",
+    ),
+    (
+        "rooms_last_10",
+        "SELECT * FROM {t} ORDER BY room DESC LIMIT 10",
+    ),
+    (
+        "insert_1",
+        "INSERT INTO {t} VALUES ({n}, {r}, 'one more message')",
     ),
     ("count", "SELECT count(*) FROM {t}"),
     (
@@ -107,37 +117,76 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
     if seen != per_user {
         return Err(format!("count(*) is {seen}, expected {per_user}").into());
     }
+    let mut fresh = per_user * 2;
     for (name, sql) in QUERIES {
-        let mut times = Vec::with_capacity(args.requests);
-        for run in 0..(args.warmup + args.requests) {
-            let k = (per_user / 2 + run * 997) % per_user.max(1);
-            let sql = sql
-                .replace("{t}", &table)
-                .replace("{k1}", &(k + 1).to_string())
-                .replace("{k2}", &(k + 2).to_string())
-                .replace("{k100}", &(k + 100).to_string())
-                .replace("{k}", &k.to_string())
-                .replace("{r}", &(4242 + run).to_string());
-            let t = Instant::now();
-            querier.run_sql(&sql).await?;
-            if run >= args.warmup {
-                times.push(t.elapsed());
-            }
-        }
-        report(name, per_user, &mut times);
+        let times = measure(args, &mut querier, &table, per_user, sql, &mut fresh).await?;
+        report("kalamdb", name, per_user, times);
     }
     // (a fresh connection: the first has been idle longer than the server keeps it)
+    let mut admin = Client::connect(args).await?;
+    let started = Instant::now();
+    admin
+        .sql(&format!(
+            "CREATE INDEX IF NOT EXISTS q{stamp}_room ON {table} (room)"
+        ))
+        .await?;
+    println!(
+        "queries index_build rows={} secs={:.2}",
+        per_user * users,
+        started.elapsed().as_secs_f64()
+    );
+    let mut querier = Client::connect(args).await?;
+    if let Some(token) = &token {
+        querier.set_bearer(token);
+    }
+    for (name, sql) in QUERIES.iter().filter(|(n, _)| INDEXED.contains(n)) {
+        let times = measure(args, &mut querier, &table, per_user, sql, &mut fresh).await?;
+        report("kalamdb_room_index", name, per_user, times);
+    }
     let mut admin = Client::connect(args).await?;
     admin.sql(&format!("DROP TABLE {table}")).await?;
     Ok(())
 }
 
-fn report(name: &str, rows: usize, times: &mut [Duration]) {
+/// The queries run again once `room` is indexed.
+const INDEXED: &[&str] = &["room_eq", "room_newest_10", "rooms_last_10", "insert_1"];
+
+/// Runs one query `--warmup` times, then `--requests` times measured.
+async fn measure(
+    args: &Args,
+    querier: &mut Client,
+    table: &str,
+    per_user: usize,
+    sql: &str,
+    fresh: &mut usize,
+) -> Result<Vec<Duration>, BoxError> {
+    let mut times = Vec::with_capacity(args.requests);
+    for run in 0..(args.warmup + args.requests) {
+        let k = (per_user / 2 + run * 997) % per_user.max(1);
+        *fresh += 1;
+        let sql = sql
+            .replace("{t}", table)
+            .replace("{k1}", &(k + 1).to_string())
+            .replace("{k2}", &(k + 2).to_string())
+            .replace("{k100}", &(k + 100).to_string())
+            .replace("{k}", &k.to_string())
+            .replace("{n}", &fresh.to_string())
+            .replace("{r}", &(4242 + run).to_string());
+        let t = Instant::now();
+        querier.run_sql(&sql).await?;
+        if run >= args.warmup {
+            times.push(t.elapsed());
+        }
+    }
+    Ok(times)
+}
+
+fn report(label: &str, name: &str, rows: usize, mut times: Vec<Duration>) {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "kalamdb query={name} rows={rows} median_ms={:.3} min_ms={:.3} runs={}",
-        ms(super::percentile(times, 0.5)),
+        "{label} query={name} rows={rows} median_ms={:.3} min_ms={:.3} runs={}",
+        ms(super::percentile(&times, 0.5)),
         ms(times.first().copied().unwrap_or_default()),
         times.len()
     );

@@ -113,11 +113,37 @@ pub(crate) fn unexpected(statement: &SqlStatement) -> CoreError {
     ))
 }
 
-/// What the fast paths' tests compare with the planned answer.
+/// What the fast paths' tests compare with the planned answer, and how
+/// tests run SQL.
 #[cfg(test)]
 pub(crate) mod test_support {
     use crate::result::StatementResult;
     use crate::rows::json::{append_rows, column_infos};
+    use crate::{AppContext, ExecutionContext};
+
+    /// Runs `sql` as `ctx`: each statement's rows as API JSON values, or
+    /// the error's text.
+    pub async fn run_sql(
+        app: &AppContext,
+        ctx: &ExecutionContext,
+        sql: &str,
+    ) -> Result<Vec<Vec<Vec<serde_json::Value>>>, String> {
+        let mut ctx = ctx.clone();
+        let results = app
+            .execute(&mut ctx, sql, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                let mut rows = Vec::new();
+                for b in &r.batches {
+                    append_rows(b, &mut rows);
+                }
+                rows
+            })
+            .collect())
+    }
 
     /// A result's columns and rows as the API's JSON would carry them.
     pub fn json(result: &StatementResult) -> (String, String) {

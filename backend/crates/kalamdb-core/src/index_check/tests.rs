@@ -31,22 +31,8 @@ impl Fixture {
     }
 
     async fn run(&self, sql: &str) -> Result<Vec<Vec<Vec<Json>>>, String> {
-        let mut ctx = ExecutionContext::new(UserId::new("root"), "root", Role::System);
-        let results = self
-            .app
-            .execute(&mut ctx, sql, &[])
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                let mut rows = Vec::new();
-                for b in &r.batches {
-                    crate::rows::json::append_rows(b, &mut rows);
-                }
-                rows
-            })
-            .collect())
+        let root = ExecutionContext::new(UserId::new("root"), "root", Role::System);
+        crate::executor::handlers::test_support::run_sql(&self.app, &root, sql).await
     }
 
     /// The one number a `SELECT count(*) …` returns.

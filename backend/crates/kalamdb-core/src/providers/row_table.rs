@@ -4,7 +4,7 @@
 use super::key_range::{KeyPredicate, KeySet, Keys, key_set};
 use super::scan::{RowScan, RowScanExec, ScanTarget};
 use crate::error::CoreError;
-use crate::indexes::{index_base, index_prefix, ready, value_range};
+use crate::indexes::ready;
 use crate::row_reader::RowReader;
 use crate::rows::OutputColumn;
 use crate::rows::coerce::Literal;
@@ -19,7 +19,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use kalamdb_commons::ColumnDefinition;
-use kalamdb_store::backend::prefix_end;
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -108,25 +107,7 @@ impl RowTableProvider {
             let values = filters.iter().fold(KeySet::All, |values, f| {
                 values.and(self.column_values(column, f).set)
             });
-            let prefix = index_prefix(&index_base(def.table_id, index.index_id), reader.start());
-            let ranges = match values {
-                KeySet::All => return None,
-                KeySet::Points(points) => points
-                    .iter()
-                    .map(|p| value_range(&prefix, p, prefix_end(p).as_deref()))
-                    .collect(),
-                KeySet::Range { start, end } => {
-                    if end.as_ref().is_some_and(|e| *e <= start) {
-                        Vec::new()
-                    } else {
-                        vec![value_range(&prefix, &start, end.as_deref())]
-                    }
-                }
-            };
-            Some(ScanTarget::Index {
-                index: index.clone(),
-                ranges,
-            })
+            ScanTarget::of_index(index, values, reader)
         })
     }
 
@@ -367,7 +348,7 @@ mod plan_tests {
     };
     use kalamdb_store::{RocksDbBackend, RocksDbOptions};
 
-    fn column(
+    pub(super) fn column(
         id: u32,
         name: &str,
         data_type: KalamDataType,
@@ -429,7 +410,7 @@ mod plan_tests {
 
     /// A DataFusion context as the server's (two partitions, our rules)
     /// with `t` registered.
-    fn context_with(provider: RowTableProvider) -> SessionContext {
+    pub(super) fn context_with(provider: RowTableProvider) -> SessionContext {
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
             .with_default_features()
@@ -454,7 +435,7 @@ mod plan_tests {
         (dir, ctx, provider(store))
     }
 
-    async fn plan_of(ctx: &SessionContext, sql: &str) -> String {
+    pub(super) async fn plan_of(ctx: &SessionContext, sql: &str) -> String {
         let plan = ctx
             .sql(sql)
             .await
@@ -465,7 +446,7 @@ mod plan_tests {
         displayable(plan.as_ref()).indent(true).to_string()
     }
 
-    async fn keys_of(ctx: &SessionContext, sql: &str) -> Vec<i64> {
+    pub(super) async fn keys_of(ctx: &SessionContext, sql: &str) -> Vec<i64> {
         let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
         let mut out = Vec::new();
         for b in &batches {
@@ -723,28 +704,16 @@ mod index_plan_tests {
     //! `EXPLAIN` shows, and `ORDER BY` its column under a LIMIT without a
     //! sort.
 
+    use super::plan_tests::{column, context_with, keys_of, plan_of};
     use super::*;
     use crate::indexes::IndexCatalog;
     use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
-    use datafusion::physical_plan::displayable;
     use datafusion::prelude::SessionContext;
     use kalamdb_commons::{
         IndexDefinition, IndexState, KalamDataType, NamespaceId, TableDefinition, TableId,
         TableOptions, TableType, Value,
     };
     use kalamdb_store::{RocksDbBackend, RocksDbOptions};
-
-    fn column(id: u32, name: &str, data_type: KalamDataType, pk: bool) -> ColumnDefinition {
-        ColumnDefinition {
-            column_id: id,
-            name: name.into(),
-            data_type,
-            nullable: !pk,
-            primary_key: pk,
-            default: None,
-            backfill: None,
-        }
-    }
 
     /// `t (k BIGINT PRIMARY KEY, g INT, v TEXT)`, index `by_g` on g, with
     /// k = 0..100, g = k % 10 (NULL where k % 25 = 0).
@@ -801,39 +770,7 @@ mod index_plan_tests {
         store.write(batch).unwrap();
         let table = Arc::new(CachedTable::new(def));
         let provider = RowTableProvider::new(table, store, Some(RowScope::Shared), false);
-        let state = datafusion::execution::SessionStateBuilder::new()
-            .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(2))
-            .with_default_features()
-            .with_physical_optimizer_rules(crate::providers::key_order::physical_rules())
-            .build();
-        let ctx = SessionContext::new_with_state(state);
-        ctx.register_table("t", Arc::new(provider)).unwrap();
-        (dir, ctx)
-    }
-
-    async fn plan_of(ctx: &SessionContext, sql: &str) -> String {
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        displayable(plan.as_ref()).indent(true).to_string()
-    }
-
-    async fn keys_of(ctx: &SessionContext, sql: &str) -> Vec<i64> {
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in &batches {
-            let col = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .unwrap();
-            out.extend(col.values().iter().copied());
-        }
-        out
+        (dir, context_with(provider))
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ use datafusion::physical_plan::{
     SortOrderPushdownResult,
 };
 use kalamdb_commons::IndexDefinition;
+use kalamdb_store::backend::prefix_end;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -67,6 +68,44 @@ impl ScanTarget {
                 start: reader.key_with(&start),
                 end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
             },
+        }
+    }
+}
+
+impl ScanTarget {
+    /// What reading the entries of `index` (in `reader`'s partition) whose
+    /// leading value is in `values` (key-encoded) reads; `None` for every
+    /// value ([`KeySet::All`]: a full scan is cheaper than the index).
+    pub fn of_index(index: &IndexDefinition, values: KeySet, reader: &RowReader) -> Option<Self> {
+        let def = &reader.table().definition;
+        let base = crate::indexes::index_base(def.table_id, index.index_id);
+        let prefix = crate::indexes::index_prefix(&base, reader.start());
+        let ranges = match values {
+            KeySet::All => return None,
+            _ if values.is_empty() => Vec::new(),
+            KeySet::Points(points) => points
+                .iter()
+                .map(|p| crate::indexes::value_range(&prefix, p, prefix_end(p).as_deref()))
+                .collect(),
+            KeySet::Range { start, end } => {
+                vec![crate::indexes::value_range(&prefix, &start, end.as_deref())]
+            }
+        };
+        Some(ScanTarget::Index {
+            index: index.clone(),
+            ranges,
+        })
+    }
+
+    /// Every entry of `index` in `reader`'s partition, NULLs included.
+    pub fn whole_index(index: &IndexDefinition, reader: &RowReader) -> Self {
+        let def = &reader.table().definition;
+        let base = crate::indexes::index_base(def.table_id, index.index_id);
+        let prefix = crate::indexes::index_prefix(&base, reader.start());
+        let end = crate::table_store::partition_end(&prefix);
+        ScanTarget::Index {
+            index: index.clone(),
+            ranges: vec![(prefix, end)],
         }
     }
 }
@@ -312,33 +351,35 @@ fn index_batch(
                 entries.push((key.to_vec(), tail.to_vec()));
                 Ok(entries.len() < need)
             })?;
-            for (entry, tail) in &entries {
-                let key = scan.reader.key_with(tail);
-                scan.reader
-                    .get_row(&key, scan.include_deleted, &mut |row| {
-                        let mut values = vec![kalamdb_commons::Value::Null; def.columns.len()];
-                        for &p in positions.iter().flatten() {
-                            if let Some(b) = &table.backfill[p] {
-                                values[p] = b.clone();
-                            }
+            let keys: Vec<Vec<u8>> = entries
+                .iter()
+                .map(|(_, tail)| scan.reader.key_with(tail))
+                .collect();
+            // a multi-get visits the keys in their order: the entries'
+            scan.reader
+                .get_rows(&keys, scan.include_deleted, &mut |i, row| {
+                    let mut values = vec![kalamdb_commons::Value::Null; def.columns.len()];
+                    for &p in positions.iter().flatten() {
+                        if let Some(b) = &table.backfill[p] {
+                            values[p] = b.clone();
                         }
-                        for item in row.columns() {
-                            let (id, value) = item?;
-                            if let Some(&p) = positions
-                                .iter()
-                                .flatten()
-                                .find(|p| def.columns[**p].column_id == id)
-                            {
-                                values[p] = value.to_value();
-                            }
+                    }
+                    for item in row.columns() {
+                        let (id, value) = item?;
+                        if let Some(&p) = positions
+                            .iter()
+                            .flatten()
+                            .find(|p| def.columns[**p].column_id == id)
+                        {
+                            values[p] = value.to_value();
                         }
-                        let (now, _, _) = crate::indexes::row_entry(def, index, &key, &values)?;
-                        if now == *entry {
-                            builder.push(row)?;
-                        }
-                        Ok(())
-                    })?;
-            }
+                    }
+                    let (now, _, _) = crate::indexes::row_entry(def, index, &keys[i], &values)?;
+                    if now == entries[i].0 {
+                        builder.push(row)?;
+                    }
+                    Ok(())
+                })?;
             if entries.len() < need {
                 break;
             }
@@ -523,27 +564,18 @@ impl RowScanExec {
                     .and_then(|id| def.column_position_of(*id))
                     .is_some_and(|p| def.columns[p].name == *name)
         })?;
-        let ranges = match &self.scan.target {
-            ScanTarget::Partition => {
-                let base = crate::indexes::index_base(def.table_id, index.index_id);
-                let prefix = crate::indexes::index_prefix(&base, self.scan.reader.start());
-                let end = crate::table_store::partition_end(&prefix);
-                vec![(prefix, end)]
+        let target = match &self.scan.target {
+            ScanTarget::Partition => ScanTarget::whole_index(index, &self.scan.reader),
+            ScanTarget::Index { index: read, .. } if read.index_id == index.index_id => {
+                self.scan.target.clone()
             }
-            ScanTarget::Index {
-                index: read,
-                ranges,
-            } if read.index_id == index.index_id => ranges.clone(),
             _ => return None,
         };
         if self.scan.limit.is_some() && self.scan.reverse != first.options.descending {
             return None;
         }
         let mut scan = self.scan.clone();
-        scan.target = ScanTarget::Index {
-            index: index.clone(),
-            ranges,
-        };
+        scan.target = target;
         scan.reverse = first.options.descending;
         let sorted_on: Vec<usize> = std::iter::once(at).chain(pk_at).collect();
         let properties = Self::properties_of(&scan.schema, &sorted_on, Some(first.options), 1);

@@ -74,22 +74,7 @@ impl Fixture {
     }
 
     async fn run(&self, ctx: &ExecutionContext, sql: &str) -> Result<Vec<Vec<Vec<Json>>>, String> {
-        let mut ctx = ctx.clone();
-        let results = self
-            .app
-            .execute(&mut ctx, sql, &[])
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                let mut rows = Vec::new();
-                for b in &r.batches {
-                    crate::rows::json::append_rows(b, &mut rows);
-                }
-                rows
-            })
-            .collect())
+        crate::executor::handlers::test_support::run_sql(&self.app, ctx, sql).await
     }
 
     /// A transaction holding what `sql` staged (the request ends without

@@ -87,32 +87,30 @@ pub fn try_execute(
     let Ok(table) = super::resolve_table(app, ctx, &name) else {
         return Ok(None);
     };
-    let Some(pk) = table.primary_key else {
-        return Ok(None);
-    };
-    let Some(reverse) = key_order(&table, query) else {
+    let Some(order) = order_of(query) else {
         return Ok(None);
     };
     crate::table_access::authorize_table(ctx.role, &table.definition, false)?;
     let Ok(scope) = RowScope::for_table(&table.definition, &ctx.user_id) else {
         return Ok(None);
     };
-    let keys = match &select.selection {
-        None => KeySet::All,
-        Some(selection) => {
-            let keys = key_predicate(&table, pk, selection, params)?.keys(&table);
-            if !keys.exact {
-                return Ok(None);
-            }
-            keys.set
-        }
+    let reader = RowReader::new(
+        Arc::clone(&table),
+        ctx.table_store(&app.table_store),
+        &scope,
+    );
+    let Some(read) = read_of(&table, &reader, select.selection.as_ref(), &order, params)? else {
+        return Ok(None);
     };
+    if read.whole && limit.is_none_or(|n| n > FAST_ROWS) {
+        return Ok(None);
+    }
     let Some(indices) = projection(&table, &select.projection) else {
         return Ok(None);
     };
     // bounded by the query, or read one past the bound to learn it is not
     let bounded = limit.is_some_and(|n| n <= FAST_ROWS)
-        || matches!(&keys, KeySet::Points(p) if p.len() <= FAST_ROWS);
+        || matches!(&read.target, ScanTarget::Keys(k) if k.len() <= FAST_ROWS);
     let read_limit = if bounded {
         limit
     } else {
@@ -129,16 +127,14 @@ pub fn try_execute(
             .map_err(|e| CoreError::Internal(e.to_string()))?,
     );
     let missing = indices.iter().map(|&i| table.backfill[i].clone()).collect();
-    let reader = RowReader::new(table, ctx.table_store(&app.table_store), &scope);
-    let target = ScanTarget::of(keys, &reader);
     let scan = RowScan {
         schema: Arc::clone(&schema),
         columns,
         reader,
-        target,
+        target: read.target,
         include_deleted: false,
         limit: read_limit,
-        reverse,
+        reverse: read.reverse,
         missing,
     };
     let batches = scan.collect(FAST_ROWS + 1)?;
@@ -166,12 +162,16 @@ fn limit_of(query: &Query) -> Option<Option<usize>> {
     }
 }
 
-/// Whether the rows are read backward: `Some(false)` without ORDER BY or
-/// for `ORDER BY pk [ASC]`, `Some(true)` for `ORDER BY pk DESC`; `None` for
-/// any other order.
-fn key_order(table: &CachedTable, query: &Query) -> Option<bool> {
+/// The ORDER BY the fast path can take: none, or one column (ASC or DESC,
+/// NULLs where SQL puts them by default). `None` for any other.
+enum Order {
+    Unordered,
+    By { column: String, descending: bool },
+}
+
+fn order_of(query: &Query) -> Option<Order> {
     let Some(order_by) = &query.order_by else {
-        return Some(false);
+        return Some(Order::Unordered);
     };
     let OrderByKind::Expressions(exprs) = &order_by.kind else {
         return None;
@@ -182,11 +182,109 @@ fn key_order(table: &CachedTable, query: &Query) -> Option<bool> {
     let [first] = exprs.as_slice() else {
         return None;
     };
-    let pk = &table.definition.columns[table.primary_key?].name;
-    if first.with_fill.is_some() || ident_name(&first.expr).as_deref() != Some(pk.as_str()) {
+    if first.with_fill.is_some() {
         return None;
     }
-    Some(first.options.asc == Some(false))
+    let descending = first.options.asc == Some(false);
+    // NULLs last ascending, first descending: the default, and the order
+    // an index keeps them in
+    if first.options.nulls_first.is_some_and(|n| n != descending) {
+        return None;
+    }
+    Some(Order::By {
+        column: ident_name(&first.expr)?,
+        descending,
+    })
+}
+
+/// What the fast path reads, and in which direction.
+struct Read {
+    target: ScanTarget,
+    reverse: bool,
+    /// A whole index, read for its order: only worth it under a small
+    /// LIMIT.
+    whole: bool,
+}
+
+/// The read answering `selection` exactly in `order`: the primary key's
+/// points or range, or the entries of a built index on whose leading
+/// column `selection` (or, with no WHERE, the order) rests. `None` when
+/// neither answers it exactly, or the order is not the read's.
+fn read_of(
+    table: &CachedTable,
+    reader: &RowReader,
+    selection: Option<&Expr>,
+    order: &Order,
+    params: &[Json],
+) -> CoreResult<Option<Read>> {
+    let def = &table.definition;
+    let ordered_on = |name: &str| match order {
+        Order::Unordered => Some(false),
+        Order::By { column, descending } if column == name => Some(*descending),
+        Order::By { .. } => None,
+    };
+    let pk_name = table.primary_key.map(|pk| def.columns[pk].name.as_str());
+    if let Some(pk) = table.primary_key {
+        let keys = match selection {
+            None => Some(KeySet::All),
+            Some(selection) => {
+                let keys = key_predicate(table, pk, selection, params)?.keys(table);
+                keys.exact.then_some(keys.set)
+            }
+        };
+        if let (Some(keys), Some(reverse)) = (keys, ordered_on(&def.columns[pk].name)) {
+            return Ok(Some(Read {
+                target: ScanTarget::of(keys, reader),
+                reverse,
+                whole: false,
+            }));
+        }
+    }
+    for index in def.indexes.iter().filter(|i| crate::indexes::ready(i)) {
+        let Some(at) = index
+            .column_ids
+            .first()
+            .and_then(|id| def.column_position_of(*id))
+        else {
+            continue;
+        };
+        let column = &def.columns[at];
+        let values = match selection {
+            None => KeySet::All,
+            Some(selection) => {
+                let values = key_predicate(table, at, selection, params)?.values_of(column);
+                if !values.exact || values.set == KeySet::All {
+                    continue;
+                }
+                values.set
+            }
+        };
+        // one value's entries are in key order; any other set of them in
+        // the index's order
+        let single = matches!(&values, KeySet::Points(p) if p.len() <= 1);
+        let reverse = match order {
+            Order::By {
+                column: c,
+                descending,
+            } if *c == column.name => *descending,
+            Order::By {
+                column: c,
+                descending,
+            } if single && Some(c.as_str()) == pk_name => *descending,
+            Order::Unordered if values != KeySet::All => false,
+            _ => continue,
+        };
+        let (target, whole) = match ScanTarget::of_index(index, values, reader) {
+            Some(target) => (target, false),
+            None => (ScanTarget::whole_index(index, reader), true),
+        };
+        return Ok(Some(Read {
+            target,
+            reverse,
+            whole,
+        }));
+    }
+    Ok(None)
 }
 
 /// `selection` as the key rule reads it ([`KeyPredicate`]). A literal is a
@@ -460,6 +558,117 @@ mod tests {
             "SELECT * FROM app.t WHERE app.t.id = 3",
             "SELECT DISTINCT room FROM app.t WHERE id < 3",
             "SELECT * FROM app.w WHERE w = 5",
+        ] {
+            let statement = query_of(sql);
+            let Statement::Query(query) = statement.as_ref() else {
+                panic!("{sql}");
+            };
+            assert!(
+                try_execute(&app, &root, query, &[]).unwrap().is_none(),
+                "{sql} must take the general path"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn index_reads_answer_as_the_planner_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend =
+            Arc::new(RocksDbBackend::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        let app = AppContext::open(backend, &CoreOptions::default()).unwrap();
+        app.job_manager.start(&app).unwrap();
+        let mut root = ExecutionContext::new(UserId::new("root"), "root", Role::System);
+        let rows: Vec<String> = (-20..2000)
+            .map(|i| {
+                let room = if i % 50 == 0 {
+                    "NULL".to_string()
+                } else {
+                    (i % 7).to_string()
+                };
+                format!("({i}, {room}, 'b{i}')")
+            })
+            .collect();
+        let setup = format!(
+            "CREATE NAMESPACE app; \
+             CREATE SHARED TABLE app.x (id BIGINT PRIMARY KEY, room INT, body TEXT); \
+             INSERT INTO app.x VALUES {}; \
+             DELETE FROM app.x WHERE id = 3; UPDATE app.x SET room = 6 WHERE id = 10; \
+             CREATE INDEX x_room ON app.x (room); \
+             CREATE USER TABLE app.n (id INT PRIMARY KEY, tag TEXT); CREATE INDEX n_tag ON app.n (tag)",
+            rows.join(",")
+        );
+        app.execute(&mut root, &setup, &[]).await.unwrap();
+        let mut ann = ExecutionContext::new(UserId::new("ann"), "ann", Role::User);
+        let mut bob = ExecutionContext::new(UserId::new("bob"), "bob", Role::User);
+        for (ctx, sql) in [
+            (
+                &mut ann,
+                "INSERT INTO app.n VALUES (1, 'red'), (2, 'blue'), (3, 'red')",
+            ),
+            (
+                &mut bob,
+                "INSERT INTO app.n VALUES (4, 'red'), (5, 'green')",
+            ),
+        ] {
+            app.execute(ctx, sql, &[]).await.unwrap();
+        }
+        let params = [serde_json::json!(4)];
+        let fast = [
+            (
+                "SELECT * FROM app.x WHERE room = 3 ORDER BY id DESC LIMIT 10",
+                &root,
+            ),
+            ("SELECT id FROM app.x WHERE room = $1 ORDER BY id", &root),
+            (
+                "SELECT id FROM app.x WHERE 5 = room AND room = 5 LIMIT 7",
+                &root,
+            ),
+            (
+                "SELECT id, room FROM app.x ORDER BY room DESC LIMIT 40",
+                &root,
+            ),
+            ("SELECT id, room FROM app.x ORDER BY room LIMIT 5", &root),
+            (
+                "SELECT id FROM app.x WHERE room IN (1, 2) ORDER BY room LIMIT 20",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.x WHERE room > 4 ORDER BY room DESC LIMIT 7",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.x WHERE room BETWEEN 1 AND 2 ORDER BY room LIMIT 9",
+                &root,
+            ),
+            ("SELECT id FROM app.x WHERE room = 99", &root),
+            ("SELECT body FROM app.x WHERE room = 3 ORDER BY id", &root),
+            ("SELECT id FROM app.n WHERE tag = 'red' ORDER BY id", &ann),
+            ("SELECT id FROM app.n WHERE tag = 'red' ORDER BY id", &bob),
+            ("SELECT tag FROM app.n ORDER BY tag DESC LIMIT 5", &ann),
+        ];
+        for (sql, ctx) in fast {
+            let statement = query_of(sql);
+            let Statement::Query(query) = statement.as_ref() else {
+                panic!("{sql}");
+            };
+            let ours = try_execute(&app, ctx, query, &params)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no fast path for {sql}"));
+            let planned = run_query(&app, ctx, (*statement).clone(), false, &params)
+                .await
+                .unwrap();
+            assert_eq!(json(&ours), json(&planned), "{sql}");
+        }
+        for sql in [
+            // a whole index without a small LIMIT, another order, a
+            // predicate the index does not answer exactly
+            "SELECT id FROM app.x ORDER BY room",
+            "SELECT id FROM app.x ORDER BY room LIMIT 5000",
+            "SELECT id FROM app.x WHERE room = 3 ORDER BY body LIMIT 3",
+            "SELECT id FROM app.x WHERE room IN (1, 2) ORDER BY id LIMIT 3",
+            "SELECT id FROM app.x WHERE room IS NULL",
+            "SELECT id FROM app.x WHERE room = 3 OR body = 'b1'",
+            "SELECT id FROM app.x ORDER BY room NULLS FIRST LIMIT 3",
         ] {
             let statement = query_of(sql);
             let Statement::Query(query) = statement.as_ref() else {
