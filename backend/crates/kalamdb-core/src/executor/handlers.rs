@@ -14,6 +14,7 @@ pub mod output_names;
 pub mod query;
 pub mod returning;
 pub mod show;
+pub mod subquery;
 pub mod system_columns;
 pub mod table_ddl;
 pub mod update_delete;

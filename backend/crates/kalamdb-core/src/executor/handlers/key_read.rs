@@ -620,7 +620,7 @@ mod tests {
             ),
             ("SELECT id FROM app.x WHERE room = $1 ORDER BY id", &root),
             (
-                "SELECT id FROM app.x WHERE 5 = room AND room = 5 LIMIT 7",
+                "SELECT id FROM app.x WHERE 5 = room AND room = 5 ORDER BY id LIMIT 7",
                 &root,
             ),
             (

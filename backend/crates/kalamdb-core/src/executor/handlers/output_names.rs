@@ -1,5 +1,6 @@
 //! Duplicate output column names, which SQL allows (`SELECT $1, $1`,
-//! `SELECT a, a`, `SELECT 1 AS x, 2 AS x`) and DataFusion's planner refuses.
+//! `SELECT a, a`, `SELECT 1 AS x, 2 AS x`, two `x IN (SELECT …)`, which
+//! DataFusion names alike) and DataFusion's planner refuses.
 //!
 //! Before planning, every repeated item of the outermost SELECT list is
 //! given a unique internal alias; after planning its output field gets the
@@ -52,6 +53,12 @@ pub fn alias_duplicates(statement: &mut Statement) -> Vec<Renamed> {
     let mut renamed = Vec::new();
     for (position, item) in select.projection.iter_mut().enumerate() {
         let key = match item {
+            // DataFusion names every `x IN (SELECT …)` just "IN" (or "NOT
+            // IN"): two of them are duplicates to it whatever x is
+            SelectItem::UnnamedExpr(kalamdb_sql::sqlparser::ast::Expr::InSubquery {
+                negated,
+                ..
+            }) => format!("in-subquery:{negated}"),
             SelectItem::UnnamedExpr(e) => format!("e:{e}"),
             SelectItem::ExprWithAlias { alias, .. } => format!("a:{}", normalized(alias)),
             _ => continue,

@@ -153,10 +153,12 @@ async fn plan_and_collect(
         .with_allow_statements(false)
         .verify_plan(&plan)?;
     let schema = output_names::restore(plan.schema().as_arrow(), &duplicates);
-    let physical = state.create_physical_plan(&plan).await?;
     let limits = app.options.query_limits.for_role(ctx.role);
     let runtime = limits.runtime(state.runtime_env());
     let task = Arc::new(TaskContext::from(&state).with_runtime(Arc::clone(&runtime)));
+    let physical = super::subquery::physical_plan(&state, &plan, &task)
+        .await
+        .map_err(super::subquery::explain_refusal)?;
     // The collected result counts against the query's memory too.
     let held = MemoryConsumer::new("query result").register(&runtime.memory_pool);
     let mut stream = execute_stream(physical, task)?;
