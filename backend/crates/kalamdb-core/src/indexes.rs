@@ -62,11 +62,6 @@ pub fn index_base(table: TableId, index_id: u32) -> Vec<u8> {
         .build()
 }
 
-/// The range of every entry of every index of `table` (all users).
-pub fn table_index_range(table: TableId) -> (Vec<u8>, Vec<u8>) {
-    crate::table_store::table_range(table)
-}
-
 /// Where one partition's entries of an index start: the index's base and
 /// the partition's part of the row key prefix (the user id, for a USER
 /// table). `row_prefix` is a [`partition_prefix`] of the same table.
@@ -414,6 +409,36 @@ pub fn show_value(value: &Value) -> String {
 /// Whether queries may read `index` (it is built).
 pub fn ready(index: &IndexDefinition) -> bool {
     index.state == IndexState::Ready
+}
+
+/// A stored row's values of `index`'s columns, at their declared positions
+/// in a row of `def`'s width (the other columns NULL): what
+/// [`row_entry`] reads, decoded without the rest of the row.
+pub fn indexed_values(
+    table: &crate::schema::CachedTable,
+    index: &IndexDefinition,
+    row: &kalamdb_store::row::RowView<'_>,
+) -> CoreResult<Vec<Value>> {
+    let def = &table.definition;
+    let mut values = vec![Value::Null; def.columns.len()];
+    let positions: Vec<(u32, usize)> = index
+        .column_ids
+        .iter()
+        .filter_map(|id| def.column_position_of(*id).map(|p| (*id, p)))
+        .collect();
+    for &(_, p) in &positions {
+        if let Some(b) = &table.backfill[p] {
+            values[p] = b.clone();
+        }
+    }
+    let mut columns = row.columns();
+    while let Some(item) = columns.next_where(|id| positions.iter().any(|(c, _)| *c == id)) {
+        let (id, value) = item?;
+        if let Some(&(_, p)) = positions.iter().find(|(c, _)| *c == id) {
+            values[p] = value.to_value();
+        }
+    }
+    Ok(values)
 }
 
 /// The scope a row key of `def` belongs to and where its tail starts:

@@ -317,11 +317,6 @@ fn index_batch(
     let table = scan.reader.table();
     let def = &table.definition;
     let store = scan.reader.store();
-    let positions: Vec<Option<usize>> = index
-        .column_ids
-        .iter()
-        .map(|id| def.column_position_of(*id))
-        .collect();
     let resume = |done: usize, bound: &[u8]| {
         let mut next = done.to_be_bytes().to_vec();
         next.extend_from_slice(bound);
@@ -358,22 +353,7 @@ fn index_batch(
             // a multi-get visits the keys in their order: the entries'
             scan.reader
                 .get_rows(&keys, scan.include_deleted, &mut |i, row| {
-                    let mut values = vec![kalamdb_commons::Value::Null; def.columns.len()];
-                    for &p in positions.iter().flatten() {
-                        if let Some(b) = &table.backfill[p] {
-                            values[p] = b.clone();
-                        }
-                    }
-                    for item in row.columns() {
-                        let (id, value) = item?;
-                        if let Some(&p) = positions
-                            .iter()
-                            .flatten()
-                            .find(|p| def.columns[**p].column_id == id)
-                        {
-                            values[p] = value.to_value();
-                        }
-                    }
+                    let values = crate::indexes::indexed_values(table, index, row)?;
                     let (now, _, _) = crate::indexes::row_entry(def, index, &keys[i], &values)?;
                     if now == entries[i].0 {
                         builder.push(row)?;

@@ -15,7 +15,7 @@
 
 use crate::app_context::AppContext;
 use crate::error::{CoreError, CoreResult};
-use crate::indexes::{index_range, row_entry};
+use crate::indexes::{index_range, indexed_values, row_entry};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
 use crate::row_reader::RowReader;
@@ -28,7 +28,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 
 /// Rows indexed per visit of the commit point.
-pub const CHUNK: usize = 512;
+pub const CHUNK: usize = 2048;
 
 pub struct IndexBuildExecutor;
 
@@ -60,7 +60,7 @@ fn build_chunk(
     app.writes.at_commit_point(|_| {
         let mut rows: Vec<(Vec<u8>, Vec<kalamdb_commons::Value>)> = Vec::with_capacity(CHUNK);
         reader.scan_range(from, end, false, false, &mut |key, row| {
-            rows.push((key.to_vec(), reader.values_of(row)?));
+            rows.push((key.to_vec(), indexed_values(reader.table(), index, row)?));
             Ok(rows.len() < CHUNK)
         })?;
         let backend = app.table_store.backend();
