@@ -429,6 +429,38 @@ mod tests {
     use kalamdb_sql::{SqlStatement, parse_sql};
     use kalamdb_store::{RocksDbBackend, RocksDbOptions};
 
+    /// Each query's fast answer is the planner's, byte for byte.
+    async fn assert_fast_as_planned(
+        app: &AppContext,
+        cases: &[(&str, &ExecutionContext)],
+        params: &[Json],
+    ) {
+        for &(sql, ctx) in cases {
+            let statement = query_of(sql);
+            let Statement::Query(query) = statement.as_ref() else {
+                panic!("{sql}");
+            };
+            let ours = try_execute(app, ctx, query, params)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no fast path for {sql}"));
+            let planned = run_query(app, ctx, (*statement).clone(), false, params)
+                .await
+                .unwrap();
+            assert_eq!(json(&ours), json(&planned), "{sql}");
+        }
+    }
+
+    fn assert_general(app: &AppContext, ctx: &ExecutionContext, sql: &str) {
+        let statement = query_of(sql);
+        let Statement::Query(query) = statement.as_ref() else {
+            panic!("{sql}");
+        };
+        assert!(
+            try_execute(app, ctx, query, &[]).unwrap().is_none(),
+            "{sql} must take the general path"
+        );
+    }
+
     fn query_of(sql: &str) -> Box<Statement> {
         let SqlStatement::Standard(statement) = parse_sql(sql).unwrap().remove(0).statement else {
             panic!("{sql}");
@@ -518,19 +550,7 @@ mod tests {
             ("SELECT * FROM app.mine ORDER BY id DESC LIMIT 5", &bob),
             ("SELECT v FROM app.mine WHERE id IN (1, 2, 3, 4)", &bob),
         ];
-        for (sql, ctx) in fast {
-            let statement = query_of(sql);
-            let Statement::Query(query) = statement.as_ref() else {
-                panic!("{sql}");
-            };
-            let ours = try_execute(&app, ctx, query, &params)
-                .unwrap()
-                .unwrap_or_else(|| panic!("no fast path for {sql}"));
-            let planned = run_query(&app, ctx, (*statement).clone(), false, &params)
-                .await
-                .unwrap();
-            assert_eq!(json(&ours), json(&planned), "{sql}");
-        }
+        assert_fast_as_planned(&app, &fast, &params).await;
         // other users' rows never come back
         let statement = query_of("SELECT id FROM app.mine ORDER BY id DESC LIMIT 5");
         let Statement::Query(query) = statement.as_ref() else {
@@ -559,14 +579,7 @@ mod tests {
             "SELECT DISTINCT room FROM app.t WHERE id < 3",
             "SELECT * FROM app.w WHERE w = 5",
         ] {
-            let statement = query_of(sql);
-            let Statement::Query(query) = statement.as_ref() else {
-                panic!("{sql}");
-            };
-            assert!(
-                try_execute(&app, &root, query, &[]).unwrap().is_none(),
-                "{sql} must take the general path"
-            );
+            assert_general(&app, &root, sql);
         }
     }
 
@@ -646,19 +659,7 @@ mod tests {
             ("SELECT id FROM app.n WHERE tag = 'red' ORDER BY id", &bob),
             ("SELECT tag FROM app.n ORDER BY tag DESC LIMIT 5", &ann),
         ];
-        for (sql, ctx) in fast {
-            let statement = query_of(sql);
-            let Statement::Query(query) = statement.as_ref() else {
-                panic!("{sql}");
-            };
-            let ours = try_execute(&app, ctx, query, &params)
-                .unwrap()
-                .unwrap_or_else(|| panic!("no fast path for {sql}"));
-            let planned = run_query(&app, ctx, (*statement).clone(), false, &params)
-                .await
-                .unwrap();
-            assert_eq!(json(&ours), json(&planned), "{sql}");
-        }
+        assert_fast_as_planned(&app, &fast, &params).await;
         for sql in [
             // a whole index without a small LIMIT, another order, a
             // predicate the index does not answer exactly
@@ -670,14 +671,7 @@ mod tests {
             "SELECT id FROM app.x WHERE room = 3 OR body = 'b1'",
             "SELECT id FROM app.x ORDER BY room NULLS FIRST LIMIT 3",
         ] {
-            let statement = query_of(sql);
-            let Statement::Query(query) = statement.as_ref() else {
-                panic!("{sql}");
-            };
-            assert!(
-                try_execute(&app, &root, query, &[]).unwrap().is_none(),
-                "{sql} must take the general path"
-            );
+            assert_general(&app, &root, sql);
         }
     }
 }
