@@ -36,6 +36,24 @@ impl RowScope {
     }
 }
 
+/// Where every entry of one index starts: `table_id | index_id`.
+pub fn index_base(table: TableId, index_id: u32) -> Vec<u8> {
+    KeyBuilder::with_capacity(12)
+        .u64(table.0)
+        .raw(&index_id.to_be_bytes())
+        .build()
+}
+
+/// Where one partition's entries of an index start: the index's base and
+/// the partition's part of the row key prefix (the user id, for a USER
+/// table). `row_prefix` is a [`partition_prefix`] of the same table.
+pub fn index_prefix(index_base: &[u8], row_prefix: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(index_base.len() + row_prefix.len());
+    prefix.extend_from_slice(index_base);
+    prefix.extend_from_slice(&row_prefix[8.min(row_prefix.len())..]);
+    prefix
+}
+
 /// Key prefix of all rows of `table` in `scope`.
 pub fn partition_prefix(table: TableId, scope: &RowScope) -> Vec<u8> {
     let k = KeyBuilder::with_capacity(48).u64(table.0);
@@ -90,8 +108,8 @@ pub fn delete_user_rows(batch: &mut Batch, def: &TableDefinition, user: &UserId)
     let end = prefix_end(&prefix)
         .ok_or_else(|| CoreError::Internal("unbounded partition prefix".into()))?;
     for index in &def.indexes {
-        let base = crate::indexes::index_base(def.table_id, index.index_id);
-        let start = crate::indexes::index_prefix(&base, &prefix);
+        let base = index_base(def.table_id, index.index_id);
+        let start = index_prefix(&base, &prefix);
         let end = prefix_end(&start)
             .ok_or_else(|| CoreError::Internal("unbounded index prefix".into()))?;
         batch.delete_range(Partition::Index, start, end);

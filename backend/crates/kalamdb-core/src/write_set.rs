@@ -19,9 +19,10 @@
 //! (`indexes.rs`), in the same batch as the rows.
 
 use crate::error::{CoreError, CoreResult};
-use crate::indexes::{IndexCatalog, UniqueCheck, entry_ops, ops_to_batch};
+use crate::indexes::IndexCatalog;
 use crate::stream_store::StreamTables;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key};
+use entries::{UniqueCheck, entry_ops, ops_to_batch};
 use kalamdb_commons::snowflake::SnowflakeGenerator;
 use kalamdb_commons::{TableDefinition, TableId, Value};
 use kalamdb_store::row::encode_row;
@@ -439,7 +440,7 @@ impl WriteFunnel {
         if sets.iter().all(WriteSet::is_empty) {
             return Ok(());
         }
-        crate::indexes::check_entries(&sets, &self.indexes)?;
+        entries::check_entries(&sets, &self.indexes)?;
         let (done, written) = tokio::sync::oneshot::channel();
         lock(&self.queue).push(Pending { sets, done });
         if self.store.backend().syncs_writes() {
@@ -656,5 +657,6 @@ fn batch_of(sets: &[WriteSet], indexes: &IndexCatalog) -> CoreResult<Option<Batc
     Ok(Some(batch))
 }
 
+mod entries;
 #[cfg(test)]
 mod tests;
