@@ -95,3 +95,55 @@ SELECT w, n FROM kt ORDER BY w DESC LIMIT 3
 SELECT w FROM kt WHERE w BETWEEN 'a' AND 'b' ORDER BY w DESC
 
 SELECT w FROM kt WHERE w > '' AND w < 'b' ORDER BY w DESC LIMIT 2
+
+-- A primary key of two columns (text, then a signed integer): the key's
+-- leading columns pinned to points, then one range, read in either
+-- direction; predicates on a later column alone read everything.
+
+CREATE TABLE km (chat VARCHAR, id BIGINT, body VARCHAR, PRIMARY KEY (chat, id))
+
+INSERT INTO km VALUES ('a', -2, 'a-2'), ('a', 1, 'a1'), ('a', 5, 'a5'), ('a', 9, 'a9'), ('b', -7, 'b-7'), ('b', 1, 'b1'), ('b', 3, 'b3'), ('bb', 0, 'bb0'), ('c', 2, 'c2'), ('', 4, 'empty4')
+
+SELECT * FROM km ORDER BY chat, id
+
+SELECT body FROM km WHERE chat = 'a' AND id = 5
+
+SELECT body FROM km WHERE id = 1 AND chat = 'b'
+
+SELECT body FROM km WHERE chat = 'a' AND id = 6
+
+SELECT body FROM km WHERE chat IN ('a', 'b', 'zz') AND id IN (1, -7) ORDER BY chat, id
+
+SELECT id FROM km WHERE chat = 'a' AND id > 1 ORDER BY id
+
+SELECT id FROM km WHERE chat = 'a' AND id >= -2 AND id < 9 ORDER BY id DESC
+
+SELECT id FROM km WHERE chat = 'a' ORDER BY id DESC LIMIT 2
+
+SELECT chat, id FROM km WHERE chat = 'b' AND id BETWEEN -7 AND 1 ORDER BY chat, id
+
+SELECT chat, id FROM km WHERE chat IN ('a', 'b') AND id < 2 ORDER BY chat DESC, id DESC
+
+SELECT chat, id FROM km WHERE chat >= 'b' ORDER BY chat, id
+
+SELECT chat, id FROM km WHERE chat > 'b' AND chat < 'c' ORDER BY chat, id
+
+SELECT chat, id FROM km WHERE chat = 'b' OR id = 9 ORDER BY chat, id
+
+SELECT chat, id FROM km WHERE id = 1 ORDER BY chat
+
+SELECT chat, id FROM km WHERE id > 2 ORDER BY chat, id
+
+SELECT chat, id FROM km ORDER BY chat DESC, id DESC LIMIT 4
+
+SELECT chat, id FROM km ORDER BY chat, id DESC
+
+SELECT chat, id FROM km WHERE chat = 'a' ORDER BY chat, id DESC LIMIT 3
+
+SELECT chat, id, body FROM km WHERE chat = 'a' ORDER BY id, body LIMIT 2
+
+SELECT count(*) FROM km WHERE chat = 'b'
+
+SELECT body FROM km WHERE chat = '' AND id = 4
+
+SELECT body FROM km WHERE chat = NULL AND id = 1

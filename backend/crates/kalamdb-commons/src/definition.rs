@@ -198,7 +198,14 @@ pub struct TableDefinition {
     /// The id the next index of this table gets (ids are never reused).
     #[serde(default = "first_index_id")]
     pub next_index_id: u32,
+    /// The primary key's columns (by column id) in key order, for a key of
+    /// several columns; empty: the one column flagged `primary_key`, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_columns: Vec<u32>,
 }
+
+/// The most columns a primary key (or an index) may have.
+pub const MAX_KEY_COLUMNS: usize = 16;
 
 fn first_index_id() -> u32 {
     1
@@ -248,10 +255,21 @@ impl TableDefinition {
         }
     }
 
-    /// Position of the primary-key column; `None` for keyless tables, which are
-    /// keyed by `_seq`.
-    pub fn primary_key_index(&self) -> Option<usize> {
-        self.columns.iter().position(|c| c.primary_key)
+    /// Positions of the primary key's columns, in key order; empty for a
+    /// keyless table, whose rows are keyed by `_seq`.
+    pub fn primary_key_positions(&self) -> Vec<usize> {
+        if self.key_columns.is_empty() {
+            return self
+                .columns
+                .iter()
+                .position(|c| c.primary_key)
+                .into_iter()
+                .collect();
+        }
+        self.key_columns
+            .iter()
+            .filter_map(|id| self.column_position_of(*id))
+            .collect()
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

@@ -84,9 +84,10 @@ impl RowReader {
         &self.store
     }
 
-    /// The key of the row with primary key `pk`.
-    pub fn key_of(&self, pk: &Value) -> CoreResult<Vec<u8>> {
-        row_key(&self.prefix, pk)
+    /// The key of the row whose primary key's columns hold `key` (in key
+    /// order).
+    pub fn key_of(&self, key: &[Value]) -> CoreResult<Vec<u8>> {
+        row_key(&self.prefix, key)
     }
 
     /// The key of a keyless table's row with `_seq` = `seq`.

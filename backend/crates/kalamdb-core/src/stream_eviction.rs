@@ -61,7 +61,7 @@ pub async fn evict(app: &AppContext, table: &Arc<CachedTable>, rule: Evict) -> C
         return Ok(0);
     };
     let doomed = |seq: i64| seq <= max_seq && (timestamp_ms(seq) as i64) < before_ms;
-    let keyless = table.definition.primary_key_index().is_none();
+    let keyless = table.keyless();
     let mut evicted = 0u64;
     let mut conflicts = 0;
     loop {

@@ -68,13 +68,17 @@ pub fn partition_end(prefix: &[u8]) -> Vec<u8> {
     prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1])
 }
 
-/// The key of one row: the partition prefix plus the encoded primary key.
-pub fn row_key(prefix: &[u8], pk: &Value) -> CoreResult<Vec<u8>> {
-    KeyBuilder::with_capacity(prefix.len() + 16)
-        .raw(prefix)
-        .value(pk)
-        .map(KeyBuilder::build)
-        .ok_or_else(|| CoreError::TypeMismatch(format!("{pk:?} cannot be a primary key value")))
+/// The key of one row: the partition prefix plus the encoded values of its
+/// primary key's columns, in key order (each encoding is order-preserving
+/// and prefix-free, so keys sort column by column).
+pub fn row_key<'a>(prefix: &[u8], key: impl IntoIterator<Item = &'a Value>) -> CoreResult<Vec<u8>> {
+    let mut builder = KeyBuilder::with_capacity(prefix.len() + 16).raw(prefix);
+    for value in key {
+        builder = builder.value(value).ok_or_else(|| {
+            CoreError::TypeMismatch(format!("{value:?} cannot be a primary key value"))
+        })?;
+    }
+    Ok(builder.build())
 }
 
 /// The key of a keyless table's row: the partition prefix plus its `_seq`.

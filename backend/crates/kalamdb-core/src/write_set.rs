@@ -101,8 +101,9 @@ pub struct WriteSet {
     pub schema_version: u32,
     /// The id of each column, in the order of every change's values.
     pub column_ids: Vec<u32>,
-    /// Which of the values is the primary key (`None`: keyed by `_seq`).
-    pub primary_key: Option<usize>,
+    /// Which of the values are the primary key's columns, in key order
+    /// (empty: keyed by `_seq`).
+    pub primary_key: Vec<usize>,
     pub scope: RowScope,
     pub changes: Vec<RowChange>,
     /// A STREAM table's set: a DELETE removes the row at once (no soft
@@ -130,7 +131,7 @@ impl WriteSet {
             table_id: def.table_id,
             schema_version: def.schema_version,
             column_ids: def.columns.iter().map(|c| c.column_id).collect(),
-            primary_key: def.primary_key_index(),
+            primary_key: def.primary_key_positions(),
             prefix: partition_prefix(def.table_id, &scope),
             scope,
             changes: Vec::with_capacity(rows),
@@ -139,9 +140,16 @@ impl WriteSet {
         }
     }
 
-    /// The key of the row with primary key `pk` in this set's partition.
-    pub fn key_of(&self, pk: &Value) -> CoreResult<Vec<u8>> {
-        row_key(&self.prefix, pk)
+    /// The key, in this set's partition, of the row whose primary key's
+    /// columns hold `key` (in key order).
+    pub fn key_of(&self, key: &[Value]) -> CoreResult<Vec<u8>> {
+        row_key(&self.prefix, key)
+    }
+
+    /// The key of the row holding `values` (all its columns, in declared
+    /// order) in this set's partition; a keyed table's only.
+    pub fn key_of_row(&self, values: &[Value]) -> CoreResult<Vec<u8>> {
+        row_key(&self.prefix, self.primary_key.iter().map(|&i| &values[i]))
     }
 
     /// The key of a keyless table's row written with `_seq` = `seq`.
@@ -149,9 +157,13 @@ impl WriteSet {
         seq_key(&self.prefix, seq)
     }
 
-    /// The primary-key value of `change` (`None` for a keyless table).
-    pub fn pk_of<'a>(&self, change: &'a RowChange) -> Option<&'a Value> {
-        self.primary_key.and_then(|i| change.values.get(i))
+    /// The primary-key values of `change`, in key order (none for a
+    /// keyless table).
+    pub fn pk_of<'a>(&self, change: &'a RowChange) -> Vec<&'a Value> {
+        self.primary_key
+            .iter()
+            .filter_map(|&i| change.values.get(i))
+            .collect()
     }
 
     pub fn push(&mut self, change: RowChange) {
@@ -198,7 +210,7 @@ impl WriteSet {
         renamed: &mut HashMap<Vec<u8>, Vec<u8>>,
     ) -> i64 {
         let mut last = 0;
-        let keyless = self.primary_key.is_none();
+        let keyless = self.primary_key.is_empty();
         for i in 0..self.changes.len() {
             let seq = seqs.next_id();
             last = seq;

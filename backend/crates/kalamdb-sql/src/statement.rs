@@ -38,6 +38,9 @@ pub struct CreateTableStatement {
     pub table_type: TableType,
     pub if_not_exists: bool,
     pub columns: Vec<ColumnSpec>,
+    /// The primary key's columns in key order (those flagged `primary_key`);
+    /// empty for a table keyed by `_seq`.
+    pub primary_key: Vec<String>,
     /// Table-level UNIQUE constraints.
     pub unique: Vec<UniqueSpec>,
     pub options: TableOptions,

@@ -1290,7 +1290,7 @@ async fn stream_rows_past_their_ttl_are_gone_from_reads_before_the_job_frees_the
     let table = app.schema_registry.get_table("app", "keyed").unwrap();
     let def = &table.definition;
     let prefix = partition_prefix(def.table_id, &RowScope::User(user));
-    let key = crate::table_store::row_key(&prefix, &kalamdb_commons::Value::Int32(7)).unwrap();
+    let key = crate::table_store::row_key(&prefix, [&kalamdb_commons::Value::Int32(7)]).unwrap();
     let value = kalamdb_store::row::encode_row(
         def.schema_version,
         old_seq,

@@ -38,18 +38,20 @@ impl PhysicalOptimizerRule for KeyOrderScan {
             let Some(sort) = node.downcast_ref::<SortExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let first = sort.expr().first();
             let limited = sort.fetch().is_some();
-            let Some(input) = in_key_order(sort.input(), sort.expr().as_ref(), limited)? else {
+            let order = sort.expr().as_ref();
+            let Some((input, covered)) = in_key_order(sort.input(), order, limited)? else {
                 return Ok(Transformed::no(node));
             };
-            // The scan took the sort because its first key is the primary
-            // key, which is unique: the rest of the sort never matters; or
-            // it reads an index in the sort's whole order.
+            let needed = covered.unwrap_or(order.len());
+            // The scan took the sort's first `needed` expressions (the rest
+            // never matters past a whole unique key, or reading an index in
+            // the sort's whole order).
             let partitions = input.output_partitioning().partition_count();
-            if !input
-                .equivalence_properties()
-                .ordering_satisfy([first.clone()])?
+            if (needed > 0
+                && !input
+                    .equivalence_properties()
+                    .ordering_satisfy(order[..needed].iter().cloned())?)
                 || (partitions > 1 && !sort.preserve_partitioning())
             {
                 return Ok(Transformed::no(node));
@@ -78,22 +80,29 @@ impl PhysicalOptimizerRule for KeyOrderScan {
     }
 }
 
+/// A plan yielding its rows in a sort's order, and after how many of the
+/// sort's expressions the rest never matters (`None`: all are needed).
+type KeyOrdered = (Arc<dyn ExecutionPlan>, Option<usize>);
+
 /// `plan` rebuilt to yield its rows in `order`, if it is a table scan of
-/// ours, under only nodes that keep their input's order and columns. Under
-/// a LIMIT (`limited`) a round-robin repartition of the one scan is left
-/// out: each of its partitions would read until it had the whole LIMIT.
+/// ours, under only nodes that keep their input's order and columns, with
+/// — when the rows' order past the first n of `order`'s expressions never
+/// matters (a whole unique key is sorted on by then) — that n. Under a LIMIT (`limited`) a round-robin repartition of the one
+/// scan is left out: each of its partitions would read until it had the
+/// whole LIMIT.
 fn in_key_order(
     plan: &Arc<dyn ExecutionPlan>,
     order: &[PhysicalSortExpr],
     limited: bool,
-) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+) -> Result<Option<KeyOrdered>> {
     if let Some(scan) = plan.downcast_ref::<RowScanExec>() {
-        return Ok(match scan.try_pushdown_sort(order)? {
-            SortOrderPushdownResult::Exact { inner } => Some(inner),
+        let covered = scan.key_sort(order).map(|(_, covered)| covered);
+        return Ok(match (scan.try_pushdown_sort(order)?, covered) {
+            (SortOrderPushdownResult::Exact { inner }, Some(covered)) => Some((inner, covered)),
             // under a LIMIT, an index on the sort's column reads n rows
             _ if limited => scan
                 .in_index_order(order)
-                .map(|exec| Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                .map(|exec| (Arc::new(exec) as Arc<dyn ExecutionPlan>, None)),
             _ => None,
         });
     }
@@ -102,50 +111,56 @@ fn in_key_order(
     if !passes || children.len() != 1 || plan.maintains_input_order() != [true] {
         return Ok(None);
     }
-    // a filter may project: the sort's first column is then found in the
-    // filter's input by the projection (the rest of the sort never matters,
-    // the first being the unique key)
-    let mapped;
+    // a filter may project: the sort's columns are found in the filter's
+    // input by the projection, as far as they are plain columns there (the
+    // scan below must not need the rest)
+    let mapped: Vec<PhysicalSortExpr>;
+    let mapped_from = order.len();
     let order = match plan
         .downcast_ref::<FilterExec>()
         .and_then(|f| f.projection().clone())
     {
         Some(projection) => {
-            let Some(first) = order.first() else {
-                return Ok(None);
-            };
-            let Some(column) = first.expr.downcast_ref::<Column>() else {
-                return Ok(None);
-            };
-            let Some(&at) = projection.get(column.index()) else {
-                return Ok(None);
-            };
             let input = children[0].schema();
-            mapped = [PhysicalSortExpr::new(
-                Arc::new(Column::new(input.field(at).name(), at)),
-                first.options,
-            )];
+            mapped = order
+                .iter()
+                .map_while(|sort| {
+                    let column = sort.expr.downcast_ref::<Column>()?;
+                    let &at = projection.get(column.index())?;
+                    Some(PhysicalSortExpr::new(
+                        Arc::new(Column::new(input.field(at).name(), at)),
+                        sort.options,
+                    ))
+                })
+                .collect();
+            if mapped.is_empty() {
+                return Ok(None);
+            }
             &mapped[..]
         }
         None if plan.schema() == children[0].schema() => order,
         None => return Ok(None),
     };
-    let Some(child) = in_key_order(children[0], order, limited)? else {
+    let Some((child, covered)) = in_key_order(children[0], order, limited)? else {
         return Ok(None);
     };
+    if covered.is_none() && order.len() < mapped_from {
+        // the scan sorts on what was mapped, not on the rest
+        return Ok(None);
+    }
     if limited
         && let Some(repartition) = plan.downcast_ref::<RepartitionExec>()
         && matches!(repartition.partitioning(), Partitioning::RoundRobinBatch(_))
         && child.output_partitioning().partition_count() == 1
     {
-        return Ok(Some(child));
+        return Ok(Some((child, covered)));
     }
     Arc::clone(plan)
         .replace_children(
             vec![child],
             ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
         )
-        .map(Some)
+        .map(|plan| Some((plan, covered)))
 }
 
 /// DataFusion's physical optimizer rules with [`KeyOrderScan`] right after

@@ -1,16 +1,21 @@
 //! Which primary keys a query's filters can match: the rule that turns
 //! predicates on the primary key (`=`, `IN`, `<`, `<=`, `>`, `>=`, `BETWEEN`,
-//! and their AND / OR combinations) into point reads or one bounded range of
+//! and their AND / OR combinations) into point reads or bounded ranges of
 //! the partition instead of a full scan.
+//!
+//! Each predicate is read per key column ([`KeyPredicate::values_of`]) into
+//! the values of that column it can match ([`Keys`]); [`compose`] joins the
+//! columns of a key of several columns: the leading columns pinned to
+//! points, then at most one range.
 //!
 //! Bounds live in the key encoding (`kalamdb_store::keys`), which is
 //! order-preserving and prefix-free, so comparing bounds is comparing bytes
 //! and "just after key k" is the first key past every key that starts
 //! with k ([`prefix_end`]): then a bound stays right when more bytes follow
-//! the value in a key, as an index entry's primary key follows its value
-//! (`indexes.rs`). The result is always a
+//! the value in a key — the next key column's, or an index entry's primary
+//! key after its value (`indexes.rs`). The result is always a
 //! superset of the matching keys, and says when it is exactly them
-//! ([`Keys::exact`]): then the scan alone answers the filter and DataFusion
+//! ([`KeyPlan::exact`]): then the scan alone answers the filter and DataFusion
 //! does not apply it again (pushed down as `Exact`, so a LIMIT reaches the
 //! scan); otherwise the filter still runs on the rows read (`Inexact`).
 //!
@@ -207,7 +212,7 @@ impl Compare {
 /// A filter as the key rule sees it: comparisons of the primary key with
 /// literals, combined with AND and OR. Both the planner's filters
 /// ([`KeyPredicate::of_expr`]) and the fast path's SQL are read into it, so
-/// both reach the same keys by the same rule ([`KeyPredicate::keys`]).
+/// both reach the same keys by the same rule ([`compose`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyPredicate<'a> {
     And(Box<KeyPredicate<'a>>, Box<KeyPredicate<'a>>),
@@ -223,24 +228,6 @@ pub enum KeyPredicate<'a> {
 }
 
 impl<'a> KeyPredicate<'a> {
-    /// A DataFusion filter on `table`'s scan, its literals read by
-    /// `literal`.
-    ///
-    /// Exactness rests on DataFusion having coerced a literal compared with
-    /// a column to the column's type before a filter reaches a provider (a
-    /// comparison across types wraps the column in a cast, which is not the
-    /// key column here).
-    pub fn of_expr(
-        table: &CachedTable,
-        filter: &'a Expr,
-        literal: &dyn Fn(&'a ScalarValue) -> Option<Literal<'a>>,
-    ) -> Self {
-        let Some(pk) = table.primary_key else {
-            return KeyPredicate::Other;
-        };
-        Self::of_expr_on(&table.definition.columns[pk].name, filter, literal)
-    }
-
     /// A DataFusion filter read as a predicate on the column `pk` (any
     /// column: an indexed one too).
     pub fn on_column(
@@ -302,22 +289,13 @@ impl<'a> KeyPredicate<'a> {
         }
     }
 
-    /// The keys of `table` (a table with a one-column primary key) this
-    /// predicate can match: [`KeySet::All`] when it does not restrict the
-    /// key. A literal the key's type does not take as INSERT would take it
-    /// restricts nothing (and is not exact): SQL's own comparison decides.
-    /// The key encoding orders keys as SQL compares them.
-    pub fn keys(&self, table: &CachedTable) -> Keys {
-        let Some(pk) = table.primary_key else {
-            return Keys::all();
-        };
-        self.values_of(&table.definition.columns[pk])
-    }
-
     /// The values of `column` (in the key encoding) this predicate — read
-    /// on that column ([`KeyPredicate::on_column`]) — can match: the rule
-    /// of [`KeyPredicate::keys`] for any column of an indexable type. NULL
-    /// matches no comparison, so NULLs are never among them.
+    /// on that column ([`KeyPredicate::on_column`]) — can match:
+    /// [`KeySet::All`] when it does not restrict the column. A literal the
+    /// column's type does not take as INSERT would take it restricts
+    /// nothing (and is not exact): SQL's own comparison decides. The key
+    /// encoding orders values as SQL compares them. NULL matches no
+    /// comparison, so NULLs are never among them.
     pub fn values_of(&self, column: &ColumnDefinition) -> Keys {
         // Some(None): a NULL, which matches nothing; None: no key value
         let encode = |literal: &Literal<'_>| -> Option<Option<Vec<u8>>> {
@@ -388,11 +366,144 @@ impl<'a> KeyPredicate<'a> {
     }
 }
 
-/// The keys `filter` (a DataFusion filter on a scan of `table`) can match.
-pub fn key_set<'a>(
+/// The keys of a table a read covers, from the predicates on its primary
+/// key's columns (encoded, without the partition prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRead {
+    /// Every key.
+    All,
+    /// These whole keys, in key order.
+    Points(BTreeSet<Vec<u8>>),
+    /// The keys in these `[start, end)` ranges, ascending and disjoint; an
+    /// empty `start` is unbounded below, `None` unbounded above.
+    Ranges(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+}
+
+/// How a table's key is read for a conjunction of predicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPlan {
+    pub read: KeyRead,
+    /// Per predicate: whether the read alone answers it (every row read
+    /// matches it, and every row it matches is read).
+    pub exact: Vec<bool>,
+    /// How many leading key columns hold one value in every row read (an
+    /// ORDER BY on them is satisfied by any order).
+    pub pinned: usize,
+}
+
+/// The most key prefixes (combinations of the values the predicates pin
+/// the leading key columns to) a read expands into; past it, the read
+/// stops at the column before.
+pub const MAX_PREFIXES: usize = 1000;
+
+/// The read of a table's key for a conjunction of predicates, from what
+/// each predicate allows of each key column: `columns[j][c]` is predicate
+/// `c` read on the key's `j`-th column ([`KeyPredicate::values_of`]).
+///
+/// A key of several columns is encoded column by column, each encoding
+/// prefix-free, so the keys whose leading columns hold given values are
+/// one range: the read takes the leading columns the predicates pin to
+/// points (every combination of them — for a one-column key these are the
+/// points themselves), then at most one more column they bound to a range
+/// (a range under each combination), and leaves the rest to DataFusion.
+/// `WHERE chat = 7 AND id > 100` on a key `(chat, id)` is one range of
+/// the chat's rows; `WHERE id > 100` alone restricts nothing.
+pub fn compose(columns: &[Vec<Keys>], predicates: usize) -> KeyPlan {
+    let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut used = 0;
+    let mut pinned = 0;
+    let mut tail: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
+    for (j, keys) in columns.iter().enumerate() {
+        let set = keys
+            .iter()
+            .fold(KeySet::All, |set, k| set.and(k.set.clone()));
+        match set {
+            KeySet::All => break,
+            KeySet::Points(points) => {
+                if prefixes.len().saturating_mul(points.len()) > MAX_PREFIXES {
+                    break;
+                }
+                // prefix-free encodings: concatenating keeps key order
+                prefixes = prefixes
+                    .iter()
+                    .flat_map(|p| {
+                        points.iter().map(move |v| {
+                            let mut key = p.clone();
+                            key.extend_from_slice(v);
+                            key
+                        })
+                    })
+                    .collect();
+                used = j + 1;
+                if prefixes.len() == 1 {
+                    pinned = used;
+                }
+            }
+            KeySet::Range { start, end } => {
+                tail = Some((start, end));
+                used = j + 1;
+                break;
+            }
+        }
+    }
+    let exact = (0..predicates)
+        .map(|c| {
+            columns.iter().enumerate().any(|(j, keys)| {
+                let k = &keys[c];
+                k.exact && (j < used || k.set == KeySet::All)
+            })
+        })
+        .collect();
+    let read = if used == 0 {
+        KeyRead::All
+    } else if tail.is_none() && used == columns.len() {
+        KeyRead::Points(prefixes.into_iter().collect())
+    } else {
+        let joined = |p: &[u8], v: &[u8]| [p, v].concat();
+        let ranges: Vec<(Vec<u8>, Option<Vec<u8>>)> = prefixes
+            .iter()
+            .map(|p| match &tail {
+                Some((start, end)) => (
+                    joined(p, start),
+                    match end {
+                        Some(e) => Some(joined(p, e)),
+                        None => after(p),
+                    },
+                ),
+                None => (p.clone(), after(p)),
+            })
+            .filter(|(start, end)| end.as_ref().is_none_or(|e| e > start))
+            .collect();
+        if ranges.is_empty() {
+            KeyRead::Points(BTreeSet::new())
+        } else {
+            KeyRead::Ranges(ranges)
+        }
+    };
+    KeyPlan {
+        read,
+        exact,
+        pinned,
+    }
+}
+
+/// The read of `table`'s key for `filters` (DataFusion filters on a scan of
+/// it, ANDed), their literals read by `literal`.
+pub fn table_keys<'a>(
     table: &CachedTable,
-    filter: &'a Expr,
+    filters: &[&'a Expr],
     literal: &dyn Fn(&'a ScalarValue) -> Option<Literal<'a>>,
-) -> Keys {
-    KeyPredicate::of_expr(table, filter, literal).keys(table)
+) -> KeyPlan {
+    let columns: Vec<Vec<Keys>> = table
+        .key
+        .iter()
+        .map(|&i| {
+            let column = &table.definition.columns[i];
+            filters
+                .iter()
+                .map(|f| KeyPredicate::on_column(&column.name, f, literal).values_of(column))
+                .collect()
+        })
+        .collect();
+    compose(&columns, filters.len())
 }

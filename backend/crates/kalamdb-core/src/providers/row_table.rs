@@ -1,7 +1,7 @@
 //! The DataFusion `TableProvider` of USER and SHARED tables, bound to one
 //! caller's [`RowScope`] when the catalog hands it out.
 
-use super::key_range::{KeyPredicate, KeySet, Keys, key_set};
+use super::key_range::{KeyPlan, KeyPredicate, KeyRead, KeySet, Keys, table_keys};
 use super::scan::{RowScan, RowScanExec, ScanTarget};
 use crate::error::CoreError;
 use crate::indexes::ready;
@@ -72,25 +72,25 @@ impl RowTableProvider {
                 .any(|c| c.name == kalamdb_commons::DELETED_COLUMN)
     }
 
-    /// The primary keys `filter` can match ([`key_set`]).
-    fn key_set(&self, filter: &Expr) -> Keys {
-        key_set(&self.table, filter, &scalar_literal)
+    /// How `filters` read the primary key ([`table_keys`]).
+    fn key_plan(&self, filters: &[&Expr]) -> KeyPlan {
+        table_keys(&self.table, filters, &scalar_literal)
     }
 
-    /// What a scan with `filters` reads: the keys they pin, the key range
+    /// What a scan with `filters` reads: the keys they pin, the key ranges
     /// they bound, the entries of an index whose first column they
-    /// restrict, or the whole partition.
-    fn target(&self, reader: &RowReader, filters: &[Expr]) -> ScanTarget {
-        let keys = filters
-            .iter()
-            .fold(KeySet::All, |keys, f| keys.and(self.key_set(f).set));
-        if keys == KeySet::All
+    /// restrict, or the whole partition; and how many leading key columns
+    /// the read pins to one value.
+    fn target(&self, reader: &RowReader, filters: &[Expr]) -> (ScanTarget, usize) {
+        let filters: Vec<&Expr> = filters.iter().collect();
+        let plan = self.key_plan(&filters);
+        if plan.read == KeyRead::All
             && !filters.iter().any(|f| self.asks_for_deleted(f))
-            && let Some(target) = self.index_target(reader, filters)
+            && let Some(target) = self.index_target(reader, &filters)
         {
-            return target;
+            return (target, 0);
         }
-        ScanTarget::of(keys, reader)
+        (ScanTarget::of(plan.read, reader), plan.pinned)
     }
 
     /// The values of `column` the filters can match (in the key encoding).
@@ -100,7 +100,7 @@ impl RowTableProvider {
 
     /// The first built index whose leading column `filters` restrict, with
     /// the ranges of its entries (in the reader's partition) they match.
-    fn index_target(&self, reader: &RowReader, filters: &[Expr]) -> Option<ScanTarget> {
+    fn index_target(&self, reader: &RowReader, filters: &[&Expr]) -> Option<ScanTarget> {
         let def = &self.table.definition;
         def.indexes.iter().filter(|i| ready(i)).find_map(|index| {
             let column = &def.columns[def.column_position_of(*index.column_ids.first()?)?];
@@ -108,6 +108,14 @@ impl RowTableProvider {
                 values.and(self.column_values(column, f).set)
             });
             ScanTarget::of_index(index, values, reader)
+        })
+    }
+
+    /// Whether `filter` restricts one of the primary key's columns.
+    fn restricts_key(&self, filter: &Expr) -> bool {
+        self.table.key.iter().any(|&k| {
+            let column = &self.table.definition.columns[k];
+            self.column_values(column, filter).set != KeySet::All
         })
     }
 
@@ -123,10 +131,14 @@ impl RowTableProvider {
         })
     }
 
-    /// Where the primary key is among the output's `indices`.
-    fn key_column(&self, indices: &[usize]) -> Option<usize> {
-        let pk = self.table.primary_key?;
-        indices.iter().position(|&i| i == pk)
+    /// Where each of the primary key's columns is among the output's
+    /// `indices`, in key order.
+    fn key_columns(&self, indices: &[usize]) -> Vec<Option<usize>> {
+        self.table
+            .key
+            .iter()
+            .map(|k| indices.iter().position(|i| i == k))
+            .collect()
     }
 }
 
@@ -180,14 +192,15 @@ impl TableProvider for RowTableProvider {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        let plan = self.key_plan(filters);
         Ok(filters
             .iter()
-            .map(|f| {
-                let keys = self.key_set(f);
-                if keys.exact && !self.asks_for_deleted(f) {
+            .enumerate()
+            .map(|(i, f)| {
+                if plan.exact[i] && !self.asks_for_deleted(f) {
                     // the read itself is the filter
                     TableProviderFilterPushDown::Exact
-                } else if keys.set != KeySet::All
+                } else if self.restricts_key(f)
                     || self.asks_for_deleted(f)
                     || self.restricts_index(f)
                 {
@@ -239,8 +252,8 @@ impl TableProvider for RowTableProvider {
             .collect();
         let projected = Arc::new(schema.project(&indices)?);
         let reader = RowReader::new(Arc::clone(&self.table), self.store.clone(), scope);
-        let target = self.target(&reader, filters);
-        let key_column = self.key_column(&indices);
+        let (target, pinned) = self.target(&reader, filters);
+        let key_columns = self.key_columns(&indices);
         let scan = RowScan {
             schema: projected,
             columns,
@@ -254,7 +267,8 @@ impl TableProvider for RowTableProvider {
         Ok(Arc::new(RowScanExec::new(
             scan,
             self.table.definition.table_ref().to_string(),
-            key_column,
+            key_columns,
+            pinned,
         )))
     }
 }
@@ -287,11 +301,12 @@ mod tests {
             created_at: 0,
             indexes: Vec::new(),
             next_index_id: 1,
+            key_columns: Vec::new(),
         })
     }
 
     fn pinned(table: &CachedTable, v: ScalarValue) -> Option<Value> {
-        table.pinned_key("k", &scalar_literal(&v)?)
+        table.pinned_key("k", &scalar_literal(&v)?).map(|(_, v)| v)
     }
 
     #[test]
@@ -331,6 +346,9 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod composite_plan_tests;
 
 #[cfg(test)]
 mod plan_tests {
@@ -381,6 +399,7 @@ mod plan_tests {
             created_at: 0,
             indexes: Vec::new(),
             next_index_id: 1,
+            key_columns: Vec::new(),
         }))
     }
 
@@ -395,7 +414,7 @@ mod plan_tests {
             let values = vec![Value::Int64(k), Value::Text(v)];
             set.push(RowChange {
                 op: ChangeOp::Insert,
-                key: set.key_of(&values[0]).unwrap(),
+                key: set.key_of_row(&values).unwrap(),
                 moved_from: None,
                 seq: 1000 + i as i64,
                 values,
@@ -492,36 +511,36 @@ mod plan_tests {
                 filters
             }
         };
-        let key = |k: i64| reader.key_of(&Value::Int64(k)).unwrap();
+        let key = |k: i64| reader.key_of(&[Value::Int64(k)]).unwrap();
         let after = |k: i64| {
             // the first key past k: k + 1 for an integer key
             key(k + 1)
         };
         let filters = target("k = 7").await;
         assert!(
-            matches!(provider.target(&reader, &filters), ScanTarget::Keys(keys) if keys == vec![key(7)])
+            matches!(provider.target(&reader, &filters).0, ScanTarget::Keys(keys) if keys == vec![key(7)])
         );
         let filters = target("k IN (9, 3, 3)").await;
         assert!(
-            matches!(provider.target(&reader, &filters), ScanTarget::Keys(keys) if keys == vec![key(3), key(9)])
+            matches!(provider.target(&reader, &filters).0, ScanTarget::Keys(keys) if keys == vec![key(3), key(9)])
         );
         let filters = target("k > 10 AND k <= 20").await;
         assert!(matches!(
-            provider.target(&reader, &filters),
-            ScanTarget::Range { start, end } if start == after(10) && end == after(20)
+            provider.target(&reader, &filters).0,
+            ScanTarget::Ranges(r) if r == [(after(10), after(20))]
         ));
         let filters = target("k BETWEEN 5 AND 6 OR k = 50").await;
         assert!(matches!(
-            provider.target(&reader, &filters),
-            ScanTarget::Range { start, end } if start == key(5) && end == after(50)
+            provider.target(&reader, &filters).0,
+            ScanTarget::Ranges(r) if r == [(key(5), after(50))]
         ));
         let filters = target("k < 0 AND k > 5").await;
         assert!(
-            matches!(provider.target(&reader, &filters), ScanTarget::Keys(keys) if keys.is_empty())
+            matches!(provider.target(&reader, &filters).0, ScanTarget::Keys(keys) if keys.is_empty())
         );
         let filters = target("v = 'v1' OR k = 3").await;
         assert!(matches!(
-            provider.target(&reader, &filters),
+            provider.target(&reader, &filters).0,
             ScanTarget::Partition
         ));
     }
@@ -740,6 +759,7 @@ mod index_plan_tests {
                 created_at: 0,
             }],
             next_index_id: 2,
+            key_columns: Vec::new(),
         };
         let dir = tempfile::tempdir().unwrap();
         let backend =
@@ -755,7 +775,7 @@ mod index_plan_tests {
             let values = vec![Value::Int64(k), g, Value::Text(format!("v{k}"))];
             set.push(RowChange {
                 op: ChangeOp::Insert,
-                key: set.key_of(&values[0]).unwrap(),
+                key: set.key_of_row(&values).unwrap(),
                 moved_from: None,
                 seq: 1000 + k,
                 values,

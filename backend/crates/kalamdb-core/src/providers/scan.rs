@@ -8,7 +8,7 @@
 //! LIMIT n` reads n rows and no sort runs), takes a LIMIT, and shows in
 //! `EXPLAIN` which read it does: point, points, range or full.
 
-use super::key_range::KeySet;
+use super::key_range::{KeyRead, KeySet};
 use crate::error::CoreError;
 use crate::row_reader::RowReader;
 use crate::rows::{BatchBuilder, OutputColumn};
@@ -22,7 +22,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
-    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+    AcrossPartitions, ConstExpr, EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
 };
 use datafusion::physical_plan::coop::make_cooperative;
 use datafusion::physical_plan::execution_plan::{
@@ -43,8 +43,10 @@ pub enum ScanTarget {
     Partition,
     /// These rows' keys, in key order (primary-key equalities or IN).
     Keys(Vec<Vec<u8>>),
-    /// The rows with keys in `[start, end)` (a primary-key range).
-    Range { start: Vec<u8>, end: Vec<u8> },
+    /// The rows with keys in these `[start, end)` ranges, ascending and
+    /// disjoint (a primary-key range; under each combination of pinned
+    /// leading columns for a key of several columns).
+    Ranges(Vec<(Vec<u8>, Vec<u8>)>),
     /// The rows the entries of a secondary index in these `[start, end)`
     /// ranges of the `index` partition point to, in entry order (the
     /// indexed values, then the primary key).
@@ -56,18 +58,25 @@ pub enum ScanTarget {
 
 impl ScanTarget {
     /// What reading `keys` (in the key encoding, without the partition
-    /// prefix) of `reader`'s partition reads; an empty set reads nothing.
-    pub fn of(keys: KeySet, reader: &RowReader) -> Self {
+    /// prefix) of `reader`'s partition reads; no key reads nothing.
+    pub fn of(keys: KeyRead, reader: &RowReader) -> Self {
         match keys {
-            KeySet::All => ScanTarget::Partition,
-            _ if keys.is_empty() => ScanTarget::Keys(Vec::new()),
-            KeySet::Points(points) => {
+            KeyRead::All => ScanTarget::Partition,
+            KeyRead::Points(points) => {
                 ScanTarget::Keys(points.iter().map(|k| reader.key_with(k)).collect())
             }
-            KeySet::Range { start, end } => ScanTarget::Range {
-                start: reader.key_with(&start),
-                end: end.map_or_else(|| reader.end(), |e| reader.key_with(&e)),
-            },
+            KeyRead::Ranges(ranges) => ScanTarget::Ranges(
+                ranges
+                    .iter()
+                    .map(|(start, end)| {
+                        (
+                            reader.key_with(start),
+                            end.as_ref()
+                                .map_or_else(|| reader.end(), |e| reader.key_with(e)),
+                        )
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -159,30 +168,37 @@ const FIRST_BATCH: usize = 64;
 impl RowScan {
     /// Where a scan of this target starts (see `ScanState::next_start`).
     fn first(&self) -> Vec<u8> {
-        match (&self.target, self.reverse) {
-            (ScanTarget::Partition, false) => self.reader.start().to_vec(),
-            (ScanTarget::Partition, true) => self.reader.end(),
-            (ScanTarget::Range { start, .. }, false) => start.clone(),
-            (ScanTarget::Range { end, .. }, true) => end.clone(),
-            (ScanTarget::Keys(_), _) => 0usize.to_be_bytes().to_vec(),
-            (ScanTarget::Index { ranges, .. }, reverse) => {
-                let mut at = 0usize.to_be_bytes().to_vec();
-                let bound = if reverse {
-                    ranges.last().map(|r| &r.1)
-                } else {
-                    ranges.first().map(|r| &r.0)
-                };
-                at.extend_from_slice(bound.map_or(&[][..], |b| b.as_slice()));
-                at
-            }
+        let ranges = match &self.target {
+            ScanTarget::Keys(_) => return 0usize.to_be_bytes().to_vec(),
+            ScanTarget::Index { ranges, .. } => std::borrow::Cow::Borrowed(ranges.as_slice()),
+            _ => self.key_ranges(),
+        };
+        let mut at = 0usize.to_be_bytes().to_vec();
+        let bound = if self.reverse {
+            ranges.last().map(|r| &r.1)
+        } else {
+            ranges.first().map(|r| &r.0)
+        };
+        at.extend_from_slice(bound.map_or(&[][..], |b| b.as_slice()));
+        at
+    }
+
+    /// The `[start, end)` ranges of the keys a whole-partition or range read
+    /// reads, ascending.
+    fn key_ranges(&self) -> std::borrow::Cow<'_, [(Vec<u8>, Vec<u8>)]> {
+        match &self.target {
+            ScanTarget::Ranges(ranges) => std::borrow::Cow::Borrowed(ranges),
+            _ => std::borrow::Cow::Owned(vec![(self.reader.start().to_vec(), self.reader.end())]),
         }
     }
 
-    /// The `[start, end)` of a range or whole-partition read.
-    fn bounds(&self) -> (Vec<u8>, Vec<u8>) {
+    /// The `[start, end)` of a read of one range of keys (or the whole
+    /// partition); `None` for any other.
+    fn bounds(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         match &self.target {
-            ScanTarget::Range { start, end } => (start.clone(), end.clone()),
-            _ => (self.reader.start().to_vec(), self.reader.end()),
+            ScanTarget::Partition => Some((self.reader.start().to_vec(), self.reader.end())),
+            ScanTarget::Ranges(ranges) if ranges.len() == 1 => Some(ranges[0].clone()),
+            _ => None,
         }
     }
 
@@ -192,7 +208,8 @@ impl RowScan {
             ScanTarget::Partition => "full".into(),
             ScanTarget::Keys(keys) if keys.len() == 1 => "point".into(),
             ScanTarget::Keys(keys) => format!("points({})", keys.len()),
-            ScanTarget::Range { .. } => "range".into(),
+            ScanTarget::Ranges(ranges) if ranges.len() == 1 => "range".into(),
+            ScanTarget::Ranges(ranges) => format!("ranges({})", ranges.len()),
             ScanTarget::Index { index, ranges } if ranges.len() == 1 => {
                 format!("index({})", index.name)
             }
@@ -256,36 +273,9 @@ impl ScanState {
             ScanTarget::Index { index, ranges } => {
                 self.next_start = index_batch(scan, index, ranges, &start, want, &mut builder)?;
             }
-            ScanTarget::Partition | ScanTarget::Range { .. } => {
-                let (low, high) = scan.bounds();
-                let (from, to) = if scan.reverse {
-                    (low, start)
-                } else {
-                    (start, high)
-                };
-                let mut rest: Option<Vec<u8>> = None;
-                let reverse = scan.reverse;
-                scan.reader.scan_range(
-                    &from,
-                    &to,
-                    reverse,
-                    scan.include_deleted,
-                    &mut |key, row| {
-                        builder.push(row)?;
-                        if builder.len() >= want {
-                            // forward, the rest starts just after this key;
-                            // reversed, it ends (exclusive) at it
-                            let mut next = key.to_vec();
-                            if !reverse {
-                                next.push(0);
-                            }
-                            rest = Some(next);
-                            return Ok(false);
-                        }
-                        Ok(true)
-                    },
-                )?;
-                self.next_start = rest;
+            ScanTarget::Partition | ScanTarget::Ranges(_) => {
+                let ranges = scan.key_ranges();
+                self.next_start = ranges_batch(scan, &ranges, &start, want, &mut builder)?;
             }
         }
         self.remaining -= builder.len();
@@ -294,6 +284,77 @@ impl ScanState {
         }
         builder.finish().map(Some)
     }
+}
+
+/// Splits a cursor of a read of several ranges: how many ranges are done
+/// (8 bytes), then the bound to go on from in the next one (forward, its
+/// next key; backward, its exclusive end).
+fn cursor(start: &[u8]) -> (usize, Vec<u8>) {
+    let (done, bound) = start.split_at(8.min(start.len()));
+    (
+        usize::from_be_bytes(done.try_into().unwrap_or_default()),
+        bound.to_vec(),
+    )
+}
+
+fn resume(done: usize, bound: &[u8]) -> Vec<u8> {
+    let mut next = done.to_be_bytes().to_vec();
+    next.extend_from_slice(bound);
+    next
+}
+
+/// Reads up to `want` rows of the key `ranges` (ascending) into `builder`,
+/// from cursor `start`, in the scan's direction; returns where the next
+/// batch starts.
+fn ranges_batch(
+    scan: &RowScan,
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    start: &[u8],
+    want: usize,
+    builder: &mut BatchBuilder,
+) -> std::result::Result<Option<Vec<u8>>, CoreError> {
+    let (mut done, mut bound) = cursor(start);
+    let reverse = scan.reverse;
+    let range_at = |done: usize| {
+        &ranges[if reverse {
+            ranges.len() - 1 - done
+        } else {
+            done
+        }]
+    };
+    while done < ranges.len() {
+        let (low, high) = range_at(done);
+        let (from, to) = if reverse {
+            (low.as_slice(), bound.as_slice())
+        } else {
+            (bound.as_slice(), high.as_slice())
+        };
+        let mut rest: Option<Vec<u8>> = None;
+        scan.reader
+            .scan_range(from, to, reverse, scan.include_deleted, &mut |key, row| {
+                builder.push(row)?;
+                if builder.len() >= want {
+                    // forward, the rest starts just after this key;
+                    // reversed, it ends (exclusive) at it
+                    let mut next = key.to_vec();
+                    if !reverse {
+                        next.push(0);
+                    }
+                    rest = Some(next);
+                    return Ok(false);
+                }
+                Ok(true)
+            })?;
+        if let Some(rest) = rest {
+            return Ok(Some(resume(done, &rest)));
+        }
+        done += 1;
+        if done < ranges.len() {
+            let (low, high) = range_at(done);
+            bound = if reverse { high.clone() } else { low.clone() };
+        }
+    }
+    Ok(None)
 }
 
 /// Reads up to `want` rows of an index read into `builder`, from `start`
@@ -310,18 +371,11 @@ fn index_batch(
     want: usize,
     builder: &mut BatchBuilder,
 ) -> std::result::Result<Option<Vec<u8>>, CoreError> {
-    let (done, bound) = start.split_at(8.min(start.len()));
-    let mut done = usize::from_be_bytes(done.try_into().unwrap_or_default());
-    let mut bound = bound.to_vec();
+    let (mut done, mut bound) = cursor(start);
     let reverse = scan.reverse;
     let table = scan.reader.table();
     let def = &table.definition;
     let store = scan.reader.store();
-    let resume = |done: usize, bound: &[u8]| {
-        let mut next = done.to_be_bytes().to_vec();
-        next.extend_from_slice(bound);
-        next
-    };
     // the range read `done`-th, and where a read of it starts
     let range_at = |done: usize| {
         let (low, high) = &ranges[if reverse {
@@ -424,13 +478,17 @@ pub struct RowScanExec {
     parts: Vec<RowScan>,
     /// The table, for `EXPLAIN`.
     table: String,
-    /// Where the primary key is in the output, if it is there (and the
-    /// scan reads in key order).
-    key_column: Option<usize>,
-    /// Where the primary key is in the output, if it is there.
-    pk_column: Option<usize>,
-    /// The output columns the rows are sorted on, in order: the primary
-    /// key, or an index's leading column and then the key.
+    /// Whether the rows come in primary-key order (not so for an index
+    /// read).
+    key_order: bool,
+    /// Where each of the primary key's columns is in the output, in key
+    /// order (`None`: not there).
+    key_columns: Vec<Option<usize>>,
+    /// How many leading key columns hold one value in every row read.
+    pinned: usize,
+    /// The output columns the rows are sorted on, in order: the key's
+    /// columns (past the pinned ones), or an index's leading column and
+    /// then the key's.
     sorted_on: Vec<usize>,
     /// The order the rows come out in (by `sorted_on`), as the plan above
     /// last asked for it.
@@ -439,101 +497,120 @@ pub struct RowScanExec {
 }
 
 impl RowScanExec {
-    /// A scan whose output holds the primary key at `pk_column`, if it
-    /// does (then the rows of a key read are declared to come in key
-    /// order).
-    pub fn new(scan: RowScan, table: String, pk_column: Option<usize>) -> Self {
+    /// A scan whose output holds the primary key's columns at
+    /// `key_columns` (in key order; `None` where one is not in the output),
+    /// of which the first `pinned` hold one value in every row read. A key
+    /// read's rows are declared to come in key order: by the key's columns
+    /// past the pinned ones, as far as the output holds them.
+    pub fn new(
+        scan: RowScan,
+        table: String,
+        key_columns: Vec<Option<usize>>,
+        pinned: usize,
+    ) -> Self {
         // an index read yields index order, not key order
-        let key_column = match scan.target {
-            ScanTarget::Index { .. } => None,
-            _ => pk_column,
+        let key_order = !matches!(scan.target, ScanTarget::Index { .. });
+        let sorted_on: Vec<usize> = if key_order {
+            // one row (every key column pinned) is in any order: the key's
+            let from = if pinned >= key_columns.len() {
+                0
+            } else {
+                pinned
+            };
+            key_columns[from..].iter().map_while(|c| *c).collect()
+        } else {
+            Vec::new()
         };
-        let order = key_column.map(|_| SortOptions {
+        let order = (key_order && !key_columns.is_empty()).then_some(SortOptions {
             descending: scan.reverse,
             nulls_first: false,
         });
-        let sorted_on: Vec<usize> = key_column.into_iter().collect();
-        let properties = Self::properties_of(&scan.schema, &sorted_on, order, 1);
+        let constants = constants(key_order, &key_columns, pinned);
+        let properties = plan_properties(&scan.schema, &sorted_on, &constants, order, 1);
         Self {
             scan,
             parts: Vec::new(),
             table,
-            key_column,
-            pk_column,
+            key_order,
+            key_columns,
+            pinned,
             sorted_on,
             order,
             properties,
         }
     }
 
-    fn properties_of(
-        schema: &SchemaRef,
-        sorted_on: &[usize],
-        order: Option<SortOptions>,
-        partitions: usize,
-    ) -> Arc<PlanProperties> {
-        let orderings = match order {
-            Some(options) if !sorted_on.is_empty() => {
-                LexOrdering::new(sorted_on.iter().map(|&at| {
-                    let column = Column::new(schema.field(at).name(), at);
-                    PhysicalSortExpr::new(Arc::new(column), options)
-                }))
-                .into_iter()
-                .collect()
-            }
-            _ => Vec::new(),
-        };
-        Arc::new(
-            PlanProperties::new(
-                EquivalenceProperties::new_with_orderings(Arc::clone(schema), orderings),
-                Partitioning::UnknownPartitioning(partitions),
-                EmissionType::Incremental,
-                Boundedness::Bounded,
-            )
-            .with_scheduling_type(SchedulingType::Cooperative),
+    fn properties_of(&self, order: Option<SortOptions>, partitions: usize) -> Arc<PlanProperties> {
+        let constants = constants(self.key_order, &self.key_columns, self.pinned);
+        plan_properties(
+            &self.scan.schema,
+            &self.sorted_on,
+            &constants,
+            order,
+            partitions,
         )
     }
 
     /// This scan reading its rows in `options`' direction of the key, as
     /// one partition.
     fn ordered(&self, options: SortOptions) -> Self {
-        let mut scan = self.scan.clone();
-        scan.reverse = options.descending;
-        let properties = Self::properties_of(&scan.schema, &self.sorted_on, Some(options), 1);
-        Self {
-            scan,
-            parts: Vec::new(),
-            table: self.table.clone(),
-            key_column: self.key_column,
-            pk_column: self.pk_column,
-            sorted_on: self.sorted_on.clone(),
-            order: Some(options),
-            properties,
+        let mut exec = self.whole();
+        exec.scan.reverse = options.descending;
+        exec.order = Some(options);
+        exec.properties = exec.properties_of(exec.order, 1);
+        exec
+    }
+
+    /// Whether reading in key order (one direction or the other) yields
+    /// the rows in `order`: its expressions, pinned key columns (constant)
+    /// skipped, are the key's next columns in one direction — until the
+    /// whole key is covered, after which the rest of the sort never
+    /// matters (the key is unique). Returns the direction (`None`: any)
+    /// and, when the whole key is covered, after how many of `order`'s
+    /// expressions (`None`: `order` ends first).
+    pub fn key_sort(
+        &self,
+        order: &[PhysicalSortExpr],
+    ) -> Option<(Option<SortOptions>, Option<usize>)> {
+        if !self.key_order || self.key_columns.is_empty() {
+            return None;
         }
+        let n = self.key_columns.len();
+        let pinned = &self.key_columns[..self.pinned.min(n)];
+        let mut next = self.pinned.min(n);
+        let mut descending = None;
+        for (i, sort) in order.iter().enumerate() {
+            if next == n {
+                return Some((descending, Some(i)));
+            }
+            let at = sort.expr.downcast_ref::<Column>()?.index();
+            if pinned.contains(&Some(at)) {
+                continue;
+            }
+            if self.key_columns[next] != Some(at)
+                || descending.is_some_and(|d: SortOptions| d.descending != sort.options.descending)
+            {
+                return None;
+            }
+            descending = descending.or(Some(sort.options));
+            next += 1;
+        }
+        Some((descending, (next == n).then_some(order.len())))
     }
 
     /// This scan reading the entries of a built index whose leading column
-    /// `order` sorts on (then, optionally, on the primary key in the same
-    /// direction), forward or backward: `ORDER BY col [DESC] LIMIT n` reads
-    /// n rows. `None` when no index gives that order or the scan already
-    /// reads something narrower. Only worth it under a LIMIT: a whole table
-    /// in index order is a point read per row.
+    /// `order` sorts on (then, for an index of that one column, optionally
+    /// on the primary key in the same direction), forward or backward:
+    /// `ORDER BY col [DESC] LIMIT n` reads n rows. `None` when no index
+    /// gives that order or the scan already reads something narrower. Only
+    /// worth it under a LIMIT: a whole table in index order is a point read
+    /// per row.
     pub fn in_index_order(&self, order: &[PhysicalSortExpr]) -> Option<Self> {
         let first = order.first()?;
         let at = first.expr.downcast_ref::<Column>()?.index();
         // NULLs sort last ascending, first descending: as SQL's default
-        if first.options.descending != first.options.nulls_first || order.len() > 2 {
+        if first.options.descending != first.options.nulls_first {
             return None;
-        }
-        let pk_at = self.pk_column;
-        if let Some(second) = order.get(1) {
-            let on_key = second
-                .expr
-                .downcast_ref::<Column>()
-                .is_some_and(|c| Some(c.index()) == pk_at);
-            if !on_key || second.options.descending != first.options.descending {
-                return None;
-            }
         }
         let name = self.scan.schema.field(at).name();
         let def = &self.scan.reader.table().definition;
@@ -544,6 +621,25 @@ impl RowScanExec {
                     .and_then(|id| def.column_position_of(*id))
                     .is_some_and(|p| def.columns[p].name == *name)
         })?;
+        // entries sort by the index's columns, then the key's: past a
+        // one-column index's column, by the key's columns (as far as the
+        // output holds them)
+        let key_after: Vec<usize> = if index.column_ids.len() == 1 {
+            self.key_columns.iter().map_while(|c| *c).collect()
+        } else {
+            Vec::new()
+        };
+        let rest = &order[1..];
+        let follows_key = rest.len() <= key_after.len()
+            && rest.iter().zip(&key_after).all(|(sort, &key_at)| {
+                sort.expr
+                    .downcast_ref::<Column>()
+                    .is_some_and(|c| c.index() == key_at)
+                    && sort.options.descending == first.options.descending
+            });
+        if !follows_key {
+            return None;
+        }
         let target = match &self.scan.target {
             ScanTarget::Partition => ScanTarget::whole_index(index, &self.scan.reader),
             ScanTarget::Index { index: read, .. } if read.index_id == index.index_id => {
@@ -554,22 +650,15 @@ impl RowScanExec {
         if self.scan.limit.is_some() && self.scan.reverse != first.options.descending {
             return None;
         }
-        let mut scan = self.scan.clone();
-        scan.target = target;
-        scan.reverse = first.options.descending;
-        let sorted_on: Vec<usize> = std::iter::once(at).chain(pk_at).collect();
-        let properties = Self::properties_of(&scan.schema, &sorted_on, Some(first.options), 1);
-        Some(Self {
-            scan,
-            parts: Vec::new(),
-            table: self.table.clone(),
-            // no longer in key order: a sort on the key is not ours to take
-            key_column: None,
-            pk_column: pk_at,
-            sorted_on,
-            order: Some(first.options),
-            properties,
-        })
+        let mut exec = self.whole();
+        exec.scan.target = target;
+        exec.scan.reverse = first.options.descending;
+        // no longer in key order: a sort on the key is not ours to take
+        exec.key_order = false;
+        exec.sorted_on = std::iter::once(at).chain(key_after).collect();
+        exec.order = Some(first.options);
+        exec.properties = exec.properties_of(exec.order, 1);
+        Some(exec)
     }
 
     pub fn scan(&self) -> &RowScan {
@@ -580,7 +669,7 @@ impl RowScanExec {
     fn whole(&self) -> Self {
         let mut exec = self.clone();
         exec.parts.clear();
-        exec.properties = Self::properties_of(&exec.scan.schema, &self.sorted_on, self.order, 1);
+        exec.properties = exec.properties_of(self.order, 1);
         exec
     }
 
@@ -589,16 +678,12 @@ impl RowScanExec {
     /// or need not be split (a key list, a LIMIT, less than [`SPLIT_BYTES`]
     /// of stored rows, fewer than two keys).
     fn split(&self, n: usize) -> Result<Option<Self>> {
-        if n < 2
-            || self.scan.limit.is_some()
-            || matches!(
-                self.scan.target,
-                ScanTarget::Keys(_) | ScanTarget::Index { .. }
-            )
-        {
+        if n < 2 || self.scan.limit.is_some() {
             return Ok(None);
         }
-        let (start, end) = self.scan.bounds();
+        let Some((start, end)) = self.scan.bounds() else {
+            return Ok(None);
+        };
         if self.scan.reader.stored_bytes(&start, &end) < SPLIT_BYTES {
             return Ok(None);
         }
@@ -624,19 +709,66 @@ impl RowScanExec {
             .windows(2)
             .map(|w| {
                 let mut part = self.scan.clone();
-                part.target = ScanTarget::Range {
-                    start: w[0].clone(),
-                    end: w[1].clone(),
-                };
+                part.target = ScanTarget::Ranges(vec![(w[0].clone(), w[1].clone())]);
                 part
             })
             .collect();
         let mut exec = self.clone();
-        exec.properties =
-            Self::properties_of(&exec.scan.schema, &self.sorted_on, self.order, parts.len());
+        exec.properties = exec.properties_of(self.order, parts.len());
         exec.parts = parts;
         Ok(Some(exec))
     }
+}
+
+/// The output columns of a key read that hold one value in every row: the
+/// pinned key columns the output holds.
+fn constants(key_order: bool, key_columns: &[Option<usize>], pinned: usize) -> Vec<usize> {
+    // one row (every key column pinned) is declared sorted on its key
+    // instead (an ordering on constants would vanish)
+    if !key_order || pinned >= key_columns.len() {
+        return Vec::new();
+    }
+    key_columns[..pinned.min(key_columns.len())]
+        .iter()
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// A scan's plan properties: sorted on `sorted_on` in `order`'s direction,
+/// `constants` constant, in `partitions` partitions.
+fn plan_properties(
+    schema: &SchemaRef,
+    sorted_on: &[usize],
+    constants: &[usize],
+    order: Option<SortOptions>,
+    partitions: usize,
+) -> Arc<PlanProperties> {
+    let orderings = match order {
+        Some(options) if !sorted_on.is_empty() => LexOrdering::new(sorted_on.iter().map(|&at| {
+            let column = Column::new(schema.field(at).name(), at);
+            PhysicalSortExpr::new(Arc::new(column), options)
+        }))
+        .into_iter()
+        .collect(),
+        _ => Vec::new(),
+    };
+    let mut equivalence = EquivalenceProperties::new_with_orderings(Arc::clone(schema), orderings);
+    let constants = constants.iter().map(|&at| {
+        let column = Column::new(schema.field(at).name(), at);
+        ConstExpr::new(Arc::new(column), AcrossPartitions::Uniform(None))
+    });
+    // columns of the schema: adding them as constants cannot fail
+    let _ = equivalence.add_constants(constants);
+    Arc::new(
+        PlanProperties::new(
+            equivalence,
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        )
+        .with_scheduling_type(SchedulingType::Cooperative),
+    )
 }
 
 /// `n - 1` keys spaced evenly between `first` and `last` (their common
@@ -778,36 +910,30 @@ impl ExecutionPlan for RowScanExec {
         self.scan.limit
     }
 
-    /// A sort led by the primary key is what this scan already yields, in
-    /// one direction or the other: the key is unique, so what follows it in
-    /// the sort never matters.
+    /// A sort on the primary key's columns ([`RowScanExec::key_sort`]) is
+    /// what this scan already yields, in one direction or the other.
     fn try_pushdown_sort(
         &self,
         order: &[PhysicalSortExpr],
     ) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
-        let (Some(at), Some(first)) = (self.key_column, order.first()) else {
+        let Some((options, _)) = self.key_sort(order) else {
             return Ok(SortOrderPushdownResult::Unsupported);
         };
-        let on_key = first
-            .expr
-            .downcast_ref::<Column>()
-            .is_some_and(|c| c.index() == at);
-        if !on_key {
+        let Some(options) = options.or(self.order) else {
             return Ok(SortOrderPushdownResult::Unsupported);
-        }
-        if self.order == Some(first.options) {
+        };
+        if self.order == Some(options) {
             return Ok(SortOrderPushdownResult::Exact {
                 inner: Arc::new(self.whole()),
             });
         }
-        if self.scan.limit.is_some()
-            && self.order.map(|o| o.descending) != Some(first.options.descending)
+        if self.scan.limit.is_some() && self.order.map(|o| o.descending) != Some(options.descending)
         {
             // a limited scan read the other way would keep other rows
             return Ok(SortOrderPushdownResult::Unsupported);
         }
         Ok(SortOrderPushdownResult::Exact {
-            inner: Arc::new(self.ordered(first.options)),
+            inner: Arc::new(self.ordered(options)),
         })
     }
 }

@@ -19,7 +19,9 @@ pub struct CachedTable {
     pub schema: SchemaRef,
     /// Declared columns, then `_seq` and `_deleted`.
     pub schema_with_system: SchemaRef,
-    pub primary_key: Option<usize>,
+    /// The primary key's column positions in key order; empty for a table
+    /// keyed by `_seq`.
+    pub key: Vec<usize>,
     /// Per declared column: the value rows written before the column existed
     /// read as (ALTER TABLE ADD COLUMN ... DEFAULT literal); `None`: NULL.
     pub backfill: Vec<Option<Value>>,
@@ -75,7 +77,7 @@ impl CachedTable {
             })
             .collect();
         Self {
-            primary_key: definition.primary_key_index(),
+            key: definition.primary_key_positions(),
             backfill,
             definition,
             schema,
@@ -99,16 +101,25 @@ impl CachedTable {
         })
     }
 
-    /// The rule "this predicate pins a primary key", for both the
-    /// point-lookup fast path and the table provider: `column = literal`
-    /// pins the row whose key is `literal` when `column` is the primary key
-    /// and the literal converts to the key's type exactly as an INSERT would
-    /// take it (NULL pins nothing).
-    pub fn pinned_key(&self, column: &str, literal: &Literal<'_>) -> Option<Value> {
-        let pk = &self.definition.columns[self.primary_key?];
-        if column != pk.name {
-            return None;
-        }
-        coerce(literal, pk).ok().filter(|v| !v.is_null())
+    /// Whether the table is keyed by `_seq` (it has no primary key).
+    pub fn keyless(&self) -> bool {
+        self.key.is_empty()
+    }
+
+    /// The rule "this predicate pins a primary-key column", for the
+    /// point-lookup fast paths: `column = literal` pins the key's `at`-th
+    /// column to a value when `column` is in the primary key and the literal
+    /// converts to its type exactly as an INSERT would take it (NULL pins
+    /// nothing). Returns `(at, value)`.
+    pub fn pinned_key(&self, column: &str, literal: &Literal<'_>) -> Option<(usize, Value)> {
+        let at = self
+            .key
+            .iter()
+            .position(|&i| self.definition.columns[i].name == column)?;
+        let pk = &self.definition.columns[self.key[at]];
+        coerce(literal, pk)
+            .ok()
+            .filter(|v| !v.is_null())
+            .map(|v| (at, v))
     }
 }

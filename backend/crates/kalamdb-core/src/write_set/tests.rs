@@ -123,7 +123,7 @@ async fn inserts_publish_one_typed_change_per_row_in_the_callers_scope() {
     assert_eq!(change.op, ChangeOp::Insert);
     assert_eq!(change.values, vec![Value::Int32(1), text("a")]);
     assert_eq!(change.old_values, None);
-    assert_eq!(set.pk_of(change), Some(&Value::Int32(1)));
+    assert_eq!(set.pk_of(change), [&Value::Int32(1)]);
     // the published _seq is the row's
     let rows = f
         .run(&ann, "SELECT _seq FROM app.notes WHERE id = 1")
@@ -159,7 +159,11 @@ async fn insert_select_and_execute_as_user_publish_where_the_rows_went() {
     assert_eq!(set.scope, RowScope::Shared);
     assert_eq!(ops(&set), vec![ChangeOp::Insert; 2]);
     assert_eq!(set.changes[0].values, vec![text("x")]);
-    assert_eq!(set.pk_of(&set.changes[0]), None, "keyless: keyed by _seq");
+    assert_eq!(
+        set.pk_of(&set.changes[0]),
+        Vec::<&Value>::new(),
+        "keyless: keyed by _seq"
+    );
 
     let svc = f.user("svc");
     let ann = f.user("ann");
@@ -302,7 +306,7 @@ fn a_write_set_is_a_plain_serialisable_value() {
         table_id: kalamdb_commons::TableId(7),
         schema_version: 2,
         column_ids: vec![1, 3],
-        primary_key: Some(0),
+        primary_key: vec![0],
         scope: RowScope::User(UserId::new("u_1")),
         changes: vec![RowChange {
             op: ChangeOp::Update,
@@ -404,7 +408,7 @@ mod replay {
                 for sets in f.sink.take() {
                     for set in sets {
                         for c in &set.changes {
-                            let Some(Value::Int32(k)) = set.pk_of(c) else { panic!("{c:?}") };
+                            let [Value::Int32(k)] = set.pk_of(c)[..] else { panic!("{c:?}") };
                             match c.op {
                                 ChangeOp::Delete => { replayed.remove(k); }
                                 _ => {

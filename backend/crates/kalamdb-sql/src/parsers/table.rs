@@ -70,7 +70,7 @@ pub fn parse_create(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
         (None, None) => TableType::Shared,
     };
     validate_options(table_type, &options)?;
-    let columns = columns(column_defs, &constraints)?;
+    let (columns, primary_key) = columns(column_defs, &constraints)?;
     let unique = constraint_unique(&constraints, &columns)?;
     if table_type == TableType::Stream && (!unique.is_empty() || columns.iter().any(|c| c.unique)) {
         return err("STREAM tables cannot have UNIQUE constraints: their rows are not indexed");
@@ -80,6 +80,7 @@ pub fn parse_create(p: &mut Parser<'_>) -> Result<SqlStatement, ParserError> {
         table_type,
         if_not_exists,
         columns,
+        primary_key,
         unique,
         options,
     })))
@@ -300,36 +301,51 @@ fn constraint_unique(
     Ok(out)
 }
 
-fn constraint_primary_key(constraints: &[TableConstraint]) -> Result<Option<String>, ParserError> {
-    let mut pk = None;
+/// The columns of a table-level `PRIMARY KEY (a [, b …])`, in key order.
+fn constraint_primary_key(constraints: &[TableConstraint]) -> Result<Vec<String>, ParserError> {
+    let mut pk: Option<Vec<String>> = None;
     for constraint in constraints {
         if matches!(constraint, TableConstraint::Unique(_)) {
             continue;
         }
         let TableConstraint::PrimaryKey(c) = constraint else {
             return err(format!(
-                "Unsupported table constraint '{constraint}': only PRIMARY KEY (column) and UNIQUE (columns) are supported"
+                "Unsupported table constraint '{constraint}': only PRIMARY KEY (columns) and UNIQUE (columns) are supported"
             ));
         };
-        let [column] = c.columns.as_slice() else {
-            return err("A primary key must be exactly one column");
-        };
-        let Expr::Identifier(ident) = &column.column.expr else {
+        if c.columns.len() > kalamdb_commons::definition::MAX_KEY_COLUMNS {
             return err(format!(
-                "Invalid primary key column '{}'",
-                column.column.expr
+                "A primary key has at most {} columns",
+                kalamdb_commons::definition::MAX_KEY_COLUMNS
             ));
-        };
-        if pk.replace(normalize(ident)).is_some() {
+        }
+        let mut names: Vec<String> = Vec::with_capacity(c.columns.len());
+        for column in &c.columns {
+            let Expr::Identifier(ident) = &column.column.expr else {
+                return err(format!(
+                    "Invalid primary key column '{}'",
+                    column.column.expr
+                ));
+            };
+            let name = normalize(ident);
+            if names.contains(&name) {
+                return err(format!("Column '{name}' appears twice in the PRIMARY KEY"));
+            }
+            names.push(name);
+        }
+        if names.is_empty() {
+            return err("A PRIMARY KEY needs at least one column");
+        }
+        if pk.replace(names).is_some() {
             return err("A table has at most one PRIMARY KEY");
         }
     }
-    Ok(pk)
+    Ok(pk.unwrap_or_default())
 }
 
-/// One column of CREATE TABLE or ALTER TABLE ADD COLUMN; `table_pk` is the
-/// table-level PRIMARY KEY column, if any.
-pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec, ParserError> {
+/// One column of CREATE TABLE or ALTER TABLE ADD COLUMN; `table_pk` are
+/// the columns of the table-level PRIMARY KEY, if there is one.
+pub fn column_spec(def: ColumnDef, table_pk: &[String]) -> Result<ColumnSpec, ParserError> {
     let name = normalize(&def.name);
     if name == SEQ_COLUMN || name == DELETED_COLUMN {
         return err(format!(
@@ -342,7 +358,7 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
     let data_type = kalam_type(&def.data_type)
         .map_err(|m| ParserError::ParserError(format!("Column '{name}': {m}")))?;
     let mut spec = ColumnSpec {
-        primary_key: table_pk == Some(name.as_str()),
+        primary_key: table_pk.contains(&name),
         name,
         data_type,
         nullable: true,
@@ -367,7 +383,7 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
             }
             ColumnOption::Unique(_) => spec.unique = true,
             ColumnOption::PrimaryKey(_) => {
-                if table_pk.is_some() && !spec.primary_key {
+                if !table_pk.is_empty() && !spec.primary_key {
                     return err("A table has at most one PRIMARY KEY");
                 }
                 spec.primary_key = true;
@@ -400,28 +416,42 @@ pub fn column_spec(def: ColumnDef, table_pk: Option<&str>) -> Result<ColumnSpec,
     Ok(spec)
 }
 
+/// The declared columns, and the primary key's columns in key order.
 fn columns(
     defs: Vec<ColumnDef>,
     constraints: &[TableConstraint],
-) -> Result<Vec<ColumnSpec>, ParserError> {
+) -> Result<(Vec<ColumnSpec>, Vec<String>), ParserError> {
     let table_pk = constraint_primary_key(constraints)?;
     let mut out: Vec<ColumnSpec> = Vec::with_capacity(defs.len());
     for def in defs {
-        let spec = column_spec(def, table_pk.as_deref())?;
+        let spec = column_spec(def, &table_pk)?;
         if out.iter().any(|c| c.name == spec.name) {
             return err(format!("Column '{}' is declared twice", spec.name));
         }
         out.push(spec);
     }
-    if let Some(pk) = &table_pk
-        && !out.iter().any(|c| &c.name == pk)
+    if let Some(pk) = table_pk
+        .iter()
+        .find(|pk| !out.iter().any(|c| &c.name == *pk))
     {
         return err(format!("PRIMARY KEY names unknown column '{pk}'"));
     }
-    if out.iter().filter(|c| c.primary_key).count() > 1 {
-        return err("A table has at most one PRIMARY KEY");
+    let flagged: Vec<String> = out
+        .iter()
+        .filter(|c| c.primary_key)
+        .map(|c| c.name.clone())
+        .collect();
+    if table_pk.is_empty() && flagged.len() > 1 {
+        return err(
+            "A table has at most one PRIMARY KEY: for a key of several columns write PRIMARY KEY (a, b)",
+        );
     }
-    Ok(out)
+    let key = if table_pk.is_empty() {
+        flagged
+    } else {
+        table_pk
+    };
+    Ok((out, key))
 }
 
 #[cfg(test)]
@@ -487,6 +517,22 @@ mod tests {
     }
 
     #[test]
+    fn a_primary_key_of_several_columns_keeps_its_order() {
+        let c = create(
+            "CREATE TABLE m (body TEXT, msg_id BIGINT, chat TEXT, PRIMARY KEY (chat, msg_id))",
+        );
+        assert_eq!(c.primary_key, ["chat", "msg_id"]);
+        assert!(!c.columns[0].primary_key);
+        assert!(c.columns[1].primary_key && !c.columns[1].nullable);
+        assert!(c.columns[2].primary_key && !c.columns[2].nullable);
+        assert_eq!(
+            create("CREATE TABLE t (a INT PRIMARY KEY)").primary_key,
+            ["a"]
+        );
+        assert!(create("CREATE TABLE t (a INT)").primary_key.is_empty());
+    }
+
+    #[test]
     fn stream_tables_take_a_ttl() {
         let c = create("CREATE STREAM TABLE ev (id INT) TTL 30");
         assert_eq!(c.options.ttl_seconds, Some(30));
@@ -502,7 +548,15 @@ mod tests {
                 "CREATE TABLE t (a INT PRIMARY KEY, b INT PRIMARY KEY)",
                 "at most one",
             ),
-            ("CREATE TABLE t (a INT, PRIMARY KEY (a, a))", "exactly one"),
+            ("CREATE TABLE t (a INT, PRIMARY KEY (a, a))", "twice"),
+            (
+                "CREATE TABLE t (a INT, b DOUBLE, PRIMARY KEY (a, b))",
+                "cannot be a primary key",
+            ),
+            (
+                "CREATE TABLE t (a INT PRIMARY KEY, b INT, PRIMARY KEY (b))",
+                "at most one",
+            ),
             ("CREATE TABLE t (a INT, a TEXT)", "twice"),
             ("CREATE TABLE t (_seq INT)", "reserved"),
             ("CREATE TABLE t (a FOO)", "Unsupported column type"),

@@ -111,7 +111,7 @@ pub async fn alter_table(
                 ..
             } => {
                 let spec =
-                    column_spec(column_def.clone(), None).map_err(|e| invalid(e.to_string()))?;
+                    column_spec(column_def.clone(), &[]).map_err(|e| invalid(e.to_string()))?;
                 if def.columns.iter().any(|c| c.name == spec.name) {
                     if *if_not_exists {
                         continue;

@@ -241,20 +241,29 @@ fn conflict_action<'a>(
             "ON DUPLICATE KEY UPDATE is not supported: use ON CONFLICT (pk) DO UPDATE".into(),
         ));
     };
-    let Some(pk) = table.primary_key else {
+    if table.keyless() {
         return Err(CoreError::NotSupported(format!(
             "ON CONFLICT needs a primary key; table '{}' has none",
             table.definition.table_ref()
         )));
-    };
-    let pk_name = &table.definition.columns[pk].name;
+    }
+    let key_names: Vec<&str> = table
+        .key
+        .iter()
+        .map(|&i| table.definition.columns[i].name.as_str())
+        .collect();
     match &conflict.conflict_target {
         None => {}
+        // the key's columns, in any order
         Some(ConflictTarget::Columns(cols))
-            if cols.len() == 1 && &normalize(&cols[0]) == pk_name => {}
+            if cols.len() == key_names.len()
+                && key_names
+                    .iter()
+                    .all(|k| cols.iter().any(|c| normalize(c) == *k)) => {}
         Some(other) => {
             return Err(CoreError::InvalidSql(format!(
-                "ON CONFLICT target {other} must be the primary key ({pk_name})"
+                "ON CONFLICT target {other} must be the primary key ({})",
+                key_names.join(", ")
             )));
         }
     }
@@ -280,7 +289,7 @@ fn conflict_action<'a>(
                     .map(normalize)
                     .unwrap_or_default();
                 let index = table.column_index(&column)?;
-                if index == pk {
+                if table.key.contains(&index) {
                     return Err(CoreError::NotSupported(format!(
                         "The primary key '{column}' cannot be updated"
                     )));
@@ -456,24 +465,30 @@ impl Prepared<'_> {
                 values.push(value);
             }
             let seq = app.snowflake.next_id();
-            let key = match table.primary_key {
-                Some(pk) => set.key_of(&values[pk])?,
-                None => set.key_of_seq(seq),
+            let key = match table.keyless() {
+                false => set.key_of_row(&values)?,
+                true => set.key_of_seq(seq),
             };
             keys.push(key);
             rows.push(values);
             seqs.push(seq);
         }
 
-        let shown_pk = |i: usize| {
-            table
-                .primary_key
-                .and_then(|pk| positions[pk])
-                .and_then(|p| source.shown(i, p))
+        // the key's values as the statement wrote them, for an error
+        let shown_pk = |i: usize| -> Option<String> {
+            let shown = table
+                .key
+                .iter()
+                .map(|&k| positions[k].and_then(|p| source.shown(i, p)))
+                .collect::<Option<Vec<String>>>()?;
+            Some(match shown.as_slice() {
+                [one] => one.clone(),
+                many => format!("({})", many.join(", ")),
+            })
         };
         // what each row's key holds: a keyless row's key is its fresh `_seq`
         let mut slots = vec![Read::Nothing; count];
-        if table.primary_key.is_some() {
+        if !table.keyless() {
             let mut seen = HashSet::with_capacity(keys.len());
             for (i, key) in keys.iter().enumerate() {
                 if !seen.insert(key.as_slice()) {
@@ -544,10 +559,16 @@ impl Prepared<'_> {
 }
 
 fn duplicate(table: &CachedTable, value: Option<String>) -> CoreError {
-    let pk = table
-        .primary_key
-        .map(|i| table.definition.columns[i].name.as_str())
-        .unwrap_or("_seq");
+    let names: Vec<&str> = table
+        .key
+        .iter()
+        .map(|&i| table.definition.columns[i].name.as_str())
+        .collect();
+    let pk = match names.as_slice() {
+        [] => "_seq".to_string(),
+        [one] => one.to_string(),
+        many => format!("({})", many.join(", ")),
+    };
     CoreError::UniqueViolation(format!(
         "Duplicate key value violates unique constraint on {}.{pk}{}",
         table.definition.table_ref(),

@@ -49,11 +49,14 @@ fn readable_table(
 fn history_of(app: &AppContext, def: &TableDefinition) -> CoreResult<StatementResult> {
     let versions = app.meta.table_versions(def.table_id)?;
     let describe = |d: &TableDefinition| {
-        d.columns
+        let key = d.primary_key_positions();
+        let composite = key.len() > 1;
+        let mut columns: Vec<String> = d
+            .columns
             .iter()
             .map(|c| {
                 let mut s = format!("{} {}", c.name, c.data_type);
-                if c.primary_key {
+                if c.primary_key && !composite {
                     s.push_str(" PRIMARY KEY");
                 } else if !c.nullable {
                     s.push_str(" NOT NULL");
@@ -63,8 +66,12 @@ fn history_of(app: &AppContext, def: &TableDefinition) -> CoreResult<StatementRe
                 }
                 s
             })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        if composite {
+            let names: Vec<&str> = key.iter().map(|&k| d.columns[k].name.as_str()).collect();
+            columns.push(format!("PRIMARY KEY ({})", names.join(", ")));
+        }
+        columns.join(", ")
     };
     let schema = Arc::new(Schema::new(vec![
         Field::new("schema_version", DataType::Int32, false),

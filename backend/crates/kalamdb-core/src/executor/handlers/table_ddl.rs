@@ -137,6 +137,13 @@ async fn create_table(
         .map(|c| (None, vec![c.name.clone()]))
         .collect();
     unique.extend(create.unique.into_iter().map(|u| (u.name, u.columns)));
+    // the key's columns by id, in key order (ids are positions + 1 here)
+    let key_columns: Vec<u32> = create
+        .primary_key
+        .iter()
+        .filter_map(|name| create.columns.iter().position(|c| &c.name == name))
+        .map(|i| i as u32 + 1)
+        .collect();
     let columns: Vec<ColumnDefinition> = create
         .columns
         .into_iter()
@@ -184,6 +191,7 @@ async fn create_table(
         created_at: now_ms(),
         indexes: Vec::new(),
         next_index_id: 1,
+        key_columns,
     };
     // an empty table's unique indexes are built from the start
     for (constraint, columns) in unique {

@@ -99,9 +99,16 @@ async fn matching(
     selection: Option<&Expr>,
     params: &[Json],
 ) -> CoreResult<Vec<RecordBatch>> {
-    let key = match target.table.primary_key {
-        Some(i) => quote(&target.table.definition.columns[i].name),
-        None => kalamdb_commons::SEQ_COLUMN.to_string(),
+    // the key's columns (or `_seq`) first: `rewrite` reads them
+    let key = match target.table.keyless() {
+        false => target
+            .table
+            .key
+            .iter()
+            .map(|&i| quote(&target.table.definition.columns[i].name))
+            .collect::<Vec<_>>()
+            .join(", "),
+        true => kalamdb_commons::SEQ_COLUMN.to_string(),
     };
     let mut sql = format!("SELECT {key}");
     for e in extra {
@@ -158,9 +165,9 @@ fn rewrite_row(
         super::check_not_null(def, column, value)?;
     }
     let seq = app.snowflake.next_id();
-    let (key, moved_from) = match table.primary_key {
-        Some(_) => (old_key, None),
-        None => (out.set.key_of_seq(seq), Some(old_key)),
+    let (key, moved_from) = match table.keyless() {
+        false => (old_key, None),
+        true => (out.set.key_of_seq(seq), Some(old_key)),
     };
     out.set.push(RowChange {
         op: if deleted {
@@ -202,19 +209,21 @@ async fn rewrite(
     deleted: bool,
     mut change: impl FnMut(usize, usize, &mut [Value]) -> CoreResult<()>,
 ) -> CoreResult<()> {
+    let key_width = target.table.key.len().max(1);
     for (b, record_batch) in batches.iter().enumerate() {
-        let keys = record_batch.column(0);
         let read_at = record_batch
             .column(record_batch.num_columns() - 1)
             .as_any()
             .downcast_ref::<datafusion::arrow::array::Int64Array>()
             .ok_or_else(|| CoreError::Internal("_seq is not a BIGINT".into()))?;
         for row in 0..record_batch.num_rows() {
-            let key_value = stored_value(keys.as_ref(), row)?;
-            let old_key = match (target.table.primary_key, key_value) {
-                (Some(_), pk) => out.set.key_of(&pk)?,
-                (None, Value::Int64(seq)) => out.set.key_of_seq(seq),
-                (None, _) => return Err(CoreError::Internal("_seq is not a BIGINT".into())),
+            let key_values = (0..key_width)
+                .map(|c| stored_value(record_batch.column(c).as_ref(), row))
+                .collect::<CoreResult<Vec<Value>>>()?;
+            let old_key = match (target.table.keyless(), key_values.as_slice()) {
+                (false, key) => out.set.key_of(key)?,
+                (true, [Value::Int64(seq)]) => out.set.key_of_seq(*seq),
+                (true, _) => return Err(CoreError::Internal("_seq is not a BIGINT".into())),
             };
             let read_at = Some(read_at.value(row));
             rewrite_row(app, target, out, old_key, read_at, deleted, |v| {
@@ -252,9 +261,10 @@ async fn commit(
     }
 }
 
-/// `WHERE pk = literal` with only literal (or `$n`) values to set: one key
-/// read and one write, no DataFusion planning. `None` when the statement
-/// does not have that shape.
+/// `WHERE pk = literal` (for a key of several columns: `a = x AND b = y`,
+/// one equality per key column) with only literal (or `$n`) values to set:
+/// one key read and one write, no DataFusion planning. `None` when the
+/// statement does not have that shape.
 async fn by_primary_key(
     app: &AppContext,
     target: &Target,
@@ -265,10 +275,10 @@ async fn by_primary_key(
     sets: &[(usize, &Expr)],
 ) -> CoreResult<bool> {
     let table = &target.table;
-    if table.primary_key.is_none() {
+    if table.keyless() {
         return Ok(false);
     }
-    let Some(pk_value) = pk_equality(table, selection, params)? else {
+    let Some(key_values) = pk_equality(table, selection, params)? else {
         return Ok(false);
     };
     let mut values = Vec::with_capacity(sets.len());
@@ -278,7 +288,7 @@ async fn by_primary_key(
         };
         values.push((*i, coerce(&literal, &table.definition.columns[*i])?));
     }
-    let key = out.set.key_of(&pk_value)?;
+    let key = out.set.key_of(&key_values)?;
     rewrite_row(app, target, out, key, None, deleted, |row| {
         for (i, v) in values {
             row[i] = v;
@@ -321,7 +331,7 @@ pub async fn execute_update(
             .map(normalize)
             .ok_or_else(|| CoreError::InvalidSql(format!("Invalid column name '{name}'")))?;
         let index = table.column_index(&column)?;
-        if Some(index) == table.primary_key {
+        if table.key.contains(&index) {
             return Err(CoreError::NotSupported(format!(
                 "The primary key '{column}' cannot be updated: DELETE the row and INSERT it again"
             )));
@@ -354,13 +364,14 @@ pub async fn execute_update(
     }
     let batches = matching(app, ctx, &target, &exprs, update.selection.as_ref(), params).await?;
     let columns = &table.definition.columns;
+    let key_width = table.key.len().max(1);
     let converted: Vec<Vec<ColumnValues>> = batches
         .iter()
         .map(|b| {
             assigned
                 .iter()
                 .enumerate()
-                .map(|(j, &i)| convert_column(b.column(1 + j), &columns[i]))
+                .map(|(j, &i)| convert_column(b.column(key_width + j), &columns[i]))
                 .collect()
         })
         .collect::<CoreResult<_>>()?;
