@@ -175,6 +175,7 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = queries ]; then
   runpg "$PGBIN/pg_ctl -D $PGDATA -l $PGDATA/log -o '-p $PGPORT -k $WORK -c listen_addresses=127.0.0.1' -w start" >/dev/null
   python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS"
   python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --index-room
+  python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --room-key
   python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --users 100
   python3 scripts/pg_query_bench.py --port "$PGPORT" --runs 15 --warmup 3 --rows "$ROWS" --users 100 --index-room
   runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null

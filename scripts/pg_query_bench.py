@@ -9,7 +9,8 @@ the same lines.
 With --users the table is keyed (user_id, id), each user holding
 rows / users rows, and every query reads one user's rows, as a USER table
 in KalamDB is read. --index-room adds an index on room (per user: on
-(user_id, room)).
+(user_id, room)). --room-key keys the table (room, id) instead and runs the
+room queries of ROOM_KEY.
 """
 
 import argparse
@@ -39,6 +40,14 @@ QUERIES = [
     ),
 ]
 
+# kalamdb-bench's ROOM_KEY: a table keyed (room, id)
+ROOM_KEY = [
+    ("room_eq", "SELECT * FROM t WHERE room = {r}"),
+    ("room_newest_10", "SELECT * FROM t WHERE room = {r} ORDER BY id DESC LIMIT 10"),
+    ("room_page_10", "SELECT * FROM t WHERE room = {r} AND id > {k} ORDER BY id LIMIT 10"),
+    ("insert_1", "INSERT INTO t VALUES ({r}, {n}, 'one more message')"),
+]
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -48,6 +57,7 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--index-room", action="store_true")
+    ap.add_argument("--room-key", action="store_true")
     args = ap.parse_args()
 
     conn = psycopg2.connect(host="127.0.0.1", port=args.port, user="postgres", dbname="postgres")
@@ -57,7 +67,9 @@ def main():
     per_user = args.rows // users
     started = time.perf_counter()
     cur.execute("DROP TABLE IF EXISTS t")
-    if args.users:
+    if args.room_key:
+        cur.execute("CREATE TABLE t (room INT, id BIGINT, body TEXT, PRIMARY KEY (room, id))")
+    elif args.users:
         cur.execute(
             "CREATE TABLE t (user_id TEXT, id BIGINT, room INT, body TEXT, PRIMARY KEY (user_id, id))"
         )
@@ -66,10 +78,16 @@ def main():
     for u in range(users):
         buf = io.StringIO()
         for i in range(per_user):
+            if args.room_key:
+                buf.write(f"{i % 10000}\t{i}\tmessage {i} of the benchmark\n")
+                continue
             prefix = f"u{u}\t" if args.users else ""
             buf.write(f"{prefix}{i}\t{i % 10000}\tmessage {i} of the benchmark\n")
         buf.seek(0)
-        columns = ("user_id", "id", "room", "body") if args.users else ("id", "room", "body")
+        if args.room_key:
+            columns = ("room", "id", "body")
+        else:
+            columns = ("user_id", "id", "room", "body") if args.users else ("id", "room", "body")
         cur.copy_from(buf, "t", columns=columns)
     if args.index_room:
         built = time.perf_counter()
@@ -84,10 +102,10 @@ def main():
     me = f"u{users // 2}"
     w = f"user_id = '{me}' AND" if args.users else ""
     where_w = f"WHERE user_id = '{me}'" if args.users else ""
-    label = "postgres" + ("_room_index" if args.index_room else "")
+    label = "postgres" + ("_room_index" if args.index_room else "") + ("_room_key" if args.room_key else "")
     u = f"'{me}'," if args.users else ""
     fresh = per_user * 2
-    for name, sql in QUERIES:
+    for name, sql in ROOM_KEY if args.room_key else QUERIES:
         times = []
         for run in range(args.warmup + args.runs):
             k = (per_user // 2 + run * 997) % max(per_user, 1)

@@ -8,7 +8,9 @@
 //! runs `--warmup` times unmeasured, then `--requests` times; the line per
 //! query gives the median and the fastest run. Then an index on `room` is
 //! built (its time printed) and the queries it serves, and a one-row
-//! INSERT, run again. `scripts/pg_query_bench.py` runs the same queries
+//! INSERT, run again. For the SHARED table, the same rows then go into a
+//! table keyed `PRIMARY KEY (room, id)` and the room queries run on it
+//! ([`ROOM_KEY`]). `scripts/pg_query_bench.py` runs the same queries
 //! against PostgreSQL and prints the same lines.
 
 use super::{Args, BoxError, Client};
@@ -142,6 +144,60 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
     for (name, sql) in QUERIES.iter().filter(|(n, _)| INDEXED.contains(n)) {
         let times = measure(args, &mut querier, &table, per_user, sql, &mut fresh).await?;
         report("kalamdb_room_index", name, per_user, times);
+    }
+    let mut admin = Client::connect(args).await?;
+    admin.sql(&format!("DROP TABLE {table}")).await?;
+    if !args.user_table {
+        room_key(args, stamp, per_user, &mut fresh).await?;
+    }
+    Ok(())
+}
+
+/// The room queries on a table keyed `(room, id)`: a room's rows are one
+/// range of the key.
+pub const ROOM_KEY: &[(&str, &str)] = &[
+    ("room_eq", "SELECT * FROM {t} WHERE room = {r}"),
+    (
+        "room_newest_10",
+        "SELECT * FROM {t} WHERE room = {r} ORDER BY id DESC LIMIT 10",
+    ),
+    (
+        "room_page_10",
+        "SELECT * FROM {t} WHERE room = {r} AND id > {k} ORDER BY id LIMIT 10",
+    ),
+    (
+        "insert_1",
+        "INSERT INTO {t} VALUES ({r}, {n}, 'one more message')",
+    ),
+];
+
+/// Loads `rows` rows (as the first table's) into a new SHARED table keyed
+/// `(room, id)` and runs [`ROOM_KEY`] on it.
+async fn room_key(
+    args: &Args,
+    stamp: u128,
+    rows: usize,
+    fresh: &mut usize,
+) -> Result<(), BoxError> {
+    let mut admin = Client::connect(args).await?;
+    let table = format!("bench.rk{stamp}");
+    admin
+        .sql(&format!(
+            "CREATE SHARED TABLE {table} (room INT, id BIGINT, body TEXT, PRIMARY KEY (room, id))"
+        ))
+        .await?;
+    for start in (0..rows).step_by(5_000) {
+        let values: Vec<String> = (start..(start + 5_000).min(rows))
+            .map(|i| format!("({}, {i}, 'message {i} of the benchmark')", i % 10_000))
+            .collect();
+        admin
+            .sql(&format!("INSERT INTO {table} VALUES {}", values.join(",")))
+            .await?;
+    }
+    let mut querier = Client::connect(args).await?;
+    for (name, sql) in ROOM_KEY {
+        let times = measure(args, &mut querier, &table, rows, sql, fresh).await?;
+        report("kalamdb_room_key", name, rows, times);
     }
     let mut admin = Client::connect(args).await?;
     admin.sql(&format!("DROP TABLE {table}")).await?;
