@@ -163,12 +163,16 @@ fn limit_of(query: &Query) -> Option<Option<usize>> {
     }
 }
 
-/// The ORDER BY the fast path can take: none, or one column (ASC or DESC,
-/// NULLs where SQL puts them by default). `None` for any other.
+/// The ORDER BY the fast path can take: none, or bare columns (each ASC or
+/// DESC, NULLs where SQL puts them by default). `None` for any other.
 enum Order {
     Unordered,
-    By { column: String, descending: bool },
+    /// `(column, descending)` per sort expression.
+    By(Vec<(String, bool)>),
 }
+
+/// The most ORDER BY expressions the fast path reads.
+const MAX_ORDER: usize = 16;
 
 fn order_of(query: &Query) -> Option<Order> {
     let Some(order_by) = &query.order_by else {
@@ -177,25 +181,52 @@ fn order_of(query: &Query) -> Option<Order> {
     let OrderByKind::Expressions(exprs) = &order_by.kind else {
         return None;
     };
-    if order_by.interpolate.is_some() {
+    if order_by.interpolate.is_some() || exprs.is_empty() || exprs.len() > MAX_ORDER {
         return None;
     }
-    let [first] = exprs.as_slice() else {
-        return None;
+    let mut by = Vec::with_capacity(exprs.len());
+    for expr in exprs {
+        if expr.with_fill.is_some() {
+            return None;
+        }
+        let descending = expr.options.asc == Some(false);
+        // NULLs last ascending, first descending: the default, and the
+        // order an index keeps them in
+        if expr.options.nulls_first.is_some_and(|n| n != descending) {
+            return None;
+        }
+        by.push((ident_name(&expr.expr)?, descending));
+    }
+    Some(Order::By(by))
+}
+
+/// The direction a key read must go (true: backward) for its rows to come
+/// in `order`, when one does: the sort's columns, those among the first
+/// `pinned` key columns (one value in every row read) skipped, are the
+/// key's next columns in one direction — until the whole key is covered,
+/// after which the rest never matters (the key is unique).
+fn key_direction(key_names: &[&str], pinned: usize, order: &Order) -> Option<bool> {
+    let Order::By(by) = order else {
+        return Some(false);
     };
-    if first.with_fill.is_some() {
-        return None;
+    let n = key_names.len();
+    let mut next = pinned.min(n);
+    let mut direction = None;
+    for (column, descending) in by {
+        if next == n {
+            break;
+        }
+        let at = key_names.iter().position(|k| k == column)?;
+        if at < pinned {
+            continue;
+        }
+        if at != next || direction.is_some_and(|d| d != *descending) {
+            return None;
+        }
+        direction = Some(*descending);
+        next += 1;
     }
-    let descending = first.options.asc == Some(false);
-    // NULLs last ascending, first descending: the default, and the order
-    // an index keeps them in
-    if first.options.nulls_first.is_some_and(|n| n != descending) {
-        return None;
-    }
-    Some(Order::By {
-        column: ident_name(&first.expr)?,
-        descending,
-    })
+    Some(direction.unwrap_or(false))
 }
 
 /// What the fast path reads, and in which direction.
@@ -244,15 +275,11 @@ fn read_of(
             }
             Some(_) => None,
         };
-        // the rows come in key order: by the key's first column that is not
-        // pinned to one value (any order for a pinned one)
-        let reverse = plan.as_ref().and_then(|plan| match order {
-            Order::Unordered => Some(false),
-            Order::By { column, descending } => {
-                let at = key_names.iter().position(|k| k == column)?;
-                (at <= plan.pinned).then_some(*descending)
-            }
-        });
+        // the rows come in key order: by the key's columns past those
+        // pinned to one value
+        let reverse = plan
+            .as_ref()
+            .and_then(|plan| key_direction(&key_names, plan.pinned, order));
         if let (Some(plan), Some(reverse)) = (plan, reverse) {
             return Ok(Some(Read {
                 target: ScanTarget::of(plan.read, reader),
@@ -284,16 +311,15 @@ fn read_of(
         // the index's order
         let single = matches!(&values, KeySet::Points(p) if p.len() <= 1);
         let reverse = match order {
-            Order::By {
-                column: c,
-                descending,
-            } if *c == column.name => *descending,
-            Order::By {
-                column: c,
-                descending,
-            } if single && key_names.first() == Some(&c.as_str()) => *descending,
+            Order::By(by) => match by.as_slice() {
+                [(c, descending)] if *c == column.name => *descending,
+                [(c, descending)] if single && key_names.first() == Some(&c.as_str()) => {
+                    *descending
+                }
+                _ => continue,
+            },
             Order::Unordered if values != KeySet::All => false,
-            _ => continue,
+            Order::Unordered => continue,
         };
         let (target, whole) = match ScanTarget::of_index(index, values, reader) {
             Some(target) => (target, false),
@@ -592,6 +618,8 @@ mod tests {
             ("SELECT * FROM app.t LIMIT 10", &root),
             ("SELECT * FROM app.t ORDER BY id DESC LIMIT 10", &root),
             ("SELECT * FROM app.t ORDER BY id ASC LIMIT 3", &root),
+            // past the (unique) key the rest of the sort never matters
+            ("SELECT * FROM app.t ORDER BY id, room LIMIT 3", &root),
             (
                 "SELECT * FROM app.t WHERE id > 1990 ORDER BY id LIMIT 1000",
                 &root,
@@ -628,7 +656,7 @@ mod tests {
             "SELECT * FROM app.t LIMIT 1001",
             // other orders, clauses and shapes
             "SELECT * FROM app.t ORDER BY room LIMIT 3",
-            "SELECT * FROM app.t ORDER BY id, room LIMIT 3",
+            "SELECT * FROM app.t ORDER BY room, id LIMIT 3",
             "SELECT * FROM app.t ORDER BY id LIMIT 3 OFFSET 2",
             "SELECT id + 1 FROM app.t WHERE id = 3",
             "SELECT count(*) FROM app.t WHERE id = 3",
@@ -686,6 +714,22 @@ mod tests {
             ),
             ("SELECT room, id FROM app.m ORDER BY room LIMIT 5", &root),
             (
+                "SELECT room, id FROM app.m ORDER BY room, id LIMIT 5",
+                &root,
+            ),
+            (
+                "SELECT room, id FROM app.m ORDER BY room DESC, id DESC, body LIMIT 5",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.m WHERE room = 'r2' ORDER BY room ASC, id DESC LIMIT 4",
+                &root,
+            ),
+            (
+                "SELECT id FROM app.m WHERE room = 'r2' AND id = 6 ORDER BY body, room",
+                &root,
+            ),
+            (
                 "SELECT room, id FROM app.m ORDER BY room DESC LIMIT 5",
                 &root,
             ),
@@ -700,6 +744,9 @@ mod tests {
             "SELECT * FROM app.m WHERE room IN ('r0', 'r1') ORDER BY id LIMIT 3",
             "SELECT * FROM app.m WHERE room > 'r1' AND id = 3",
             "SELECT * FROM app.m ORDER BY id LIMIT 3",
+            "SELECT * FROM app.m ORDER BY room, id DESC LIMIT 3",
+            "SELECT * FROM app.m ORDER BY room, body LIMIT 3",
+            "SELECT * FROM app.m WHERE room IN ('r0', 'r1') ORDER BY room, id DESC LIMIT 3",
         ] {
             assert_general(&app, &root, sql);
         }
