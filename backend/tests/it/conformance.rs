@@ -15,9 +15,16 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn corpus() -> Vec<(PathBuf, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    read_corpus("tests/conformance")
+}
+
+/// The statements of every `.sql` file under `dir` (relative to the
+/// crate), in file order: blocks separated by blank lines, `--` lines
+/// left out.
+pub(crate) fn read_corpus(dir: &str) -> Vec<(PathBuf, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/conformance")
+        .expect("the corpus directory")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
@@ -40,13 +47,13 @@ fn corpus() -> Vec<(PathBuf, String)> {
     out
 }
 
-fn is_query(sql: &str) -> bool {
+pub(crate) fn is_query(sql: &str) -> bool {
     let head = sql.trim_start().to_ascii_uppercase();
     head.starts_with("SELECT") || head.starts_with("WITH") || head.starts_with("VALUES")
 }
 
 /// Whether `sql` ends with an ORDER BY outside any parentheses.
-fn ordered(sql: &str) -> bool {
+pub(crate) fn ordered(sql: &str) -> bool {
     let upper = sql.to_ascii_uppercase();
     let mut depth = 0i32;
     let bytes = upper.as_bytes();

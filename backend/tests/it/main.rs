@@ -12,5 +12,6 @@ mod reliability;
 mod restart;
 mod schema_evolution;
 mod slt;
+mod sqlite_oracle;
 mod tokens;
 mod users;

@@ -3,6 +3,7 @@
 
 pub mod alter_table;
 pub mod constant_select;
+pub mod correlated;
 pub mod dml;
 pub mod index;
 pub mod insert;

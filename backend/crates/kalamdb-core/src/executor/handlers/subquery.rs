@@ -67,10 +67,16 @@ pub async fn physical_plan(
     plan: &LogicalPlan,
     task: &Arc<TaskContext>,
 ) -> CoreResult<Arc<dyn ExecutionPlan>> {
-    if matches!(plan, LogicalPlan::Explain(_)) || !has_in_subquery(plan) {
+    let correlated = super::correlated::has_correlated(plan);
+    if matches!(plan, LogicalPlan::Explain(_)) || !(correlated || has_in_subquery(plan)) {
         return Ok(state.create_physical_plan(plan).await?);
     }
-    let optimized = state.optimize(plan)?;
+    let mut optimized = state.optimize(plan)?;
+    if correlated && super::correlated::has_correlated(&optimized) {
+        // answered row by row, then planned again
+        optimized = super::correlated::answer(state, optimized, task).await?;
+        optimized = state.optimize(&optimized)?;
+    }
     let subqueries = left_in_subqueries(&optimized)?;
     if subqueries.is_empty() {
         return Ok(state
@@ -144,12 +150,17 @@ pub fn explain_refusal(error: CoreError) -> CoreError {
             "IN (SELECT …) in ORDER BY is not supported: select it (SELECT …, x IN (SELECT …) AS f) and ORDER BY f".into(),
         );
     }
+    if text.contains("Correlated scalar subquery can only be used in") {
+        return CoreError::NotSupported(
+            "A correlated subquery in ORDER BY (or GROUP BY, a join condition) is not supported: select it with an alias (SELECT …, (SELECT …) AS s) and use s".into(),
+        );
+    }
     if text.contains("Physical plan does not support logical expression ScalarSubquery")
         || text.contains("Physical plan does not support logical expression InSubquery")
         || text.contains("Physical plan does not support logical expression Exists")
     {
         return CoreError::NotSupported(
-            "This subquery is not supported yet: a correlated subquery whose correlation is not an equality (e.g. WHERE x.b < t.b), or a correlated IN/EXISTS outside WHERE. Rewrite it as a join (with GROUP BY for an aggregate)".into(),
+            "This subquery is not supported yet: a correlated IN (SELECT …) outside WHERE, or a correlated subquery nested where it cannot be evaluated per row. Rewrite it as a join (with GROUP BY for an aggregate)".into(),
         );
     }
     error
