@@ -84,19 +84,29 @@ fn rows_of(batches: &[RecordBatch], keep_order: bool) -> Vec<String> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standard_sql_answers_like_datafusion() {
+/// A fresh database in a temporary directory, and root's context inside
+/// its new namespace `namespace`.
+pub(crate) async fn database_in(
+    namespace: &str,
+) -> (tempfile::TempDir, Database, ExecutionContext) {
     let temp = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::default();
     config.storage.data_dir = temp.path().to_path_buf();
     config.auth.bcrypt_cost = 4;
     let db = Database::open(&config).expect("open database");
-    let app = &db.app;
     let mut ctx = ExecutionContext::new(UserId::new("root"), "root", Role::System);
-    app.execute(&mut ctx, "CREATE NAMESPACE conformance", &[])
+    db.app
+        .execute(&mut ctx, &format!("CREATE NAMESPACE {namespace}"), &[])
         .await
         .unwrap();
-    let mut ctx = ctx.with_namespace("conformance");
+    let ctx = ctx.with_namespace(namespace);
+    (temp, db, ctx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_sql_answers_like_datafusion() {
+    let (_temp, db, mut ctx) = database_in("conformance").await;
+    let app = &db.app;
     let reference = SessionContext::new();
 
     let mut failures = Vec::new();

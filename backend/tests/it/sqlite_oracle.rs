@@ -5,12 +5,8 @@
 //! ORDER BY). Values are compared as SQL shows them: booleans as SQLite's
 //! 0 / 1, numbers by value.
 
-use super::conformance::{is_query, ordered, read_corpus};
-use kalamdb_commons::{Role, UserId};
-use kalamdb_core::ExecutionContext;
+use super::conformance::{database_in, is_query, ordered, read_corpus};
 use kalamdb_core::rows::json::append_rows;
-use kalamdb_server::config::ServerConfig;
-use kalamdb_server::lifecycle::Database;
 use serde_json::Value;
 
 /// A value as both sides print it; `integer`: the column is an integer
@@ -61,17 +57,8 @@ fn sqlite_rows(db: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subqueries_datafusion_refuses_answer_like_sqlite() {
-    let temp = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::default();
-    config.storage.data_dir = temp.path().to_path_buf();
-    config.auth.bcrypt_cost = 4;
-    let db = Database::open(&config).expect("open database");
+    let (_temp, db, mut ctx) = database_in("oracle").await;
     let app = &db.app;
-    let mut ctx = ExecutionContext::new(UserId::new("root"), "root", Role::System);
-    app.execute(&mut ctx, "CREATE NAMESPACE oracle", &[])
-        .await
-        .unwrap();
-    let mut ctx = ctx.with_namespace("oracle");
     let sqlite = rusqlite::Connection::open_in_memory().unwrap();
 
     let mut failures = Vec::new();
