@@ -9,6 +9,9 @@ use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use kalamdb_commons::TableType;
 use kalamdb_commons::snowflake::first_id_at;
+use kalamdb_core::providers::key_range::KeyRead;
+use kalamdb_core::providers::row_table::key_read_of;
+use kalamdb_core::providers::scan::ScanTarget;
 use kalamdb_core::row_reader::RowReader;
 use kalamdb_core::rows::json::append_rows;
 use kalamdb_core::rows::{BatchBuilder, OutputColumn};
@@ -120,6 +123,10 @@ pub struct LiveQuery {
     projection: Vec<usize>,
     /// The WHERE over declared columns, `_seq` and `_deleted`.
     filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The keys a matching row can have (the key rule on the WHERE): the
+    /// initial rows read only these. The key's columns never change, so a
+    /// row outside them never matches, before or after a change.
+    keys: KeyRead,
 }
 
 impl std::fmt::Debug for LiveQuery {
@@ -199,14 +206,17 @@ impl LiveQuery {
                 }
             }
         }
-        let filter = match &select.selection {
-            None => None,
+        let (filter, keys) = match &select.selection {
+            None => (None, KeyRead::All),
             Some(expr) if has_subquery(expr) => {
                 return Err(LiveError::unsupported(
                     "A live query's WHERE cannot contain a subquery",
                 ));
             }
-            Some(expr) => Some(compile_filter(app, &table, expr)?),
+            Some(expr) => {
+                let (physical, logical) = compile_filter(app, &table, expr)?;
+                (Some(physical), key_read_of(&table, &logical))
+            }
         };
         Ok(Self {
             table,
@@ -214,7 +224,13 @@ impl LiveQuery {
             sql: sql.to_string(),
             projection,
             filter,
+            keys,
         })
+    }
+
+    /// The keys its initial rows are read from.
+    pub fn initial_keys(&self) -> &KeyRead {
+        &self.keys
     }
 
     /// The columns its rows carry (declared, projected; `_seq` besides).
@@ -332,18 +348,32 @@ impl LiveQuery {
             app.table_store.clone(),
             &self.scope,
         );
-        // deleted rows too: what the handover must know was already seen
+        // deleted rows too: what the handover must know was already seen;
+        // only the keys a matching row can have
         let mut chunks: Vec<(Vec<Vec<u8>>, RecordBatch)> = Vec::new();
         let mut keys = Vec::new();
         let mut builder = self.builder()?;
-        reader.scan_rows(reader.start(), true, &mut |key, row| {
+        let mut take = |key: &[u8], row: &RowView<'_>| -> kalamdb_core::CoreResult<bool> {
             keys.push(key.to_vec());
             builder.push(row)?;
             if keys.len() == INITIAL_CHUNK {
                 chunks.push((std::mem::take(&mut keys), builder.finish()?));
             }
             Ok(true)
-        })?;
+        };
+        match ScanTarget::of(self.keys.clone(), &reader) {
+            ScanTarget::Keys(points) => {
+                for key in &points {
+                    reader.get_row(key, true, &mut |row| take(key, row).map(|_| ()))?;
+                }
+            }
+            ScanTarget::Ranges(ranges) => {
+                for (start, end) in &ranges {
+                    reader.scan_range(start, end, false, true, &mut take)?;
+                }
+            }
+            _ => reader.scan_rows(reader.start(), true, &mut take)?,
+        }
         if !keys.is_empty() {
             chunks.push((keys, builder.finish()?));
         }
@@ -533,7 +563,7 @@ fn compile_filter(
     app: &AppContext,
     table: &CachedTable,
     expr: &Expr,
-) -> Result<Arc<dyn PhysicalExpr>, LiveError> {
+) -> Result<(Arc<dyn PhysicalExpr>, datafusion::logical_expr::Expr), LiveError> {
     let schema = DFSchema::try_from(table.schema_with_system.as_ref().clone())
         .map_err(|e| LiveError::failed(e.to_string()))?;
     let state = app.session_state();
@@ -541,7 +571,7 @@ fn compile_filter(
         .create_logical_expr(&expr.to_string(), &schema)
         .map_err(|e| LiveError::from(kalamdb_core::CoreError::from(e)))?;
     let physical = state
-        .create_physical_expr(logical, &schema)
+        .create_physical_expr(logical.clone(), &schema)
         .map_err(|e| LiveError::from(kalamdb_core::CoreError::from(e)))?;
     let data_type = physical
         .data_type(table.schema_with_system.as_ref())
@@ -551,5 +581,5 @@ fn compile_filter(
             "A WHERE must be a boolean condition, not {data_type}"
         )));
     }
-    Ok(physical)
+    Ok((physical, logical))
 }

@@ -659,6 +659,57 @@ mod handover {
     }
 
     #[tokio::test]
+    async fn initial_rows_read_only_the_keys_the_where_allows() {
+        let f = Fixture::new(10).await;
+        let root = f.root();
+        f.run(
+            &root,
+            "CREATE SHARED TABLE app.msgs (room TEXT, id INT, body TEXT, PRIMARY KEY (room, id)); \
+             INSERT INTO app.msgs VALUES ('a', 1, 'a1'), ('a', 2, 'a2'), ('ab', 1, 'ab1'), ('b', 1, 'b1'), ('a', 3, 'a3')",
+        )
+        .await;
+        let sql = "SELECT id, body FROM app.msgs WHERE room = 'a' AND id >= 2";
+        let query = LiveQuery::compile(&f.app, &root, sql).unwrap();
+        assert!(
+            matches!(query.initial_keys(), kalamdb_core::providers::key_range::KeyRead::Ranges(r) if r.len() == 1),
+            "{:?}",
+            query.initial_keys()
+        );
+        let initial = query.initial_rows(&f.app, None, None).unwrap();
+        let ids: Vec<i64> = initial.rows.iter().map(|r| strip(r).0).collect();
+        assert_eq!(ids, vec![2, 3]);
+        let cursor = initial.last_seq;
+        // a resume still hears of a row of the range deleted since, and
+        // of nothing outside it
+        f.run(
+            &root,
+            "DELETE FROM app.msgs WHERE room = 'a' AND id = 2; DELETE FROM app.msgs WHERE room = 'b'; \
+             INSERT INTO app.msgs VALUES ('a', 4, 'a4'), ('c', 9, 'c9')",
+        )
+        .await;
+        let resumed = query.initial_rows(&f.app, Some(cursor), None).unwrap();
+        let ids: Vec<i64> = resumed.rows.iter().map(|r| strip(r).0).collect();
+        assert_eq!(ids, vec![4]);
+        assert_eq!(resumed.deletes.len(), 1, "{:?}", resumed.deletes);
+        // a key not in the WHERE: the whole table, as before
+        let all =
+            LiveQuery::compile(&f.app, &root, "SELECT id FROM app.msgs WHERE body <> 'x'").unwrap();
+        assert_eq!(
+            all.initial_keys(),
+            &kalamdb_core::providers::key_range::KeyRead::All
+        );
+        let points = LiveQuery::compile(
+            &f.app,
+            &root,
+            "SELECT id FROM app.msgs WHERE room IN ('a', 'c') AND id IN (3, 9)",
+        )
+        .unwrap();
+        let rows = points.initial_rows(&f.app, None, None).unwrap().rows;
+        let ids: Vec<i64> = rows.iter().map(|r| strip(r).0).collect();
+        assert_eq!(ids, vec![3, 9]);
+    }
+
+    #[tokio::test]
     async fn last_rows_starts_from_the_newest_matching_rows() {
         let f = Fixture::new(10).await;
         let root = f.root();

@@ -142,6 +142,15 @@ impl RowTableProvider {
     }
 }
 
+/// The keys of `table` a row matching `filter` (a DataFusion expression
+/// over its columns; its top-level AND terms read by the key rule) can
+/// have: always a superset of them. For readers outside a query plan, e.g.
+/// a live query's initial rows.
+pub fn key_read_of(table: &CachedTable, filter: &Expr) -> KeyRead {
+    let conjuncts = datafusion::logical_expr::utils::split_conjunction(filter);
+    table_keys(table, &conjuncts, &scalar_literal).read
+}
+
 /// A DataFusion literal as SQL text would have written it; `None` for kinds
 /// no key column takes.
 fn scalar_literal(v: &ScalarValue) -> Option<Literal<'_>> {
