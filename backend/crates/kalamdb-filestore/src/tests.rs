@@ -1,0 +1,176 @@
+use super::*;
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+fn key(i: u64) -> Vec<u8> {
+    let mut k = b"p".to_vec();
+    k.extend_from_slice(&(i * 2).to_be_bytes());
+    k
+}
+
+fn columns() -> Vec<SegmentColumn> {
+    vec![
+        SegmentColumn {
+            id: 1,
+            name: "id".into(),
+            data_type: DataType::Int64,
+        },
+        SegmentColumn {
+            id: 4,
+            name: "body".into(),
+            data_type: DataType::Utf8,
+        },
+    ]
+}
+
+/// Writes `n` rows (key i*2, _seq 1000+i, every 7th a tombstone) in
+/// batches of 5,000.
+async fn segment(storage: &Storage, n: u64) -> SegmentMeta {
+    let mut writer =
+        SegmentWriter::create(storage, "t/seg-1.parquet".into(), 1, 3, &columns(), 42).unwrap();
+    let mut at = 0;
+    while at < n {
+        let to = (at + 5000).min(n);
+        let keys: Vec<Vec<u8>> = (at..to).map(key).collect();
+        let seqs: Vec<i64> = (at..to).map(|i| 1000 + i as i64).collect();
+        let deleted: Vec<bool> = (at..to).map(|i| i % 7 == 0).collect();
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values((at..to).map(|i| i as i64)));
+        let bodies: ArrayRef = Arc::new(StringArray::from_iter(
+            (at..to).map(|i| (i % 3 != 0).then(|| format!("row {i}"))),
+        ));
+        writer
+            .write(&keys, &seqs, &deleted, vec![ids, bodies])
+            .await
+            .unwrap();
+        at = to;
+    }
+    writer.finish().await.unwrap()
+}
+
+fn ids_of(cursor: &mut SegmentCursor) -> Vec<i64> {
+    let mut out = Vec::new();
+    while cursor.fill().unwrap() {
+        let (batch, row) = cursor.row();
+        let ids = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(cursor.seq(), 1000 + ids.value(row));
+        assert_eq!(cursor.deleted(), ids.value(row) % 7 == 0);
+        out.push(ids.value(row));
+        cursor.advance();
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_segment_reads_back_by_range_both_ways_and_by_ordinal() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::filesystem(dir.path()).unwrap();
+    let n = 2 * ROW_GROUP_ROWS as u64 + 1234;
+    let meta = segment(&storage, n).await;
+    assert_eq!(meta.rows, n);
+    assert_eq!(meta.deleted, n.div_ceil(7));
+    assert_eq!((meta.min_seq, meta.max_seq), (1000, 1000 + n as i64 - 1));
+    assert_eq!(
+        (meta.min_key.clone(), meta.max_key.clone()),
+        (key(0), key(n - 1))
+    );
+    assert!(meta.bytes > 0);
+    assert_eq!(
+        meta.bytes,
+        std::fs::metadata(storage.local_path(&meta.path))
+            .unwrap()
+            .len()
+    );
+
+    let file = Arc::new(SegmentFile::open(&storage.local_path(&meta.path)).unwrap());
+    assert_eq!(file.rows(), n);
+    assert_eq!(file.column_ids(), &[None, None, None, Some(1), Some(4)]);
+
+    let all: Vec<i64> = (0..n as i64).collect();
+    assert_eq!(ids_of(&mut file.cursor(&key(0), b"q", false)), all);
+    let mut backward = all.clone();
+    backward.reverse();
+    assert_eq!(ids_of(&mut file.cursor(b"p", b"q", true)), backward);
+
+    // a range across a row group boundary, bounds between stored keys
+    let lo = ROW_GROUP_ROWS as u64 - 3;
+    let hi = ROW_GROUP_ROWS as u64 + 5;
+    let mut start = key(lo);
+    start.push(0); // just after key(lo)
+    let want: Vec<i64> = ((lo + 1) as i64..hi as i64).collect();
+    assert_eq!(ids_of(&mut file.cursor(&start, &key(hi), false)), want);
+    let mut want_back = want.clone();
+    want_back.reverse();
+    assert_eq!(ids_of(&mut file.cursor(&start, &key(hi), true)), want_back);
+    // nothing in range
+    assert!(ids_of(&mut file.cursor(b"a", b"b", false)).is_empty());
+    assert!(ids_of(&mut file.cursor(b"z", b"zz", true)).is_empty());
+
+    let picks = [
+        0,
+        5,
+        ROW_GROUP_ROWS as u64 - 1,
+        ROW_GROUP_ROWS as u64,
+        n - 1,
+    ];
+    let rows = file.read_ordinals(&picks).unwrap();
+    let ids = rows
+        .column(3)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    assert_eq!(
+        ids.values().to_vec(),
+        picks.iter().map(|&p| p as i64).collect::<Vec<_>>()
+    );
+    let bodies = rows
+        .column(4)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert!(bodies.is_null(0)); // row 0: 0 % 3 == 0
+    assert_eq!(bodies.value(1), "row 5");
+    assert!(file.read_ordinals(&[3, 2]).is_err());
+    assert!(file.read_ordinals(&[n]).is_err());
+}
+
+#[tokio::test]
+async fn keys_out_of_order_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::filesystem(dir.path()).unwrap();
+    let mut writer = SegmentWriter::create(&storage, "seg-2.parquet".into(), 2, 1, &[], 0).unwrap();
+    writer
+        .write(&[key(5)], &[1], &[false], vec![])
+        .await
+        .unwrap();
+    let err = writer.write(&[key(5)], &[2], &[false], vec![]).await;
+    assert!(err.is_err());
+}
+
+#[test]
+fn a_manifest_round_trips_and_refuses_other_formats() {
+    let segment = SegmentMeta {
+        id: 7,
+        path: "ns/t/seg-7.parquet".into(),
+        rows: 10,
+        bytes: 100,
+        deleted: 1,
+        min_seq: 1,
+        max_seq: 9,
+        min_key: vec![0, 1, 0xff],
+        max_key: vec![2],
+        schema_version: 3,
+        created_at_ms: 5,
+    };
+    let manifest = Manifest::new().with(segment.clone());
+    assert_eq!(manifest.generation, 1);
+    assert_eq!(Manifest::decode(&manifest.encode()).unwrap(), manifest);
+    assert_eq!(manifest.segment(7), Some(&segment));
+    let mut other = manifest.clone();
+    other.format = 99;
+    assert!(Manifest::decode(&other.encode()).is_err());
+}
