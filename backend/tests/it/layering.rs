@@ -7,6 +7,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u8, &str)] = &[
     ("kalamdb-commons", 0, "backend/crates/kalamdb-commons"),
     ("kalamdb-store", 1, "backend/crates/kalamdb-store"),
+    ("kalamdb-filestore", 1, "backend/crates/kalamdb-filestore"),
     ("kalamdb-sql", 2, "backend/crates/kalamdb-sql"),
     ("kalamdb-core", 3, "backend/crates/kalamdb-core"),
     ("kalamdb-auth", 4, "backend/crates/kalamdb-auth"),

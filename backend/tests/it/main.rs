@@ -2,6 +2,7 @@
 //! binary would link DataFusion again).
 
 mod bad_input;
+mod cold_tier;
 mod common;
 mod conformance;
 mod http_api;

@@ -147,7 +147,10 @@ impl AppContext {
             Arc::clone(&schema_registry),
             &options.local_storage_dir,
         ));
-        let table_store = TableStore::new(backend);
+        let local_dir = (!options.local_storage_dir.is_empty())
+            .then(|| std::path::PathBuf::from(&options.local_storage_dir));
+        let table_store =
+            TableStore::with_cold(backend, Arc::new(crate::cold::ColdTier::new(local_dir)));
 
         let catalog = KalamCatalog::new(
             Arc::clone(&schema_registry),

@@ -38,7 +38,7 @@ impl ExecutionContext {
     /// transaction's view inside BEGIN … COMMIT, the database otherwise.
     pub fn table_store(&self, database: &TableStore) -> TableStore {
         match &self.transaction {
-            Some(tx) => TableStore::new(tx.view()),
+            Some(tx) => database.through(tx.view()),
             None => database.clone(),
         }
     }

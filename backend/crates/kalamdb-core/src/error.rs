@@ -36,6 +36,9 @@ pub enum CoreError {
     Execution(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reading or writing the cold tier's files failed.
+    #[error("cold tier: {0}")]
+    ColdTier(#[from] kalamdb_filestore::FileStoreError),
     #[error("SQL is empty")]
     EmptySql,
     #[error("params may only be used with a single statement")]
@@ -80,7 +83,7 @@ impl HasErrorCode for CoreError {
             CoreError::MemoryLimitExceeded(_) => ErrorCode::MemoryLimitExceeded,
             CoreError::WriteConflict(_) => ErrorCode::WriteConflict,
             CoreError::NotFound(_) => ErrorCode::NotFound,
-            CoreError::Internal(_) => ErrorCode::InternalError,
+            CoreError::Internal(_) | CoreError::ColdTier(_) => ErrorCode::InternalError,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod app_context;
 pub mod checked_arithmetic;
+pub mod cold;
 pub mod context;
 pub mod error;
 pub mod executor;

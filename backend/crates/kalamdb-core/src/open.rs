@@ -5,7 +5,7 @@ use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
 use crate::jobs::executors::{
-    CleanupExecutor, IndexBuildExecutor, RetentionExecutor, StreamEvictionExecutor,
+    CleanupExecutor, FlushExecutor, IndexBuildExecutor, RetentionExecutor, StreamEvictionExecutor,
     UserCleanupExecutor,
 };
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
@@ -17,6 +17,7 @@ impl AppContext {
     pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
         let mut jobs = JobRegistry::new();
         jobs.register(Arc::new(CleanupExecutor));
+        jobs.register(Arc::new(FlushExecutor));
         jobs.register(Arc::new(IndexBuildExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(RetentionExecutor {

@@ -3,7 +3,12 @@
 //! (table, scope). Every path that reads rows goes through it: the
 //! DataFusion scan, the point-lookup fast path, the INSERT key check, ON
 //! CONFLICT and UPDATE/DELETE re-reads, the ALTER TABLE and stats checks.
-//! It is where the cold tier will merge Parquet rows in.
+//! It is where the cold tier's rows join the hot ones: a key that is only
+//! cold reads from its segment (through the cold index: one row group's
+//! pages, no other segment), and a scan merges the hot rows with every
+//! segment of the partition in key order — the newest `_seq` of a key
+//! wins, a tombstone hides what it shadows — so every caller sees one
+//! table (see [`crate::cold`]).
 //!
 //! A reader is bound to one partition (the caller's, for a USER table);
 //! only [`RowReader::all_partitions`], for administrative checks that must
@@ -13,12 +18,14 @@
 //! A STREAM table's rows older than its TTL are gone for every read here
 //! the moment they expire, whenever the StreamEviction job reclaims them.
 
+use crate::cold::encode_cold_row;
 use crate::error::CoreResult;
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key, table_range};
 use crate::write_set::Read;
 use kalamdb_commons::snowflake::timestamp_ms;
 use kalamdb_commons::{Value, now_ms};
+use kalamdb_filestore::SegmentCursor;
 use kalamdb_store::row::RowView;
 use std::sync::Arc;
 
@@ -29,6 +36,8 @@ pub struct RowReader {
     prefix: Vec<u8>,
     /// A STREAM table's TTL in milliseconds.
     ttl_ms: Option<i64>,
+    /// Reads every partition of a USER table (not one user's).
+    all: bool,
 }
 
 fn ttl_ms(table: &CachedTable) -> Option<i64> {
@@ -60,6 +69,7 @@ impl RowReader {
             table,
             store,
             prefix,
+            all: false,
         }
     }
 
@@ -68,6 +78,7 @@ impl RowReader {
     pub(crate) fn all_partitions(table: Arc<CachedTable>, store: TableStore) -> Self {
         let (prefix, _) = table_range(table.definition.table_id);
         Self {
+            all: table.definition.table_type == kalamdb_commons::TableType::User,
             ttl_ms: ttl_ms(&table),
             table,
             store,
@@ -145,10 +156,28 @@ impl RowReader {
             };
             let row = RowView::decode(bytes)?;
             if include_deleted || self.visible(&row, self.now()) {
-                visit(&row)?;
+                match row.cold() {
+                    None => visit(&row)?,
+                    Some((segment, ordinal)) => {
+                        let rows = self.read_cold(key, segment, &[ordinal])?;
+                        visit(&RowView::decode(&rows[0])?)?;
+                    }
+                }
             }
             Ok(())
         })
+    }
+
+    /// Rows of one segment, by ordinal, in the stored row format.
+    fn read_cold(&self, key: &[u8], segment: u64, ordinals: &[u64]) -> CoreResult<Vec<Vec<u8>>> {
+        let partition = if self.all {
+            user_partition_of(key)
+        } else {
+            &self.prefix
+        };
+        self.store
+            .cold()
+            .read_rows(self.store.backend().as_ref(), partition, segment, ordinals)
     }
 
     /// Visits the rows under `keys` that exist (and are live, unless
@@ -160,16 +189,53 @@ impl RowReader {
         visit: &mut dyn FnMut(usize, &RowView<'_>) -> CoreResult<()>,
     ) -> CoreResult<()> {
         let now = self.now();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if !self.store.has_cold(&self.prefix)? {
+            return self.store.get_many_with(keys, &mut |i, bytes| {
+                let Some(bytes) = bytes else {
+                    return Ok(());
+                };
+                let row = RowView::decode(bytes)?;
+                if include_deleted || self.visible(&row, now) {
+                    visit(i, &row)?;
+                }
+                Ok(())
+            });
+        }
+        // some keys may be cold: gather, fetch each segment's rows in one
+        // read, then visit in the keys' order
+        let mut found: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut cold: std::collections::BTreeMap<u64, Vec<(u64, usize)>> = Default::default();
         self.store.get_many_with(keys, &mut |i, bytes| {
             let Some(bytes) = bytes else {
                 return Ok(());
             };
             let row = RowView::decode(bytes)?;
             if include_deleted || self.visible(&row, now) {
-                visit(i, &row)?;
+                match row.cold() {
+                    None => found[i] = Some(bytes.to_vec()),
+                    Some((segment, ordinal)) => cold.entry(segment).or_default().push((ordinal, i)),
+                }
             }
             Ok(())
-        })
+        })?;
+        for (segment, mut wanted) in cold {
+            wanted.sort_unstable();
+            wanted.dedup_by_key(|(ordinal, _)| *ordinal);
+            let ordinals: Vec<u64> = wanted.iter().map(|(o, _)| *o).collect();
+            let rows = self.read_cold(&keys[wanted[0].1], segment, &ordinals)?;
+            for ((_, i), row) in wanted.into_iter().zip(rows) {
+                found[i] = Some(row);
+            }
+        }
+        for (i, bytes) in found.iter().enumerate() {
+            if let Some(bytes) = bytes {
+                visit(i, &RowView::decode(bytes)?)?;
+            }
+        }
+        Ok(())
     }
 
     /// For each key, what a write computed from this read expects to find
@@ -202,15 +268,8 @@ impl RowReader {
         include_deleted: bool,
         visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
     ) -> CoreResult<()> {
-        let now = self.now();
-        self.store
-            .scan_partition(&self.prefix, start, &mut |key, bytes| {
-                let row = RowView::decode(bytes)?;
-                if include_deleted || self.visible(&row, now) {
-                    return visit(key, &row);
-                }
-                Ok(true)
-            })
+        let end = self.end();
+        self.scan_range(start, &end, false, include_deleted, visit)
     }
 
     /// [`RowReader::scan_rows`] up to `end` (exclusive; a key of this
@@ -225,6 +284,9 @@ impl RowReader {
         visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
     ) -> CoreResult<()> {
         let now = self.now();
+        if self.store.has_cold(&self.prefix)? {
+            return self.scan_merged(start, end, reverse, include_deleted, visit);
+        }
         self.store
             .scan_between(start, end, reverse, &mut |key, bytes| {
                 let row = RowView::decode(bytes)?;
@@ -233,6 +295,69 @@ impl RowReader {
                 }
                 Ok(true)
             })
+    }
+
+    /// [`RowReader::scan_range`] over both tiers: the hot rows and every
+    /// segment that can hold keys of the range, merged in key order. Of the
+    /// versions of one key the hot row wins, else the highest `_seq`; a
+    /// winning tombstone is visited only when `include_deleted`.
+    ///
+    /// The segments are listed once the hot iteration has begun (inside
+    /// its first row, or after it found none): a flush installs its
+    /// segment before it removes the hot rows it copied, so whatever hot
+    /// row this iteration misses is in a segment it lists.
+    fn scan_merged(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        include_deleted: bool,
+        visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let mut merge: Option<ColdMerge> = None;
+        let mut stopped = false;
+        let open = |merge: &mut Option<ColdMerge>| -> CoreResult<()> {
+            if merge.is_none() {
+                let cursors = self.store.cold().cursors(
+                    self.store.backend().as_ref(),
+                    &self.prefix,
+                    !self.all,
+                    start,
+                    end,
+                    reverse,
+                )?;
+                *merge = Some(ColdMerge {
+                    cursors,
+                    reverse,
+                    include_deleted,
+                });
+            }
+            Ok(())
+        };
+        self.store
+            .scan_between(start, end, reverse, &mut |key, bytes| {
+                open(&mut merge)?;
+                let cold = merge.as_mut().expect("opened");
+                if !cold.emit_before(Some(key), visit)? {
+                    stopped = true;
+                    return Ok(false);
+                }
+                cold.skip(key)?;
+                let row = RowView::decode(bytes)?;
+                if include_deleted || self.visible(&row, now) {
+                    let go_on = visit(key, &row)?;
+                    stopped = !go_on;
+                    return Ok(go_on);
+                }
+                Ok(true)
+            })?;
+        if stopped {
+            return Ok(());
+        }
+        open(&mut merge)?;
+        merge.expect("opened").emit_before(None, visit)?;
+        Ok(())
     }
 
     /// About how many bytes of `[start, end)` the engine holds in its files
@@ -275,7 +400,7 @@ impl RowReader {
                 .is_none_or(|ttl| timestamp_ms(row.seq) as i64 >= now.saturating_sub(ttl))
     }
 
-    /// How many live rows there are.
+    /// How many live rows there are (both tiers).
     pub fn count_live(&self) -> CoreResult<u64> {
         let mut live = 0u64;
         self.scan_rows(&self.prefix, false, &mut |_, _| {
@@ -301,5 +426,89 @@ impl RowReader {
             }
         }
         Ok(values)
+    }
+}
+
+/// The partition prefix of a USER table's row key: the table id and the
+/// encoded user id (a string: ends at the first unescaped `0x00 0x01`).
+fn user_partition_of(key: &[u8]) -> &[u8] {
+    match key.get(8..).and_then(kalamdb_store::keys::decode_str) {
+        Some((_, used)) => &key[..8 + used],
+        None => key,
+    }
+}
+
+/// The segments' side of a merged scan.
+struct ColdMerge {
+    cursors: Vec<(SegmentCursor, u32)>,
+    reverse: bool,
+    include_deleted: bool,
+}
+
+impl ColdMerge {
+    /// Whether `key` comes before `bound` in the scan's direction.
+    fn before(&self, key: &[u8], bound: &[u8]) -> bool {
+        if self.reverse {
+            key > bound
+        } else {
+            key < bound
+        }
+    }
+
+    /// Visits the segments' rows before `bound` (all of them for `None`),
+    /// one version per key; false once `visit` said stop.
+    fn emit_before(
+        &mut self,
+        bound: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
+    ) -> CoreResult<bool> {
+        loop {
+            let mut best: Option<usize> = None;
+            for i in 0..self.cursors.len() {
+                if !self.cursors[i].0.fill()? {
+                    continue;
+                }
+                best = match best {
+                    None => Some(i),
+                    Some(b) => {
+                        let (c, w) = (&self.cursors[i].0, &self.cursors[b].0);
+                        let better = self.before(c.key(), w.key())
+                            || (c.key() == w.key() && c.seq() > w.seq());
+                        Some(if better { i } else { b })
+                    }
+                };
+            }
+            let Some(b) = best else {
+                return Ok(true);
+            };
+            let key = self.cursors[b].0.key().to_vec();
+            if bound.is_some_and(|bound| !self.before(&key, bound)) {
+                return Ok(true);
+            }
+            let winner = &self.cursors[b];
+            let row = if self.include_deleted || !winner.0.deleted() {
+                let (batch, at) = winner.0.row();
+                Some(encode_cold_row(winner.0.file(), batch, at, winner.1)?)
+            } else {
+                None
+            };
+            self.skip(&key)?;
+            if let Some(bytes) = row
+                && !visit(&key, &RowView::decode(&bytes)?)?
+            {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Moves every segment past its version of `key`, if it has one (a
+    /// newer version was taken).
+    fn skip(&mut self, key: &[u8]) -> CoreResult<()> {
+        for (cursor, _) in &mut self.cursors {
+            if cursor.fill()? && cursor.key() == key {
+                cursor.advance();
+            }
+        }
+        Ok(())
     }
 }

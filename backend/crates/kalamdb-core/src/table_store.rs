@@ -6,6 +6,7 @@
 //! is a prefix scan of that user's partition and nothing else. There is no
 //! method here that scans all users of a USER table.
 
+use crate::cold::ColdTier;
 use crate::error::{CoreError, CoreResult};
 use kalamdb_commons::{TableDefinition, TableId, TableType, UserId, Value};
 use kalamdb_store::backend::prefix_end;
@@ -128,19 +129,46 @@ pub type RowVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> CoreResult<bool> + 'a;
 /// Visitor of a multi-get: each key's index and its stored value, if any.
 pub type ManyRowVisitor<'a> = dyn FnMut(usize, Option<&[u8]>) -> CoreResult<()> + 'a;
 
-/// Row-level access to the `data` partition.
+/// Row-level access to the `data` partition. A key whose row moved to the
+/// cold tier reads as its cold stub (see [`crate::cold`]): whoever checks a
+/// key's `_seq` or whether it is deleted sees the same as before the move;
+/// the row reader fetches the values.
 #[derive(Clone)]
 pub struct TableStore {
     backend: Arc<dyn StorageBackend>,
+    cold: Arc<ColdTier>,
 }
 
 impl TableStore {
+    /// A store with no cold tier.
     pub fn new(backend: Arc<dyn StorageBackend>) -> Self {
-        Self { backend }
+        Self::with_cold(backend, Arc::new(ColdTier::new(None)))
+    }
+
+    pub fn with_cold(backend: Arc<dyn StorageBackend>, cold: Arc<ColdTier>) -> Self {
+        Self { backend, cold }
+    }
+
+    /// The same store seen through `backend` (a transaction's view).
+    pub fn through(&self, backend: Arc<dyn StorageBackend>) -> Self {
+        Self::with_cold(backend, Arc::clone(&self.cold))
     }
 
     pub fn backend(&self) -> &Arc<dyn StorageBackend> {
         &self.backend
+    }
+
+    pub fn cold(&self) -> &Arc<ColdTier> {
+        &self.cold
+    }
+
+    /// Whether the table the key `key` belongs to has rows in the cold tier.
+    pub fn has_cold(&self, key: &[u8]) -> CoreResult<bool> {
+        let Some(table) = key.get(..8) else {
+            return Ok(false);
+        };
+        let table = u64::from_be_bytes(table.try_into().expect("8 bytes"));
+        self.cold.has_cold(self.backend.as_ref(), table)
     }
 
     /// Visits the rows under `prefix` from `start` (inclusive, a full key, or
@@ -207,27 +235,75 @@ impl TableStore {
         f: &mut dyn FnMut(Option<&[u8]>) -> CoreResult<()>,
     ) -> CoreResult<()> {
         let mut failure = None;
+        let mut missing = false;
         self.backend.get_with(Partition::Data, key, &mut |v| {
+            if v.is_none() {
+                missing = true;
+                return Ok(());
+            }
             if let Err(e) = f(v) {
                 failure = Some(e);
             }
             Ok(())
         })?;
-        failure.map_or(Ok(()), Err)
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if missing {
+            let stub = if self.has_cold(key)? {
+                self.backend
+                    .get(Partition::Index, &crate::cold::cold_index_key(key))?
+            } else {
+                None
+            };
+            f(stub.as_deref())?;
+        }
+        Ok(())
     }
 
-    /// Reads many rows by key; `f` sees each key's index and stored bytes.
+    /// Reads many rows by key; `f` sees each key's index and stored bytes:
+    /// the keys with a hot row first, in their order, then the others.
     pub fn get_many_with(&self, keys: &[Vec<u8>], f: &mut ManyRowVisitor<'_>) -> CoreResult<()> {
         let mut failure = None;
+        let mut missing = Vec::new();
         self.backend
             .get_many_with(Partition::Data, keys, &mut |i, v| {
-                if failure.is_none()
+                if v.is_none() {
+                    missing.push(i);
+                } else if failure.is_none()
                     && let Err(e) = f(i, v)
                 {
                     failure = Some(e);
                 }
                 Ok(())
             })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let mut stubbed = Vec::new();
+        for &i in &missing {
+            if self.has_cold(&keys[i])? {
+                stubbed.push(i);
+            } else {
+                f(i, None)?;
+            }
+        }
+        if !stubbed.is_empty() {
+            // rows that are only cold read as their stubs
+            let stub_keys: Vec<Vec<u8>> = stubbed
+                .iter()
+                .map(|&i| crate::cold::cold_index_key(&keys[i]))
+                .collect();
+            self.backend
+                .get_many_with(Partition::Index, &stub_keys, &mut |j, v| {
+                    if failure.is_none()
+                        && let Err(e) = f(stubbed[j], v)
+                    {
+                        failure = Some(e);
+                    }
+                    Ok(())
+                })?;
+        }
         failure.map_or(Ok(()), Err)
     }
 

@@ -381,10 +381,23 @@ impl WriteFunnel {
         self.store.get_many_with(&keys, &mut |i, bytes| {
             if let Some(bytes) = bytes {
                 let row = kalamdb_store::row::RowView::decode(bytes)?;
-                gone[i] = row.deleted && row.seq == tombstones[i].1;
+                // a cold tombstone goes with the compaction of its segments
+                gone[i] = row.deleted && row.seq == tombstones[i].1 && row.cold().is_none();
             }
             Ok(())
         })?;
+        // a hot tombstone over a cold version stays until a flush moves it
+        // to the cold tier: removing it would bring the cold version back
+        if keys.first().map(|k| self.store.has_cold(k)).transpose()? == Some(true) {
+            let stubs: Vec<Vec<u8>> = keys
+                .iter()
+                .map(|k| crate::cold::cold_index_key(k))
+                .collect();
+            let shadowed = self.store.backend().exists_many(Partition::Index, &stubs)?;
+            for (gone, shadowed) in gone.iter_mut().zip(shadowed) {
+                *gone &= !shadowed;
+            }
+        }
         let mut batch = extra;
         let mut purged = 0;
         for (key, gone) in keys.into_iter().zip(gone) {
@@ -397,6 +410,44 @@ impl WriteFunnel {
             self.store.backend().write(batch)?;
         }
         Ok(purged)
+    }
+
+    /// A flush's commit, at the commit point: `install` makes the new
+    /// manifest visible to readers, then one batch writes `extra` (the
+    /// manifest and the cold index entries) and removes each hot row of
+    /// `flushed` — `(key, _seq)` — only if that version is still the one
+    /// stored (a row written again since stays hot: it is newer than its
+    /// cold copy). Nothing is published: no row changed. Returns how many
+    /// hot rows went.
+    pub fn move_to_cold(
+        &self,
+        flushed: &[(Vec<u8>, i64)],
+        extra: Batch,
+        install: impl FnOnce(),
+    ) -> CoreResult<usize> {
+        let _point = lock(&self.point);
+        let keys: Vec<Vec<u8>> = flushed.iter().map(|(key, _)| key.clone()).collect();
+        let mut same = vec![false; keys.len()];
+        self.store
+            .backend()
+            .get_many_with(Partition::Data, &keys, &mut |i, bytes| {
+                if let Some(bytes) = bytes {
+                    let row = kalamdb_store::row::RowView::decode(bytes)?;
+                    same[i] = row.seq == flushed[i].1;
+                }
+                Ok(())
+            })?;
+        let mut batch = extra;
+        let mut moved = 0;
+        for (key, same) in keys.into_iter().zip(same) {
+            if same {
+                batch.delete(Partition::Data, key);
+                moved += 1;
+            }
+        }
+        install();
+        self.store.backend().write(batch)?;
+        Ok(moved)
     }
 
     /// The highest `_seq` committed so far; a statement that takes it before

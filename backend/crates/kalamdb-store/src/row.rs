@@ -11,6 +11,13 @@
 //! NULL columns are absent. Columns are addressed by id, so a row written
 //! under an older schema version reads under a newer one (added columns are
 //! absent, dropped ones are skipped by the reader).
+//!
+//! A **cold stub** ([`encode_cold_stub`]) says where a row that moved to the
+//! cold tier is: the same header with flags bit 1 set, no columns, then
+//! `u64 LE` segment id and `u64 LE` row ordinal in that segment. It decodes
+//! as a row without columns, so whoever only needs `_seq` and `_deleted`
+//! reads it like any row; [`RowView::cold`] tells the rest where the values
+//! are.
 
 use crate::error::{StoreError, StoreResult};
 use kalamdb_commons::Value;
@@ -166,6 +173,33 @@ pub fn encode_row<'v>(
     buf
 }
 
+const FLAG_DELETED: u8 = 1;
+const FLAG_COLD: u8 = 2;
+
+/// Encodes where the version `seq` of a row lives in the cold tier: row
+/// `ordinal` of segment `segment`.
+pub fn encode_cold_stub(
+    schema_version: u32,
+    seq: i64,
+    deleted: bool,
+    segment: u64,
+    ordinal: u64,
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(32);
+    buf.push(ROW_FORMAT_VERSION);
+    put_varint(&mut buf, u64::from(schema_version));
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.push(if deleted {
+        FLAG_DELETED | FLAG_COLD
+    } else {
+        FLAG_COLD
+    });
+    put_varint(&mut buf, 0);
+    buf.extend_from_slice(&segment.to_le_bytes());
+    buf.extend_from_slice(&ordinal.to_le_bytes());
+    buf
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -212,6 +246,7 @@ pub struct RowView<'a> {
     pub schema_version: u32,
     pub seq: i64,
     pub deleted: bool,
+    cold: bool,
     column_count: usize,
     columns: &'a [u8],
 }
@@ -229,14 +264,30 @@ impl<'a> RowView<'a> {
         let schema_version = u32::try_from(r.varint()?)
             .map_err(|_| StoreError::Corrupt("schema version out of range".into()))?;
         let seq = i64::from_le_bytes(r.array()?);
-        let deleted = r.u8()? & 1 == 1;
+        let flags = r.u8()?;
         let column_count = r.varint()? as usize;
+        let cold = flags & FLAG_COLD != 0;
+        if cold && (column_count != 0 || bytes.len() - r.pos != 16) {
+            return Err(StoreError::Corrupt("malformed cold stub".into()));
+        }
         Ok(Self {
             schema_version,
             seq,
-            deleted,
+            deleted: flags & FLAG_DELETED != 0,
+            cold,
             column_count,
             columns: &bytes[r.pos..],
+        })
+    }
+
+    /// Where the values of a cold stub are: `(segment id, row ordinal)`;
+    /// `None` for a row that holds its values.
+    pub fn cold(&self) -> Option<(u64, u64)> {
+        self.cold.then(|| {
+            let word = |at: usize| {
+                u64::from_le_bytes(self.columns[at..at + 8].try_into().expect("checked length"))
+            };
+            (word(0), word(8))
         })
     }
 
@@ -441,5 +492,20 @@ mod tests {
             RowView::decode(&bytes),
             Err(StoreError::UnsupportedFormat { found: 9, .. })
         ));
+    }
+
+    #[test]
+    fn a_cold_stub_reads_as_a_row_without_columns_that_says_where_it_is() {
+        let stub = encode_cold_stub(3, -7, true, u64::MAX - 1, 42);
+        let row = RowView::decode(&stub).unwrap();
+        assert_eq!((row.schema_version, row.seq, row.deleted), (3, -7, true));
+        assert_eq!(row.cold(), Some((u64::MAX - 1, 42)));
+        assert_eq!(row.columns().count(), 0);
+        let live = encode_cold_stub(1, 5, false, 1, 0);
+        assert!(!RowView::decode(&live).unwrap().deleted);
+        let hot = encode_row(1, 5, false, [(1, &Value::Int64(1))]);
+        assert_eq!(RowView::decode(&hot).unwrap().cold(), None);
+        // a stub cut short is refused, not read past its end
+        assert!(RowView::decode(&stub[..stub.len() - 1]).is_err());
     }
 }

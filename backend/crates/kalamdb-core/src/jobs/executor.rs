@@ -44,7 +44,10 @@ impl JobDecision {
                 message: "Cancelled between steps".into(),
                 exception_trace: None,
             },
-            Err(e @ CoreError::Store(kalamdb_store::StoreError::Engine(_))) => Self::Retry {
+            Err(
+                e @ (CoreError::Store(kalamdb_store::StoreError::Engine(_))
+                | CoreError::ColdTier(_)),
+            ) => Self::Retry {
                 message: format!("{name} failed: {e}"),
                 backoff_ms: 0,
                 exception_trace: Some(format!("{e:?}")),

@@ -3,12 +3,14 @@
 //! it).
 
 pub mod cleanup;
+pub mod flush;
 pub mod index_build;
 pub mod retention;
 pub mod stream_eviction;
 pub mod user_cleanup;
 
 pub use cleanup::CleanupExecutor;
+pub use flush::FlushExecutor;
 pub use index_build::IndexBuildExecutor;
 pub use retention::RetentionExecutor;
 pub use stream_eviction::StreamEvictionExecutor;

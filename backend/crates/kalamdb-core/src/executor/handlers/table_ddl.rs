@@ -46,21 +46,46 @@ impl StatementHandler for TableDdlHandler {
             } => super::index::drop_index(app, ctx, &index, table.as_ref(), if_exists).await,
             SqlStatement::FlushTable { table } => {
                 let table = super::resolve_table(app, ctx, &table)?;
-                let def = &table.definition;
-                if def.table_type == kalamdb_commons::TableType::Stream {
-                    return Err(CoreError::NotSupported(format!(
-                        "STREAM table '{}' cannot be flushed: its rows live in memory only and expire after TTL_SECONDS",
-                        def.table_ref()
-                    )));
+                if let Some(why) = crate::jobs::executors::flush::refusal(&table) {
+                    return Err(CoreError::NotSupported(why));
                 }
-                Err(CoreError::NotSupported(format!(
-                    "FLUSH TABLE '{}': flushing to the cold tier (Parquet) is not available yet",
-                    def.table_ref()
+                let job_id = flush_job(app, &table)?;
+                Ok(StatementResult::message(format!(
+                    "Flush started for table '{}'. Job ID: {job_id}",
+                    table.definition.table_ref()
                 )))
             }
-            SqlStatement::FlushAll { .. } => Err(CoreError::NotSupported(
-                "FLUSH ALL: flushing to the cold tier (Parquet) is not available yet".into(),
-            )),
+            SqlStatement::FlushAll { namespace } => {
+                let namespace = namespace.map(|n| n.to_string());
+                if let Some(ns) = &namespace
+                    && !app.schema_registry.namespace_exists(ns)
+                {
+                    return Err(CoreError::NamespaceNotFound(ns.clone()));
+                }
+                let mut started = Vec::new();
+                let mut running = Vec::new();
+                for table in app.schema_registry.tables(namespace.as_deref()) {
+                    if crate::jobs::executors::flush::refusal(&table).is_some() {
+                        continue;
+                    }
+                    match flush_job(app, &table) {
+                        Ok(id) => started.push(id),
+                        Err(CoreError::IdempotentConflict(_)) => {
+                            running.push(table.definition.table_ref().to_string())
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let mut message = format!(
+                    "Flush started for {} table(s). Job IDs: [{}]",
+                    started.len(),
+                    started.join(", ")
+                );
+                if !running.is_empty() {
+                    message.push_str(&format!("; already flushing: {}", running.join(", ")));
+                }
+                Ok(StatementResult::message(message))
+            }
             SqlStatement::Standard(s) => match *s {
                 kalamdb_sql::sqlparser::ast::Statement::AlterTable(alter) => {
                     super::alter_table::alter_table(app, ctx, &alter).await
@@ -218,4 +243,21 @@ async fn create_table(
     Ok(StatementResult::message(format!(
         "{kind} table '{ns}.{name}' created"
     )))
+}
+
+/// Creates the Flush job of `table`; one already active is an
+/// `IdempotentConflict` naming it.
+fn flush_job(app: &AppContext, table: &crate::schema::CachedTable) -> CoreResult<String> {
+    let def = &table.definition;
+    app.job_manager.create_job(
+        crate::jobs::JobType::Flush,
+        crate::jobs::JobOptions {
+            parameters: serde_json::json!({ "table_id": def.table_id.0 }),
+            idempotency_key: Some(format!("flush:{}", def.table_id.0)),
+            namespace_id: Some(def.namespace.as_str().to_string()),
+            table_name: Some(def.name.clone()),
+            max_retries: Some(3),
+            ..crate::jobs::JobOptions::default()
+        },
+    )
 }

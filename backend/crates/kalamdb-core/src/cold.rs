@@ -1,0 +1,275 @@
+//! The cold tier as the row reader sees it: which partitions have
+//! segments, their manifests, the cold key index, and turning a segment's
+//! row back into the stored row format.
+//!
+//! Layout (all in the `index` partition, under the table's id, so DROP
+//! TABLE's range delete takes them with the table):
+//! - `table_id | u32::MAX | partition part | pk` → a cold stub
+//!   ([`kalamdb_store::row::encode_cold_stub`]): the newest cold version of
+//!   the key — its `_seq`, whether it is a tombstone, its segment and row.
+//!   Written in the flush's batch. Existence checks, conflict checks and
+//!   point reads of a row that is only cold use it and touch no segment
+//!   but the one holding the row.
+//! - `table_id | u32::MAX - 1 | partition part` → the partition's
+//!   [`Manifest`].
+//!
+//! A key's hot row, when there is one, is always newer than its cold
+//! versions (a row reaches the cold tier only by leaving the hot one), so
+//! a read takes the hot row first and falls back to the stub; a scan
+//! merges the hot rows with every segment in key order, newest `_seq`
+//! winning, tombstones hiding what they shadow.
+
+use crate::error::{CoreError, CoreResult};
+use crate::rows::from_arrow::stored_value;
+use dashmap::DashMap;
+use datafusion::arrow::record_batch::RecordBatch;
+use kalamdb_commons::Value;
+use kalamdb_filestore::{Manifest, SegmentCursor, SegmentFile, SegmentMeta, Storage};
+use kalamdb_store::row::encode_row;
+use kalamdb_store::{Partition, StorageBackend};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// The index id of the cold key index.
+pub const COLD_INDEX_ID: u32 = u32::MAX;
+/// The index id under which partitions' manifests are kept.
+pub const MANIFEST_ID: u32 = u32::MAX - 1;
+
+fn under(id: u32, key: &[u8]) -> Vec<u8> {
+    let split = 8.min(key.len());
+    let mut out = Vec::with_capacity(key.len() + 4);
+    out.extend_from_slice(&key[..split]);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&key[split..]);
+    out
+}
+
+/// The cold index entry of the row stored under `row_key`.
+pub fn cold_index_key(row_key: &[u8]) -> Vec<u8> {
+    under(COLD_INDEX_ID, row_key)
+}
+
+/// Where the manifest of the partition with key prefix `prefix` is kept.
+pub fn manifest_key(prefix: &[u8]) -> Vec<u8> {
+    under(MANIFEST_ID, prefix)
+}
+
+/// The cold tier of one database.
+pub struct ColdTier {
+    /// The `local` storage's directory; `None`: no cold tier (tests on an
+    /// in-memory store).
+    local_dir: Option<PathBuf>,
+    storage: OnceLock<Storage>,
+    /// Per table id: whether any partition of it has a manifest.
+    has_cold: DashMap<u64, bool>,
+    /// Manifests by partition prefix, as committed.
+    manifests: DashMap<Vec<u8>, Arc<Manifest>>,
+    /// Open segments by id.
+    files: DashMap<u64, Arc<SegmentFile>>,
+}
+
+impl std::fmt::Debug for ColdTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdTier")
+            .field("local_dir", &self.local_dir)
+            .finish()
+    }
+}
+
+impl ColdTier {
+    pub fn new(local_dir: Option<PathBuf>) -> Self {
+        Self {
+            local_dir,
+            storage: OnceLock::new(),
+            has_cold: DashMap::new(),
+            manifests: DashMap::new(),
+            files: DashMap::new(),
+        }
+    }
+
+    /// The `local` storage (its directory created on first use).
+    pub fn storage(&self) -> CoreResult<&Storage> {
+        if let Some(storage) = self.storage.get() {
+            return Ok(storage);
+        }
+        let dir = self.local_dir.as_ref().ok_or_else(|| {
+            CoreError::NotSupported("This database has no storage for a cold tier".into())
+        })?;
+        let storage = Storage::filesystem(dir)?;
+        Ok(self.storage.get_or_init(|| storage))
+    }
+
+    /// Whether table `table` has flushed anything (one probe per table,
+    /// then remembered).
+    pub fn has_cold(&self, backend: &dyn StorageBackend, table: u64) -> CoreResult<bool> {
+        if let Some(known) = self.has_cold.get(&table) {
+            return Ok(*known);
+        }
+        let start = manifest_key(&table.to_be_bytes());
+        let end = manifest_key(&(table + 1).to_be_bytes());
+        let mut any = false;
+        backend.scan(Partition::Index, &start, &end, &mut |_, _| {
+            any = true;
+            Ok(false)
+        })?;
+        self.has_cold.insert(table, any);
+        Ok(any)
+    }
+
+    /// The manifest of the partition with key prefix `prefix` (empty if it
+    /// never flushed).
+    pub fn manifest(
+        &self,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+    ) -> CoreResult<Arc<Manifest>> {
+        if let Some(m) = self.manifests.get(prefix) {
+            return Ok(Arc::clone(&m));
+        }
+        let manifest = match backend.get(Partition::Index, &manifest_key(prefix))? {
+            Some(bytes) => Manifest::decode(&bytes)?,
+            None => Manifest::new(),
+        };
+        let manifest = Arc::new(manifest);
+        self.manifests
+            .insert(prefix.to_vec(), Arc::clone(&manifest));
+        Ok(manifest)
+    }
+
+    /// Makes `manifest` the partition's, for every read from now on (before
+    /// its commit: a reader then sees the new segment and the hot rows it
+    /// copies, never neither; the merge keeps one of each key).
+    pub(crate) fn install(&self, prefix: &[u8], manifest: Arc<Manifest>) {
+        if let Some(table) = prefix.get(..8) {
+            let table = u64::from_be_bytes(table.try_into().expect("8 bytes"));
+            self.has_cold.insert(table, true);
+        }
+        self.manifests.insert(prefix.to_vec(), manifest);
+    }
+
+    /// Forgets what is cached of the partitions under `prefix` (their rows
+    /// were deleted).
+    pub fn forget(&self, prefix: &[u8]) {
+        self.manifests.retain(|k, _| !k.starts_with(prefix));
+    }
+
+    /// Forgets everything cached, as a restart would.
+    #[cfg(test)]
+    pub(crate) fn clear(&self) {
+        self.has_cold.clear();
+        self.manifests.clear();
+        self.files.clear();
+    }
+
+    fn file(&self, meta: &SegmentMeta) -> CoreResult<Arc<SegmentFile>> {
+        if let Some(f) = self.files.get(&meta.id) {
+            return Ok(Arc::clone(&f));
+        }
+        let path = self.storage()?.local_path(&meta.path);
+        let file = Arc::new(SegmentFile::open(&path)?);
+        self.files.insert(meta.id, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// The rows at `ordinals` (ascending) of segment `segment` of the
+    /// partition `prefix`, each in the stored row format.
+    pub fn read_rows(
+        &self,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+        segment: u64,
+        ordinals: &[u64],
+    ) -> CoreResult<Vec<Vec<u8>>> {
+        let manifest = self.manifest(backend, prefix)?;
+        let meta = match manifest.segment(segment) {
+            Some(meta) => meta.clone(),
+            None => {
+                // committed after this manifest was cached: read it again
+                self.manifests.remove(prefix);
+                let manifest = self.manifest(backend, prefix)?;
+                manifest.segment(segment).cloned().ok_or_else(|| {
+                    CoreError::Internal(format!(
+                        "cold tier: segment {segment} is not in its partition's manifest"
+                    ))
+                })?
+            }
+        };
+        let file = self.file(&meta)?;
+        let batch = file.read_ordinals(ordinals)?;
+        (0..batch.num_rows())
+            .map(|row| encode_cold_row(&file, &batch, row, meta.schema_version))
+            .collect()
+    }
+
+    /// Cursors over the segments that can hold keys in `[start, end)`: of
+    /// the partition `prefix` when `one_partition`, else of every
+    /// partition under it (all users of a USER table).
+    pub fn cursors(
+        &self,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+        one_partition: bool,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> CoreResult<Vec<(SegmentCursor, u32)>> {
+        let manifests = if one_partition {
+            vec![self.manifest(backend, prefix)?]
+        } else {
+            let first = manifest_key(prefix);
+            let last = manifest_key(&crate::table_store::partition_end(prefix));
+            let mut partitions = Vec::new();
+            backend.scan(Partition::Index, &first, &last, &mut |key, _| {
+                let mut partition = key[..8].to_vec();
+                partition.extend_from_slice(&key[12..]);
+                partitions.push(partition);
+                Ok(true)
+            })?;
+            partitions
+                .iter()
+                .map(|p| self.manifest(backend, p))
+                .collect::<CoreResult<_>>()?
+        };
+        let mut out = Vec::new();
+        for manifest in &manifests {
+            for meta in &manifest.segments {
+                if meta.max_key.as_slice() < start || meta.min_key.as_slice() >= end {
+                    continue;
+                }
+                let file = self.file(meta)?;
+                out.push((file.cursor(start, end, reverse), meta.schema_version));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Row `row` of a segment's `batch` in the stored row format.
+pub fn encode_cold_row(
+    file: &SegmentFile,
+    batch: &RecordBatch,
+    row: usize,
+    schema_version: u32,
+) -> CoreResult<Vec<u8>> {
+    let corrupt = |what: &str| CoreError::Internal(format!("cold tier: segment {what}"));
+    let seq = stored_value(batch.column(1).as_ref(), row)?;
+    let deleted = stored_value(batch.column(2).as_ref(), row)?;
+    let (Value::Int64(seq), Value::Boolean(deleted)) = (seq, deleted) else {
+        return Err(corrupt("row without _seq or _deleted"));
+    };
+    let mut values = Vec::with_capacity(batch.num_columns());
+    for (i, id) in file.column_ids().iter().enumerate() {
+        if let Some(id) = id {
+            values.push((*id, stored_value(batch.column(i).as_ref(), row)?));
+        }
+    }
+    Ok(encode_row(
+        schema_version,
+        seq,
+        deleted,
+        values.iter().map(|(id, v)| (*id, v)),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,324 @@
+//! The cold tier end to end inside one database: FLUSH moves rows into
+//! segments, and every read and write path answers as before.
+
+use crate::app_context::{AppContext, CoreOptions};
+use crate::jobs::JobStatus;
+use kalamdb_commons::{Role, UserId};
+use kalamdb_store::{Partition, RocksDbBackend, RocksDbOptions, StorageBackend};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    app: Arc<AppContext>,
+}
+
+fn open(dir: tempfile::TempDir) -> Db {
+    let backend = Arc::new(
+        RocksDbBackend::open(&dir.path().join("rocks"), &RocksDbOptions::default()).unwrap(),
+    );
+    let options = CoreOptions {
+        bcrypt_cost: 4,
+        local_storage_dir: dir.path().join("storage").display().to_string(),
+        ..CoreOptions::default()
+    };
+    let app = AppContext::open(backend as Arc<dyn StorageBackend>, &options).unwrap();
+    app.job_manager.start(&app).unwrap();
+    Db { _dir: dir, app }
+}
+
+impl Db {
+    fn new() -> Self {
+        open(tempfile::tempdir().unwrap())
+    }
+
+    async fn try_sql(&self, user: &str, sql: &str) -> Result<Vec<Vec<Json>>, String> {
+        let role = if user == "root" {
+            Role::System
+        } else {
+            Role::User
+        };
+        let mut ctx = crate::ExecutionContext::new(UserId::new(user), user, role);
+        let results = self.app.execute(&mut ctx, sql, &[]).await.map_err(|e| {
+            format!(
+                "{} {e}",
+                kalamdb_commons::error_code::HasErrorCode::error_code(&e.error)
+            )
+        })?;
+        let last = results.last().unwrap();
+        let mut rows = Vec::new();
+        for batch in &last.batches {
+            crate::rows::json::append_rows(batch, &mut rows);
+        }
+        if rows.is_empty()
+            && let Some(message) = &last.message
+        {
+            rows.push(vec![json!(message)]);
+        }
+        Ok(rows)
+    }
+
+    async fn sql(&self, user: &str, sql: &str) -> Vec<Vec<Json>> {
+        self.try_sql(user, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Runs FLUSH TABLE and waits for its job; returns the job's message.
+    async fn flush(&self, table: &str) -> String {
+        let rows = self.sql("root", &format!("FLUSH TABLE {table}")).await;
+        let message = rows[0][0].as_str().unwrap().to_string();
+        let job_id = message.rsplit("Job ID: ").next().unwrap().to_string();
+        let job = self.app.job_manager.finished(&job_id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+        job.message.unwrap()
+    }
+
+    fn hot_rows(&self, table: &str) -> usize {
+        let table = self.app.schema_registry.get_table("app", table).unwrap();
+        let (start, end) = crate::table_store::table_range(table.definition.table_id);
+        let mut n = 0;
+        self.app
+            .table_store
+            .backend()
+            .scan(Partition::Data, &start, &end, &mut |_, _| {
+                n += 1;
+                Ok(true)
+            })
+            .unwrap();
+        n
+    }
+}
+
+const QUERIES: &[&str] = &[
+    "SELECT count(*) FROM app.items",
+    "SELECT * FROM app.items ORDER BY id",
+    "SELECT * FROM app.items WHERE id = 123",
+    "SELECT id, name FROM app.items WHERE id IN (3, 150, 299, 5000) ORDER BY id",
+    "SELECT id FROM app.items WHERE id BETWEEN 100 AND 110 ORDER BY id DESC",
+    "SELECT id, n FROM app.items ORDER BY id DESC LIMIT 5",
+    "SELECT sum(n), count(name) FROM app.items WHERE name LIKE 'item 1%'",
+    "SELECT n % 7 AS k, count(*) FROM app.items GROUP BY n % 7 ORDER BY k",
+];
+
+async fn answers(db: &Db) -> Vec<Vec<Vec<Json>>> {
+    let mut out = Vec::new();
+    for q in QUERIES {
+        out.push(db.sql("root", q).await);
+    }
+    out
+}
+
+fn items(range: std::ops::Range<i64>) -> String {
+    let rows: Vec<String> = range
+        .map(|i| {
+            let name = if i % 10 == 0 {
+                "NULL".to_string()
+            } else {
+                format!("'item {i}'")
+            };
+            format!("({i}, {name}, {})", i * 3)
+        })
+        .collect();
+    format!(
+        "INSERT INTO app.items (id, name, n) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn a_flushed_shared_table_answers_every_read_and_write_as_before() {
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, n INT)",
+    )
+    .await;
+    db.sql("root", &items(0..300)).await;
+    let before = answers(&db).await;
+    assert_eq!(before[0], vec![vec![json!("300")]]);
+
+    let message = db.flush("app.items").await;
+    assert!(message.starts_with("Flushed 300 row(s)"), "{message}");
+    assert_eq!(
+        db.hot_rows("items"),
+        0,
+        "every flushed row left the hot tier"
+    );
+    assert_eq!(answers(&db).await, before);
+
+    // writes over cold rows: a new hot version, a hot tombstone, the key
+    // check, ON CONFLICT
+    db.sql("root", "UPDATE app.items SET n = -1 WHERE id = 5")
+        .await;
+    db.sql("root", "DELETE FROM app.items WHERE id = 6").await;
+    let dup = db
+        .try_sql("root", "INSERT INTO app.items (id, n) VALUES (7, 0)")
+        .await;
+    assert!(dup.unwrap_err().starts_with("UNIQUE_VIOLATION"));
+    db.sql(
+        "root",
+        "INSERT INTO app.items (id, n) VALUES (8, 0) ON CONFLICT (id) DO UPDATE SET n = 88",
+    )
+    .await;
+    db.sql(
+        "root",
+        "INSERT INTO app.items (id, name, n) VALUES (1000, 'new', 1)",
+    )
+    .await;
+    db.sql(
+        "root",
+        "UPDATE app.items SET name = 'ranged' WHERE id >= 290 AND id < 292",
+    )
+    .await;
+    let changed =
+        "SELECT id, name, n FROM app.items WHERE id IN (5, 6, 7, 8, 290, 291, 1000) ORDER BY id";
+    let expected = vec![
+        vec![json!("5"), json!("item 5"), json!(-1)],
+        vec![json!("7"), json!("item 7"), json!(21)],
+        vec![json!("8"), json!("item 8"), json!(88)],
+        vec![json!("290"), json!("ranged"), json!(870)],
+        vec![json!("291"), json!("ranged"), json!(873)],
+        vec![json!("1000"), json!("new"), json!(1)],
+    ];
+    assert_eq!(db.sql("root", changed).await, expected);
+    assert_eq!(
+        db.sql("root", "SELECT count(*) FROM app.items").await,
+        vec![vec![json!("300")]]
+    );
+    assert_eq!(
+        db.sql("root", "SELECT * FROM app.items WHERE id = 6").await,
+        Vec::<Vec<Json>>::new()
+    );
+    let after_writes = answers(&db).await;
+
+    // the second flush puts the newer versions and the tombstone in a
+    // second segment; the older versions in the first never come back
+    let message = db.flush("app.items").await;
+    assert!(message.starts_with("Flushed 6 row(s)"), "{message}");
+    assert_eq!(db.hot_rows("items"), 0);
+    assert_eq!(db.sql("root", changed).await, expected);
+    assert_eq!(answers(&db).await, after_writes);
+
+    // a tombstone over a cold version survives retention's purge
+    db.sql("root", "DELETE FROM app.items WHERE id = 9").await;
+    let table = db.app.schema_registry.get_table("app", "items").unwrap();
+    let reader = crate::row_reader::RowReader::new(
+        Arc::clone(&table),
+        db.app.table_store.clone(),
+        &crate::table_store::RowScope::Shared,
+    );
+    let key = reader.key_of(&[kalamdb_commons::Value::Int64(9)]).unwrap();
+    let (seq, _) = {
+        let mut found = None;
+        reader
+            .get_row(&key, true, &mut |row| {
+                found = Some((row.seq, row.deleted));
+                Ok(())
+            })
+            .unwrap();
+        found.unwrap()
+    };
+    assert_eq!(
+        db.app
+            .writes
+            .purge(&[(key, seq)], kalamdb_store::Batch::new())
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db.sql("root", "SELECT id FROM app.items WHERE id = 9")
+            .await,
+        Vec::<Vec<Json>>::new()
+    );
+
+    // with nothing cached (as after a restart) the manifests and the cold
+    // index come from RocksDB
+    let final_answers = answers(&db).await;
+    db.app.table_store.cold().clear();
+    assert_eq!(answers(&db).await, final_answers);
+    assert_eq!(db.sql("root", changed).await, expected);
+}
+
+#[tokio::test]
+async fn a_user_tables_partitions_flush_apart_and_each_user_reads_only_their_own() {
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT)",
+    )
+    .await;
+    for user in ["u_a", "u_b"] {
+        let rows: Vec<String> = (0..50).map(|i| format!("({i}, '{user} {i}')")).collect();
+        db.sql(
+            user,
+            &format!("INSERT INTO app.notes VALUES {}", rows.join(", ")),
+        )
+        .await;
+    }
+    let message = db.flush("app.notes").await;
+    assert!(
+        message.contains("100 row(s)") && message.contains("from 2 partition(s) into 2 segment(s)"),
+        "{message}"
+    );
+    assert_eq!(db.hot_rows("notes"), 0);
+    for user in ["u_a", "u_b"] {
+        let rows = db
+            .sql(
+                user,
+                "SELECT body FROM app.notes WHERE id >= 48 ORDER BY id",
+            )
+            .await;
+        assert_eq!(
+            rows,
+            vec![
+                vec![json!(format!("{user} 48"))],
+                vec![json!(format!("{user} 49"))]
+            ]
+        );
+        assert_eq!(
+            db.sql(user, "SELECT count(*) FROM app.notes").await,
+            vec![vec![json!("50")]]
+        );
+        assert_eq!(
+            db.sql(user, "SELECT body FROM app.notes WHERE id = 3")
+                .await,
+            vec![vec![json!(format!("{user} 3"))]]
+        );
+    }
+    db.sql("u_a", "UPDATE app.notes SET body = 'changed' WHERE id = 3")
+        .await;
+    assert_eq!(
+        db.sql("u_b", "SELECT body FROM app.notes WHERE id = 3")
+            .await,
+        vec![vec![json!("u_b 3")]]
+    );
+    assert_eq!(
+        db.sql("u_a", "SELECT body FROM app.notes WHERE id = 3")
+            .await,
+        vec![vec![json!("changed")]]
+    );
+}
+
+#[tokio::test]
+async fn what_cannot_be_flushed_says_why() {
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (at BIGINT, line TEXT); \
+         CREATE STREAM TABLE app.ev (id INT PRIMARY KEY) WITH (TTL_SECONDS = 60)",
+    )
+    .await;
+    let keyless = db.try_sql("root", "FLUSH TABLE app.log").await.unwrap_err();
+    assert!(
+        keyless.starts_with("NOT_SUPPORTED") && keyless.contains("no PRIMARY KEY"),
+        "{keyless}"
+    );
+    let stream = db.try_sql("root", "FLUSH TABLE app.ev").await.unwrap_err();
+    assert!(stream.contains("STREAM table"), "{stream}");
+    let all = db.sql("root", "FLUSH ALL TABLES IN app").await;
+    assert_eq!(
+        all,
+        vec![vec![json!("Flush started for 0 table(s). Job IDs: []")]]
+    );
+}

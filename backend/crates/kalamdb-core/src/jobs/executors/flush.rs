@@ -1,0 +1,303 @@
+//! Flush (`FL`): moves a table's hot rows into Parquet segments on its
+//! storage, one partition at a time (each user of a USER table, or the
+//! SHARED table). Parameters: `{"table_id": n}`.
+//!
+//! A partition's hot rows are read in key order, [`CHUNK`] at a time, and
+//! streamed into a segment (one row per key: the hot row is the newest
+//! version; tombstones included, they hide older cold versions) of at most
+//! [`SEGMENT_ROWS`] rows. Then, at the write funnel's commit point, one
+//! batch adds the segment to the partition's manifest, points the cold
+//! index at each row's place in it, and removes each copied hot row whose
+//! `_seq` is still the one copied — a row updated during the upload stays
+//! hot, newer than its copy. A crash before that commit leaves an
+//! unreferenced file and every row hot; after it, the new state. Running
+//! the job again flushes what is hot then.
+//!
+//! Tables keyed by `_seq` (no PRIMARY KEY) are not flushed yet: an UPDATE
+//! moves such a row to a new key, which a cold copy under the old key
+//! would outlive.
+
+use crate::app_context::AppContext;
+use crate::cold::{cold_index_key, manifest_key};
+use crate::error::{CoreError, CoreResult};
+use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
+use crate::jobs::model::{Job, JobType};
+use crate::rows::arrow_builder::{BatchBuilder, OutputColumn};
+use crate::schema::CachedTable;
+use crate::table_store::{partition_end, table_range};
+use async_trait::async_trait;
+use kalamdb_commons::{TableId, TableType};
+use kalamdb_filestore::{SegmentColumn, SegmentWriter};
+use kalamdb_store::row::{RowView, encode_cold_stub};
+use kalamdb_store::{Batch, Partition};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// Hot rows read per step.
+pub const CHUNK: usize = 8192;
+/// Rows per segment at most (and so per flush commit).
+pub const SEGMENT_ROWS: u64 = 128 * 1024;
+
+pub struct FlushExecutor;
+
+fn params(params: &Json) -> CoreResult<TableId> {
+    params
+        .get("table_id")
+        .and_then(Json::as_u64)
+        .map(TableId)
+        .ok_or_else(|| CoreError::InvalidParameter("Flush: expected {\"table_id\": n}".into()))
+}
+
+/// Why `table` cannot be flushed, if it cannot.
+pub fn refusal(table: &CachedTable) -> Option<String> {
+    let def = &table.definition;
+    match def.table_type {
+        TableType::Stream => Some(format!(
+            "STREAM table '{}' cannot be flushed: its rows live in memory only and expire after TTL_SECONDS",
+            def.table_ref()
+        )),
+        TableType::System => Some(format!(
+            "System table '{}' cannot be flushed",
+            def.table_ref()
+        )),
+        _ if table.keyless() => Some(format!(
+            "Table '{}' has no PRIMARY KEY: flushing tables keyed by _seq is not supported yet",
+            def.table_ref()
+        )),
+        _ => None,
+    }
+}
+
+/// What one flush did.
+#[derive(Default)]
+struct Flushed {
+    rows: u64,
+    moved: u64,
+    segments: u64,
+    bytes: u64,
+    partitions: u64,
+}
+
+/// The partitions of `table` that hold hot rows: their key prefixes.
+fn hot_partitions(app: &AppContext, table: &CachedTable) -> CoreResult<Vec<Vec<u8>>> {
+    let (start, end) = table_range(table.definition.table_id);
+    if table.definition.table_type != TableType::User {
+        return Ok(vec![start]);
+    }
+    let backend = app.table_store.backend();
+    let mut partitions = Vec::new();
+    let mut from = start;
+    loop {
+        let mut found = None;
+        backend.scan(Partition::Data, &from, &end, &mut |key, _| {
+            found = Some(key.to_vec());
+            Ok(false)
+        })?;
+        let Some(key) = found else {
+            return Ok(partitions);
+        };
+        let (_, used) = kalamdb_store::keys::decode_str(&key[8..])
+            .ok_or_else(|| CoreError::Internal("a USER table row key without a user".into()))?;
+        let prefix = key[..8 + used].to_vec();
+        from = partition_end(&prefix);
+        partitions.push(prefix);
+    }
+}
+
+/// Where the partition's segments go: the storage's path template.
+fn segment_dir(table: &CachedTable, prefix: &[u8]) -> CoreResult<String> {
+    let def = &table.definition;
+    let mut dir = format!("{}/{}", def.namespace.as_str(), def.name);
+    if def.table_type == TableType::User {
+        let (user, _) = kalamdb_store::keys::decode_str(&prefix[8..])
+            .ok_or_else(|| CoreError::Internal("a USER partition without a user".into()))?;
+        dir.push('/');
+        dir.push_str(&user);
+    }
+    Ok(dir)
+}
+
+impl FlushExecutor {
+    async fn run(&self, ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<Option<String>> {
+        let app = &ctx.app;
+        let table_id = params(&job.parameters)?;
+        let table = app.schema_registry.table_by_id(table_id).ok_or_else(|| {
+            CoreError::NotFound(format!("Flush: table {} no longer exists", table_id.0))
+        })?;
+        if let Some(why) = refusal(&table) {
+            return Err(CoreError::NotSupported(why));
+        }
+        let mut done = Flushed::default();
+        for prefix in hot_partitions(app, &table)? {
+            if ctx.is_cancelled() {
+                return Ok(None);
+            }
+            flush_partition(app, &table, &prefix, &mut done).await?;
+            done.partitions += 1;
+        }
+        Ok(Some(format!(
+            "Flushed {} row(s) of {} from {} partition(s) into {} segment(s), {} bytes; {} hot row(s) removed ({} changed during the flush and stay hot)",
+            done.rows,
+            table.definition.table_ref(),
+            done.partitions,
+            done.segments,
+            done.bytes,
+            done.moved,
+            done.rows - done.moved,
+        )))
+    }
+}
+
+/// One chunk of hot rows, in key order.
+struct Chunk {
+    keys: Vec<Vec<u8>>,
+    seqs: Vec<i64>,
+    deleted: Vec<bool>,
+    columns: Vec<datafusion::arrow::array::ArrayRef>,
+}
+
+fn read_chunk(
+    app: &AppContext,
+    table: &CachedTable,
+    from: &[u8],
+    end: &[u8],
+    limit: usize,
+) -> CoreResult<Chunk> {
+    let def = &table.definition;
+    let columns = def.columns.iter().map(OutputColumn::declared).collect();
+    let mut builder = BatchBuilder::new(Arc::clone(&table.schema), columns, limit)?
+        .with_missing(table.backfill.clone());
+    let mut chunk = Chunk {
+        keys: Vec::new(),
+        seqs: Vec::new(),
+        deleted: Vec::new(),
+        columns: Vec::new(),
+    };
+    // the hot tier only: what is already cold stays where it is
+    app.table_store
+        .scan_between(from, end, false, &mut |key, bytes| {
+            let row = RowView::decode(bytes)?;
+            builder.push(&row)?;
+            chunk.keys.push(key.to_vec());
+            chunk.seqs.push(row.seq);
+            chunk.deleted.push(row.deleted);
+            Ok(chunk.keys.len() < limit)
+        })?;
+    chunk.columns = builder.finish()?.columns().to_vec();
+    Ok(chunk)
+}
+
+async fn flush_partition(
+    app: &AppContext,
+    table: &Arc<CachedTable>,
+    prefix: &[u8],
+    done: &mut Flushed,
+) -> CoreResult<()> {
+    let def = &table.definition;
+    let cold = app.table_store.cold();
+    let storage = cold.storage()?.clone();
+    let segment_columns: Vec<SegmentColumn> = def
+        .columns
+        .iter()
+        .zip(table.schema.fields())
+        .map(|(c, f)| SegmentColumn {
+            id: c.column_id,
+            name: c.name.clone(),
+            data_type: f.data_type().clone(),
+        })
+        .collect();
+    let dir = segment_dir(table, prefix)?;
+    let end = partition_end(prefix);
+    let mut from = prefix.to_vec();
+    loop {
+        // one segment
+        let id = app.snowflake.next_id() as u64;
+        let mut writer = None;
+        let mut flushed: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut stubs = Batch::new();
+        let mut exhausted = false;
+        while (flushed.len() as u64) < SEGMENT_ROWS {
+            let want = CHUNK.min((SEGMENT_ROWS - flushed.len() as u64) as usize);
+            let chunk = read_chunk(app, table, &from, &end, want)?;
+            if chunk.keys.len() < want {
+                exhausted = true;
+            }
+            let Some(last) = chunk.keys.last() else {
+                break;
+            };
+            from = last.clone();
+            from.push(0);
+            let writer = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(SegmentWriter::create(
+                    &storage,
+                    format!("{dir}/seg-{id}.parquet"),
+                    id,
+                    def.schema_version,
+                    &segment_columns,
+                    kalamdb_commons::now_ms(),
+                )?),
+            };
+            writer
+                .write(&chunk.keys, &chunk.seqs, &chunk.deleted, chunk.columns)
+                .await?;
+            for ((key, seq), deleted) in chunk.keys.into_iter().zip(chunk.seqs).zip(chunk.deleted) {
+                let ordinal = flushed.len() as u64;
+                stubs.put(
+                    Partition::Index,
+                    cold_index_key(&key),
+                    encode_cold_stub(def.schema_version, seq, deleted, id, ordinal),
+                );
+                flushed.push((key, seq));
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let Some(writer) = writer else {
+            return Ok(());
+        };
+        let meta = writer.finish().await?;
+        let manifest = Arc::new(
+            cold.manifest(app.table_store.backend().as_ref(), prefix)?
+                .with(meta.clone()),
+        );
+        let mut extra = stubs;
+        extra.put(Partition::Index, manifest_key(prefix), manifest.encode());
+        let moved = app.writes.move_to_cold(&flushed, extra, || {
+            cold.install(prefix, Arc::clone(&manifest));
+        })?;
+        done.rows += meta.rows;
+        done.moved += moved as u64;
+        done.segments += 1;
+        done.bytes += meta.bytes;
+        if exhausted {
+            return Ok(());
+        }
+    }
+}
+
+#[async_trait]
+impl JobExecutor<AppContext> for FlushExecutor {
+    fn job_type(&self) -> JobType {
+        JobType::Flush
+    }
+
+    fn name(&self) -> &'static str {
+        "Flush"
+    }
+
+    fn validate_params(&self, params: &Json) -> CoreResult<()> {
+        self::params(params).map(drop)
+    }
+
+    async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
+        let outcome = self.run(ctx, job).await;
+        JobDecision::of_run(self.name(), outcome)
+    }
+
+    /// A flush begun again copies what is hot then.
+    fn safe_to_resume(&self) -> bool {
+        true
+    }
+}
