@@ -17,7 +17,7 @@ impl AppContext {
     pub fn open(backend: Arc<dyn StorageBackend>, options: &CoreOptions) -> CoreResult<Arc<Self>> {
         let mut jobs = JobRegistry::new();
         jobs.register(Arc::new(CleanupExecutor));
-        jobs.register(Arc::new(FlushExecutor));
+        jobs.register(Arc::new(FlushExecutor::default()));
         jobs.register(Arc::new(IndexBuildExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(RetentionExecutor {

@@ -322,3 +322,161 @@ async fn what_cannot_be_flushed_says_why() {
         vec![vec![json!("Flush started for 0 table(s). Job IDs: []")]]
     );
 }
+
+#[tokio::test]
+async fn a_write_during_the_upload_stays_hot_and_wins_over_its_cold_copy() {
+    use crate::jobs::executors::flush::{FlushExecutor, FlushPause};
+    use crate::jobs::{
+        JobOptions, JobRegistry, JobType, JobsConfig, SystemClock, UnifiedJobManager,
+    };
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, n INT)",
+    )
+    .await;
+    db.sql("root", &items(0..10)).await;
+    // a manager of its own whose flush waits between upload and commit
+    let pause = Arc::new(FlushPause::default());
+    let mut registry = JobRegistry::new();
+    registry.register(Arc::new(FlushExecutor {
+        pause: Some(Arc::clone(&pause)),
+    }));
+    let manager = Arc::new(UnifiedJobManager::new(
+        db.app.meta.clone(),
+        JobsConfig::default(),
+        Arc::new(SystemClock),
+        registry,
+    ));
+    manager.start(&db.app).unwrap();
+    let table = db.app.schema_registry.get_table("app", "items").unwrap();
+    let job = manager
+        .create_job(
+            JobType::Flush,
+            JobOptions {
+                parameters: json!({ "table_id": table.definition.table_id.0 }),
+                ..JobOptions::default()
+            },
+        )
+        .unwrap();
+    pause.uploaded.notified().await;
+    // the segment holds all ten rows as they were; these commit now
+    db.sql("root", "UPDATE app.items SET n = 1000 WHERE id = 3")
+        .await;
+    db.sql("root", "DELETE FROM app.items WHERE id = 4").await;
+    pause.resume.notify_one();
+    let done = manager.finished(&job).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let message = done.message.unwrap();
+    assert!(
+        message.contains("8 hot row(s) removed (2 changed during the flush"),
+        "{message}"
+    );
+    assert_eq!(
+        db.hot_rows("items"),
+        2,
+        "the two rows written during the upload stay hot"
+    );
+    let rows = db
+        .sql(
+            "root",
+            "SELECT id, n FROM app.items WHERE id BETWEEN 2 AND 5 ORDER BY id",
+        )
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            vec![json!("2"), json!(6)],
+            vec![json!("3"), json!(1000)],
+            vec![json!("5"), json!(15)],
+        ]
+    );
+    assert_eq!(
+        db.sql("root", "SELECT count(*) FROM app.items").await,
+        vec![vec![json!("9")]]
+    );
+    // the next flush moves them too; the older copies stay hidden
+    let message = db.flush("app.items").await;
+    assert!(message.starts_with("Flushed 2 row(s)"), "{message}");
+    assert_eq!(db.hot_rows("items"), 0);
+    assert_eq!(
+        db.sql(
+            "root",
+            "SELECT id, n FROM app.items WHERE id BETWEEN 2 AND 5 ORDER BY id"
+        )
+        .await,
+        rows
+    );
+}
+
+#[tokio::test]
+async fn indexes_transactions_and_key_orders_work_over_cold_rows() {
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, n INT); \
+         CREATE INDEX by_n ON app.items (n)",
+    )
+    .await;
+    db.sql("root", &items(0..100)).await;
+    db.flush("app.items").await;
+    // an index built after the flush reads the cold rows; one maintained
+    // before it still finds them
+    db.sql("root", "CREATE INDEX by_name ON app.items (name)")
+        .await;
+    assert_eq!(
+        db.sql("root", "SELECT id FROM app.items WHERE name = 'item 42'")
+            .await,
+        vec![vec![json!("42")]]
+    );
+    assert_eq!(
+        db.sql(
+            "root",
+            "SELECT id FROM app.items WHERE n = 99 OR n = 102 ORDER BY id"
+        )
+        .await,
+        vec![vec![json!("33")], vec![json!("34")]]
+    );
+    // a transaction over cold rows sees its own writes, then commits them
+    db.sql(
+        "root",
+        "BEGIN; UPDATE app.items SET n = 5000 WHERE id = 10; DELETE FROM app.items WHERE id = 11; \
+         INSERT INTO app.items (id, n) VALUES (500, 1); COMMIT",
+    )
+    .await;
+    assert_eq!(
+        db.sql(
+            "root",
+            "SELECT id, n FROM app.items WHERE id IN (10, 11, 500) ORDER BY id"
+        )
+        .await,
+        vec![vec![json!("10"), json!(5000)], vec![json!("500"), json!(1)]]
+    );
+    assert_eq!(
+        db.sql("root", "SELECT id FROM app.items WHERE n = 5000")
+            .await,
+        vec![vec![json!("10")]]
+    );
+    assert_eq!(
+        db.sql("root", "SELECT id FROM app.items WHERE n = 30")
+            .await,
+        Vec::<Vec<Json>>::new()
+    );
+    // backward and forward over a mix of hot and cold rows
+    assert_eq!(
+        db.sql(
+            "root",
+            "SELECT id FROM app.items WHERE id > 97 ORDER BY id DESC"
+        )
+        .await,
+        vec![vec![json!("500")], vec![json!("99")], vec![json!("98")]]
+    );
+    assert_eq!(
+        db.sql(
+            "root",
+            "SELECT id FROM app.items WHERE id >= 9 ORDER BY id LIMIT 3"
+        )
+        .await,
+        vec![vec![json!("9")], vec![json!("10")], vec![json!("12")]]
+    );
+}

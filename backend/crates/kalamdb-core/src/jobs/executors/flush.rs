@@ -38,7 +38,21 @@ pub const CHUNK: usize = 8192;
 /// Rows per segment at most (and so per flush commit).
 pub const SEGMENT_ROWS: u64 = 128 * 1024;
 
-pub struct FlushExecutor;
+#[derive(Default)]
+pub struct FlushExecutor {
+    /// Where a test holds a flush between its upload and its commit.
+    #[cfg(test)]
+    pub pause: Option<Arc<FlushPause>>,
+}
+
+/// A test's hold on a flush: `uploaded` is signalled once a segment is
+/// written, and the flush commits it after `resume`.
+#[cfg(test)]
+#[derive(Default)]
+pub struct FlushPause {
+    pub uploaded: tokio::sync::Notify,
+    pub resume: tokio::sync::Notify,
+}
 
 fn params(params: &Json) -> CoreResult<TableId> {
     params
@@ -132,7 +146,7 @@ impl FlushExecutor {
             if ctx.is_cancelled() {
                 return Ok(None);
             }
-            flush_partition(app, &table, &prefix, &mut done).await?;
+            flush_partition(self, app, &table, &prefix, &mut done).await?;
             done.partitions += 1;
         }
         Ok(Some(format!(
@@ -188,6 +202,7 @@ fn read_chunk(
 }
 
 async fn flush_partition(
+    #[allow(unused_variables)] executor: &FlushExecutor,
     app: &AppContext,
     table: &Arc<CachedTable>,
     prefix: &[u8],
@@ -258,6 +273,11 @@ async fn flush_partition(
             return Ok(());
         };
         let meta = writer.finish().await?;
+        #[cfg(test)]
+        if let Some(pause) = &executor.pause {
+            pause.uploaded.notify_one();
+            pause.resume.notified().await;
+        }
         let manifest = Arc::new(
             cold.manifest(app.table_store.backend().as_ref(), prefix)?
                 .with(meta.clone()),
