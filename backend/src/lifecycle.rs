@@ -167,6 +167,28 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), LifecycleError> {
     let database = Database::open(&config)?;
+    // before any job runs (no flush is uploading): segment files no
+    // manifest references are what a crash before a flush's commit, or a
+    // dropped table, left
+    let app = &database.app;
+    let live_tables: Vec<u64> = app
+        .schema_registry
+        .tables(None)
+        .iter()
+        .map(|t| t.definition.table_id.0)
+        .collect();
+    let orphans = kalamdb_core::cold::sweep_orphans(
+        app.table_store.cold(),
+        app.table_store.backend().as_ref(),
+        live_tables,
+        "",
+        i64::MAX,
+    )
+    .await
+    .map_err(|e| LifecycleError::Start(format!("cold tier: {e}")))?;
+    if orphans > 0 {
+        tracing::info!("removed {orphans} unreferenced segment file(s)");
+    }
     database
         .app
         .job_manager

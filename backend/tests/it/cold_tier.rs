@@ -134,5 +134,35 @@ async fn flushed_rows_read_the_same_and_survive_kill_9() {
         .ok("SELECT id, name FROM app.items WHERE id IN (777, 1999)")
         .await;
     assert_eq!(rows(&body, 0), &vec![json!(["777", "changed"])]);
+    let body = server
+        .ok("SELECT metric_name, metric_value FROM system.stats WHERE namespace_id = 'app' AND table_name = 'items' AND metric_name LIKE 'cold_%' ORDER BY metric_name")
+        .await;
+    let stats = rows(&body, 0);
+    let metric = |name: &str| -> u64 {
+        let row = stats
+            .iter()
+            .find(|r| r[0] == json!(name))
+            .unwrap_or_else(|| panic!("{stats:?}"));
+        row[1].as_str().unwrap().parse().unwrap()
+    };
+    assert!(metric("cold_rows") >= 2000, "{stats:?}");
+    assert!(metric("cold_files") >= 1, "{stats:?}");
+    assert!(metric("cold_bytes") > 10_000, "{stats:?}");
+
+    // a dropped table's files, and a file a crash left before its flush's
+    // commit, go at the next start; referenced ones stay
+    let orphan = storage.join("items").join("seg-1.parquet");
+    std::fs::write(&orphan, b"left by a crash").unwrap();
+    server.ok("DROP TABLE app.notes").await;
+    server.stop();
+    let server = TestServer::start_on(temp.path(), &[]);
+    assert!(!orphan.exists());
+    assert_eq!(segments(&storage.join("notes")), 0);
+    assert!(segments(&storage.join("items")) >= 1);
+    let mut items = Vec::new();
+    for q in &QUERIES[..4] {
+        items.push(Value::from(rows(&server.ok(q).await, 0).clone()));
+    }
+    assert_eq!(items, changed[..4].to_vec());
     server.stop();
 }

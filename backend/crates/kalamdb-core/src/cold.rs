@@ -54,6 +54,69 @@ pub fn manifest_key(prefix: &[u8]) -> Vec<u8> {
     under(MANIFEST_ID, prefix)
 }
 
+/// Every manifest of table `table` (all its partitions), read from storage.
+pub fn manifests_of(backend: &dyn StorageBackend, table: u64) -> CoreResult<Vec<Manifest>> {
+    let (start, end) = manifest_range(table);
+    let mut out = Vec::new();
+    let mut failure = None;
+    backend.scan(Partition::Index, &start, &end, &mut |_, bytes| {
+        match Manifest::decode(bytes) {
+            Ok(m) => out.push(m),
+            Err(e) => failure = Some(e),
+        }
+        Ok(failure.is_none())
+    })?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
+}
+
+/// Removes the segment files under `under` (a path on the local storage;
+/// empty: everywhere) that no manifest of `tables` references and that
+/// were last written before `written_before_ms` (a flush uploading now has
+/// not committed its segment yet). Returns how many went.
+pub async fn sweep_orphans(
+    cold: &ColdTier,
+    backend: &dyn StorageBackend,
+    tables: impl IntoIterator<Item = u64>,
+    under: &str,
+    written_before_ms: i64,
+) -> CoreResult<usize> {
+    if cold.local_dir.is_none() {
+        return Ok(0);
+    }
+    let mut referenced = std::collections::HashSet::new();
+    for table in tables {
+        for manifest in manifests_of(backend, table)? {
+            referenced.extend(manifest.segments.into_iter().map(|s| s.path));
+        }
+    }
+    let storage = cold.storage()?;
+    let mut removed = 0;
+    for object in storage.list(under).await? {
+        let is_segment = object
+            .path
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with("seg-") && name.ends_with(".parquet"));
+        if is_segment
+            && !referenced.contains(&object.path)
+            && object.last_modified_ms < written_before_ms
+        {
+            storage.delete(&object.path).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The keys of every manifest of table `table`.
+fn manifest_range(table: u64) -> (Vec<u8>, Vec<u8>) {
+    let table = table.to_be_bytes();
+    (under(MANIFEST_ID, &table), under(MANIFEST_ID + 1, &table))
+}
+
 /// The cold tier of one database.
 pub struct ColdTier {
     /// The `local` storage's directory; `None`: no cold tier (tests on an
@@ -105,8 +168,7 @@ impl ColdTier {
         if let Some(known) = self.has_cold.get(&table) {
             return Ok(*known);
         }
-        let start = manifest_key(&table.to_be_bytes());
-        let end = manifest_key(&(table + 1).to_be_bytes());
+        let (start, end) = manifest_range(table);
         let mut any = false;
         backend.scan(Partition::Index, &start, &end, &mut |_, _| {
             any = true;
@@ -216,8 +278,14 @@ impl ColdTier {
         let manifests = if one_partition {
             vec![self.manifest(backend, prefix)?]
         } else {
-            let first = manifest_key(prefix);
-            let last = manifest_key(&crate::table_store::partition_end(prefix));
+            // every partition of the table `prefix` names
+            let table = u64::from_be_bytes(
+                prefix
+                    .get(..8)
+                    .and_then(|t| t.try_into().ok())
+                    .ok_or_else(|| CoreError::Internal("a row prefix without a table".into()))?,
+            );
+            let (first, last) = manifest_range(table);
             let mut partitions = Vec::new();
             backend.scan(Partition::Index, &first, &last, &mut |key, _| {
                 let mut partition = key[..8].to_vec();

@@ -286,6 +286,27 @@ async fn a_user_tables_partitions_flush_apart_and_each_user_reads_only_their_own
             vec![vec![json!(format!("{user} 3"))]]
         );
     }
+    // an index built over cold rows of every user, read by each user
+    db.sql("root", "CREATE INDEX by_body ON app.notes (body)")
+        .await;
+    for user in ["u_a", "u_b"] {
+        assert_eq!(
+            db.sql(
+                user,
+                &format!("SELECT id FROM app.notes WHERE body = '{user} 7'")
+            )
+            .await,
+            vec![vec![json!(7)]]
+        );
+        assert_eq!(
+            db.sql(
+                user,
+                "SELECT id FROM app.notes WHERE body = 'u_a 8' OR body = 'u_b 9' ORDER BY id"
+            )
+            .await,
+            vec![vec![json!(if user == "u_a" { 8 } else { 9 })]]
+        );
+    }
     db.sql("u_a", "UPDATE app.notes SET body = 'changed' WHERE id = 3")
         .await;
     assert_eq!(

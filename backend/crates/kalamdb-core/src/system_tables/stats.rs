@@ -8,9 +8,8 @@
 use super::{SystemTable, pinned_text};
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
-use crate::row_reader::RowReader;
 use crate::schema::SchemaRegistry;
-use crate::table_store::{TableStore, table_range};
+use crate::table_store::table_range;
 use datafusion::arrow::array::{Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -95,9 +94,14 @@ impl SystemTable for StatsTable {
                 }
                 let (ns, name) = (Some(def.namespace.as_str()), Some(def.name.as_str()));
                 let (start, end) = table_range(def.table_id);
-                let live =
-                    RowReader::all_partitions(Arc::clone(t), TableStore::new(Arc::clone(backend)))
-                        .count_live()?;
+                // the hot tier's live rows (the cold tier's are below)
+                let mut live = 0u64;
+                backend.scan(Partition::Data, &start, &end, &mut |_, bytes| {
+                    if !kalamdb_store::row::RowView::decode(bytes)?.deleted {
+                        live += 1;
+                    }
+                    Ok(true)
+                })?;
                 rows.push(ns, name, "hot_rows", live);
                 rows.push(
                     ns,
@@ -105,9 +109,30 @@ impl SystemTable for StatsTable {
                     "hot_bytes_on_disk",
                     backend.approximate_size(Partition::Data, &start, &end),
                 );
-                rows.push(ns, name, "cold_files", 0);
-                rows.push(ns, name, "cold_rows", 0);
-                rows.push(ns, name, "cold_bytes", 0);
+                let manifests = crate::cold::manifests_of(backend.as_ref(), def.table_id.0)?;
+                let segments = manifests.iter().flat_map(|m| &m.segments);
+                rows.push(ns, name, "cold_files", segments.clone().count() as u64);
+                rows.push(
+                    ns,
+                    name,
+                    "cold_rows",
+                    segments.clone().map(|s| s.rows).sum(),
+                );
+                rows.push(
+                    ns,
+                    name,
+                    "cold_bytes",
+                    segments.clone().map(|s| s.bytes).sum(),
+                );
+                rows.push(
+                    ns,
+                    name,
+                    "last_flush_at_ms",
+                    segments
+                        .map(|s| u64::try_from(s.created_at_ms).unwrap_or(0))
+                        .max()
+                        .unwrap_or(0),
+                );
             }
             let (memtables, cache) = backend.memory_usage();
             rows.push(None, None, "memtable_bytes", memtables);

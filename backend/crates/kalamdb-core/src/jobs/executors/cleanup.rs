@@ -4,8 +4,10 @@
 //! in one atomic batch, so the data is gone from every query at once; the
 //! range delete only writes a tombstone, though. This job then re-applies the
 //! (idempotent) range delete and compacts each dropped table's key range, so
-//! its rows stop taking disk space. Cold-tier files join it with the cold
-//! tier. Parameters: `{"table_ids": [n, ...]}`.
+//! its rows stop taking disk space, and removes the table's segment files
+//! that no live table's manifest references (written more than
+//! [`SWEEP_GRACE_MS`] ago: a table of the same name may be uploading one;
+//! younger ones go at the next start). Parameters: `{"table_ids": [n, ...]}`.
 
 use crate::app_context::AppContext;
 use crate::error::{CoreError, CoreResult};
@@ -16,6 +18,9 @@ use kalamdb_commons::TableId;
 use serde_json::Value as Json;
 
 pub struct CleanupExecutor;
+
+/// How old an unreferenced segment file must be before Cleanup removes it.
+pub const SWEEP_GRACE_MS: i64 = 15 * 60 * 1000;
 
 fn table_ids(params: &Json) -> CoreResult<Vec<TableId>> {
     super::table_ids(params, "Cleanup")?.ok_or_else(|| {
@@ -48,6 +53,33 @@ impl CleanupExecutor {
     }
 }
 
+/// Removes the dropped tables' segment files: those under the job's
+/// namespace (and table) directory that no live table references.
+async fn sweep(ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<usize> {
+    let app = &ctx.app;
+    let Some(namespace) = &job.namespace_id else {
+        return Ok(0);
+    };
+    let under = match &job.table_name {
+        Some(table) => format!("{namespace}/{table}"),
+        None => namespace.clone(),
+    };
+    let live = app
+        .schema_registry
+        .tables(None)
+        .iter()
+        .map(|t| t.definition.table_id.0)
+        .collect::<Vec<_>>();
+    crate::cold::sweep_orphans(
+        app.table_store.cold(),
+        app.table_store.backend().as_ref(),
+        live,
+        &under,
+        ctx.clock.now_ms() - SWEEP_GRACE_MS,
+    )
+    .await
+}
+
 #[async_trait]
 impl JobExecutor<AppContext> for CleanupExecutor {
     fn job_type(&self) -> JobType {
@@ -63,9 +95,16 @@ impl JobExecutor<AppContext> for CleanupExecutor {
     }
 
     async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
-        let outcome = self
-            .reclaim(ctx, job)
-            .map(|done| done.map(|n| format!("Reclaimed the storage of {n} dropped table(s)")));
+        let outcome = match self.reclaim(ctx, job) {
+            Ok(Some(n)) => sweep(ctx, job).await.map(|files| {
+                let mut message = format!("Reclaimed the storage of {n} dropped table(s)");
+                if files > 0 {
+                    message.push_str(&format!(" and {files} segment file(s)"));
+                }
+                Some(message)
+            }),
+            other => other.map(|_| None),
+        };
         JobDecision::of_run(self.name(), outcome)
     }
 
