@@ -7,6 +7,7 @@
 #   N=5000 bash scripts/bench.sh     # quicker
 #   ONLY=live bash scripts/bench.sh  # live queries only (WebSocket vs LISTEN/NOTIFY)
 #   ONLY=queries bash scripts/bench.sh  # key ranges, ordered LIMIT, scans (1M rows)
+#   ONLY=cold bash scripts/bench.sh     # FLUSH of 1M rows; point lookups hot vs cold
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
@@ -181,6 +182,21 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = queries ]; then
   runpg "$PGBIN/pg_ctl -D $PGDATA -w stop" >/dev/null
 fi
 [ "${ONLY:-}" = queries ] && exit 0
+
+# ------------------- the cold tier: point lookups hot and cold, FLUSH, reads
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = cold ]; then
+  ROWS="${ROWS:-1000000}"
+  dir="$WORK/kalam-cold"
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_AUTH_BCRYPT_COST=4 \
+    "$BIN/kalamdb-server" >"$WORK/kalam-cold.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  echo "== KalamDB cold tier (SHARED table of $ROWS rows)"
+  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload cold --preload "$ROWS" --requests 2000 --warmup 200 --server-pid "$pid"
+  kill -TERM "$pid"; wait "$pid" || true
+fi
+[ "${ONLY:-}" = cold ] && exit 0
 
 # --------------------------------- live queries: KalamDB, then PostgreSQL
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

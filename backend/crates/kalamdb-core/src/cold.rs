@@ -24,7 +24,7 @@ use crate::rows::from_arrow::stored_value;
 use dashmap::DashMap;
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
-use kalamdb_filestore::{Manifest, SegmentCursor, SegmentFile, SegmentMeta, Storage};
+use kalamdb_filestore::{GroupCache, Manifest, SegmentCursor, SegmentFile, SegmentMeta, Storage};
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Partition, StorageBackend};
 use std::path::PathBuf;
@@ -129,7 +129,12 @@ pub struct ColdTier {
     manifests: DashMap<Vec<u8>, Arc<Manifest>>,
     /// Open segments by id.
     files: DashMap<u64, Arc<SegmentFile>>,
+    /// Their decoded row groups, up to [`GROUP_CACHE_BYTES`].
+    groups: Arc<GroupCache>,
 }
+
+/// How many bytes of decoded row groups the cold tier keeps for reuse.
+pub const GROUP_CACHE_BYTES: usize = 64 << 20;
 
 impl std::fmt::Debug for ColdTier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -147,6 +152,7 @@ impl ColdTier {
             has_cold: DashMap::new(),
             manifests: DashMap::new(),
             files: DashMap::new(),
+            groups: Arc::new(GroupCache::new(GROUP_CACHE_BYTES)),
         }
     }
 
@@ -218,6 +224,9 @@ impl ColdTier {
     /// Forgets everything cached, as a restart would.
     #[cfg(test)]
     pub(crate) fn clear(&self) {
+        for id in self.files.iter().map(|f| *f.key()).collect::<Vec<_>>() {
+            self.groups.forget(id);
+        }
         self.has_cold.clear();
         self.manifests.clear();
         self.files.clear();
@@ -228,7 +237,11 @@ impl ColdTier {
             return Ok(Arc::clone(&f));
         }
         let path = self.storage()?.local_path(&meta.path);
-        let file = Arc::new(SegmentFile::open(&path)?);
+        let file = Arc::new(SegmentFile::open(
+            meta.id,
+            &path,
+            Some(Arc::clone(&self.groups)),
+        )?);
         self.files.insert(meta.id, Arc::clone(&file));
         Ok(file)
     }

@@ -29,12 +29,14 @@
 //! Segments are written once, through `object_store`, to a unique path
 //! (`seg-<id>.parquet`) and never renamed or rewritten.
 
+mod cache;
 mod error;
 mod manifest;
 mod reader;
 mod storage;
 mod writer;
 
+pub use cache::GroupCache;
 pub use error::{FileStoreError, FileStoreResult};
 pub use manifest::{MANIFEST_FORMAT_VERSION, Manifest, SegmentMeta};
 pub use reader::{SegmentCursor, SegmentFile};

@@ -2,6 +2,7 @@
 //! holding them) and cursors over a key range in either direction, one row
 //! group in memory at a time.
 
+use crate::GroupCache;
 use crate::manifest::unhex;
 use crate::{
     COLUMN_ID_META, FileStoreError, FileStoreResult, META_FIRST_KEYS, META_FORMAT,
@@ -25,6 +26,9 @@ const READ_BATCH_ROWS: usize = 4096;
 /// An open segment: its footer, parsed once.
 #[derive(Debug)]
 pub struct SegmentFile {
+    /// The segment's id (its row groups' key in the cache).
+    id: u64,
+    cache: Option<Arc<GroupCache>>,
     path: PathBuf,
     metadata: ArrowReaderMetadata,
     /// The first storage key of each row group.
@@ -36,7 +40,9 @@ pub struct SegmentFile {
 }
 
 impl SegmentFile {
-    pub fn open(path: &Path) -> FileStoreResult<Self> {
+    /// Opens segment `id` at `path`; its decoded row groups are kept in
+    /// `cache`, if given.
+    pub fn open(id: u64, path: &Path, cache: Option<Arc<GroupCache>>) -> FileStoreResult<Self> {
         let corrupt = |message: String| FileStoreError::Corrupt {
             path: path.display().to_string(),
             message,
@@ -93,6 +99,8 @@ impl SegmentFile {
             })
             .collect();
         Ok(Self {
+            id,
+            cache,
             path: path.to_path_buf(),
             metadata,
             first_keys,
@@ -153,8 +161,15 @@ impl SegmentFile {
 
     /// One row group, whole.
     pub fn read_group(&self, group: usize) -> FileStoreResult<RecordBatch> {
+        if let Some(batch) = self.cache.as_ref().and_then(|c| c.get(self.id, group)) {
+            return Ok(batch);
+        }
         let batches = self.reader(vec![group], None)?;
-        self.one(batches)
+        let batch = self.one(batches)?;
+        if let Some(cache) = &self.cache {
+            cache.put(self.id, group, &batch);
+        }
+        Ok(batch)
     }
 
     /// The rows at `ordinals` (ascending, no repeats), in that order.
@@ -169,6 +184,21 @@ impl SegmentFile {
         }
         let mut groups: Vec<usize> = ordinals.iter().map(|&o| self.group_of(o)).collect();
         groups.dedup();
+        // rows of row groups already decoded come from there
+        if let Some(cache) = &self.cache {
+            let cached: Option<Vec<RecordBatch>> =
+                groups.iter().map(|&g| cache.get(self.id, g)).collect();
+            if let Some(cached) = cached {
+                let mut rows = Vec::with_capacity(ordinals.len());
+                for &ordinal in ordinals {
+                    let g = self.group_of(ordinal);
+                    let at = groups.iter().position(|&x| x == g).expect("listed");
+                    let offset = (ordinal - self.group_starts[g]) as usize;
+                    rows.push(cached[at].slice(offset, 1));
+                }
+                return self.one(rows);
+            }
+        }
         // the selection counts rows of the chosen groups only
         let mut selectors = Vec::new();
         let mut at = 0u64; // position in the chosen groups' rows

@@ -86,7 +86,25 @@ async fn a_segment_reads_back_by_range_both_ways_and_by_ordinal() {
             .len()
     );
 
-    let file = Arc::new(SegmentFile::open(&storage.local_path(&meta.path)).unwrap());
+    // uncached, cached whole, and through a cache smaller than the file
+    // (each twice: the second pass reads what the first cached)
+    for cache in [
+        None,
+        Some(Arc::new(GroupCache::new(1 << 30))),
+        Some(Arc::new(GroupCache::new(400_000))),
+    ] {
+        let path = storage.local_path(&meta.path);
+        let file = Arc::new(SegmentFile::open(1, &path, cache.clone()).unwrap());
+        check_reads(&file, n);
+        check_reads(&file, n);
+        if let Some(cache) = cache {
+            assert!(cache.bytes() > 0);
+            assert!(cache.bytes() <= 1 << 30);
+        }
+    }
+}
+
+fn check_reads(file: &Arc<SegmentFile>, n: u64) {
     assert_eq!(file.rows(), n);
     assert_eq!(file.column_ids(), &[None, None, None, Some(1), Some(4)]);
 

@@ -347,7 +347,7 @@ pub async fn fanout(args: &Args) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn rss_kib(pid: u32) -> Result<u64, BoxError> {
+pub fn rss_kib(pid: u32) -> Result<u64, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()

@@ -19,6 +19,7 @@
 //! `live-*` workloads (WebSocket subscribers) are described in `live.rs`,
 //! `queries` (key ranges, ordered LIMIT, scans) in `queries.rs`.
 
+mod cold;
 mod live;
 mod queries;
 
@@ -60,6 +61,9 @@ enum Workload {
     /// Key ranges, ordered LIMIT, IN, filters, count and GROUP BY on a
     /// `--preload`-row table (`queries.rs`).
     Queries,
+    /// Point lookups hot, then FLUSH TABLE of a `--preload`-row table, then
+    /// point lookups and the `queries` reads over the cold rows (`cold.rs`).
+    Cold,
     /// INSERT latency with other users' subscriptions on the table.
     LiveForeign,
 }
@@ -486,6 +490,7 @@ async fn main() -> Result<(), BoxError> {
         Workload::LiveIdle => return live::idle(&args).await,
         Workload::LiveForeign => return live::foreign(&args).await,
         Workload::Queries => return queries::run(&args).await,
+        Workload::Cold => return cold::run(&args).await,
         _ => {}
     }
     let table = format!(
@@ -580,7 +585,8 @@ async fn main() -> Result<(), BoxError> {
                     | Workload::LiveFanout
                     | Workload::LiveIdle
                     | Workload::LiveForeign
-                    | Workload::Queries => {
+                    | Workload::Queries
+                    | Workload::Cold => {
                         unreachable!("handled before connecting")
                     }
                 }

@@ -208,7 +208,7 @@ async fn room_key(
 const INDEXED: &[&str] = &["room_eq", "room_newest_10", "rooms_last_10", "insert_1"];
 
 /// Runs one query `--warmup` times, then `--requests` times measured.
-async fn measure(
+pub async fn measure(
     args: &Args,
     querier: &mut Client,
     table: &str,
@@ -237,7 +237,7 @@ async fn measure(
     Ok(times)
 }
 
-fn report(label: &str, name: &str, rows: usize, mut times: Vec<Duration>) {
+pub fn report(label: &str, name: &str, rows: usize, mut times: Vec<Duration>) {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(

@@ -1,0 +1,148 @@
+//! The `cold` workload: the cold tier over HTTP. A SHARED table of
+//! `--preload` rows (the `queries` workload's shape) is loaded and point
+//! lookups of random keys are timed while every row is hot; then FLUSH
+//! TABLE moves it into Parquet (its time, rows/s, MB/s of segment written
+//! and — with `--server-pid` — the server's peak RSS during it), and the
+//! point lookups and the `queries` workload's reads (15 runs each, after
+//! 3) run again on the cold rows.
+
+use super::{Args, BoxError, Client};
+use std::time::{Duration, Instant};
+
+pub async fn run(args: &Args) -> Result<(), BoxError> {
+    let mut admin = Client::connect(args).await?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let table = format!("bench.cold{stamp}");
+    admin.sql("CREATE NAMESPACE IF NOT EXISTS bench").await?;
+    admin
+        .sql(&format!(
+            "CREATE SHARED TABLE {table} (id BIGINT PRIMARY KEY, room INT, body TEXT)"
+        ))
+        .await?;
+    let rows = args.preload;
+    let started = Instant::now();
+    for start in (0..rows).step_by(5_000) {
+        let values: Vec<String> = (start..(start + 5_000).min(rows))
+            .map(|i| format!("({i}, {}, 'message {i} of the benchmark')", i % 10_000))
+            .collect();
+        admin
+            .sql(&format!("INSERT INTO {table} VALUES {}", values.join(",")))
+            .await?;
+    }
+    println!(
+        "cold load rows={rows} secs={:.1}",
+        started.elapsed().as_secs_f64()
+    );
+    let mut querier = Client::connect(args).await?;
+    points(args, &mut querier, &table, rows, "hot").await?;
+
+    let mut admin = Client::connect(args).await?;
+    let started = Instant::now();
+    let reply: serde_json::Value =
+        serde_json::from_slice(&admin.run_sql(&format!("FLUSH TABLE {table}")).await?)?;
+    let message = reply["results"][0]["message"].as_str().unwrap_or_default();
+    let job = message
+        .rsplit("Job ID: ")
+        .next()
+        .filter(|j| j.starts_with("FL-"))
+        .ok_or_else(|| format!("FLUSH TABLE answered {reply}"))?
+        .to_string();
+    let before_kib = match args.server_pid {
+        Some(pid) => super::live::rss_kib(pid)?,
+        None => 0,
+    };
+    let mut peak_kib = 0;
+    loop {
+        if let Some(pid) = args.server_pid {
+            peak_kib = peak_kib.max(super::live::rss_kib(pid)?);
+        }
+        let status = admin
+            .query(&format!(
+                "SELECT status FROM system.jobs WHERE job_id = '{job}'"
+            ))
+            .await?;
+        match status.as_str() {
+            "Completed" => break,
+            "Failed" | "Cancelled" => return Err(format!("flush {job}: {status}").into()),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (name, _) = table.split_once('.').expect("qualified");
+    let bytes: f64 = admin
+        .query(&format!(
+            "SELECT metric_value FROM system.stats WHERE namespace_id = '{name}' AND table_name = '{}' AND metric_name = 'cold_bytes'",
+            &table[name.len() + 1..]
+        ))
+        .await?
+        .parse()?;
+    println!(
+        "cold flush rows={rows} secs={secs:.2} rows_per_s={:.0} mb_per_s={:.1} segment_mb={:.1} rss_before_mib={} peak_rss_mib={}",
+        rows as f64 / secs,
+        bytes / 1e6 / secs,
+        bytes / 1e6,
+        before_kib / 1024,
+        if args.server_pid.is_some() {
+            format!("{:.0}", peak_kib as f64 / 1024.0)
+        } else {
+            "-".into()
+        }
+    );
+    let mut querier = Client::connect(args).await?;
+    points(args, &mut querier, &table, rows, "cold").await?;
+    let mut fresh = rows * 2;
+    // the scans take up to a second each here: fewer runs
+    let mut few = args.clone();
+    few.requests = 15;
+    few.warmup = 3;
+    for (name, sql) in super::queries::QUERIES {
+        if *name == "insert_1" {
+            continue;
+        }
+        let times =
+            super::queries::measure(&few, &mut querier, &table, rows, sql, &mut fresh).await?;
+        super::queries::report("kalamdb_cold", name, rows, times);
+    }
+    let mut admin = Client::connect(args).await?;
+    admin.sql(&format!("DROP TABLE {table}")).await?;
+    Ok(())
+}
+
+/// `--requests` point lookups of keys spread over the table, after
+/// `--warmup`; prints p50 and p99.
+async fn points(
+    args: &Args,
+    querier: &mut Client,
+    table: &str,
+    rows: usize,
+    label: &str,
+) -> Result<(), BoxError> {
+    let mut times = Vec::with_capacity(args.requests);
+    let mut k: u64 = 0x9E37_79B9;
+    for run in 0..(args.warmup + args.requests) {
+        // a multiplicative hash walk over the keys: no two runs read the
+        // same page in a row
+        k = k
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let id = (k >> 33) % rows.max(1) as u64;
+        let t = Instant::now();
+        querier
+            .run_sql(&format!("SELECT * FROM {table} WHERE id = {id}"))
+            .await?;
+        if run >= args.warmup {
+            times.push(t.elapsed());
+        }
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "cold point tier={label} rows={rows} p50_ms={:.3} p99_ms={:.3} runs={}",
+        ms(super::percentile(&times, 0.5)),
+        ms(super::percentile(&times, 0.99)),
+        times.len()
+    );
+    Ok(())
+}
