@@ -238,6 +238,11 @@ pub async fn run(
         Arc::clone(&database.app),
         stop_rx.clone(),
     ));
+    // tables' FLUSH_POLICYs start Flush jobs
+    let policies = tokio::spawn(kalamdb_core::jobs::executors::flush::run_policies(
+        Arc::clone(&database.app),
+        stop_rx.clone(),
+    ));
     let serve = kalamdb_api::server::serve(listener, app, connection_limits, async move {
         shutdown.await;
         tracing::info!("shutdown requested: no longer accepting connections");
@@ -259,6 +264,7 @@ pub async fn run(
     database.app.job_manager.shutdown(drain_limit).await;
     tracing::info!("job manager stopped");
     let _ = row_caps.await;
+    let _ = policies.await;
     database.close();
     Ok(())
 }

@@ -325,6 +325,9 @@ pub struct WriteFunnel {
     point: Mutex<i64>,
     /// The same, readable without waiting for the commit point.
     committed: std::sync::atomic::AtomicI64,
+    /// Rows committed per table since its last flush was started (what a
+    /// `FLUSH_POLICY 'rows:N'` counts; in memory only).
+    written: dashmap::DashMap<u64, u64>,
 }
 
 /// One statement's (or one COMMIT's) sets, waiting to be written.
@@ -353,6 +356,20 @@ impl WriteFunnel {
             queue: Mutex::new(Vec::new()),
             point: Mutex::new(0),
             committed: std::sync::atomic::AtomicI64::new(0),
+            written: dashmap::DashMap::new(),
+        }
+    }
+
+    /// Rows committed to table `table` since [`WriteFunnel::take_written`]
+    /// last took them (since the start, at first).
+    pub fn written(&self, table: u64) -> u64 {
+        self.written.get(&table).map_or(0, |n| *n)
+    }
+
+    /// Takes `n` of the rows counted for `table` (a flush now covers them).
+    pub fn take_written(&self, table: u64, n: u64) {
+        if let Some(mut count) = self.written.get_mut(&table) {
+            *count = count.saturating_sub(n);
         }
     }
 
@@ -588,8 +605,13 @@ impl WriteFunnel {
                 self.committed
                     .store(last, std::sync::atomic::Ordering::Release);
                 for pending in group {
-                    for set in pending.sets.iter().filter(|s| s.ephemeral) {
-                        self.note_removed(set);
+                    for set in &pending.sets {
+                        if set.ephemeral {
+                            self.note_removed(set);
+                        } else {
+                            *self.written.entry(set.table_id.0).or_default() +=
+                                set.changes.len() as u64;
+                        }
                     }
                     self.sink().publish(pending.sets);
                     let _ = pending.done.send(Ok(()));

@@ -501,3 +501,57 @@ async fn indexes_transactions_and_key_orders_work_over_cold_rows() {
         vec![vec![json!("9")], vec![json!("10")], vec![json!("12")]]
     );
 }
+
+#[tokio::test]
+async fn flush_policies_start_flushes_by_rows_and_by_interval() {
+    use crate::jobs::executors::flush::FlushPolicies;
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; \
+         CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, n INT) WITH (FLUSH_POLICY = 'rows:100'); \
+         CREATE SHARED TABLE app.slow (id INT PRIMARY KEY) WITH (FLUSH_POLICY = 'interval:60'); \
+         CREATE SHARED TABLE app.never (id INT PRIMARY KEY)",
+    )
+    .await;
+    let policies = FlushPolicies::default();
+    let t0 = 1_000_000;
+    db.sql("root", &items(0..60)).await;
+    db.sql(
+        "root",
+        "INSERT INTO app.slow VALUES (1); INSERT INTO app.never VALUES (1)",
+    )
+    .await;
+    assert!(
+        policies.tick(&db.app, t0).is_empty(),
+        "60 rows of 100, and no time passed"
+    );
+    db.sql("root", &items(60..130)).await;
+    let started = policies.tick(&db.app, t0 + 1000);
+    assert_eq!(started.len(), 1, "rows:100 reached");
+    let job = db.app.job_manager.finished(&started[0]).await.unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert!(
+        job.message
+            .unwrap()
+            .starts_with("Flushed 130 row(s) of app.items")
+    );
+    assert_eq!(db.hot_rows("items"), 0);
+    // the count starts again; the interval table's minute has not passed
+    assert!(policies.tick(&db.app, t0 + 2000).is_empty());
+    let started = policies.tick(&db.app, t0 + 61_000);
+    assert_eq!(started.len(), 1, "interval:60 passed with a row written");
+    let job = db.app.job_manager.finished(&started[0]).await.unwrap();
+    assert!(
+        job.message
+            .unwrap()
+            .starts_with("Flushed 1 row(s) of app.slow")
+    );
+    // nothing written since: no flush however long it has been
+    assert!(policies.tick(&db.app, t0 + 500_000).is_empty());
+    assert_eq!(db.hot_rows("never"), 1);
+    assert_eq!(
+        db.sql("root", "SELECT count(*) FROM app.items").await,
+        vec![vec![json!("130")]]
+    );
+}

@@ -49,7 +49,7 @@ impl StatementHandler for TableDdlHandler {
                 if let Some(why) = crate::jobs::executors::flush::refusal(&table) {
                     return Err(CoreError::NotSupported(why));
                 }
-                let job_id = flush_job(app, &table)?;
+                let job_id = crate::jobs::executors::flush::create_flush_job(app, &table)?;
                 Ok(StatementResult::message(format!(
                     "Flush started for table '{}'. Job ID: {job_id}",
                     table.definition.table_ref()
@@ -68,7 +68,7 @@ impl StatementHandler for TableDdlHandler {
                     if crate::jobs::executors::flush::refusal(&table).is_some() {
                         continue;
                     }
-                    match flush_job(app, &table) {
+                    match crate::jobs::executors::flush::create_flush_job(app, &table) {
                         Ok(id) => started.push(id),
                         Err(CoreError::IdempotentConflict(_)) => {
                             running.push(table.definition.table_ref().to_string())
@@ -243,21 +243,4 @@ async fn create_table(
     Ok(StatementResult::message(format!(
         "{kind} table '{ns}.{name}' created"
     )))
-}
-
-/// Creates the Flush job of `table`; one already active is an
-/// `IdempotentConflict` naming it.
-fn flush_job(app: &AppContext, table: &crate::schema::CachedTable) -> CoreResult<String> {
-    let def = &table.definition;
-    app.job_manager.create_job(
-        crate::jobs::JobType::Flush,
-        crate::jobs::JobOptions {
-            parameters: serde_json::json!({ "table_id": def.table_id.0 }),
-            idempotency_key: Some(format!("flush:{}", def.table_id.0)),
-            namespace_id: Some(def.namespace.as_str().to_string()),
-            table_name: Some(def.name.clone()),
-            max_retries: Some(3),
-            ..crate::jobs::JobOptions::default()
-        },
-    )
 }

@@ -297,6 +297,92 @@ async fn flush_partition(
     }
 }
 
+/// Creates the Flush job of `table`; one already active is an
+/// `IdempotentConflict` naming it (two flushes of a table never run at
+/// once).
+pub fn create_flush_job(app: &AppContext, table: &CachedTable) -> CoreResult<String> {
+    let def = &table.definition;
+    app.job_manager.create_job(
+        JobType::Flush,
+        crate::jobs::JobOptions {
+            parameters: serde_json::json!({ "table_id": def.table_id.0 }),
+            idempotency_key: Some(format!("flush:{}", def.table_id.0)),
+            namespace_id: Some(def.namespace.as_str().to_string()),
+            table_name: Some(def.name.clone()),
+            max_retries: Some(3),
+            ..crate::jobs::JobOptions::default()
+        },
+    )
+}
+
+/// How often [`run_policies`] looks at the tables' FLUSH_POLICYs.
+pub const POLICY_TICK_MS: u64 = 1000;
+
+/// The tables' `FLUSH_POLICY`s: `rows:N` starts a flush once N rows were
+/// committed to the table since its last policy flush, `interval:S` once S
+/// seconds passed since then and anything was committed. The row counts
+/// are kept in memory (`WriteFunnel::written`): after a restart they start
+/// from zero, and the interval catches up.
+#[derive(Default)]
+pub struct FlushPolicies {
+    /// When each table's interval started (its last policy flush, or when
+    /// it was first seen).
+    since: dashmap::DashMap<u64, i64>,
+}
+
+impl FlushPolicies {
+    /// Starts the flushes the policies call for at `now_ms`; returns their
+    /// job ids. A table whose flush is still running is left for the next
+    /// tick.
+    pub fn tick(&self, app: &AppContext, now_ms: i64) -> Vec<String> {
+        let mut started = Vec::new();
+        for table in app.schema_registry.tables(None) {
+            let def = &table.definition;
+            let Some(policy) = def.options.flush_policy else {
+                continue;
+            };
+            if refusal(&table).is_some() {
+                continue;
+            }
+            let id = def.table_id.0;
+            let since = *self.since.entry(id).or_insert(now_ms);
+            let written = app.writes.written(id);
+            let by_rows = policy.rows.is_some_and(|n| written >= n);
+            let by_time = policy.interval_seconds.is_some_and(|secs| {
+                written > 0 && now_ms.saturating_sub(since) >= (secs as i64).saturating_mul(1000)
+            });
+            if !(by_rows || by_time) {
+                continue;
+            }
+            match create_flush_job(app, &table) {
+                Ok(job) => {
+                    app.writes.take_written(id, written);
+                    self.since.insert(id, now_ms);
+                    started.push(job);
+                }
+                Err(CoreError::IdempotentConflict(_)) => {}
+                Err(e) => tracing::warn!("flush policy of {}: {e}", def.table_ref()),
+            }
+        }
+        started
+    }
+}
+
+/// Applies the FLUSH_POLICYs every [`POLICY_TICK_MS`] until `shutdown`.
+pub async fn run_policies(app: Arc<AppContext>, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut shutdown = shutdown;
+    let policies = FlushPolicies::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(POLICY_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        policies.tick(&app, kalamdb_commons::now_ms());
+    }
+}
+
 #[async_trait]
 impl JobExecutor<AppContext> for FlushExecutor {
     fn job_type(&self) -> JobType {
