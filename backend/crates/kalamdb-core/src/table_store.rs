@@ -106,8 +106,8 @@ pub fn delete_all_rows(batch: &mut Batch, table: TableId) {
     batch.delete_range(Partition::Index, start, end);
 }
 
-/// Deletes every row of one user's partition of a USER table, and the
-/// user's entries of its indexes, into `batch`.
+/// Deletes every row of one user's partition of a USER table, hot and cold,
+/// and the user's entries of its indexes, into `batch`.
 pub fn delete_user_rows(batch: &mut Batch, def: &TableDefinition, user: &UserId) -> CoreResult<()> {
     let prefix = partition_prefix(def.table_id, &RowScope::User(user.clone()));
     let end = prefix_end(&prefix)
@@ -119,6 +119,14 @@ pub fn delete_user_rows(batch: &mut Batch, def: &TableDefinition, user: &UserId)
             .ok_or_else(|| CoreError::Internal("unbounded index prefix".into()))?;
         batch.delete_range(Partition::Index, start, end);
     }
+    // the partition's cold tier: its cold index and manifest (the segment
+    // files, no longer referenced, go with the next orphan sweep)
+    batch.delete_range(
+        Partition::Index,
+        crate::cold::cold_index_key(&prefix),
+        crate::cold::cold_index_key(&end),
+    );
+    batch.delete(Partition::Index, crate::cold::manifest_key(&prefix));
     batch.delete_range(Partition::Data, prefix, end);
     Ok(())
 }

@@ -322,6 +322,59 @@ async fn a_user_tables_partitions_flush_apart_and_each_user_reads_only_their_own
 }
 
 #[tokio::test]
+async fn purging_a_users_rows_takes_their_cold_rows_too() {
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT)",
+    )
+    .await;
+    for user in ["u_a", "u_b"] {
+        db.sql(
+            user,
+            &format!("INSERT INTO app.notes VALUES (1, '{user}'), (2, '{user}')"),
+        )
+        .await;
+    }
+    db.flush("app.notes").await;
+    db.sql("u_a", "INSERT INTO app.notes VALUES (3, 'hot')")
+        .await;
+    // what UserCleanup writes for a purged user
+    let table = db.app.schema_registry.get_table("app", "notes").unwrap();
+    let mut batch = kalamdb_store::Batch::new();
+    crate::table_store::delete_user_rows(&mut batch, &table.definition, &UserId::new("u_a"))
+        .unwrap();
+    db.app.table_store.write(batch).unwrap();
+    let prefix = crate::table_store::partition_prefix(
+        table.definition.table_id,
+        &crate::table_store::RowScope::User(UserId::new("u_a")),
+    );
+    db.app.table_store.cold().forget(&prefix);
+    assert_eq!(
+        db.sql("u_a", "SELECT count(*) FROM app.notes").await,
+        vec![vec![json!("0")]]
+    );
+    assert_eq!(
+        db.sql("u_a", "SELECT * FROM app.notes WHERE id = 1").await,
+        Vec::<Vec<Json>>::new()
+    );
+    let again = db
+        .try_sql("u_a", "INSERT INTO app.notes VALUES (1, 'new')")
+        .await;
+    assert!(again.is_ok(), "the key is free: {again:?}");
+    assert_eq!(
+        db.sql("u_b", "SELECT count(*) FROM app.notes").await,
+        vec![vec![json!("2")]]
+    );
+    let manifests = crate::cold::manifests_of(
+        db.app.table_store.backend().as_ref(),
+        table.definition.table_id.0,
+    )
+    .unwrap();
+    assert_eq!(manifests.len(), 1, "u_b's manifest only");
+}
+
+#[tokio::test]
 async fn what_cannot_be_flushed_says_why() {
     let db = Db::new();
     db.sql(

@@ -59,6 +59,14 @@ impl UserCleanupExecutor {
                 app.meta.delete_user(&mut batch, &user.username);
             }
             app.meta.backend().write(batch)?;
+            for table in &tables {
+                app.table_store
+                    .cold()
+                    .forget(&crate::table_store::partition_prefix(
+                        table.definition.table_id,
+                        &crate::table_store::RowScope::User(user.user_id.clone()),
+                    ));
+            }
             app.meta.users_changed();
             ctx.info(&format!(
                 "purged user '{}' ({}) from {} USER table(s)",
