@@ -375,6 +375,73 @@ async fn purging_a_users_rows_takes_their_cold_rows_too() {
 }
 
 #[tokio::test]
+async fn a_segment_written_under_an_old_schema_reads_under_the_new_one() {
+    let db = Db::new();
+    db.sql(
+        "root",
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT, n INT, note TEXT)",
+    )
+    .await;
+    db.sql(
+        "root",
+        "INSERT INTO app.t VALUES (1, 'one', 10, 'x'), (2, 'two', 20, NULL)",
+    )
+    .await;
+    db.flush("app.t").await;
+    // v1 → v6: added with a default, renamed, widened, dropped, re-added
+    db.sql(
+        "root",
+        "ALTER TABLE app.t ADD COLUMN tag TEXT DEFAULT 'none';          ALTER TABLE app.t RENAME COLUMN v TO body;          ALTER TABLE app.t ALTER COLUMN n TYPE BIGINT;          ALTER TABLE app.t DROP COLUMN note;          ALTER TABLE app.t ADD COLUMN note TEXT",
+    )
+    .await;
+    db.sql(
+        "root",
+        "INSERT INTO app.t VALUES (3, 'three', 30, 'new', 'y')",
+    )
+    .await;
+    db.flush("app.t").await;
+    db.sql("root", "UPDATE app.t SET tag = 'set' WHERE id = 2")
+        .await;
+    let want = vec![
+        vec![
+            json!("1"),
+            json!("one"),
+            json!("10"),
+            json!("none"),
+            Json::Null,
+        ],
+        vec![
+            json!("2"),
+            json!("two"),
+            json!("20"),
+            json!("set"),
+            Json::Null,
+        ],
+        vec![
+            json!("3"),
+            json!("three"),
+            json!("30"),
+            json!("new"),
+            json!("y"),
+        ],
+    ];
+    let all = "SELECT id, body, n, tag, note FROM app.t ORDER BY id";
+    assert_eq!(db.sql("root", all).await, want);
+    assert_eq!(
+        db.sql("root", "SELECT body, tag FROM app.t WHERE id = 1")
+            .await,
+        vec![vec![json!("one"), json!("none")]]
+    );
+    // checks over existing rows see the cold ones
+    let refused = db
+        .try_sql("root", "ALTER TABLE app.t ALTER COLUMN note SET NOT NULL")
+        .await;
+    assert!(refused.is_err(), "rows 1 and 2 have no note: {refused:?}");
+    db.app.table_store.cold().clear();
+    assert_eq!(db.sql("root", all).await, want);
+}
+
+#[tokio::test]
 async fn what_cannot_be_flushed_says_why() {
     let db = Db::new();
     db.sql(
