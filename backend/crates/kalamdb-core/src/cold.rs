@@ -215,6 +215,12 @@ impl ColdTier {
         self.manifests.insert(prefix.to_vec(), manifest);
     }
 
+    /// Treats table `table` as having a cold tier from now on (a flush of it
+    /// begins: reads check for stubs and segments before any exist).
+    pub(crate) fn expect(&self, table: u64) {
+        self.has_cold.insert(table, true);
+    }
+
     /// Forgets what is cached of the partitions under `prefix` (their rows
     /// were deleted).
     pub fn forget(&self, prefix: &[u8]) {

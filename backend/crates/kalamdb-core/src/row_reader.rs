@@ -193,16 +193,27 @@ impl RowReader {
             return Ok(());
         }
         if !self.store.has_cold(&self.prefix)? {
-            return self.store.get_many_with(keys, &mut |i, bytes| {
+            // a first flush of the table may commit meanwhile: its stubs
+            // (only ever after every hot row) are read from the segment
+            let mut stubs = Vec::new();
+            self.store.get_many_with(keys, &mut |i, bytes| {
                 let Some(bytes) = bytes else {
                     return Ok(());
                 };
                 let row = RowView::decode(bytes)?;
                 if include_deleted || self.visible(&row, now) {
-                    visit(i, &row)?;
+                    match row.cold() {
+                        None => visit(i, &row)?,
+                        Some(at) => stubs.push((i, at)),
+                    }
                 }
                 Ok(())
-            });
+            })?;
+            for (i, (segment, ordinal)) in stubs {
+                let rows = self.read_cold(&keys[i], segment, &[ordinal])?;
+                visit(i, &RowView::decode(&rows[0])?)?;
+            }
+            return Ok(());
         }
         // some keys may be cold: gather, fetch each segment's rows in one
         // read, then visit in the keys' order
@@ -283,18 +294,7 @@ impl RowReader {
         include_deleted: bool,
         visit: &mut dyn FnMut(&[u8], &RowView<'_>) -> CoreResult<bool>,
     ) -> CoreResult<()> {
-        let now = self.now();
-        if self.store.has_cold(&self.prefix)? {
-            return self.scan_merged(start, end, reverse, include_deleted, visit);
-        }
-        self.store
-            .scan_between(start, end, reverse, &mut |key, bytes| {
-                let row = RowView::decode(bytes)?;
-                if include_deleted || self.visible(&row, now) {
-                    return visit(key, &row);
-                }
-                Ok(true)
-            })
+        self.scan_merged(start, end, reverse, include_deleted, visit)
     }
 
     /// [`RowReader::scan_range`] over both tiers: the hot rows and every
@@ -302,10 +302,11 @@ impl RowReader {
     /// versions of one key the hot row wins, else the highest `_seq`; a
     /// winning tombstone is visited only when `include_deleted`.
     ///
-    /// The segments are listed once the hot iteration has begun (inside
-    /// its first row, or after it found none): a flush installs its
-    /// segment before it removes the hot rows it copied, so whatever hot
-    /// row this iteration misses is in a segment it lists.
+    /// Whether the table has a cold tier, and its segments, are looked up
+    /// once the hot iteration has begun (inside its first row, or after it
+    /// found none): a flush installs its segment before it removes the hot
+    /// rows it copied, so whatever hot row this iteration misses is in a
+    /// segment it lists. A table with no cold tier merges nothing.
     fn scan_merged(
         &self,
         start: &[u8],
@@ -319,14 +320,18 @@ impl RowReader {
         let mut stopped = false;
         let open = |merge: &mut Option<ColdMerge>| -> CoreResult<()> {
             if merge.is_none() {
-                let cursors = self.store.cold().cursors(
-                    self.store.backend().as_ref(),
-                    &self.prefix,
-                    !self.all,
-                    start,
-                    end,
-                    reverse,
-                )?;
+                let cursors = if !self.store.has_cold(&self.prefix)? {
+                    Vec::new()
+                } else {
+                    self.store.cold().cursors(
+                        self.store.backend().as_ref(),
+                        &self.prefix,
+                        !self.all,
+                        start,
+                        end,
+                        reverse,
+                    )?
+                };
                 *merge = Some(ColdMerge {
                     cursors,
                     reverse,

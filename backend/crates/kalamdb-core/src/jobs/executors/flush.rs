@@ -141,6 +141,7 @@ impl FlushExecutor {
         if let Some(why) = refusal(&table) {
             return Err(CoreError::NotSupported(why));
         }
+        app.table_store.cold().expect(table_id.0);
         let mut done = Flushed::default();
         for prefix in hot_partitions(app, &table)? {
             if ctx.is_cancelled() {
