@@ -15,6 +15,10 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+if ! python3 -c "import moto.server" >/dev/null 2>&1; then
+  echo "== installing moto (an S3-compatible server for the storage tests)"
+  python3 -m pip install --quiet 'moto[server]'
+fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 # Build output lives outside the checkout so repeated runs rebuild only our crates.

@@ -177,11 +177,19 @@ pub async fn run(
         .iter()
         .map(|t| t.definition.table_id.0)
         .collect();
+    let everywhere: Vec<(String, String)> = app
+        .table_store
+        .cold()
+        .storages()
+        .all()
+        .into_iter()
+        .map(|s| (s.storage_id, String::new()))
+        .collect();
     let orphans = kalamdb_core::cold::sweep_orphans(
         app.table_store.cold(),
         app.table_store.backend().as_ref(),
         live_tables,
-        "",
+        &everywhere,
         i64::MAX,
     )
     .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Runs FLUSH TABLE and waits for its job to complete; returns the job's
 /// message.
-async fn flush(server: &TestServer, table: &str) -> String {
+pub(crate) async fn flush(server: &TestServer, table: &str) -> String {
     let body = server.ok(&format!("FLUSH TABLE {table}")).await;
     let message = body["results"][0]["message"].as_str().unwrap().to_string();
     let job = message

@@ -14,5 +14,6 @@ mod restart;
 mod schema_evolution;
 mod slt;
 mod sqlite_oracle;
+mod storages;
 mod tokens;
 mod users;

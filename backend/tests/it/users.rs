@@ -538,6 +538,10 @@ async fn every_statement_family_for_every_role_follows_the_rule_table() {
         let statements: Vec<(F, String)> = vec![
             (F::NamespaceDdl, format!("CREATE NAMESPACE ns_{role}")),
             (F::TableDdl, format!("CREATE TABLE m.t_{role} (a INT)")),
+            (
+                F::StorageDdl,
+                format!("CREATE STORAGE st_{role} TYPE filesystem PATH 'st_{role}'"),
+            ),
             (F::Dml, format!("INSERT INTO m.ut VALUES ({n})")),
             (F::Query, "SELECT count(*) FROM m.ut".into()),
             (F::Show, "SHOW TABLES IN m".into()),

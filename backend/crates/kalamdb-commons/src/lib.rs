@@ -10,6 +10,7 @@ pub mod ids;
 pub mod password;
 pub mod role;
 pub mod snowflake;
+pub mod storage;
 pub mod time;
 pub mod value;
 
@@ -20,6 +21,7 @@ pub use definition::{
 pub use error_code::ErrorCode;
 pub use ids::{NamespaceId, TableId, TableRef, UserId};
 pub use role::Role;
+pub use storage::{StorageDefinition, StorageType};
 pub use time::now_ms;
 pub use value::Value;
 

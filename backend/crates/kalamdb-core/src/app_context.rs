@@ -143,14 +143,16 @@ impl AppContext {
             bootstrap(&meta, options)?;
         }
         let schema_registry = Arc::new(SchemaRegistry::load(meta.clone(), Arc::clone(&streams))?);
-        let system_tables = Arc::new(SystemTablesRegistry::new(
-            Arc::clone(&schema_registry),
-            &options.local_storage_dir,
-        ));
         let local_dir = (!options.local_storage_dir.is_empty())
             .then(|| std::path::PathBuf::from(&options.local_storage_dir));
+        let storages = Arc::new(crate::storages::StorageRegistry::new(local_dir));
+        storages.load(&meta)?;
+        let system_tables = Arc::new(SystemTablesRegistry::new(
+            Arc::clone(&schema_registry),
+            Arc::clone(&storages),
+        ));
         let table_store =
-            TableStore::with_cold(backend, Arc::new(crate::cold::ColdTier::new(local_dir)));
+            TableStore::with_cold(backend, Arc::new(crate::cold::ColdTier::new(storages)));
 
         let catalog = KalamCatalog::new(
             Arc::clone(&schema_registry),

@@ -21,14 +21,14 @@
 
 use crate::error::{CoreError, CoreResult};
 use crate::rows::from_arrow::stored_value;
+use crate::storages::StorageRegistry;
 use dashmap::DashMap;
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
 use kalamdb_filestore::{GroupCache, Manifest, SegmentCursor, SegmentFile, SegmentMeta, Storage};
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Partition, StorageBackend};
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// The index id of the cold key index.
 pub const COLD_INDEX_ID: u32 = u32::MAX;
@@ -72,40 +72,52 @@ pub fn manifests_of(backend: &dyn StorageBackend, table: u64) -> CoreResult<Vec<
     }
 }
 
-/// Removes the segment files under `under` (a path on the local storage;
-/// empty: everywhere) that no manifest of `tables` references and that
-/// were last written before `written_before_ms` (a flush uploading now has
-/// not committed its segment yet). Returns how many went.
+/// Removes the segment files under each `(storage, prefix)` of `targets`
+/// (prefix empty: the whole storage) that no manifest of `tables`
+/// references and that were last written before `written_before_ms` (a
+/// flush uploading now has not committed its segment yet). A storage that
+/// cannot be listed is reported in the log and skipped (its orphans go at
+/// a later sweep). Returns how many files went.
 pub async fn sweep_orphans(
     cold: &ColdTier,
     backend: &dyn StorageBackend,
     tables: impl IntoIterator<Item = u64>,
-    under: &str,
+    targets: &[(String, String)],
     written_before_ms: i64,
 ) -> CoreResult<usize> {
-    if cold.local_dir.is_none() {
+    if !cold.storages.has_cold_tier() {
         return Ok(0);
     }
     let mut referenced = std::collections::HashSet::new();
     for table in tables {
         for manifest in manifests_of(backend, table)? {
-            referenced.extend(manifest.segments.into_iter().map(|s| s.path));
+            referenced.extend(manifest.segments.into_iter().map(|s| (s.storage, s.path)));
         }
     }
-    let storage = cold.storage()?;
     let mut removed = 0;
-    for object in storage.list(under).await? {
-        let is_segment = object
-            .path
-            .rsplit('/')
-            .next()
-            .is_some_and(|name| name.starts_with("seg-") && name.ends_with(".parquet"));
-        if is_segment
-            && !referenced.contains(&object.path)
-            && object.last_modified_ms < written_before_ms
-        {
-            storage.delete(&object.path).await?;
-            removed += 1;
+    for (id, under) in targets {
+        let swept = async {
+            let storage = cold.storages.storage(id)?;
+            let mut removed = 0;
+            for object in storage.list(under).await? {
+                let is_segment = object
+                    .path
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|name| name.starts_with("seg-") && name.ends_with(".parquet"));
+                if is_segment
+                    && object.last_modified_ms < written_before_ms
+                    && !referenced.contains(&(id.clone(), object.path.clone()))
+                {
+                    storage.delete(&object.path).await?;
+                    removed += 1;
+                }
+            }
+            Ok::<_, CoreError>(removed)
+        };
+        match swept.await {
+            Ok(n) => removed += n,
+            Err(e) => tracing::warn!("cold tier: cannot sweep storage '{id}': {e}"),
         }
     }
     Ok(removed)
@@ -119,10 +131,8 @@ fn manifest_range(table: u64) -> (Vec<u8>, Vec<u8>) {
 
 /// The cold tier of one database.
 pub struct ColdTier {
-    /// The `local` storage's directory; `None`: no cold tier (tests on an
-    /// in-memory store).
-    local_dir: Option<PathBuf>,
-    storage: OnceLock<Storage>,
+    /// Where segments live.
+    storages: Arc<StorageRegistry>,
     /// Per table id: whether any partition of it has a manifest.
     has_cold: DashMap<u64, bool>,
     /// Manifests by partition prefix, as committed.
@@ -139,16 +149,15 @@ pub const GROUP_CACHE_BYTES: usize = 64 << 20;
 impl std::fmt::Debug for ColdTier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ColdTier")
-            .field("local_dir", &self.local_dir)
+            .field("storages", &self.storages)
             .finish()
     }
 }
 
 impl ColdTier {
-    pub fn new(local_dir: Option<PathBuf>) -> Self {
+    pub fn new(storages: Arc<StorageRegistry>) -> Self {
         Self {
-            local_dir,
-            storage: OnceLock::new(),
+            storages,
             has_cold: DashMap::new(),
             manifests: DashMap::new(),
             files: DashMap::new(),
@@ -156,16 +165,14 @@ impl ColdTier {
         }
     }
 
-    /// The `local` storage (its directory created on first use).
-    pub fn storage(&self) -> CoreResult<&Storage> {
-        if let Some(storage) = self.storage.get() {
-            return Ok(storage);
-        }
-        let dir = self.local_dir.as_ref().ok_or_else(|| {
-            CoreError::NotSupported("This database has no storage for a cold tier".into())
-        })?;
-        let storage = Storage::filesystem(dir)?;
-        Ok(self.storage.get_or_init(|| storage))
+    /// The storages segments live on.
+    pub fn storages(&self) -> &Arc<StorageRegistry> {
+        &self.storages
+    }
+
+    /// The open storage `id`.
+    pub fn storage(&self, id: &str) -> CoreResult<Storage> {
+        self.storages.storage(id)
     }
 
     /// Whether table `table` has flushed anything (one probe per table,
@@ -242,7 +249,7 @@ impl ColdTier {
         if let Some(f) = self.files.get(&meta.id) {
             return Ok(Arc::clone(&f));
         }
-        let path = self.storage()?.local_path(&meta.path);
+        let path = self.storage(&meta.storage)?.local_copy(&meta.path)?;
         let file = Arc::new(SegmentFile::open(
             meta.id,
             &path,

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use authorization::{StatementFamily, authorize};
 use handlers::{
     DmlHandler, JobHandler, LiveHandler, NamespaceHandler, QueryHandler, ShowHandler,
-    StatementHandler, TableDdlHandler, UserHandler,
+    StatementHandler, StorageHandler, TableDdlHandler, UserHandler,
 };
 
 use kalamdb_sql::sqlparser::ast::Statement;
@@ -24,6 +24,7 @@ use serde_json::Value as Json;
 pub struct SqlExecutor {
     namespace: NamespaceHandler,
     table_ddl: TableDdlHandler,
+    storage: StorageHandler,
     dml: DmlHandler,
     query: QueryHandler,
     show: ShowHandler,
@@ -43,6 +44,7 @@ impl SqlExecutor {
         Self {
             namespace: NamespaceHandler,
             table_ddl: TableDdlHandler,
+            storage: StorageHandler,
             dml: DmlHandler,
             query: QueryHandler,
             show: ShowHandler,
@@ -56,6 +58,7 @@ impl SqlExecutor {
         match family {
             StatementFamily::NamespaceDdl | StatementFamily::Session => &self.namespace,
             StatementFamily::TableDdl => &self.table_ddl,
+            StatementFamily::StorageDdl => &self.storage,
             StatementFamily::Dml => &self.dml,
             StatementFamily::Query => &self.query,
             StatementFamily::Show => &self.show,
@@ -246,6 +249,7 @@ impl SqlExecutor {
             family,
             StatementFamily::NamespaceDdl
                 | StatementFamily::TableDdl
+                | StatementFamily::StorageDdl
                 | StatementFamily::UserManagement
                 | StatementFamily::JobControl
         ) {
@@ -355,6 +359,9 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
             StatementFamily::NamespaceDdl
         }
         SqlStatement::UseNamespace { .. } => StatementFamily::Session,
+        SqlStatement::CreateStorage { .. }
+        | SqlStatement::AlterStorage { .. }
+        | SqlStatement::DropStorage { .. } => StatementFamily::StorageDdl,
         SqlStatement::CreateUser { .. }
         | SqlStatement::AlterUser { .. }
         | SqlStatement::DropUser { .. } => StatementFamily::UserManagement,

@@ -20,6 +20,7 @@ pub mod result;
 pub mod row_reader;
 pub mod rows;
 pub mod schema;
+pub mod storages;
 pub mod stream_eviction;
 pub mod stream_store;
 pub mod system_tables;

@@ -20,6 +20,8 @@ const USER_PREFIX: &[u8] = b"usr/";
 const COUNTER_PREFIX: &[u8] = b"ctr/";
 const AUDIT_PREFIX: &[u8] = b"aud/";
 const JOB_PREFIX: &[u8] = b"job/";
+/// Storages made by CREATE STORAGE (the built-in `local` is not stored).
+const STORAGE_PREFIX: &[u8] = b"stg/";
 /// Per table: the `_seq` below which soft-deleted rows may have been purged
 /// (by Retention), so a live query cannot resume from a cursor under it.
 const RESUME_HORIZON_PREFIX: &[u8] = b"rh/";
@@ -222,6 +224,27 @@ impl MetaStore {
             encode(record)?,
         );
         Ok(())
+    }
+
+    pub fn storages(&self) -> CoreResult<Vec<kalamdb_commons::StorageDefinition>> {
+        self.scan_prefix(STORAGE_PREFIX)
+    }
+
+    pub fn put_storage(
+        &self,
+        batch: &mut Batch,
+        def: &kalamdb_commons::StorageDefinition,
+    ) -> CoreResult<()> {
+        batch.put(
+            Partition::Meta,
+            key(STORAGE_PREFIX, &[def.storage_id.as_bytes()]),
+            encode(def)?,
+        );
+        Ok(())
+    }
+
+    pub fn delete_storage(&self, batch: &mut Batch, id: &str) {
+        batch.delete(Partition::Meta, key(STORAGE_PREFIX, &[id.as_bytes()]));
     }
 
     pub fn delete_namespace(&self, batch: &mut Batch, name: &str) {

@@ -79,8 +79,10 @@ pub struct SystemTablesRegistry {
 }
 
 impl SystemTablesRegistry {
-    /// `local_storage_dir`: the local storage's directory as configured.
-    pub fn new(registry: Arc<SchemaRegistry>, local_storage_dir: &str) -> Self {
+    pub fn new(
+        registry: Arc<SchemaRegistry>,
+        storages: Arc<crate::storages::StorageRegistry>,
+    ) -> Self {
         let mut tables: BTreeMap<&'static str, Arc<dyn SystemTable>> = BTreeMap::new();
         tables.insert(
             namespaces::NAME,
@@ -112,7 +114,7 @@ impl SystemTablesRegistry {
         );
         tables.insert(
             storages::NAME,
-            Arc::new(storages::StoragesTable::new(local_storage_dir.to_string())),
+            Arc::new(storages::StoragesTable::new(storages)),
         );
         tables.insert(users::NAME, Arc::new(users::UsersTable::new(registry)));
         let live = Arc::new(live_queries::LiveQueriesTable::default());

@@ -150,7 +150,12 @@ pub struct TableStore {
 impl TableStore {
     /// A store with no cold tier.
     pub fn new(backend: Arc<dyn StorageBackend>) -> Self {
-        Self::with_cold(backend, Arc::new(ColdTier::new(None)))
+        Self::with_cold(
+            backend,
+            Arc::new(ColdTier::new(Arc::new(
+                crate::storages::StorageRegistry::new(None),
+            ))),
+        )
     }
 
     pub fn with_cold(backend: Arc<dyn StorageBackend>, cold: Arc<ColdTier>) -> Self {

@@ -40,7 +40,7 @@ pub use cache::GroupCache;
 pub use error::{FileStoreError, FileStoreResult};
 pub use manifest::{MANIFEST_FORMAT_VERSION, Manifest, SegmentMeta};
 pub use reader::{SegmentCursor, SegmentFile};
-pub use storage::Storage;
+pub use storage::{Listed, Storage, io_runtime};
 pub use writer::{SegmentColumn, SegmentWriter};
 
 /// The segment file format this build writes and reads.

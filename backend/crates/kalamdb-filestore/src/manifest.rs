@@ -14,7 +14,10 @@ pub const MANIFEST_FORMAT_VERSION: u32 = 1;
 pub struct SegmentMeta {
     /// Unique within the database (a snowflake id).
     pub id: u64,
-    /// Path on the table's storage, relative to its base.
+    /// The storage holding it (its id).
+    #[serde(default = "local_storage")]
+    pub storage: String,
+    /// Path on that storage, relative to its base.
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
@@ -30,6 +33,10 @@ pub struct SegmentMeta {
     /// The table's schema version the segment was written under.
     pub schema_version: u32,
     pub created_at_ms: i64,
+}
+
+fn local_storage() -> String {
+    kalamdb_commons::LOCAL_STORAGE_ID.to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,25 +1,69 @@
 //! Where a table's segments live: a base location reached through
-//! `object_store`. Writes always go through the object store (multipart
-//! uploads, so a segment is never held whole in memory); reads of a
-//! filesystem storage open the file directly, synchronously, which is what
-//! the row reader's callbacks need.
+//! `object_store` — a directory, or a bucket and prefix on S3, GCS or Azure.
+//!
+//! Writes always go through the object store (multipart uploads, so a
+//! segment is never held whole in memory). Reads need a file the row
+//! reader's synchronous callbacks can open: on a filesystem storage that is
+//! the segment itself; on a cloud storage the segment is downloaded once
+//! into a local cache directory (segments are immutable, so a cached copy
+//! never goes stale) and read from there.
+//!
+//! Every request to a cloud storage runs on one dedicated I/O runtime
+//! ([`io_runtime`]), whatever runtime (or plain thread) asks for it: a
+//! pooled connection never outlives the runtime that opened it, and a
+//! synchronous caller can wait for a download without a reactor of its own.
 
 use crate::{FileStoreError, FileStoreResult};
 use futures::TryStreamExt;
+use kalamdb_commons::{StorageDefinition, StorageType};
+use object_store::client::SpawnedReqwestConnector;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// The runtime every cloud storage request runs on.
+pub fn io_runtime() -> &'static tokio::runtime::Runtime {
+    static IO: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kalamdb-io")
+            .enable_all()
+            .build()
+            .expect("the I/O runtime starts")
+    });
+    &IO
+}
+
+/// How long a reachability check of a storage may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct Storage {
+    id: String,
     store: Arc<dyn ObjectStore>,
-    base: PathBuf,
+    place: Place,
+}
+
+#[derive(Clone, Debug)]
+enum Place {
+    /// A directory: segments are read where they are.
+    Local(PathBuf),
+    /// A cloud bucket: segments are read from copies under this directory.
+    Remote { cache: PathBuf, location: String },
 }
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("base", &self.base).finish()
+        f.debug_struct("Storage")
+            .field("id", &self.id)
+            .field("place", &self.place)
+            .finish()
     }
 }
 
@@ -30,6 +74,10 @@ pub struct Listed {
     pub last_modified_ms: i64,
 }
 
+fn invalid(message: impl Into<String>) -> FileStoreError {
+    FileStoreError::Invalid(message.into())
+}
+
 impl Storage {
     /// A storage on the local filesystem under `base` (created if missing).
     pub fn filesystem(base: impl Into<PathBuf>) -> FileStoreResult<Self> {
@@ -38,30 +86,219 @@ impl Storage {
         let base = base.canonicalize()?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&base)?;
         Ok(Self {
+            id: kalamdb_commons::LOCAL_STORAGE_ID.to_string(),
             store: Arc::new(store),
-            base,
+            place: Place::Local(base),
         })
+    }
+
+    /// Opens the storage `def` describes. A relative filesystem PATH is
+    /// under `data_dir`; a cloud storage caches the segments it reads under
+    /// `cache_dir`. Unknown CONFIG / CREDENTIALS keys are refused here.
+    /// Nothing is contacted yet ([`Storage::check`] does).
+    pub fn open(
+        def: &StorageDefinition,
+        data_dir: &Path,
+        cache_dir: &Path,
+    ) -> FileStoreResult<Self> {
+        let url = def.base_directory.trim();
+        let options = def.config.iter().chain(def.credentials.0.iter());
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..RetryConfig::default()
+        };
+        let connector = || SpawnedReqwestConnector::new(io_runtime().handle().clone());
+        let unknown = |key: &str, e: object_store::Error| {
+            invalid(format!(
+                "Storage '{}': unknown option '{key}' for a {} storage ({e})",
+                def.storage_id,
+                def.storage_type.as_str()
+            ))
+        };
+        let store: Arc<dyn ObjectStore> = match def.storage_type {
+            StorageType::Filesystem => {
+                let dir = url.strip_prefix("file://").unwrap_or(url);
+                if let Some((key, _)) = options.into_iter().next() {
+                    return Err(invalid(format!(
+                        "Storage '{}': a filesystem storage takes no option '{key}'",
+                        def.storage_id
+                    )));
+                }
+                let mut storage = Self::filesystem(data_dir.join(dir))?;
+                storage.id = def.storage_id.clone();
+                return Ok(storage);
+            }
+            StorageType::S3 => {
+                let mut builder = object_store::aws::AmazonS3Builder::new().with_url(url);
+                for (key, value) in options {
+                    let k = object_store::aws::AmazonS3ConfigKey::from_str(key)
+                        .map_err(|e| unknown(key, e))?;
+                    builder = builder.with_config(k, value);
+                }
+                Arc::new(
+                    builder
+                        .with_retry(retry)
+                        .with_http_connector(connector())
+                        .build()?,
+                )
+            }
+            StorageType::Gcs => {
+                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::new().with_url(url);
+                for (key, value) in options {
+                    let k = object_store::gcp::GoogleConfigKey::from_str(key)
+                        .map_err(|e| unknown(key, e))?;
+                    builder = builder.with_config(k, value);
+                }
+                Arc::new(
+                    builder
+                        .with_retry(retry)
+                        .with_http_connector(connector())
+                        .build()?,
+                )
+            }
+            StorageType::Azure => {
+                let mut builder = object_store::azure::MicrosoftAzureBuilder::new().with_url(url);
+                for (key, value) in options {
+                    let k = object_store::azure::AzureConfigKey::from_str(key)
+                        .map_err(|e| unknown(key, e))?;
+                    builder = builder.with_config(k, value);
+                }
+                Arc::new(
+                    builder
+                        .with_retry(retry)
+                        .with_http_connector(connector())
+                        .build()?,
+                )
+            }
+        };
+        // the bucket is the URL's host; what follows it is a prefix
+        let prefix = url
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(_, prefix)| prefix.trim_matches('/'))
+            .unwrap_or("");
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            store
+        } else {
+            Arc::new(PrefixStore::new(store, Self::object_path(prefix)?))
+        };
+        Ok(Self {
+            id: def.storage_id.clone(),
+            store,
+            place: Place::Remote {
+                cache: cache_dir.to_path_buf(),
+                location: location(url),
+            },
+        })
+    }
+
+    /// The storage's id (`local` for [`Storage::filesystem`]).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
 
+    /// Where the storage's objects are, normalised so that one storage's
+    /// location starting with another's means they overlap:
+    /// `file:///abs/dir/` or `s3://bucket/prefix/`.
+    pub fn location(&self) -> String {
+        match &self.place {
+            Place::Local(base) => format!(
+                "file://{}/",
+                base.display().to_string().trim_end_matches('/')
+            ),
+            Place::Remote { location, .. } => location.clone(),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.place, Place::Local(_))
+    }
+
     /// The object path of `path` (relative to the base).
     pub fn object_path(path: &str) -> FileStoreResult<ObjectPath> {
-        ObjectPath::parse(path)
-            .map_err(|e| FileStoreError::Invalid(format!("invalid storage path '{path}': {e}")))
+        ObjectPath::parse(path).map_err(|e| invalid(format!("invalid storage path '{path}': {e}")))
     }
 
-    /// Where `path` is on the local filesystem.
-    pub fn local_path(&self, path: &str) -> PathBuf {
-        self.base.join(path)
+    /// Checks that the storage answers (lists its base), within
+    /// [`CHECK_TIMEOUT`].
+    pub async fn check(&self) -> FileStoreResult<()> {
+        let store = Arc::clone(&self.store);
+        let listing = io_runtime().spawn(async move {
+            let mut objects = store.list(None);
+            objects.try_next().await.map(drop)
+        });
+        match tokio::time::timeout(CHECK_TIMEOUT, listing).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(e)) => Err(invalid(format!("storage check failed: {e}"))),
+            Err(_) => Err(invalid(format!(
+                "no answer within {} s",
+                CHECK_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
-    /// Makes `path` and its directory entry durable (an object store's
-    /// local filesystem does not fsync).
+    /// A local file holding segment `path`: the segment itself on a
+    /// filesystem storage; on a cloud storage a cached copy, downloaded
+    /// first if missing (blocking the calling thread meanwhile).
+    pub fn local_copy(&self, path: &str) -> FileStoreResult<PathBuf> {
+        match &self.place {
+            Place::Local(base) => Ok(base.join(path)),
+            Place::Remote { cache, .. } => {
+                let local = cache.join(path);
+                if local.exists() {
+                    return Ok(local);
+                }
+                if let Some(dir) = local.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                self.download(path, &local)?;
+                Ok(local)
+            }
+        }
+    }
+
+    fn download(&self, path: &str, to: &Path) -> FileStoreResult<()> {
+        static PARTS: AtomicU64 = AtomicU64::new(0);
+        let part = to.with_extension(format!(
+            "part-{}-{}",
+            std::process::id(),
+            PARTS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let store = Arc::clone(&self.store);
+        let location = Self::object_path(path)?;
+        let (target, temp) = (to.to_path_buf(), part.clone());
+        let task = io_runtime().spawn(async move {
+            let mut body = store.get(&location).await?.into_stream();
+            let mut file = tokio::fs::File::create(&temp).await?;
+            while let Some(chunk) = body.try_next().await? {
+                file.write_all(&chunk).await?;
+            }
+            file.flush().await?;
+            drop(file);
+            tokio::fs::rename(&temp, &target).await?;
+            Ok::<_, FileStoreError>(())
+        });
+        let result = futures::executor::block_on(task)
+            .unwrap_or_else(|e| Err(invalid(format!("download of '{path}' failed: {e}"))));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        result
+    }
+
+    /// Makes `path` and its directory entry durable (object_store's local
+    /// filesystem does not fsync; a completed cloud upload already is).
     pub fn sync(&self, path: &str) -> FileStoreResult<()> {
-        let local = self.local_path(path);
+        let Place::Local(base) = &self.place else {
+            return Ok(());
+        };
+        let local = base.join(path);
         std::fs::File::open(&local)?.sync_all()?;
         if let Some(dir) = local.parent() {
             sync_dir(dir)?;
@@ -73,8 +310,14 @@ impl Storage {
         Ok(self.store.head(&Self::object_path(path)?).await?.size)
     }
 
-    /// Removes `path`; one already gone is not an error.
+    /// Removes `path` (and a cached copy); one already gone is not an error.
     pub async fn delete(&self, path: &str) -> FileStoreResult<()> {
+        if let Place::Remote { cache, .. } = &self.place {
+            match std::fs::remove_file(cache.join(path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
         match self.store.delete(&Self::object_path(path)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -83,8 +326,10 @@ impl Storage {
 
     /// Every object under `prefix`.
     pub async fn list(&self, prefix: &str) -> FileStoreResult<Vec<Listed>> {
-        let prefix = Self::object_path(prefix)?;
-        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let prefix = (!prefix.is_empty())
+            .then(|| Self::object_path(prefix))
+            .transpose()?;
+        let objects: Vec<_> = self.store.list(prefix.as_ref()).try_collect().await?;
         Ok(objects
             .into_iter()
             .map(|o| Listed {
@@ -93,6 +338,17 @@ impl Storage {
             })
             .collect())
     }
+}
+
+fn location(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "s3a" => "s3".to_string(),
+        "azure" | "abfs" | "abfss" => "az".to_string(),
+        other => other.to_string(),
+    };
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    format!("{scheme}://{}/", parts.join("/"))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

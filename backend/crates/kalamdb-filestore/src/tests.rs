@@ -81,7 +81,7 @@ async fn a_segment_reads_back_by_range_both_ways_and_by_ordinal() {
     assert!(meta.bytes > 0);
     assert_eq!(
         meta.bytes,
-        std::fs::metadata(storage.local_path(&meta.path))
+        std::fs::metadata(storage.local_copy(&meta.path).unwrap())
             .unwrap()
             .len()
     );
@@ -93,7 +93,7 @@ async fn a_segment_reads_back_by_range_both_ways_and_by_ordinal() {
         Some(Arc::new(GroupCache::new(1 << 30))),
         Some(Arc::new(GroupCache::new(400_000))),
     ] {
-        let path = storage.local_path(&meta.path);
+        let path = storage.local_copy(&meta.path).unwrap();
         let file = Arc::new(SegmentFile::open(1, &path, cache.clone()).unwrap());
         check_reads(&file, n);
         check_reads(&file, n);
@@ -173,6 +173,7 @@ async fn keys_out_of_order_are_refused() {
 fn a_manifest_round_trips_and_refuses_other_formats() {
     let segment = SegmentMeta {
         id: 7,
+        storage: "archive".into(),
         path: "ns/t/seg-7.parquet".into(),
         rows: 10,
         bytes: 100,
@@ -188,6 +189,14 @@ fn a_manifest_round_trips_and_refuses_other_formats() {
     assert_eq!(manifest.generation, 1);
     assert_eq!(Manifest::decode(&manifest.encode()).unwrap(), manifest);
     assert_eq!(manifest.segment(7), Some(&segment));
+    // manifests written before segments named their storage: `local`
+    let mut old: serde_json::Value = serde_json::from_slice(&manifest.encode()).unwrap();
+    old["segments"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("storage");
+    let old = Manifest::decode(&serde_json::to_vec(&old).unwrap()).unwrap();
+    assert_eq!(old.segments[0].storage, "local");
     let mut other = manifest.clone();
     other.format = 99;
     assert!(Manifest::decode(&other.encode()).is_err());

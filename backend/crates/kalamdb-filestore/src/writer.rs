@@ -85,6 +85,7 @@ impl SegmentWriter {
             storage: storage.clone(),
             meta: SegmentMeta {
                 id,
+                storage: storage.id().to_string(),
                 path,
                 rows: 0,
                 bytes: 0,

@@ -18,5 +18,6 @@ pub use limits::SqlLimits;
 pub use parser::{ParsedStatement, parse_sql, parse_sql_with_limits};
 pub use shape::{has_subquery, ordered_select, plain_select};
 pub use statement::{
-    ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement, UniqueSpec, UserAuth, UserChange,
+    ColumnSpec, CreateTableStatement, QualifiedName, SqlStatement, StorageOptions, UniqueSpec,
+    UserAuth, UserChange,
 };

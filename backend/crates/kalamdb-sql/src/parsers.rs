@@ -8,6 +8,7 @@ pub mod job;
 pub mod live;
 pub mod namespace;
 pub mod show_describe;
+pub mod storage;
 pub mod table;
 pub mod user;
 
@@ -41,6 +42,9 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("SHOW"), Some("TABLES"), _) => show_describe::parse_show_tables(p),
         (Some("SHOW"), Some("STATS"), _) => show_describe::parse_show_stats(p),
         (Some("SHOW"), Some("STORAGES"), _) => show_describe::parse_show_storages(p),
+        (Some("CREATE"), Some("STORAGE"), _) => storage::parse_create(p),
+        (Some("ALTER"), Some("STORAGE"), _) => storage::parse_alter(p),
+        (Some("DROP"), Some("STORAGE"), _) => storage::parse_drop(p),
         (Some("CREATE"), Some("USER"), _) => user::parse_create(p),
         (Some("ALTER"), Some("USER"), _) => user::parse_alter(p),
         (Some("DROP"), Some("USER"), _) => user::parse_drop(p),

@@ -6,6 +6,22 @@ use kalamdb_commons::password::Secret;
 use kalamdb_commons::{KalamDataType, Role, TableType};
 use sqlparser::ast::Statement;
 
+/// The options of CREATE / ALTER STORAGE, as written (checked by the
+/// executor). `credentials` never shows in `Debug`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageOptions {
+    pub storage_type: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub path: Option<String>,
+    pub shared_tables_template: Option<String>,
+    pub user_tables_template: Option<String>,
+    /// A JSON object of object_store options.
+    pub config: Option<String>,
+    /// A JSON object of secret options.
+    pub credentials: Option<Secret>,
+}
+
 /// `[namespace.]name`, already normalized (unquoted identifiers lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QualifiedName {
@@ -135,6 +151,22 @@ pub enum SqlStatement {
         table: QualifiedName,
     },
     ShowStorages,
+    /// `CREATE STORAGE [IF NOT EXISTS] id <options>`
+    CreateStorage {
+        storage_id: String,
+        if_not_exists: bool,
+        options: StorageOptions,
+    },
+    /// `ALTER STORAGE id SET <options>`
+    AlterStorage {
+        storage_id: String,
+        options: StorageOptions,
+    },
+    /// `DROP STORAGE [IF EXISTS] id`
+    DropStorage {
+        storage_id: String,
+        if_exists: bool,
+    },
     /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (columns)`
     CreateIndex {
         /// `None`: named after the table and columns.
@@ -194,6 +226,9 @@ impl SqlStatement {
             SqlStatement::DescribeTable { .. } => "DESCRIBE TABLE",
             SqlStatement::ShowStats { .. } => "SHOW STATS",
             SqlStatement::ShowStorages => "SHOW STORAGES",
+            SqlStatement::CreateStorage { .. } => "CREATE STORAGE",
+            SqlStatement::AlterStorage { .. } => "ALTER STORAGE",
+            SqlStatement::DropStorage { .. } => "DROP STORAGE",
             SqlStatement::CreateIndex { .. } => "CREATE INDEX",
             SqlStatement::DropIndex { .. } => "DROP INDEX",
             SqlStatement::ShowIndexes { .. } => "SHOW INDEXES",

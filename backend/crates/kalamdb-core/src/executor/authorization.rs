@@ -10,6 +10,8 @@ pub enum StatementFamily {
     NamespaceDdl,
     /// CREATE/DROP TABLE
     TableDdl,
+    /// CREATE/ALTER/DROP STORAGE
+    StorageDdl,
     /// INSERT, UPDATE, DELETE
     Dml,
     /// SELECT, EXPLAIN
@@ -28,9 +30,10 @@ pub enum StatementFamily {
 }
 
 impl StatementFamily {
-    pub const ALL: [StatementFamily; 9] = [
+    pub const ALL: [StatementFamily; 10] = [
         StatementFamily::NamespaceDdl,
         StatementFamily::TableDdl,
+        StatementFamily::StorageDdl,
         StatementFamily::Dml,
         StatementFamily::Query,
         StatementFamily::Show,
@@ -46,6 +49,7 @@ impl StatementFamily {
 const RULES: &[(StatementFamily, &[Role])] = &[
     (StatementFamily::NamespaceDdl, &[Role::Dba, Role::System]),
     (StatementFamily::TableDdl, &[Role::Dba, Role::System]),
+    (StatementFamily::StorageDdl, &[Role::Dba, Role::System]),
     (
         StatementFamily::Dml,
         &[Role::User, Role::Service, Role::Dba, Role::System],
@@ -122,9 +126,11 @@ mod tests {
         for role in [Role::User, Role::Service, Role::Dba, Role::System] {
             for family in F::ALL {
                 let expected = match family {
-                    F::NamespaceDdl | F::TableDdl | F::UserManagement | F::JobControl => {
-                        role.is_admin()
-                    }
+                    F::NamespaceDdl
+                    | F::TableDdl
+                    | F::StorageDdl
+                    | F::UserManagement
+                    | F::JobControl => role.is_admin(),
                     F::Dml | F::Query | F::Show | F::Session | F::Live => true,
                 };
                 assert_eq!(is_allowed(role, family), expected, "{role} {family:?}");

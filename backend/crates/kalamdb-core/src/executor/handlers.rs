@@ -15,6 +15,7 @@ pub mod output_names;
 pub mod query;
 pub mod returning;
 pub mod show;
+pub mod storage;
 pub mod subquery;
 pub mod system_columns;
 pub mod table_ddl;
@@ -40,6 +41,7 @@ pub use live::LiveHandler;
 pub use namespace::NamespaceHandler;
 pub use query::QueryHandler;
 pub use show::ShowHandler;
+pub use storage::StorageHandler;
 pub use table_ddl::TableDdlHandler;
 pub use user::UserHandler;
 

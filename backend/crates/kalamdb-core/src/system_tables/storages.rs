@@ -1,19 +1,21 @@
-//! `system.storages`: where cold data goes. The built-in `local` storage
-//! (the filesystem under the data directory) always exists; CREATE STORAGE
-//! arrives with the cold tier. Its directory is shown to dba and system only.
+//! `system.storages`: where cold data goes — the built-in `local` storage
+//! (the filesystem under the data directory) and those CREATE STORAGE
+//! made. PATH and CONFIG are shown to dba and system only; credentials are
+//! never shown to anyone (`has_credentials` says whether there are any).
 
 use super::{SystemTable, ms_to_micros};
 use crate::error::{CoreError, CoreResult};
 use crate::query_scope::QueryScope;
-use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
+use crate::storages::StorageRegistry;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use kalamdb_commons::LOCAL_STORAGE_ID;
 use std::sync::{Arc, LazyLock};
 
 pub const NAME: &str = "storages";
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let time = || DataType::Timestamp(TimeUnit::Microsecond, None);
     Arc::new(Schema::new(vec![
         Field::new("storage_id", DataType::Utf8, false),
         Field::new("storage_name", DataType::Utf8, false),
@@ -22,23 +24,21 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("base_directory", DataType::Utf8, true),
         Field::new("shared_tables_template", DataType::Utf8, false),
         Field::new("user_tables_template", DataType::Utf8, false),
-        Field::new(
-            "created_at",
-            DataType::Timestamp(TimeUnit::Microsecond, None),
-            false,
-        ),
+        Field::new("config", DataType::Utf8, true),
+        Field::new("has_credentials", DataType::Boolean, false),
+        Field::new("created_at", time(), false),
+        Field::new("updated_at", time(), false),
     ]))
 });
 
 #[derive(Debug)]
 pub struct StoragesTable {
-    /// The local storage's directory as configured (e.g. `./data/storage`).
-    base_directory: String,
+    storages: Arc<StorageRegistry>,
 }
 
 impl StoragesTable {
-    pub fn new(base_directory: String) -> Self {
-        Self { base_directory }
+    pub fn new(storages: Arc<StorageRegistry>) -> Self {
+        Self { storages }
     }
 }
 
@@ -48,19 +48,37 @@ impl SystemTable for StoragesTable {
     }
 
     fn scan(&self, scope: &QueryScope) -> CoreResult<RecordBatch> {
-        let text = |s: &str| Arc::new(StringArray::from(vec![s.to_string()])) as _;
-        let directory = scope.role.is_admin().then(|| self.base_directory.clone());
+        let all = self.storages.all();
+        let admin = scope.role.is_admin();
+        let text = |f: &dyn Fn(&kalamdb_commons::StorageDefinition) -> Option<String>| {
+            Arc::new(all.iter().map(f).collect::<StringArray>()) as ArrayRef
+        };
+        let time = |f: &dyn Fn(&kalamdb_commons::StorageDefinition) -> i64| {
+            Arc::new(TimestampMicrosecondArray::from(
+                all.iter().map(|d| ms_to_micros(f(d))).collect::<Vec<_>>(),
+            )) as ArrayRef
+        };
         RecordBatch::try_new(
             self.schema(),
             vec![
-                text(LOCAL_STORAGE_ID),
-                text("Local storage"),
-                text("The filesystem under the server's data directory"),
-                text("filesystem"),
-                Arc::new(StringArray::from(vec![directory])),
-                text("{namespace}/{tableName}"),
-                text("{namespace}/{tableName}/{userId}"),
-                Arc::new(TimestampMicrosecondArray::from(vec![ms_to_micros(0)])),
+                text(&|d| Some(d.storage_id.clone())),
+                text(&|d| Some(d.name.clone())),
+                text(&|d| d.description.clone()),
+                text(&|d| Some(d.storage_type.as_str().to_string())),
+                text(&|d| admin.then(|| d.base_directory.clone())),
+                text(&|d| Some(d.shared_tables_template.clone())),
+                text(&|d| Some(d.user_tables_template.clone())),
+                text(&|d| {
+                    (admin && !d.config.is_empty())
+                        .then(|| serde_json::to_string(&d.config).expect("strings serialise"))
+                }),
+                Arc::new(BooleanArray::from(
+                    all.iter()
+                        .map(|d| !d.credentials.0.is_empty())
+                        .collect::<Vec<_>>(),
+                )),
+                time(&|d| d.created_at),
+                time(&|d| d.updated_at),
             ],
         )
         .map_err(|e| CoreError::Internal(e.to_string()))

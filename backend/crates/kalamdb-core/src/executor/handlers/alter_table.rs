@@ -260,6 +260,12 @@ pub async fn alter_table(
                 for option in table_properties {
                     apply_table_option(option, &mut def.options).map_err(invalid)?;
                 }
+                // new flushes go to the new storage; segments stay where
+                // they were written (each names its storage)
+                app.table_store
+                    .cold()
+                    .storages()
+                    .require(&def.options.storage_id)?;
                 if def.options.access_level.is_some() && def.table_type != TableType::Shared {
                     return Err(invalid("ACCESS_LEVEL applies to SHARED tables only".into()));
                 }

@@ -10,9 +10,7 @@ use crate::table_store::delete_all_rows;
 use async_trait::async_trait;
 use kalamdb_commons::ids::validate_identifier;
 use kalamdb_commons::now_ms;
-use kalamdb_commons::{
-    ColumnDefinition, LOCAL_STORAGE_ID, NamespaceId, SYSTEM_NAMESPACE, TableDefinition, TableId,
-};
+use kalamdb_commons::{ColumnDefinition, NamespaceId, SYSTEM_NAMESPACE, TableDefinition, TableId};
 use kalamdb_sql::{CreateTableStatement, SqlStatement};
 use kalamdb_store::Batch;
 
@@ -148,12 +146,6 @@ async fn create_table(
             "Tables cannot be created in the system namespace".into(),
         ));
     }
-    if create.options.storage_id != LOCAL_STORAGE_ID {
-        return Err(CoreError::InvalidSql(format!(
-            "Storage '{}' does not exist (available: {LOCAL_STORAGE_ID})",
-            create.options.storage_id
-        )));
-    }
     // UNIQUE constraints: column ones first, then the table's
     let mut unique: Vec<(Option<String>, Vec<String>)> = create
         .columns
@@ -189,6 +181,10 @@ async fn create_table(
     }
 
     let _ddl = app.ddl_lock.lock().await;
+    app.table_store
+        .cold()
+        .storages()
+        .require(&create.options.storage_id)?;
     if !app.schema_registry.namespace_exists(&ns) {
         return Err(CoreError::NamespaceNotFound(ns));
     }

@@ -60,10 +60,20 @@ async fn sweep(ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<usize> {
     let Some(namespace) = &job.namespace_id else {
         return Ok(0);
     };
-    let under = match &job.table_name {
-        Some(table) => format!("{namespace}/{table}"),
-        None => namespace.clone(),
-    };
+    // every storage: the dropped tables' definitions (and so their
+    // storages) are gone; the templates say where their files lie
+    let targets: Vec<(String, String)> = app
+        .table_store
+        .cold()
+        .storages()
+        .all()
+        .into_iter()
+        .flat_map(|s| {
+            s.sweep_prefixes(namespace, job.table_name.as_deref())
+                .into_iter()
+                .map(move |prefix| (s.storage_id.clone(), prefix))
+        })
+        .collect();
     let live = app
         .schema_registry
         .tables(None)
@@ -74,7 +84,7 @@ async fn sweep(ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<usize> {
         app.table_store.cold(),
         app.table_store.backend().as_ref(),
         live,
-        &under,
+        &targets,
         ctx.clock.now_ms() - SWEEP_GRACE_MS,
     )
     .await

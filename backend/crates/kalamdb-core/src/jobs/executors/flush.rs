@@ -119,16 +119,23 @@ fn hot_partitions(app: &AppContext, table: &CachedTable) -> CoreResult<Vec<Vec<u
 }
 
 /// Where the partition's segments go: the storage's path template.
-fn segment_dir(table: &CachedTable, prefix: &[u8]) -> CoreResult<String> {
+/// The directory of the partition's segments on the table's storage: the
+/// storage's path template for the table (and the partition's user).
+fn segment_dir(
+    storage: &kalamdb_commons::StorageDefinition,
+    table: &CachedTable,
+    prefix: &[u8],
+) -> CoreResult<String> {
     let def = &table.definition;
-    let mut dir = format!("{}/{}", def.namespace.as_str(), def.name);
-    if def.table_type == TableType::User {
-        let (user, _) = kalamdb_store::keys::decode_str(&prefix[8..])
-            .ok_or_else(|| CoreError::Internal("a USER partition without a user".into()))?;
-        dir.push('/');
-        dir.push_str(&user);
-    }
-    Ok(dir)
+    let user = match def.table_type {
+        TableType::User => Some(
+            kalamdb_store::keys::decode_str(&prefix[8..])
+                .ok_or_else(|| CoreError::Internal("a USER partition without a user".into()))?
+                .0,
+        ),
+        _ => None,
+    };
+    Ok(storage.segment_dir(def.namespace.as_str(), &def.name, user.as_deref()))
 }
 
 impl FlushExecutor {
@@ -211,7 +218,12 @@ async fn flush_partition(
 ) -> CoreResult<()> {
     let def = &table.definition;
     let cold = app.table_store.cold();
-    let storage = cold.storage()?.clone();
+    let storage_id = &def.options.storage_id;
+    let storage = cold.storage(storage_id)?;
+    let layout = cold
+        .storages()
+        .definition(storage_id)
+        .ok_or_else(|| CoreError::NotFound(format!("Storage '{storage_id}' does not exist")))?;
     let segment_columns: Vec<SegmentColumn> = def
         .columns
         .iter()
@@ -222,7 +234,7 @@ async fn flush_partition(
             data_type: f.data_type().clone(),
         })
         .collect();
-    let dir = segment_dir(table, prefix)?;
+    let dir = segment_dir(&layout, table, prefix)?;
     let end = partition_end(prefix);
     let mut from = prefix.to_vec();
     loop {

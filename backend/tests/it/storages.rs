@@ -1,0 +1,389 @@
+//! Storages against the real server: one suite — tables on a created
+//! storage, flush, merged reads and writes over both tiers, a restart with
+//! an emptied cache, the orphan sweep, DROP STORAGE refused while in use —
+//! run on a filesystem storage and on S3 (moto's S3-compatible server,
+//! started here from `moto_server` or `python3 -m moto.server`).
+
+use crate::cold_tier::flush;
+use crate::common::{TestServer, rows};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BUCKET: &str = "kalam-test";
+const SECRET: &str = "moto-secret-key-never-shown";
+
+/// moto's server on a free port, with [`BUCKET`] created; killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+            .to_string();
+        let args = ["-H", "127.0.0.1", "-p", port.as_str()];
+        let spawn = |program: &str, prefix: &[&str]| {
+            Command::new(program)
+                .args(prefix)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        };
+        let child = spawn("moto_server", &[])
+            .or_else(|_| spawn("python3", &["-m", "moto.server"]))
+            .expect(
+                "moto's S3 server is needed: pip install 'moto[server]' (scripts/test.sh does)",
+            );
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let mut moto = Self {
+            child,
+            endpoint,
+            http,
+        };
+        for _ in 0..300 {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited: {status}");
+            }
+            if moto.http.get(&moto.endpoint).send().await.is_ok() {
+                let created = moto
+                    .http
+                    .put(format!("{}/{BUCKET}", moto.endpoint))
+                    .send()
+                    .await
+                    .expect("create bucket");
+                assert!(created.status().is_success(), "{created:?}");
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto.child.kill().ok();
+        panic!("moto_server did not start");
+    }
+
+    /// The keys of the bucket under `prefix`.
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let body = self
+            .http
+            .get(format!(
+                "{}/{BUCKET}?list-type=2&prefix={prefix}&max-keys=1000",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|part| part.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    async fn put(&self, key: &str, body: &'static [u8]) {
+        let response = self
+            .http
+            .put(format!("{}/{BUCKET}/{key}", self.endpoint))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{response:?}");
+    }
+}
+
+/// Where the suite finds the storage's segment files.
+enum Files<'a> {
+    Dir(&'a Path),
+    Bucket(&'a Moto, &'a str),
+}
+
+impl Files<'_> {
+    async fn segments(&self, under: &str) -> Vec<String> {
+        match self {
+            Files::Dir(dir) => {
+                let mut out = Vec::new();
+                walk(&dir.join(under), under, &mut out);
+                out
+            }
+            Files::Bucket(moto, prefix) => moto
+                .keys(&format!("{prefix}/{under}"))
+                .await
+                .into_iter()
+                .filter(|k| k.ends_with(".parquet"))
+                .collect(),
+        }
+    }
+
+    async fn plant(&self, path: &str) {
+        match self {
+            Files::Dir(dir) => {
+                let file = dir.join(path);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, b"left by a crash").unwrap();
+            }
+            Files::Bucket(moto, prefix) => moto.put(&format!("{prefix}/{path}"), b"left").await,
+        }
+    }
+}
+
+fn walk(dir: &Path, shown: &str, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = format!("{shown}/{}", entry.file_name().to_string_lossy());
+        if entry.path().is_dir() {
+            walk(&entry.path(), &name, out);
+        } else if name.ends_with(".parquet") {
+            out.push(name);
+        }
+    }
+}
+
+const QUERIES: &[&str] = &[
+    "SELECT count(*), sum(n) FROM arc.items",
+    "SELECT id, name FROM arc.items WHERE id IN (7, 777, 1499)",
+    "SELECT id FROM arc.items WHERE id >= 1490 ORDER BY id DESC LIMIT 3",
+    "SELECT n, count(*) FROM arc.items GROUP BY n ORDER BY n LIMIT 3",
+    "EXECUTE AS USER 'arc_x' (SELECT id, body FROM arc.notes ORDER BY id)",
+    "EXECUTE AS USER 'arc_y' (SELECT id, body FROM arc.notes ORDER BY id)",
+];
+
+async fn answers(server: &TestServer) -> Vec<Value> {
+    let mut out = Vec::new();
+    for q in QUERIES {
+        out.push(rows(&server.ok(q).await, 0).clone().into());
+    }
+    out
+}
+
+/// The suite. `create` makes storage `arc_store` (`other_path`: a PATH of
+/// its type elsewhere); `files` sees its
+/// segments; `cache` is where the server keeps downloaded copies (none for
+/// a filesystem storage). Returns the server, still running.
+async fn suite(
+    data: &Path,
+    create: &str,
+    other_path: &str,
+    files: Files<'_>,
+    cache: Option<&Path>,
+) -> TestServer {
+    let server = TestServer::start_on(data, &[]);
+    let body = server.ok(create).await;
+    assert!(
+        body["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Storage 'arc_store' created"),
+        "{body}"
+    );
+    server
+        .ok("CREATE NAMESPACE arc; \
+             CREATE SHARED TABLE arc.items (id BIGINT PRIMARY KEY, name TEXT, n INT) WITH (STORAGE_ID = 'arc_store'); \
+             CREATE USER TABLE arc.notes (id INT PRIMARY KEY, body TEXT) WITH (STORAGE_ID = 'arc_store'); \
+             CREATE USER 'arc_x' WITH PASSWORD 'x-pass-123' ROLE user; \
+             CREATE USER 'arc_y' WITH PASSWORD 'y-pass-123' ROLE user")
+        .await;
+    let values: Vec<String> = (0..1500)
+        .map(|i| format!("({i}, 'item {i}', {})", i % 7))
+        .collect();
+    server
+        .ok(&format!(
+            "INSERT INTO arc.items VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+    for user in ["arc_x", "arc_y"] {
+        server
+            .ok(&format!(
+                "EXECUTE AS USER '{user}' (INSERT INTO arc.notes VALUES (1, '{user} one'), (2, '{user} two'))"
+            ))
+            .await;
+    }
+    let before = answers(&server).await;
+
+    let message = flush(&server, "arc.items").await;
+    assert!(message.starts_with("Flushed 1500 row(s)"), "{message}");
+    let message = flush(&server, "arc.notes").await;
+    assert!(message.contains("from 2 partition(s)"), "{message}");
+    // the templates place them: shared/<ns>/<table>, users/<user id>/<ns>/<table>
+    assert_eq!(files.segments("shared/arc/items").await.len(), 1);
+    let body = server
+        .ok("SELECT user_id FROM system.users WHERE username LIKE 'arc_%' ORDER BY username")
+        .await;
+    for user in rows(&body, 0) {
+        let user = user[0].as_str().unwrap();
+        let dir = format!("users/{user}/arc/notes");
+        assert_eq!(files.segments(&dir).await.len(), 1, "{dir}");
+    }
+    assert_eq!(answers(&server).await, before);
+
+    // writes over both tiers: cold rows updated, deleted, re-inserted
+    server
+        .ok("UPDATE arc.items SET name = 'changed' WHERE id = 777; \
+             DELETE FROM arc.items WHERE id = 1499; \
+             EXECUTE AS USER 'arc_x' (UPDATE arc.notes SET body = 'edited' WHERE id = 2)")
+        .await;
+    let (status, body) = server
+        .sql("INSERT INTO arc.items VALUES (7, 'again', 1)")
+        .await;
+    assert_eq!(status, 409, "a cold key still conflicts: {body}");
+    let changed = answers(&server).await;
+    assert_eq!(
+        changed[1],
+        json!([["7", "item 7"], ["777", "changed"]]),
+        "{changed:?}"
+    );
+    assert_eq!(changed[4], json!([[1, "arc_x one"], [2, "edited"]]));
+    assert_eq!(changed[5], before[5]);
+    let message = flush(&server, "arc.items").await;
+    assert!(message.starts_with("Flushed 2 row(s)"), "{message}");
+    assert_eq!(files.segments("shared/arc/items").await.len(), 2);
+    assert_eq!(answers(&server).await, changed);
+
+    // in use: neither dropped nor moved
+    let (_, body) = server.sql("DROP STORAGE arc_store").await;
+    assert!(body.to_string().contains("arc.items"), "{body}");
+    let (_, body) = server
+        .sql(&format!("ALTER STORAGE arc_store SET PATH '{other_path}'"))
+        .await;
+    assert!(body.to_string().contains("cannot be moved"), "{body}");
+
+    // a crash's leftover goes at the next start; with an emptied cache
+    // every segment is read again from the storage
+    files.plant("shared/arc/items/seg-1.parquet").await;
+    server.stop();
+    if let Some(cache) = cache {
+        assert!(
+            cache.exists(),
+            "segments read from a cloud storage are cached"
+        );
+        std::fs::remove_dir_all(cache).unwrap();
+    }
+    let server = TestServer::start_on(data, &[]);
+    assert_eq!(answers(&server).await, changed);
+    let items = files.segments("shared/arc/items").await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(
+        items.iter().all(|p| !p.ends_with("/seg-1.parquet")),
+        "{items:?}"
+    );
+    server
+}
+
+#[tokio::test]
+async fn tables_on_a_created_filesystem_storage() {
+    let temp = tempfile::tempdir().unwrap();
+    let create = "CREATE STORAGE arc_store TYPE filesystem PATH 'archive' \
+                  SHARED_TABLES_TEMPLATE 'shared/{namespace}/{tableName}' \
+                  USER_TABLES_TEMPLATE 'users/{userId}/{namespace}/{tableName}'";
+    let archive = temp.path().join("archive");
+    let server = suite(temp.path(), create, "elsewhere", Files::Dir(&archive), None).await;
+    // nothing went to the local storage
+    let mut local = Vec::new();
+    walk(&temp.path().join("storage"), "", &mut local);
+    assert!(local.is_empty(), "{local:?}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn tables_on_s3() {
+    let moto = Moto::start().await;
+    let temp = tempfile::tempdir().unwrap();
+    let create = format!(
+        "CREATE STORAGE arc_store TYPE s3 NAME 'S3 archive' PATH 's3://{BUCKET}/kalam' \
+         SHARED_TABLES_TEMPLATE 'shared/{{namespace}}/{{tableName}}' \
+         USER_TABLES_TEMPLATE 'users/{{userId}}/{{namespace}}/{{tableName}}' \
+         CONFIG '{{\"endpoint\": \"{}\", \"region\": \"us-east-1\", \"allow_http\": true}}' \
+         CREDENTIALS '{{\"access_key_id\": \"moto\", \"secret_access_key\": \"{SECRET}\"}}'",
+        moto.endpoint
+    );
+    let cache = temp.path().join("cache").join("arc_store");
+    let server = suite(
+        temp.path(),
+        &create,
+        "s3://kalam-test/elsewhere",
+        Files::Bucket(&moto, "kalam"),
+        Some(&cache),
+    )
+    .await;
+
+    // the secret is stored, never shown back
+    for q in [
+        "SELECT * FROM system.storages",
+        "SHOW STORAGES",
+        "SELECT * FROM system.audit_log",
+        "SELECT * FROM system.jobs",
+    ] {
+        let body = server.ok(q).await;
+        assert!(!body.to_string().contains(SECRET), "{q}: {body}");
+    }
+    let body = server
+        .ok("SELECT has_credentials, config FROM system.storages WHERE storage_id = 'arc_store'")
+        .await;
+    let row = &rows(&body, 0)[0];
+    assert_eq!(row[0], json!(true));
+    assert!(row[1].as_str().unwrap().contains(&moto.endpoint), "{row}");
+
+    // new credentials take effect at once; wrong ones are refused at ALTER
+    let (status, body) = server
+        .sql("ALTER STORAGE arc_store SET CREDENTIALS '{\"access_key_id\": \"other\", \"secret_access_key\": \"x\"}'")
+        .await;
+    assert_eq!(status, 200, "moto accepts any key: {body}");
+    assert_eq!(
+        rows(&server.ok("SELECT count(*) FROM arc.items").await, 0),
+        &vec![json!(["1499"])]
+    );
+
+    // a storage that does not answer is refused at CREATE
+    let (status, body) = server
+        .sql("CREATE STORAGE nowhere TYPE s3 PATH 's3://b' \
+              CONFIG '{\"endpoint\": \"http://127.0.0.1:9\", \"region\": \"us-east-1\", \"allow_http\": true}' \
+              CREDENTIALS '{\"access_key_id\": \"a\", \"secret_access_key\": \"b\"}'")
+        .await;
+    assert_ne!(status, 200, "{body}");
+    assert!(body.to_string().contains("does not answer"), "{body}");
+    // and one overlapping another storage's prefix
+    let (_, body) = server
+        .sql(&format!(
+            "CREATE STORAGE inner_store TYPE s3 PATH 's3://{BUCKET}/kalam/inner' \
+             CONFIG '{{\"endpoint\": \"{}\", \"region\": \"us-east-1\", \"allow_http\": true}}'",
+            moto.endpoint
+        ))
+        .await;
+    assert!(
+        body.to_string()
+            .contains("would overlap storage 'arc_store'"),
+        "{body}"
+    );
+
+    // DROP TABLE: its segments go (after the grace period, or at the next start)
+    server
+        .ok("DROP TABLE arc.items; DROP TABLE arc.notes")
+        .await;
+    server.stop();
+    let server = TestServer::start_on(temp.path(), &[]);
+    assert!(
+        moto.keys("kalam/")
+            .await
+            .iter()
+            .all(|k| !k.ends_with(".parquet"))
+    );
+    server.ok("DROP STORAGE arc_store").await;
+    server.stop();
+}
