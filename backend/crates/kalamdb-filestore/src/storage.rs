@@ -108,7 +108,6 @@ impl Storage {
             retry_timeout: Duration::from_secs(20),
             ..RetryConfig::default()
         };
-        let connector = || SpawnedReqwestConnector::new(io_runtime().handle().clone());
         let unknown = |key: &str, e: object_store::Error| {
             invalid(format!(
                 "Storage '{}': unknown option '{key}' for a {} storage ({e})",
@@ -116,6 +115,24 @@ impl Storage {
                 def.storage_type.as_str()
             ))
         };
+        // the three cloud builders differ in type only
+        macro_rules! cloud {
+            ($builder:expr, $key:ty) => {{
+                let mut builder = $builder;
+                for (key, value) in options {
+                    let k = <$key>::from_str(key).map_err(|e| unknown(key, e))?;
+                    builder = builder.with_config(k, value);
+                }
+                Arc::new(
+                    builder
+                        .with_retry(retry)
+                        .with_http_connector(SpawnedReqwestConnector::new(
+                            io_runtime().handle().clone(),
+                        ))
+                        .build()?,
+                )
+            }};
+        }
         let store: Arc<dyn ObjectStore> = match def.storage_type {
             StorageType::Filesystem => {
                 let dir = url.strip_prefix("file://").unwrap_or(url);
@@ -129,48 +146,18 @@ impl Storage {
                 storage.id = def.storage_id.clone();
                 return Ok(storage);
             }
-            StorageType::S3 => {
-                let mut builder = object_store::aws::AmazonS3Builder::new().with_url(url);
-                for (key, value) in options {
-                    let k = object_store::aws::AmazonS3ConfigKey::from_str(key)
-                        .map_err(|e| unknown(key, e))?;
-                    builder = builder.with_config(k, value);
-                }
-                Arc::new(
-                    builder
-                        .with_retry(retry)
-                        .with_http_connector(connector())
-                        .build()?,
-                )
-            }
-            StorageType::Gcs => {
-                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::new().with_url(url);
-                for (key, value) in options {
-                    let k = object_store::gcp::GoogleConfigKey::from_str(key)
-                        .map_err(|e| unknown(key, e))?;
-                    builder = builder.with_config(k, value);
-                }
-                Arc::new(
-                    builder
-                        .with_retry(retry)
-                        .with_http_connector(connector())
-                        .build()?,
-                )
-            }
-            StorageType::Azure => {
-                let mut builder = object_store::azure::MicrosoftAzureBuilder::new().with_url(url);
-                for (key, value) in options {
-                    let k = object_store::azure::AzureConfigKey::from_str(key)
-                        .map_err(|e| unknown(key, e))?;
-                    builder = builder.with_config(k, value);
-                }
-                Arc::new(
-                    builder
-                        .with_retry(retry)
-                        .with_http_connector(connector())
-                        .build()?,
-                )
-            }
+            StorageType::S3 => cloud!(
+                object_store::aws::AmazonS3Builder::new().with_url(url),
+                object_store::aws::AmazonS3ConfigKey
+            ),
+            StorageType::Gcs => cloud!(
+                object_store::gcp::GoogleCloudStorageBuilder::new().with_url(url),
+                object_store::gcp::GoogleConfigKey
+            ),
+            StorageType::Azure => cloud!(
+                object_store::azure::MicrosoftAzureBuilder::new().with_url(url),
+                object_store::azure::AzureConfigKey
+            ),
         };
         // the bucket is the URL's host; what follows it is a prefix
         let prefix = url
