@@ -18,7 +18,7 @@ PGPORT="${PGPORT:-15432}"
 WORK="$(mktemp -d)"
 trap 'pkill -f "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+source scripts/build-deps.sh
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
 if [ -z "$PGBIN" ]; then
   as_root apt-get update -qq && as_root apt-get install -y -qq postgresql >/dev/null

@@ -1,16 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. Installs what a fresh machine
-# lacks first (the RocksDB bindings need libclang; tests use cargo-nextest).
+# lacks first (the RocksDB bindings need libclang; tests use cargo-nextest
+# and moto's S3 server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-if ! dpkg -s libclang-dev >/dev/null 2>&1; then
-  echo "== installing libclang-dev (needed to build the RocksDB bindings)"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev clang >/dev/null
-fi
+source scripts/build-deps.sh
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "== installing cargo-nextest"
   cargo install cargo-nextest --locked
