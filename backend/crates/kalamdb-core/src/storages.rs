@@ -113,13 +113,8 @@ impl StorageRegistry {
             .definition(id)
             .ok_or_else(|| CoreError::NotFound(format!("Storage '{id}' does not exist")))?;
         let storage = if id == LOCAL_STORAGE_ID {
-            let dir = self.data_dir.as_ref().ok_or_else(no_cold_tier)?;
-            let local = PathBuf::from(&self.local.base_directory);
-            Storage::filesystem(if local.as_os_str().is_empty() {
-                dir.join("storage")
-            } else {
-                local
-            })?
+            self.data_dir.as_ref().ok_or_else(no_cold_tier)?;
+            Storage::filesystem(&self.local.base_directory)?
         } else {
             self.build(&def)?
         };

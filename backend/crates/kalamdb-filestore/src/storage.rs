@@ -203,10 +203,6 @@ impl Storage {
         }
     }
 
-    pub fn is_local(&self) -> bool {
-        matches!(self.place, Place::Local(_))
-    }
-
     /// The object path of `path` (relative to the base).
     pub fn object_path(path: &str) -> FileStoreResult<ObjectPath> {
         ObjectPath::parse(path).map_err(|e| invalid(format!("invalid storage path '{path}': {e}")))
