@@ -2,6 +2,7 @@
 //! provider for USER/SHARED tables and the stream that scans them.
 
 pub mod catalog;
+pub mod cooperative;
 pub mod key_order;
 pub mod key_range;
 pub mod row_table;

@@ -163,8 +163,10 @@ fn in_key_order(
         .map(|plan| Some((plan, covered)))
 }
 
-/// DataFusion's physical optimizer rules with [`KeyOrderScan`] right after
-/// DataFusion's own sort pushdown (and before the checks that end the list).
+/// The server's physical optimizer rules: DataFusion's, with [`KeyOrderScan`]
+/// right after DataFusion's own sort pushdown (and before the checks that end
+/// the list), and `CooperativeJoins` last (joins yield, so queries stay
+/// cancellable).
 pub fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
     let at = rules
@@ -172,5 +174,6 @@ pub fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
         .position(|r| r.name() == "PushdownSort")
         .map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(KeyOrderScan));
+    rules.push(Arc::new(super::cooperative::CooperativeJoins));
     rules
 }

@@ -1,0 +1,193 @@
+//! The interactive shell through a pseudo-terminal: completion, multi-line
+//! input, confirmation, expanded display, Ctrl-C cancelling a running query,
+//! and `\subscribe` following another client's writes across a server
+//! restart.
+
+use crate::server::Server;
+use expectrl::{ControlCode, Session};
+use std::process::Command;
+use std::time::Duration;
+
+const SETUP: &str = "CREATE NAMESPACE app;
+CREATE TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT);
+INSERT INTO app.notes (id, body) VALUES (1, 'one'), (2, NULL);";
+
+fn shell(server: &Server, home: &std::path::Path) -> (Session, String) {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kalam"));
+    cmd.env("HOME", home)
+        .env("KALAM_URL", &server.url)
+        .env("TERM", "xterm-256color")
+        .env_remove("KALAM_USER")
+        .env_remove("KALAM_PASSWORD")
+        .arg("--no-color");
+    let mut p = Session::spawn(cmd).expect("spawn kalam in a pty");
+    p.get_process_mut()
+        .set_window_size(100, 40)
+        .expect("window size");
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    let prompt = format!("root@127.0.0.1:{}> ", server.port());
+    p.expect(prompt.as_str()).expect("the prompt");
+    (p, prompt)
+}
+
+fn text(c: &expectrl::Captures) -> String {
+    String::from_utf8_lossy(c.before()).into_owned()
+}
+
+#[test]
+fn completion_multiline_input_confirmation_and_expanded_display() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    crate::sql(&server, home.path(), SETUP);
+    let (mut p, prompt) = shell(&server, home.path());
+
+    // a table, then a column of that table, completed with Tab
+    p.send("SELECT id FROM app.no\t").unwrap();
+    p.expect("app.notes").unwrap();
+    p.send(" WHERE bod\t").unwrap();
+    p.expect("body").unwrap();
+    p.send(" IS NULL;\r").unwrap();
+    let c = p.expect("(1 row)").unwrap();
+    assert!(text(&c).contains("│ 2  │"), "{}", text(&c));
+    p.expect(prompt.as_str()).unwrap();
+
+    // a statement over several lines runs at its `;`
+    p.send("SELECT\r").unwrap();
+    p.send("  40 + 2\r").unwrap();
+    p.send("  AS answer;\r").unwrap();
+    let c = p.expect("(1 row)").unwrap();
+    assert!(
+        text(&c).contains("answer") && text(&c).contains("42"),
+        "{}",
+        text(&c)
+    );
+    p.expect(prompt.as_str()).unwrap();
+
+    // a DROP asks first; "n" keeps the table
+    p.send("DROP TABLE app.notes;\r").unwrap();
+    p.expect("Run it? [y/N]").unwrap();
+    p.send("n\r").unwrap();
+    p.expect("Not run.").unwrap();
+    p.expect(prompt.as_str()).unwrap();
+    p.send("SELECT count(*) AS c FROM app.notes;\r").unwrap();
+    p.expect("(1 row)").unwrap();
+
+    // \x auto: a row wider than the terminal becomes a record
+    p.send("\\x auto\r").unwrap();
+    p.expect("Expanded display is auto.").unwrap();
+    p.send("SELECT repeat('x', 150) AS wide, 7 AS n;\r")
+        .unwrap();
+    let c = p.expect("(1 row)").unwrap();
+    let out = text(&c);
+    assert!(out.contains("-[ RECORD 1 ]"), "{out}");
+    assert!(out.contains("n    | 7"), "{out}");
+    p.send("SELECT 1 AS narrow;\r").unwrap();
+    let c = p.expect("(1 row)").unwrap();
+    assert!(
+        !text(&c).contains("RECORD"),
+        "a narrow result stays a table"
+    );
+
+    // history is kept in ~/.kalam/history
+    p.send("\\q\r").unwrap();
+    p.expect(expectrl::Eof).unwrap();
+    let history = std::fs::read_to_string(home.path().join(".kalam/history")).unwrap();
+    assert!(history.contains("AS answer;"), "{history}");
+}
+
+#[test]
+fn ctrl_c_cancels_a_running_query_on_the_server() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let values: Vec<String> = (1..=3000).map(|i| format!("({i})")).collect();
+    crate::sql(
+        &server,
+        home.path(),
+        &format!(
+            "CREATE NAMESPACE app; CREATE TABLE app.big (id BIGINT PRIMARY KEY); INSERT INTO app.big (id) VALUES {}",
+            values.join(",")
+        ),
+    );
+    let (mut p, prompt) = shell(&server, home.path());
+    // 27 billion combinations: minutes of work
+    p.send("SELECT count(*) FROM app.big a, app.big b, app.big c WHERE a.id + b.id + c.id > 1;\r")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let busy_from = server.cpu_seconds();
+    std::thread::sleep(Duration::from_millis(1000));
+    let busy = server.cpu_seconds() - busy_from;
+    assert!(
+        busy > 0.5,
+        "the query is running ({busy:.2} s of CPU in 1 s)"
+    );
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("Cancelled.").unwrap();
+    p.expect(prompt.as_str()).unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let idle_from = server.cpu_seconds();
+    std::thread::sleep(Duration::from_millis(2000));
+    let idle = server.cpu_seconds() - idle_from;
+    assert!(
+        idle < 0.3,
+        "the server stopped the query ({idle:.2} s of CPU in 2 s)"
+    );
+    // and the shell goes on
+    p.send("SELECT 7 AS seven;\r").unwrap();
+    let c = p.expect("(1 row)").unwrap();
+    assert!(text(&c).contains("seven"));
+}
+
+#[test]
+fn subscribe_prints_another_clients_changes_and_survives_a_server_restart() {
+    let mut server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    crate::sql(&server, home.path(), SETUP);
+    let (mut p, prompt) = shell(&server, home.path());
+    p.send("\\subscribe SELECT id, body FROM app.notes WHERE id > 100\r")
+        .unwrap();
+    p.expect("Listening for changes").unwrap();
+    crate::sql(
+        &server,
+        home.path(),
+        "INSERT INTO app.notes (id, body) VALUES (101, 'first')",
+    );
+    let mut seen = String::new();
+    let c = p.expect("\"first\"").unwrap();
+    seen.push_str(&text(&c));
+    assert!(
+        seen.contains("+ INSERT {\"id\":\"101\",\"body\":"),
+        "{seen}"
+    );
+
+    server.restart();
+    crate::sql(
+        &server,
+        home.path(),
+        "INSERT INTO app.notes (id, body) VALUES (102, 'while away')",
+    );
+    let c = p.expect("\"while away\"").unwrap();
+    seen.push_str(&text(&c));
+    assert!(seen.contains("reconnecting"), "{seen}");
+    crate::sql(
+        &server,
+        home.path(),
+        "INSERT INTO app.notes (id, body) VALUES (103, 'after')",
+    );
+    let c = p.expect("\"after\"").unwrap();
+    seen.push_str(&text(&c));
+    assert!(seen.contains("+ INSERT {\"id\":\"103\""), "{seen}");
+    assert_eq!(
+        seen.matches("\"101\"").count(),
+        1,
+        "no change repeated: {seen}"
+    );
+    assert_eq!(
+        seen.matches("\"102\"").count(),
+        1,
+        "no change repeated: {seen}"
+    );
+
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("Subscription ended").unwrap();
+    p.expect(prompt.as_str()).unwrap();
+}
