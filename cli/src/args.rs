@@ -34,8 +34,8 @@ pub enum OnError {
     after_help = EXAMPLES
 )]
 pub struct Args {
-    /// Server URL [default: http://127.0.0.1:8080]
-    #[arg(short = 'u', long, env = "KALAM_URL")]
+    /// Server URL [env: KALAM_URL] [default: http://127.0.0.1:8080]
+    #[arg(short = 'u', long)]
     pub url: Option<String>,
     /// Server host (with --port; instead of --url)
     #[arg(short = 'H', long)]

@@ -258,9 +258,10 @@ impl Session {
         style.width = terminal_size::terminal_size().map(|(w, _)| w.0);
         let table = format::render(&as_result(names, rows), &style);
         let now = chrono_like_now();
+        let n = rows.len();
+        let plural = if n == 1 { "" } else { "s" };
         self.print(&format!(
-            "\x1b[H\x1b[2J{sql}\n{table}({} rows at {now}) Ctrl-C stops.\n",
-            rows.len()
+            "\x1b[H\x1b[2J{sql}\n{table}({n} row{plural} at {now}) Ctrl-C stops.\n"
         ));
     }
 
@@ -289,10 +290,8 @@ impl Session {
             };
             while let Some(event) = sub.next().await {
                 match &event {
-                    LiveEvent::Subscribed { schema, .. } => {
-                        if !schema.is_empty() {
-                            names = columns(schema, None, false);
-                        }
+                    LiveEvent::Subscribed { schema, .. } if !schema.is_empty() => {
+                        names = columns(schema, None, false);
                     }
                     LiveEvent::InitialRows {
                         rows,

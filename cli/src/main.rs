@@ -55,6 +55,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
     }
     let saved = Credentials::load().instances.get(&instance).cloned();
+    // --url, then -H/-p, then the URL of an instance named with --instance,
+    // then KALAM_URL, then config.toml's, then the default
+    let instance_url = named.url.clone().or_else(|| {
+        saved
+            .as_ref()
+            .filter(|_| args.instance.is_some())
+            .map(|s| s.url.clone())
+    });
+    let env_url = std::env::var("KALAM_URL").ok().filter(|u| !u.is_empty());
     let url = if let Some(url) = &args.url {
         url.clone()
     } else if args.host.is_some() || args.port.is_some() {
@@ -64,15 +73,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
             args.port.unwrap_or(8080)
         )
     } else {
-        named
-            .url
-            .clone()
-            .or_else(|| {
-                saved
-                    .as_ref()
-                    .filter(|_| args.instance.is_some())
-                    .map(|s| s.url.clone())
-            })
+        let explicit_instance = instance_url.clone().filter(|_| args.instance.is_some());
+        explicit_instance
+            .or(env_url)
+            .or(instance_url)
             .or_else(|| config.url.clone())
             .unwrap_or_else(|| DEFAULT_URL.to_string())
     };
@@ -91,81 +95,84 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let saved_for_url = saved
         .clone()
         .filter(|s| s.url.trim_end_matches('/') == url.trim_end_matches('/'));
-    let auth = if let Some(token) = &args.token {
-        Auth::Bearer(token.clone())
+    // (credentials, the saved session they come from)
+    let (auth, saved) = if let Some(token) = &args.token {
+        (Auth::Bearer(token.clone()), None)
     } else if let Some(user) = user
         .clone()
         .or_else(|| (args.password.is_some() || env_password.is_some()).then(|| "root".to_string()))
     {
-        let password = match (&args.password, &env_password) {
-            (Some(Some(p)), _) => p.clone(),
-            (Some(None), _) => rpassword::prompt_password(format!("Password for {user}: "))
-                .map_err(|e| format!("could not read the password: {e}"))?,
-            (None, Some(p)) => p.clone(),
-            (None, None) => {
-                match saved_for_url.as_ref().filter(|s| s.username == user) {
-                    Some(s) if !args.save_credentials => {
-                        // the saved session of this very user
-                        return finish(
-                            args,
-                            config,
-                            instance,
-                            url,
-                            Auth::Tokens(s.tokens()),
-                            interactive,
-                            false,
-                            Some(s.tokens()),
-                        );
-                    }
-                    _ => {
-                        may_prompt_password = interactive;
-                        String::new()
-                    }
-                }
+        match (&args.password, &env_password) {
+            (Some(Some(p)), _) => (
+                Auth::Basic {
+                    user,
+                    password: p.clone(),
+                },
+                None,
+            ),
+            (Some(None), _) => {
+                let password = rpassword::prompt_password(format!("Password for {user}: "))
+                    .map_err(|e| format!("could not read the password: {e}"))?;
+                (Auth::Basic { user, password }, None)
             }
-        };
-        Auth::Basic { user, password }
+            (None, Some(p)) => (
+                Auth::Basic {
+                    user,
+                    password: p.clone(),
+                },
+                None,
+            ),
+            (None, None) => match saved_for_url.as_ref().filter(|s| s.username == user) {
+                // the saved session of this very user
+                Some(s) if !args.save_credentials => (Auth::Tokens(s.tokens()), Some(s.tokens())),
+                _ => {
+                    may_prompt_password = interactive;
+                    let password = String::new();
+                    (Auth::Basic { user, password }, None)
+                }
+            },
+        }
     } else if let Some(s) = &saved_for_url {
-        let pair = s.tokens();
-        return finish(
-            args,
-            config,
-            instance,
-            url,
-            Auth::Tokens(pair.clone()),
-            interactive,
-            false,
-            Some(pair),
-        );
+        (Auth::Tokens(s.tokens()), Some(s.tokens()))
     } else {
-        Auth::Basic {
+        let root = Auth::Basic {
             user: "root".into(),
             password: String::new(),
-        }
+        };
+        (root, None)
     };
-    finish(
-        args,
-        config,
+    let connection = Connection {
         instance,
         url,
         auth,
         interactive,
         may_prompt_password,
-        None,
-    )
+        saved,
+    };
+    finish(args, config, connection)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    args: Args,
-    config: Config,
+/// Where and how to connect, resolved from flags, environment and files.
+struct Connection {
     instance: String,
     url: String,
     auth: Auth,
     interactive: bool,
+    /// Ask for the password when the server says 401.
     may_prompt_password: bool,
+    /// The saved session in use (refreshed tokens are written back to it).
     saved: Option<kalam_link::TokenPair>,
-) -> Result<ExitCode, String> {
+}
+
+fn finish(args: Args, config: Config, connection: Connection) -> Result<ExitCode, String> {
+    let Connection {
+        instance,
+        url,
+        auth,
+        interactive,
+        may_prompt_password,
+        saved,
+    } = connection;
     let timeout = args
         .timeout
         .or(config.timeout_secs)

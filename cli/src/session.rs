@@ -218,7 +218,7 @@ impl Session {
         match reply {
             Ok(response) => {
                 for result in &response.results {
-                    self.show(result);
+                    self.show(result, elapsed);
                 }
                 if self.timing {
                     let line = format!(
@@ -273,7 +273,7 @@ impl Session {
         result
     }
 
-    fn show(&mut self, result: &QueryResult) {
+    fn show(&mut self, result: &QueryResult, elapsed: Duration) {
         let mut style = self.style;
         if style.width.is_none() && self.out.is_none() && std::io::stdout().is_terminal() {
             style.width = terminal_width();
@@ -281,7 +281,14 @@ impl Session {
         let mut text = format::render(result, &style);
         if style.format == Format::Table && result.schema.is_some() {
             let n = result.row_count;
-            text.push_str(&format!("({n} row{})\n", if n == 1 { "" } else { "s" }));
+            let plural = if n == 1 { "" } else { "s" };
+            // the time only at the prompt: script output stays reproducible
+            let time = if self.interactive && !self.timing {
+                format!(" in {:.3} ms", elapsed.as_secs_f64() * 1000.0)
+            } else {
+                String::new()
+            };
+            text.push_str(&format!("({n} row{plural}){time}\n"));
         }
         self.print_paged(&text);
     }

@@ -30,6 +30,16 @@ fn shell(server: &Server, home: &std::path::Path) -> (Session, String) {
     (p, prompt)
 }
 
+/// Reads lines until every one of `needles` has appeared.
+fn wait_for_all(p: &mut Session, needles: &[&str]) {
+    let mut seen = String::new();
+    while !needles.iter().all(|n| seen.contains(n)) {
+        let c = p.expect("\n").unwrap_or_else(|e| panic!("{e}; saw {seen}"));
+        seen.push_str(&text(&c));
+        seen.push('\n');
+    }
+}
+
 fn text(c: &expectrl::Captures) -> String {
     String::from_utf8_lossy(c.before()).into_owned()
 }
@@ -190,4 +200,113 @@ fn subscribe_prints_another_clients_changes_and_survives_a_server_restart() {
     p.send(ControlCode::EndOfText).unwrap();
     p.expect("Subscription ended").unwrap();
     p.expect(prompt.as_str()).unwrap();
+}
+
+#[test]
+fn background_subscriptions_and_the_live_view() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    crate::sql(&server, home.path(), SETUP);
+    let (mut p, prompt) = shell(&server, home.path());
+    p.send("\\subscribe SELECT id, body FROM app.notes WHERE id > 100 &\r")
+        .unwrap();
+    p.expect("Subscription 1 runs in the background").unwrap();
+    p.expect(prompt.as_str()).unwrap();
+    p.send("\\subscribe SELECT id FROM app.notes WHERE id > 200 &\r")
+        .unwrap();
+    p.expect("Subscription 2 runs in the background").unwrap();
+    p.send("\\subscriptions\r").unwrap();
+    let c = p.expect("id > 200").unwrap();
+    assert!(
+        text(&c).contains("1  SELECT id, body FROM app.notes WHERE id > 100"),
+        "{}",
+        text(&c)
+    );
+    crate::sql(
+        &server,
+        home.path(),
+        "INSERT INTO app.notes (id, body) VALUES (150, 'bg'), (250, 'both')",
+    );
+    // the two subscriptions print in whichever order they are told
+    wait_for_all(
+        &mut p,
+        &[
+            "[1] + INSERT {\"id\":\"150\",\"body\":\"bg\"}",
+            "[1] + INSERT {\"id\":\"250\",\"body\":\"both\"}",
+            "[2] + INSERT {\"id\":\"250\"}",
+        ],
+    );
+    p.send("\\unsubscribe 1\r").unwrap();
+    p.expect("Unsubscribed.").unwrap();
+    p.send("\\subscriptions\r").unwrap();
+    p.expect("2  SELECT id FROM app.notes WHERE id > 200")
+        .unwrap();
+    let c = p.expect(prompt.as_str()).unwrap();
+    assert!(!text(&c).contains("id > 100"), "{}", text(&c));
+
+    // \live redraws the whole result as rows change
+    p.send("\\live SELECT id, body FROM app.notes WHERE id < 100\r")
+        .unwrap();
+    p.expect("(2 rows at").unwrap();
+    crate::sql(
+        &server,
+        home.path(),
+        "UPDATE app.notes SET body = 'uno' WHERE id = 1",
+    );
+    let c = p.expect("(2 rows at").unwrap();
+    assert!(text(&c).contains("uno"), "{}", text(&c));
+    crate::sql(&server, home.path(), "DELETE FROM app.notes WHERE id = 2");
+    p.expect("(1 row at").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect("Subscription ended").unwrap();
+    p.expect(prompt.as_str()).unwrap();
+}
+
+#[test]
+fn a_password_is_prompted_without_echo_and_ctrl_c_and_ctrl_d_behave() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    crate::sql(&server, home.path(), SETUP);
+    crate::sql(
+        &server,
+        home.path(),
+        "CREATE USER 'alice' WITH PASSWORD 'alice-pass-123' ROLE user",
+    );
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kalam"));
+    cmd.env("HOME", home.path())
+        .env("KALAM_URL", &server.url)
+        .env("TERM", "xterm-256color")
+        .args(["--no-color", "--user", "alice", "--password"]);
+    let mut p = Session::spawn(cmd).expect("spawn kalam in a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    p.expect("Password for alice: ").unwrap();
+    p.send("alice-pass-123\r").unwrap();
+    let prompt = format!("alice@127.0.0.1:{}> ", server.port());
+    let c = p.expect(prompt.as_str()).unwrap();
+    assert!(
+        !text(&c).contains("alice-pass-123"),
+        "no echo: {}",
+        text(&c)
+    );
+
+    // Ctrl-C drops the line being typed
+    p.send("SELECT 'abandoned'").unwrap();
+    p.expect("'abandoned'").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
+    p.expect(prompt.as_str()).unwrap();
+    p.send("SELECT 'kept' AS k;\r").unwrap();
+    let c = p.expect("(1 row) in ").unwrap();
+    assert!(
+        text(&c).contains("kept") && !text(&c).contains("ERROR"),
+        "{}",
+        text(&c)
+    );
+
+    // \use shows the namespace in the prompt
+    p.send("\\use app\r").unwrap();
+    p.expect(format!("alice@127.0.0.1:{}/app> ", server.port()).as_str())
+        .unwrap();
+    // Ctrl-D leaves
+    p.send(ControlCode::EndOfTransmission).unwrap();
+    p.expect(expectrl::Eof).unwrap();
 }

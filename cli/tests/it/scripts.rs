@@ -371,6 +371,77 @@ fn saved_credentials_hold_tokens_never_the_password_in_a_0600_file() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+
+    // --token: a bare access token works from anywhere
+    let text = std::fs::read_to_string(&path).unwrap();
+    let saved: toml::Value = toml::from_str(&text).unwrap();
+    let token = saved["instances"]["other"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = out(kalam(&server, elsewhere.path()).args([
+        "--token",
+        &token,
+        "--csv",
+        "-c",
+        "SELECT CURRENT_USER() AS u",
+    ]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "u\r\nroot\r\n");
+}
+
+#[test]
+fn host_port_config_file_and_named_instances_choose_the_server() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let port = server.port().to_string();
+    // -H / -p instead of a URL (KALAM_URL points elsewhere)
+    let (ok, stdout, stderr) = out(kalam(&server, home.path())
+        .env("KALAM_URL", "http://127.0.0.1:9")
+        .args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--csv",
+            "-c",
+            "SELECT 1 AS one",
+        ]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "one\r\n1\r\n");
+    // config.toml: a default format and a named instance with its namespace
+    sql(
+        &server,
+        home.path(),
+        "CREATE NAMESPACE chat; CREATE TABLE chat.rooms (id INT PRIMARY KEY, name TEXT); INSERT INTO chat.rooms VALUES (1, 'lobby')",
+    );
+    let config = home.path().join("kalam.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "format = \"jsonl\"\n[instances.dev]\nurl = \"{}\"\nnamespace = \"chat\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = out(kalam(&server, home.path())
+        .env_remove("KALAM_URL")
+        .arg("--config")
+        .arg(&config)
+        .args(["--instance", "dev", "-c", "SELECT name FROM rooms"]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "{\"name\":\"lobby\"}\n");
+    // a typo in the config is an error, not silently ignored
+    std::fs::write(&config, "fromat = \"json\"\n").unwrap();
+    let o = kalam(&server, home.path())
+        .arg("--config")
+        .arg(&config)
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fromat"));
 }
 
 #[test]
@@ -501,4 +572,85 @@ fn help_documents_the_flags() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+}
+
+/// base64url without padding (for a hand-made JWT).
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn an_expiring_saved_session_is_refreshed_and_written_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    sql(
+        &server,
+        home.path(),
+        "CREATE USER 'carol' WITH PASSWORD 'carol-pass-77' ROLE user",
+    );
+    let (ok, _, stderr) = out(kalam(&server, home.path()).args([
+        "--user",
+        "carol",
+        "--password",
+        "carol-pass-77",
+        "--save-credentials",
+        "-c",
+        "SELECT 1",
+    ]));
+    assert!(ok, "{stderr}");
+    let path = home.path().join(".kalam/credentials.toml");
+    let mut saved: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // an access token that expires now (the signature is junk: only a
+    // refresh can get the request through)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stale = format!(
+        "{}.{}.junk",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(format!(r#"{{"exp":{now},"sub":"x"}}"#).as_bytes())
+    );
+    saved["instances"]["default"]["access_token"] = toml::Value::String(stale.clone());
+    std::fs::write(&path, toml::to_string(&saved).unwrap()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let (ok, stdout, stderr) =
+        out(kalam(&server, home.path()).args(["--csv", "-c", "SELECT CURRENT_USER() AS u"]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "u\r\ncarol\r\n");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(&stale), "the refreshed pair was saved");
+    assert!(!text.contains("carol-pass-77"));
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn edit_runs_what_the_editor_left() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let edited = home.path().join("edited.sql");
+    std::fs::write(&edited, "SELECT 99 AS edited;\n").unwrap();
+    let (ok, stdout, stderr) = out(kalam(&server, home.path())
+        .env("EDITOR", format!("cp {}", edited.display()))
+        .env_remove("VISUAL")
+        .args(["--csv", "-c", "SELECT 1 AS first", "-c", "\\e"]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "first\r\n1\r\nedited\r\n99\r\n");
 }
