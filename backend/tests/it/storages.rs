@@ -132,6 +132,38 @@ impl Files<'_> {
         }
     }
 
+    /// The exported manifest of the partition directory `under`, if any.
+    async fn manifest(&self, under: &str) -> Option<Value> {
+        let bytes = match self {
+            Files::Dir(dir) => std::fs::read(dir.join(under).join("manifest.json")).ok()?,
+            Files::Bucket(moto, prefix) => {
+                let response = moto
+                    .http
+                    .get(format!(
+                        "{}/{BUCKET}/{prefix}/{under}/manifest.json",
+                        moto.endpoint
+                    ))
+                    // moto checks no signature, but serves objects only to a
+                    // named caller
+                    .header(
+                        "authorization",
+                        "AWS4-HMAC-SHA256 Credential=moto/20260101/us-east-1/s3/aws4_request, \
+                         SignedHeaders=host, Signature=0",
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                if !response.status().is_success() {
+                    let keys = moto.keys(&format!("{prefix}/{under}")).await;
+                    eprintln!("GET manifest.json: {} (keys: {keys:?})", response.status());
+                    return None;
+                }
+                response.bytes().await.unwrap().to_vec()
+            }
+        };
+        Some(serde_json::from_slice(&bytes).expect("the exported manifest is JSON"))
+    }
+
     async fn plant(&self, path: &str) {
         match self {
             Files::Dir(dir) => {
@@ -223,6 +255,47 @@ async fn suite(
     assert!(message.contains("from 2 partition(s)"), "{message}");
     // the templates place them: shared/<ns>/<table>, users/<user id>/<ns>/<table>
     assert_eq!(files.segments("shared/arc/items").await.len(), 1);
+    // the manifest is exported next to the segments it lists
+    let exported = files
+        .manifest("shared/arc/items")
+        .await
+        .expect("manifest.json");
+    assert_eq!(
+        exported["segments"].as_array().unwrap().len(),
+        1,
+        "{exported}"
+    );
+    assert_eq!(exported["segments"][0]["rows"], 1500);
+    // with per-column null counts and bounds: id 0..1499, name, n 0..6
+    let stats = exported["segments"][0]["columns"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let bounds: Vec<(Value, Value, Value)> = stats
+        .iter()
+        .map(|c| (c["min"].clone(), c["max"].clone(), c["null_count"].clone()))
+        .collect();
+    assert_eq!(
+        bounds,
+        vec![
+            (json!(0), json!(1499), json!(0)),
+            (json!("item 0"), json!("item 999"), json!(0)),
+            (json!(0), json!(6), json!(0)),
+        ],
+        "{stats:?}"
+    );
+    let listed = exported["segments"][0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        files
+            .segments("shared/arc/items")
+            .await
+            .iter()
+            .any(|p| listed.ends_with(p.as_str()) || p.ends_with(listed.as_str())),
+        "{listed}"
+    );
     let body = server
         .ok("SELECT user_id FROM system.users WHERE username LIKE 'arc_%' ORDER BY username")
         .await;
@@ -230,6 +303,8 @@ async fn suite(
         let user = user[0].as_str().unwrap();
         let dir = format!("users/{user}/arc/notes");
         assert_eq!(files.segments(&dir).await.len(), 1, "{dir}");
+        let exported = files.manifest(&dir).await.expect("a user's manifest.json");
+        assert_eq!(exported["segments"][0]["rows"], 2, "{exported}");
     }
     assert_eq!(answers(&server).await, before);
 
@@ -254,6 +329,12 @@ async fn suite(
     let message = flush(&server, "arc.items").await;
     assert!(message.starts_with("Flushed 2 row(s)"), "{message}");
     assert_eq!(files.segments("shared/arc/items").await.len(), 2);
+    let exported = files.manifest("shared/arc/items").await.unwrap();
+    assert_eq!(
+        exported["segments"].as_array().unwrap().len(),
+        2,
+        "rewritten at each flush"
+    );
     assert_eq!(answers(&server).await, changed);
 
     // in use: neither dropped nor moved
@@ -378,11 +459,11 @@ async fn tables_on_s3() {
         .await;
     server.stop();
     let server = TestServer::start_on(temp.path(), &[]);
+    let left = moto.keys("kalam/").await;
     assert!(
-        moto.keys("kalam/")
-            .await
-            .iter()
-            .all(|k| !k.ends_with(".parquet"))
+        left.iter()
+            .all(|k| !k.ends_with(".parquet") && !k.ends_with("manifest.json")),
+        "segments and their exported manifests go: {left:?}"
     );
     server.ok("DROP STORAGE arc_store").await;
     server.stop();

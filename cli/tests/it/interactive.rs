@@ -307,6 +307,16 @@ fn a_password_is_prompted_without_echo_and_ctrl_c_and_ctrl_d_behave() {
     p.send("\\use app\r").unwrap();
     p.expect(format!("alice@127.0.0.1:{}/app> ", server.port()).as_str())
         .unwrap();
+    // \login saves a session (tokens, never the password)
+    p.send("\\login alice\r").unwrap();
+    p.expect("Password for alice: ").unwrap();
+    p.send("alice-pass-123\r").unwrap();
+    p.expect("Logged in as alice (user); session saved in")
+        .unwrap();
+    let saved = std::fs::read_to_string(home.path().join(".kalam/credentials.toml")).unwrap();
+    assert!(saved.contains("refresh_token") && !saved.contains("alice-pass-123"));
+    p.expect(format!("alice@127.0.0.1:{}/app> ", server.port()).as_str())
+        .unwrap();
     // Ctrl-D leaves
     p.send(ControlCode::EndOfTransmission).unwrap();
     p.expect(expectrl::Eof).unwrap();

@@ -25,7 +25,9 @@ use crate::storages::StorageRegistry;
 use dashmap::DashMap;
 use datafusion::arrow::record_batch::RecordBatch;
 use kalamdb_commons::Value;
-use kalamdb_filestore::{GroupCache, Manifest, SegmentCursor, SegmentFile, SegmentMeta, Storage};
+use kalamdb_filestore::{
+    GroupCache, MANIFEST_FILE, Manifest, SegmentCursor, SegmentFile, SegmentMeta, Storage,
+};
 use kalamdb_store::row::encode_row;
 use kalamdb_store::{Partition, StorageBackend};
 use std::sync::Arc;
@@ -74,7 +76,8 @@ pub fn manifests_of(backend: &dyn StorageBackend, table: u64) -> CoreResult<Vec<
 
 /// Removes the segment files under each `(storage, prefix)` of `targets`
 /// (prefix empty: the whole storage) that no manifest of `tables`
-/// references and that were last written before `written_before_ms` (a
+/// references, and exported manifest copies in directories left without a
+/// referenced segment, that were last written before `written_before_ms` (a
 /// flush uploading now has not committed its segment yet). A storage that
 /// cannot be listed is reported in the log and skipped (its orphans go at
 /// a later sweep). Returns how many files went.
@@ -94,21 +97,26 @@ pub async fn sweep_orphans(
             referenced.extend(manifest.segments.into_iter().map(|s| (s.storage, s.path)));
         }
     }
+    // directories holding a referenced segment keep their exported manifest
+    let live_dirs: std::collections::HashSet<(String, String)> = referenced
+        .iter()
+        .map(|(storage, path)| (storage.clone(), parent_dir(path).to_string()))
+        .collect();
     let mut removed = 0;
     for (id, under) in targets {
         let swept = async {
             let storage = cold.storages.storage(id)?;
             let mut removed = 0;
             for object in storage.list(under).await? {
-                let is_segment = object
-                    .path
-                    .rsplit('/')
-                    .next()
-                    .is_some_and(|name| name.starts_with("seg-") && name.ends_with(".parquet"));
-                if is_segment
-                    && object.last_modified_ms < written_before_ms
-                    && !referenced.contains(&(id.clone(), object.path.clone()))
-                {
+                let name = object.path.rsplit('/').next().unwrap_or_default();
+                let orphan = if name.starts_with("seg-") && name.ends_with(".parquet") {
+                    !referenced.contains(&(id.clone(), object.path.clone()))
+                } else if name == MANIFEST_FILE {
+                    !live_dirs.contains(&(id.clone(), parent_dir(&object.path).to_string()))
+                } else {
+                    false // not ours
+                };
+                if orphan && object.last_modified_ms < written_before_ms {
                     storage.delete(&object.path).await?;
                     removed += 1;
                 }
@@ -121,6 +129,11 @@ pub async fn sweep_orphans(
         }
     }
     Ok(removed)
+}
+
+/// `a/b/seg-1.parquet` → `a/b`.
+fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
 /// The keys of every manifest of table `table`.

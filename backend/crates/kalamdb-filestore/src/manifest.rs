@@ -4,11 +4,18 @@
 //! flush removes; [`Manifest::encode`] is its persisted form there and in
 //! the exported copy next to the segments.
 
+use crate::stats::ColumnStats;
 use crate::{FileStoreError, FileStoreResult};
 use serde::{Deserialize, Serialize};
 
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// The exported copy of a partition's manifest, next to its segments
+/// (written after each commit that changes it; the copy in RocksDB stays the
+/// authority). For backup and disaster recovery: with it, a partition's
+/// directory describes itself.
+pub const MANIFEST_FILE: &str = "manifest.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentMeta {
@@ -33,6 +40,9 @@ pub struct SegmentMeta {
     /// The table's schema version the segment was written under.
     pub schema_version: u32,
     pub created_at_ms: i64,
+    /// Per column (by id): null count, min and max where known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnStats>,
 }
 
 fn local_storage() -> String {

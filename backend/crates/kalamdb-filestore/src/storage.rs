@@ -289,6 +289,15 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes a small object at `path` in one request (replacing one there;
+    /// a local file is written whole, then renamed into place, and synced).
+    pub async fn put(&self, path: &str, bytes: Vec<u8>) -> FileStoreResult<()> {
+        self.store
+            .put(&Self::object_path(path)?, bytes.into())
+            .await?;
+        self.sync(path)
+    }
+
     pub async fn size(&self, path: &str) -> FileStoreResult<u64> {
         Ok(self.store.head(&Self::object_path(path)?).await?.size)
     }

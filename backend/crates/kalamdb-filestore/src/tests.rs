@@ -72,6 +72,28 @@ async fn a_segment_reads_back_by_range_both_ways_and_by_ordinal() {
     let n = 2 * ROW_GROUP_ROWS as u64 + 1234;
     let meta = segment(&storage, n).await;
     assert_eq!(meta.rows, n);
+    // per-column statistics for the manifest
+    let bodies: Vec<String> = (0..n)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("row {i}"))
+        .collect();
+    assert_eq!(
+        meta.columns,
+        vec![
+            ColumnStats {
+                column_id: 1,
+                null_count: 0,
+                min: Some(serde_json::json!(0)),
+                max: Some(serde_json::json!(n - 1)),
+            },
+            ColumnStats {
+                column_id: 4,
+                null_count: n.div_ceil(3),
+                min: bodies.iter().min().map(|s| serde_json::json!(s)),
+                max: bodies.iter().max().map(|s| serde_json::json!(s)),
+            },
+        ]
+    );
     assert_eq!(meta.deleted, n.div_ceil(7));
     assert_eq!((meta.min_seq, meta.max_seq), (1000, 1000 + n as i64 - 1));
     assert_eq!(
@@ -184,6 +206,12 @@ fn a_manifest_round_trips_and_refuses_other_formats() {
         max_key: vec![2],
         schema_version: 3,
         created_at_ms: 5,
+        columns: vec![ColumnStats {
+            column_id: 3,
+            null_count: 2,
+            min: Some(serde_json::json!(-1)),
+            max: Some(serde_json::json!("z")),
+        }],
     };
     let manifest = Manifest::new().with(segment.clone());
     assert_eq!(manifest.generation, 1);

@@ -2,6 +2,7 @@
 //! into a Parquet multipart upload; at most one row group is buffered.
 
 use crate::manifest::{SegmentMeta, hex};
+use crate::stats::StatsBuilder;
 use crate::storage::Storage;
 use crate::{
     COLUMN_ID_META, DELETED_FIELD, FileStoreError, FileStoreResult, KEY_FIELD, META_FIRST_KEYS,
@@ -35,6 +36,8 @@ pub struct SegmentWriter {
     /// Rows in the row group being written.
     in_group: usize,
     first_keys: Vec<Vec<u8>>,
+    /// One per column, in order.
+    stats: Vec<StatsBuilder>,
 }
 
 impl SegmentWriter {
@@ -96,9 +99,11 @@ impl SegmentWriter {
                 max_key: Vec::new(),
                 schema_version,
                 created_at_ms,
+                columns: Vec::new(),
             },
             in_group: 0,
             first_keys: Vec::new(),
+            stats: columns.iter().map(|c| StatsBuilder::new(c.id)).collect(),
         })
     }
 
@@ -132,6 +137,9 @@ impl SegmentWriter {
                 ));
             }
             previous = Some(key);
+        }
+        for (stats, column) in self.stats.iter_mut().zip(&columns) {
+            stats.update(column);
         }
         let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(BinaryArray::from_iter_values(keys.iter())),
@@ -181,6 +189,10 @@ impl SegmentWriter {
             self.writer
                 .append_key_value_metadata(KeyValue::new(key.to_string(), value));
         }
+        self.meta.columns = std::mem::take(&mut self.stats)
+            .into_iter()
+            .map(StatsBuilder::finish)
+            .collect();
         self.writer.close().await?;
         self.storage.sync(&self.meta.path)?;
         self.meta.bytes = self.storage.size(&self.meta.path).await?;

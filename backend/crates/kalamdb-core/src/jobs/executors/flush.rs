@@ -27,7 +27,7 @@ use crate::schema::CachedTable;
 use crate::table_store::{partition_end, table_range};
 use async_trait::async_trait;
 use kalamdb_commons::{TableId, TableType};
-use kalamdb_filestore::{SegmentColumn, SegmentWriter};
+use kalamdb_filestore::{MANIFEST_FILE, Manifest, SegmentColumn, SegmentWriter, Storage};
 use kalamdb_store::row::{RowView, encode_cold_stub};
 use kalamdb_store::{Batch, Partition};
 use serde_json::Value as Json;
@@ -300,6 +300,7 @@ async fn flush_partition(
         let moved = app.writes.move_to_cold(&flushed, extra, || {
             cold.install(prefix, Arc::clone(&manifest));
         })?;
+        export_manifest(&storage, &dir, &manifest).await;
         done.rows += meta.rows;
         done.moved += moved as u64;
         done.segments += 1;
@@ -307,6 +308,20 @@ async fn flush_partition(
         if exhausted {
             return Ok(());
         }
+    }
+}
+
+/// Writes the exported copy of a committed manifest next to its segments.
+/// The flush has committed by then (RocksDB's copy is the authority), so a
+/// storage refusing the write is logged, not a failure: the next change of
+/// the partition writes the copy again.
+pub(crate) async fn export_manifest(storage: &Storage, dir: &str, manifest: &Manifest) {
+    let path = format!("{dir}/{MANIFEST_FILE}");
+    if let Err(e) = storage.put(&path, manifest.encode()).await {
+        tracing::warn!(
+            "cold tier: could not export the manifest to '{path}' on storage '{}': {e}",
+            storage.id()
+        );
     }
 }
 
