@@ -321,3 +321,44 @@ fn a_password_is_prompted_without_echo_and_ctrl_c_and_ctrl_d_behave() {
     p.send(ControlCode::EndOfTransmission).unwrap();
     p.expect(expectrl::Eof).unwrap();
 }
+
+#[test]
+fn results_taller_than_the_terminal_go_through_the_pager() {
+    let server = Server::start();
+    let home = tempfile::tempdir().unwrap();
+    let paged = home.path().join("paged.txt");
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("kalam"));
+    cmd.env("HOME", home.path())
+        .env("KALAM_URL", &server.url)
+        .env("TERM", "xterm-256color")
+        .env("PAGER", format!("cat > {}", paged.display()))
+        .arg("--no-color");
+    let mut p = Session::spawn(cmd).expect("spawn kalam in a pty");
+    p.get_process_mut().set_window_size(100, 40).unwrap();
+    p.set_expect_timeout(Some(Duration::from_secs(30)));
+    let prompt = format!("root@127.0.0.1:{}> ", server.port());
+    p.expect(prompt.as_str()).unwrap();
+    // 10 rows fit: printed directly
+    p.send("SELECT * FROM (VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)) AS t(n);\r")
+        .unwrap();
+    p.expect("(10 rows)").unwrap();
+    assert!(!paged.exists(), "a short result is not paged");
+    // 60 rows do not: the pager gets the whole table and the footer
+    let values: Vec<String> = (1..=60).map(|i| format!("({i})")).collect();
+    p.send(format!(
+        "SELECT * FROM (VALUES {}) AS t(n);\r",
+        values.join(", ")
+    ))
+    .unwrap();
+    // (the output goes to the pager, not the screen: wait for its file)
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&paged).is_ok_and(|t| t.contains("rows)")) {
+        assert!(std::time::Instant::now() < deadline, "the pager never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&paged).unwrap();
+    assert!(
+        text.contains("│ 60 │") && text.contains("(60 rows)"),
+        "{text}"
+    );
+}
