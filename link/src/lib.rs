@@ -28,7 +28,9 @@
 //! ```
 //!
 //! This crate depends on no server crate: it speaks only the public wire
-//! protocol.
+//! protocol. It speaks plain `http://` / `ws://` (the server does not
+//! terminate TLS itself); an `https://` URL is refused with a clear error
+//! rather than sent in the clear.
 
 mod client;
 mod error;
