@@ -188,6 +188,18 @@ impl WriteSet {
         )
     }
 
+    /// The tombstone a keyless row leaves at its old key when it moves:
+    /// the old values, deleted, with the change's `_seq`.
+    fn encode_moved(&self, change: &RowChange) -> Vec<u8> {
+        let old = change.old_values.as_deref().unwrap_or_default();
+        encode_row(
+            self.schema_version,
+            change.seq,
+            true,
+            self.column_ids.iter().copied().zip(old.iter()),
+        )
+    }
+
     /// The stored form of one change's row as it was before (UPDATE, DELETE,
     /// ON CONFLICT DO UPDATE), with the change's `_seq`.
     pub fn encode_old(&self, change: &RowChange) -> Option<Vec<u8>> {
@@ -241,7 +253,13 @@ impl WriteSet {
     fn rows_to_batch(&self, batch: &mut Batch) {
         for change in &self.changes {
             if let Some(old) = &change.moved_from {
-                batch.delete(Partition::Data, old.clone());
+                if self.ephemeral {
+                    batch.delete(Partition::Data, old.clone());
+                } else {
+                    // a tombstone, not a delete: the row it leaves may also
+                    // be in the cold tier, which only a newer version hides
+                    batch.put(Partition::Data, old.clone(), self.encode_moved(change));
+                }
             }
             if self.ephemeral && change.op == ChangeOp::Delete {
                 batch.delete(Partition::Data, change.key.clone());

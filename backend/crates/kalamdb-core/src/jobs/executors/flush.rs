@@ -74,10 +74,6 @@ pub fn refusal(table: &CachedTable) -> Option<String> {
             "System table '{}' cannot be flushed",
             def.table_ref()
         )),
-        _ if table.keyless() => Some(format!(
-            "Table '{}' has no PRIMARY KEY: flushing tables keyed by _seq is not supported yet",
-            def.table_ref()
-        )),
         _ => None,
     }
 }
