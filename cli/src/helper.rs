@@ -392,7 +392,7 @@ fn sql_candidates(
     word: &str,
 ) -> Vec<Pair> {
     // `ns.` → its tables; `ns.table.` → its columns
-    if let Some((qualifier, partial)) = word.rsplit_once('.') {
+    if let Some((qualifier, _)) = word.rsplit_once('.') {
         let mut out = Vec::new();
         if let Some(tables) = catalog.tables.get(qualifier) {
             out.extend(tables.iter().map(|t| format!("{qualifier}.{t}")));
@@ -410,7 +410,6 @@ fn sql_candidates(
                 out.extend(cols.iter().map(|c| format!("{qualifier}.{c}")));
             }
         }
-        let _ = partial;
         return pairs(word, out);
     }
     let tokens = lex(head);

@@ -273,11 +273,11 @@ impl Session {
             .subscribe(sql, options())
             .await
             .map_err(|e| e.to_string())?;
-        let id = format!("{}", self.background.len() + 1);
+        // the smallest number not in use
         let id = (1..)
             .map(|n: usize| n.to_string())
             .find(|n| !self.background.contains_key(n))
-            .unwrap_or(id);
+            .expect("some number is free");
         let printer = self.printer.clone();
         let color = self.style.color;
         let tag = format!("[{id}] ");
