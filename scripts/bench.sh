@@ -8,6 +8,7 @@
 #   ONLY=live bash scripts/bench.sh  # live queries only (WebSocket vs LISTEN/NOTIFY)
 #   ONLY=queries bash scripts/bench.sh  # key ranges, ordered LIMIT, scans (1M rows)
 #   ONLY=cold bash scripts/bench.sh     # FLUSH of 1M rows; point lookups hot vs cold
+#   ONLY=metrics bash scripts/bench.sh  # INSERT and point SELECT with metrics on vs off
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
@@ -115,6 +116,25 @@ kalam_run false
 echo "== KalamDB (sync_writes=true: fsync per write group)"
 kalam_run true
 fi
+
+# ------------- the cost of metrics: the same workloads, metrics on and off
+metrics_run() { # enabled round
+  local dir="$WORK/kalam-metrics-$1-$2"
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_METRICS_ENABLED="$1" \
+    "$BIN/kalamdb-server" >"$WORK/kalam-metrics.out" 2>&1 &
+  local pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  local url="http://127.0.0.1:$KPORT"
+  "$BIN/kalamdb-bench" --url "$url" --workload insert --requests "$N" | sed "s/^/metrics=$1 round=$2 /"
+  "$BIN/kalamdb-bench" --url "$url" --workload select --requests "$N" | sed "s/^/metrics=$1 round=$2 /"
+  kill -TERM "$pid"; wait "$pid" || true
+}
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = metrics ]; then
+  echo "== the cost of metrics (single-row INSERT, point SELECT; on and off alternated)"
+  for round in 1 2 3; do metrics_run true "$round"; metrics_run false "$round"; done
+fi
+[ "${ONLY:-}" = metrics ] && exit 0
 
 # ------------------------------------------------------------- PostgreSQL
 PGDATA="$WORK/pg"

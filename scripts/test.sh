@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. Installs what a fresh machine
-# lacks first (the RocksDB bindings need libclang; tests use cargo-nextest
-# and moto's S3 server).
+# lacks first (the RocksDB bindings need libclang; tests use cargo-nextest,
+# moto's S3 server and Prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,11 @@ fi
 if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   echo "== installing moto (an S3-compatible server for the storage tests)"
   python3 -m pip install --quiet 'moto[server]'
+fi
+if ! command -v prometheus >/dev/null 2>&1; then
+  echo "== installing prometheus (the metrics test lets a real Prometheus scrape the server)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 

@@ -90,6 +90,20 @@ pub struct LoggingSection {
     pub logs_dir: Option<PathBuf>,
     /// Also write logs to stdout.
     pub stdout: bool,
+    /// `text` (one readable line per event) or `json` (one JSON object per
+    /// line, with the request's span fields, for log shippers).
+    pub format: LogFormat,
+    /// Statements that take longer are logged (warn) with their duration,
+    /// user and SQL (truncated; string literals of statements that carry
+    /// secrets masked; parameter values never). 0: off.
+    pub slow_query_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for LoggingSection {
@@ -98,7 +112,43 @@ impl Default for LoggingSection {
             level: "info".into(),
             logs_dir: None,
             stdout: true,
+            format: LogFormat::Text,
+            slow_query_ms: 1000,
         }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `GET /metrics` (Prometheus text format) and record metrics.
+    /// Off: nothing is recorded and `/metrics` answers 404.
+    pub enabled: bool,
+    /// Let any address scrape `/metrics` without a token. Off: only
+    /// loopback clients, or a request carrying `token`.
+    pub allow_remote: bool,
+    /// `Authorization: Bearer <token>` lets a remote scraper in. Never logged.
+    pub token: Option<String>,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_remote: false,
+            token: None,
+        }
+    }
+}
+
+/// The token is masked so a logged config never shows it.
+impl std::fmt::Debug for MetricsSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSection")
+            .field("enabled", &self.enabled)
+            .field("allow_remote", &self.allow_remote)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -391,9 +441,10 @@ pub struct ServerConfig {
     pub jobs: JobsSection,
     pub sql: SqlSection,
     pub websocket: WebsocketSection,
+    pub metrics: MetricsSection,
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
     "storage",
     "logging",
@@ -403,6 +454,7 @@ const SECTIONS: [&str; 9] = [
     "jobs",
     "sql",
     "websocket",
+    "metrics",
 ];
 
 /// Fixed environment names and the key each sets.
@@ -490,6 +542,17 @@ impl ServerConfig {
             return bad(
                 "logging.level",
                 format!("'{}' is not a log level", self.logging.level),
+            );
+        }
+        if self
+            .metrics
+            .token
+            .as_ref()
+            .is_some_and(|t| t.len() < 16 || t.chars().any(|c| c.is_whitespace()))
+        {
+            return bad(
+                "metrics.token",
+                "must be at least 16 characters, without spaces".into(),
             );
         }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
@@ -819,6 +882,40 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("websocket.subscription_queue"), "{e}");
+    }
+
+    #[test]
+    fn logging_and_metrics_keys_come_from_the_environment() {
+        let c = ServerConfig::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.logging.format, LogFormat::Text);
+        assert_eq!(c.logging.slow_query_ms, 1000);
+        assert!(c.metrics.enabled && !c.metrics.allow_remote && c.metrics.token.is_none());
+        let token = "a-scrape-token-of-length";
+        let c = ServerConfig::load_with_env(
+            None,
+            env(&[
+                ("KALAMDB_LOGGING_FORMAT", "json"),
+                ("KALAMDB_LOGGING_SLOW_QUERY_MS", "250"),
+                ("KALAMDB_METRICS_ENABLED", "false"),
+                ("KALAMDB_METRICS_TOKEN", token),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.logging.format, LogFormat::Json);
+        assert_eq!(c.logging.slow_query_ms, 250);
+        assert!(!c.metrics.enabled);
+        assert!(
+            !format!("{c:?}").contains(token),
+            "the token must not show in Debug"
+        );
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_LOGGING_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xml"), "{e}");
+        let e = ServerConfig::load_with_env(None, env(&[("KALAMDB_METRICS_TOKEN", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.token"), "{e}");
     }
 
     #[test]

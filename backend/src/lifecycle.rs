@@ -6,6 +6,7 @@
 
 use crate::config::ServerConfig;
 use kalamdb_api::server::ConnectionLimits;
+use kalamdb_api::telemetry::{Metrics, MetricsAccess};
 use kalamdb_api::{ApiLimits, ApiState, router};
 use kalamdb_auth::password::hash_password;
 use kalamdb_auth::{AuthConfig, Authenticator, LockoutPolicy};
@@ -24,6 +25,9 @@ use std::time::Duration;
 /// planner, optimizer and DataFusion's recursive derives) with room to spare.
 /// Only the touched part of a stack is ever backed by memory.
 pub const THREAD_STACK_BYTES: usize = 32 << 20;
+
+/// How often recorded histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -54,6 +58,7 @@ impl Database {
             sync_writes: config.storage.sync_writes,
             block_cache_bytes: config.storage.block_cache_mb << 20,
             write_buffer_bytes: config.storage.write_buffer_mb << 20,
+            statistics: config.metrics.enabled,
         };
         let path = config.storage.data_dir.join("rocksdb");
         let backend = Arc::new(
@@ -88,6 +93,7 @@ impl Database {
             .unwrap_or(i64::MAX),
             sql_limits: config.sql.statement_limits(),
             query_limits: config.sql.query_limits(),
+            slow_query_ms: config.logging.slow_query_ms,
             local_storage_dir: config
                 .storage
                 .data_dir
@@ -166,6 +172,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), LifecycleError> {
+    // first, so everything that opens records into it
+    let metrics = config
+        .metrics
+        .enabled
+        .then(|| {
+            Metrics::install(MetricsAccess {
+                allow_remote: config.metrics.allow_remote,
+                token: config.metrics.token.clone(),
+            })
+            .map(Arc::new)
+        })
+        .transpose()
+        .map_err(|e| LifecycleError::Start(format!("metrics: {e}")))?;
     let database = Database::open(&config)?;
     // before any job runs (no flush is uploading): segment files no
     // manifest references are what a crash before a flush's commit, or a
@@ -211,7 +230,7 @@ pub async fn run(
         max_connections: config.server.max_connections,
         header_read_timeout: Duration::from_secs(config.server.header_read_timeout_secs),
     };
-    let state = Arc::new(ApiState::new(
+    let mut state = ApiState::new(
         Arc::clone(&database.app),
         Arc::clone(&database.auth),
         Arc::clone(&database.live),
@@ -225,7 +244,11 @@ pub async fn run(
             max_message_bytes: config.websocket.max_message_bytes,
             max_messages_per_second: config.websocket.max_messages_per_second,
         },
-    ));
+    );
+    if let Some(metrics) = &metrics {
+        state = state.with_metrics(Arc::clone(metrics));
+    }
+    let state = Arc::new(state);
     let app = router(state);
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -251,6 +274,18 @@ pub async fn run(
         Arc::clone(&database.app),
         stop_rx.clone(),
     ));
+    // histogram samples are folded into buckets between scrapes
+    let upkeep = metrics.map(|metrics| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => break,
+                    () = tokio::time::sleep(METRICS_UPKEEP) => metrics.run_upkeep(),
+                }
+            }
+        })
+    });
     let serve = kalamdb_api::server::serve(listener, app, connection_limits, async move {
         shutdown.await;
         tracing::info!("shutdown requested: no longer accepting connections");
@@ -273,6 +308,9 @@ pub async fn run(
     tracing::info!("job manager stopped");
     let _ = row_caps.await;
     let _ = policies.await;
+    if let Some(upkeep) = upkeep {
+        let _ = upkeep.await;
+    }
     database.close();
     Ok(())
 }

@@ -2,8 +2,12 @@
 //! and `<logs>/jobs.log` (daily) with one line per job event:
 //! `<time> [JobId] LEVEL message`, so `grep '\[FL-4fT9a2xQ\]' jobs.log` tells
 //! one job's story.
+//!
+//! Every event inside a request carries its span, `request{id=…}`, with the
+//! id an error reply and the `x-request-id` header show. `logging.format =
+//! "json"` writes one JSON object per line instead (span fields included).
 
-use crate::config::ServerConfig;
+use crate::config::{LogFormat, ServerConfig};
 use kalamdb_core::jobs::JOBS_LOG_TARGET;
 use std::fmt::Write as _;
 use tracing::field::{Field, Visit};
@@ -85,14 +89,37 @@ pub fn init(config: &ServerConfig) -> std::io::Result<LogGuards> {
     let (jobs_writer, jobs_guard) =
         tracing_appender::non_blocking(tracing_appender::rolling::daily(&dir, "jobs.log"));
     let filter = || EnvFilter::new(&config.logging.level);
-    let file_layer = fmt::layer()
-        .with_ansi(false)
-        .with_writer(file_writer)
-        .with_filter(filter());
-    let stdout_layer = config.logging.stdout.then(|| {
+    let json = config.logging.format == LogFormat::Json;
+    let file_layer = if json {
         fmt::layer()
-            .with_writer(std::io::stdout)
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(file_writer)
             .with_filter(filter())
+            .boxed()
+    } else {
+        fmt::layer()
+            .with_ansi(false)
+            .with_writer(file_writer)
+            .with_filter(filter())
+            .boxed()
+    };
+    let stdout_layer = config.logging.stdout.then(|| {
+        if json {
+            fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(std::io::stdout)
+                .with_filter(filter())
+                .boxed()
+        } else {
+            fmt::layer()
+                .with_writer(std::io::stdout)
+                .with_filter(filter())
+                .boxed()
+        }
     });
     // Every job event, whatever the server's log level.
     let jobs_layer = fmt::layer()

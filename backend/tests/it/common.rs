@@ -138,6 +138,18 @@ impl TestServer {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /metrics`: status and exposition text.
+    pub async fn metrics(&self) -> (u16, String) {
+        let response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
     /// SIGTERM, then wait: the graceful path.
     pub fn stop(mut self) {
         if let Some(mut child) = self.child.take() {
@@ -165,6 +177,21 @@ impl Drop for TestServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The value of the first sample of metric `name` in a Prometheus
+/// exposition `text` whose labels include every one of `labels`
+/// (`key="value"` strings).
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// The rows of the `i`th result.

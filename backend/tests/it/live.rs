@@ -964,6 +964,13 @@ async fn a_client_that_stops_reading_gets_overflow_and_the_others_keep_up() {
         .ok("SELECT subscription_id FROM system.live_queries ORDER BY subscription_id")
         .await;
     assert_eq!(crate::common::rows(&body, 0), &vec![json!(["fast"])]);
+    // and the metrics say so
+    let (_, text) = server.metrics().await;
+    let metric = |name: &str| crate::common::sample(&text, name, &[]);
+    assert_eq!(metric("kalamdb_live_overflows_total"), Some(1.0), "{text}");
+    assert_eq!(metric("kalamdb_live_subscriptions"), Some(1.0));
+    assert_eq!(metric("kalamdb_live_connections"), Some(2.0));
+    assert!(metric("kalamdb_live_changes_total").is_some_and(|n| n >= rows as f64));
 }
 
 /// `n` writers running until `stop`: upserts, updates (one row and a key

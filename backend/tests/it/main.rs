@@ -9,6 +9,7 @@ mod http_api;
 mod jobs;
 mod layering;
 mod live;
+mod observability;
 mod reliability;
 mod restart;
 mod schema_evolution;

@@ -5,15 +5,20 @@ pub mod body;
 pub mod response;
 pub mod routes;
 pub mod server;
+pub mod telemetry;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use kalamdb_auth::Authenticator;
 use kalamdb_core::AppContext;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
@@ -41,6 +46,8 @@ pub struct ApiState {
     pub live: Arc<kalamdb_live::LiveQueryManager>,
     pub ws: kalamdb_live::ConnectionConfig,
     pub limits: ApiLimits,
+    /// The Prometheus recorder behind `/metrics` (None: metrics are off).
+    pub metrics: Option<Arc<telemetry::Metrics>>,
     request_counter: AtomicU64,
     /// First-run setup runs one at a time (check, then act).
     setup_lock: tokio::sync::Mutex<()>,
@@ -61,10 +68,23 @@ impl ApiState {
             live,
             ws,
             limits,
+            metrics: None,
             request_counter: AtomicU64::new(0),
             setup_lock: tokio::sync::Mutex::new(()),
             request_prefix: rand::random(),
         }
+    }
+
+    /// Serves `/metrics` from `metrics` (and records HTTP metrics).
+    pub fn with_metrics(mut self, metrics: Arc<telemetry::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The id of the request being served (the one its log lines, error
+    /// reply and `x-request-id` header carry), or a new one outside a request.
+    pub fn request_id(&self) -> String {
+        current_request_id().unwrap_or_else(|| self.next_request_id())
     }
 
     /// A short id unique to this process run, for logs and error replies.
@@ -74,6 +94,67 @@ impl ApiState {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("{:08x}-{n}", self.request_prefix)
     }
+}
+
+tokio::task_local! {
+    static REQUEST_ID: Arc<str>;
+}
+
+/// The id of the request this task is serving.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.to_string()).ok()
+}
+
+/// Every route's label in metrics (`unmatched` for the 404 fallback).
+const ROUTES: [&str; 11] = [
+    "/v1/api/sql",
+    "/v1/api/auth/login",
+    "/v1/api/auth/refresh",
+    "/v1/api/auth/logout",
+    "/v1/api/auth/me",
+    "/v1/api/auth/setup",
+    "/v1/api/auth/status",
+    "/v1/ws",
+    "/health",
+    "/v1/api/healthcheck",
+    "/metrics",
+];
+
+/// The outermost layer: gives the request its id (a task-local, the span
+/// `request{id=…}` every log line inside carries, the `x-request-id`
+/// header) and counts and times it by route, method and status.
+async fn observe(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id: Arc<str> = state.next_request_id().into();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| ROUTES.iter().copied().find(|r| *r == m.as_str()))
+        .unwrap_or("unmatched");
+    let method = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        _ => "other",
+    };
+    let span = tracing::info_span!("request", id = %id);
+    let mut response = REQUEST_ID
+        .scope(Arc::clone(&id), next.run(request).instrument(span))
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if state.metrics.is_some() {
+        ::metrics::counter!(
+            "kalamdb_http_requests_total",
+            "route" => route,
+            "method" => method,
+            "status" => response.status().as_u16().to_string()
+        )
+        .increment(1);
+        ::metrics::histogram!("kalamdb_http_request_duration_seconds", "route" => route)
+            .record(start.elapsed().as_secs_f64());
+    }
+    response
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -89,11 +170,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/ws", get(routes::ws::upgrade))
         .route("/health", get(routes::health::health))
         .route("/v1/api/healthcheck", get(routes::health::health))
+        .route("/metrics", get(telemetry::scrape))
         .fallback(routes::health::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             body::read_whole_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            observe,
         ))
         .with_state(state)
 }

@@ -76,7 +76,16 @@ pub fn success(results: Vec<QueryResult>, took: f64) -> Response {
 
 /// An error reply. Internal errors never carry their detail (paths, keys):
 /// the detail is logged under the request id, which the client gets instead.
+/// Every error reply is counted by its code.
 pub fn error(code: ErrorCode, message: String, request_id: &str, took: f64) -> Response {
+    metrics::counter!("kalamdb_errors_total", "code" => code.as_str()).increment(1);
+    let current;
+    let request_id = if request_id == "-" {
+        current = crate::current_request_id();
+        current.as_deref().unwrap_or("-")
+    } else {
+        request_id
+    };
     let message = if code == ErrorCode::InternalError {
         tracing::error!(request_id, detail = %message, "internal error");
         format!("Internal error (request id {request_id})")

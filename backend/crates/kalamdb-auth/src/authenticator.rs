@@ -236,6 +236,19 @@ impl Authenticator {
         header: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<AuthenticatedUser, AuthError> {
+        let method = match header.and_then(|h| h.split(' ').next()) {
+            Some(s) if s.eq_ignore_ascii_case("bearer") => "bearer",
+            Some(s) if s.eq_ignore_ascii_case("basic") => "basic",
+            _ => "other",
+        };
+        count_attempt(method, self.authenticate_header(header, client).await)
+    }
+
+    async fn authenticate_header(
+        &self,
+        header: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<AuthenticatedUser, AuthError> {
         let header = header.ok_or(AuthError::MissingCredentials)?;
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
@@ -459,17 +472,20 @@ impl Authenticator {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<(AuthenticatedUser, TokenPair), AuthError> {
-        let verified = self
-            .verify_password_login(username, password, client)
-            .await?;
-        let user = verified.user.clone();
-        let pair = self.jwt.sign_pair(
-            user.user_id.as_str(),
-            &user.username,
-            user.role.as_str(),
-            verified.token_generation,
-        )?;
-        Ok((user, pair))
+        let login = async {
+            let verified = self
+                .verify_password_login(username, password, client)
+                .await?;
+            let user = verified.user.clone();
+            let pair = self.jwt.sign_pair(
+                user.user_id.as_str(),
+                &user.username,
+                user.role.as_str(),
+                verified.token_generation,
+            )?;
+            Ok((user, pair))
+        };
+        count_attempt("login", login.await)
     }
 
     /// `POST /v1/api/auth/refresh`: a valid refresh token of a live account
@@ -479,16 +495,19 @@ impl Authenticator {
         refresh_token: &str,
         client: Option<IpAddr>,
     ) -> Result<(AuthenticatedUser, TokenPair), AuthError> {
-        let claims = self.jwt.verify(refresh_token, TokenType::Refresh)?;
-        let record = self.account_of(&claims)?;
-        let user = self.admit(&Verified::of(&record, None), client)?;
-        let pair = self.jwt.sign_pair(
-            user.user_id.as_str(),
-            &user.username,
-            user.role.as_str(),
-            record.token_generation,
-        )?;
-        Ok((user, pair))
+        let refresh = || {
+            let claims = self.jwt.verify(refresh_token, TokenType::Refresh)?;
+            let record = self.account_of(&claims)?;
+            let user = self.admit(&Verified::of(&record, None), client)?;
+            let pair = self.jwt.sign_pair(
+                user.user_id.as_str(),
+                &user.username,
+                user.role.as_str(),
+                record.token_generation,
+            )?;
+            Ok((user, pair))
+        };
+        count_attempt("refresh", refresh())
     }
 
     /// Counts a wrong password for (name, address) and for the address,
@@ -524,6 +543,9 @@ impl Authenticator {
             }
             f.count += 1;
             if f.count >= self.lockout.max_failed {
+                if f.locked_until.is_none() {
+                    metrics::counter!("kalamdb_auth_lockouts_total").increment(1);
+                }
                 f.locked_until = Some(Instant::now() + self.lockout.lockout);
             }
             (f.count, f.locked_until.is_some())
@@ -562,6 +584,18 @@ impl Authenticator {
         }
         Ok(v.user.clone())
     }
+}
+
+/// Counts an authentication by method and outcome.
+fn count_attempt<T>(method: &'static str, result: Result<T, AuthError>) -> Result<T, AuthError> {
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(AuthError::Locked { .. }) => "locked",
+        Err(_) => "failure",
+    };
+    metrics::counter!("kalamdb_auth_attempts_total", "method" => method, "outcome" => outcome)
+        .increment(1);
+    result
 }
 
 #[cfg(test)]

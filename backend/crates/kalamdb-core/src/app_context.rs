@@ -62,6 +62,8 @@ pub struct CoreOptions {
     pub sql_limits: kalamdb_sql::SqlLimits,
     /// Time and memory one query may use, by role.
     pub query_limits: crate::query_limits::RoleQueryLimits,
+    /// Statements slower than this are logged (0: never).
+    pub slow_query_ms: u64,
 }
 
 impl Default for CoreOptions {
@@ -81,6 +83,7 @@ impl Default for CoreOptions {
             local_storage_dir: "./data/storage".into(),
             sql_limits: kalamdb_sql::SqlLimits::default(),
             query_limits: crate::query_limits::RoleQueryLimits::default(),
+            slow_query_ms: 0,
         }
     }
 }

@@ -114,6 +114,9 @@ impl SqlExecutor {
                 params,
                 mentions_system_columns,
             };
+            let started = std::time::Instant::now();
+            let kind = parsed.statement.kind_name();
+            let family = family_label(&parsed.statement);
             let run = match transaction_control(&parsed.statement) {
                 Some(control) => self.control_transaction(app, ctx, control).await,
                 None => {
@@ -121,6 +124,7 @@ impl SqlExecutor {
                         .await
                 }
             };
+            observe_statement(app, ctx, sql, kind, family, started, run.is_ok());
             match run {
                 Ok(result) => results.push(result),
                 Err(error) => {
@@ -327,6 +331,50 @@ fn transaction_control(statement: &SqlStatement) -> Option<TransactionControl> {
         _ => None,
     }
 }
+
+/// The metrics family of a statement (EXECUTE AS USER: its inner one).
+fn family_label(statement: &SqlStatement) -> &'static str {
+    match statement {
+        SqlStatement::ExecuteAsUser { statement, .. } => family_label(statement),
+        s if transaction_control(s).is_some() => "transaction",
+        s => classify(s).map_or("unknown", StatementFamily::label),
+    }
+}
+
+/// Counts a finished statement and times it; one slower than
+/// `slow_query_ms` is logged with its user and (masked, truncated) SQL —
+/// never its parameter values.
+fn observe_statement(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    sql: &str,
+    kind: &'static str,
+    family: &'static str,
+    started: std::time::Instant,
+    ok: bool,
+) {
+    let elapsed = started.elapsed();
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!("kalamdb_sql_statements_total", "family" => family, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("kalamdb_sql_statement_duration_seconds", "family" => family)
+        .record(elapsed.as_secs_f64());
+    let threshold = app.options.slow_query_ms;
+    if threshold > 0 && elapsed.as_millis() >= u128::from(threshold) {
+        metrics::counter!("kalamdb_sql_slow_statements_total", "family" => family).increment(1);
+        tracing::warn!(
+            duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            user = %ctx.username,
+            statement = kind,
+            outcome,
+            sql = %kalamdb_sql::loggable_sql(sql, SLOW_QUERY_SQL_CHARS),
+            "slow statement"
+        );
+    }
+}
+
+/// How much of a slow statement's SQL its log line shows.
+const SLOW_QUERY_SQL_CHARS: usize = 1000;
 
 /// Records an audited action. A failure to record is logged, not returned:
 /// the statement itself has already been committed.

@@ -399,6 +399,10 @@ impl StorageBackend for RowBackend {
         self.durable.memory_usage()
     }
 
+    fn engine_stats(&self) -> kalamdb_store::EngineStats {
+        self.durable.engine_stats()
+    }
+
     fn sync_wal(&self) -> StoreResult<()> {
         self.durable.sync_wal()
     }

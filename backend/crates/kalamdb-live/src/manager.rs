@@ -506,10 +506,21 @@ fn fan_out(index: &Index, by_id: &ById, sets: &[WriteSet]) {
             }
         }
     }
+    let (mut queued, mut overflowed) = (0u64, 0u64);
     for (sub, changes) in pending {
-        if !sub.offer(changes) {
+        let n = changes.len() as u64;
+        if sub.offer(changes) {
+            queued += n;
+        } else {
+            overflowed += u64::from(sub.dropped.load(Ordering::Relaxed) > 0);
             ended.push(sub);
         }
+    }
+    if queued > 0 {
+        metrics::counter!("kalamdb_live_changes_total").increment(queued);
+    }
+    if overflowed > 0 {
+        metrics::counter!("kalamdb_live_overflows_total").increment(overflowed);
     }
     for sub in ended {
         unregister(index, by_id, &sub.live_id);

@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod limits;
+pub mod loggable;
 pub mod parser;
 pub mod parsers;
 pub mod shape;
@@ -15,6 +16,7 @@ pub mod types;
 pub use datafusion::sql::sqlparser;
 pub use error::SqlParseError;
 pub use limits::SqlLimits;
+pub use loggable::loggable_sql;
 pub use parser::{ParsedStatement, parse_sql, parse_sql_with_limits};
 pub use shape::{has_subquery, ordered_select, plain_select};
 pub use statement::{

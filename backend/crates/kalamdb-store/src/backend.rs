@@ -184,6 +184,17 @@ pub trait StorageBackend: Send + Sync {
     /// Memory held by the engine: (memtables, block cache), in bytes.
     fn memory_usage(&self) -> (u64, u64);
 
+    /// What the engine reports about itself, for metrics (zeros where it
+    /// keeps no such figure).
+    fn engine_stats(&self) -> EngineStats {
+        let (memtable_bytes, block_cache_bytes) = self.memory_usage();
+        EngineStats {
+            memtable_bytes,
+            block_cache_bytes,
+            ..EngineStats::default()
+        }
+    }
+
     /// Makes everything written so far durable on disk.
     fn sync_wal(&self) -> StoreResult<()>;
 
@@ -192,6 +203,21 @@ pub trait StorageBackend: Send + Sync {
     fn syncs_writes(&self) -> bool {
         false
     }
+}
+
+/// A storage engine's own figures, read when metrics are scraped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub memtable_bytes: u64,
+    pub block_cache_bytes: u64,
+    /// Bytes compaction estimates it still has to rewrite.
+    pub pending_compaction_bytes: u64,
+    /// Time writers were slowed down or stopped by the engine, since open.
+    pub write_stall_micros: u64,
+    /// Whether writes are stopped right now.
+    pub writes_stopped: bool,
+    /// WAL fsyncs since open.
+    pub wal_syncs: u64,
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None`

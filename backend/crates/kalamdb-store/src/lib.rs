@@ -31,7 +31,7 @@ pub mod overlay;
 pub mod rocksdb_backend;
 pub mod row;
 
-pub use backend::{Batch, Partition, StorageBackend};
+pub use backend::{Batch, EngineStats, Partition, StorageBackend};
 pub use error::{StoreError, StoreResult};
 pub use overlay::OverlayBackend;
 pub use rocksdb_backend::{RocksDbBackend, RocksDbOptions};

@@ -216,6 +216,10 @@ impl StorageBackend for OverlayBackend {
         self.base.memory_usage()
     }
 
+    fn engine_stats(&self) -> crate::backend::EngineStats {
+        self.base.engine_stats()
+    }
+
     fn sync_wal(&self) -> StoreResult<()> {
         Ok(())
     }

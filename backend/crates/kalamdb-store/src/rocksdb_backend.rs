@@ -1,11 +1,12 @@
 //! [`StorageBackend`] on RocksDB: one database, one column family per
 //! [`Partition`], WAL always on.
 
-use crate::backend::{Batch, ManyVisitor, Op, Partition, ScanVisitor, StorageBackend};
+use crate::backend::{Batch, EngineStats, ManyVisitor, Op, Partition, ScanVisitor, StorageBackend};
 use crate::error::{StoreError, StoreResult};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
     ReadOptions, WriteBatch, WriteOptions,
+    statistics::{StatsLevel, Ticker},
 };
 use std::path::Path;
 
@@ -17,6 +18,8 @@ pub struct RocksDbOptions {
     pub block_cache_bytes: usize,
     /// Memtable size per column family.
     pub write_buffer_bytes: usize,
+    /// Keep RocksDB's counters (write stalls, WAL syncs) for metrics.
+    pub statistics: bool,
 }
 
 impl Default for RocksDbOptions {
@@ -25,6 +28,7 @@ impl Default for RocksDbOptions {
             sync_writes: false,
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 32 << 20,
+            statistics: false,
         }
     }
 }
@@ -32,6 +36,8 @@ impl Default for RocksDbOptions {
 pub struct RocksDbBackend {
     db: DB,
     sync_writes: bool,
+    /// The database's options: they hold its statistics, when kept.
+    db_options: Option<Options>,
 }
 
 impl RocksDbBackend {
@@ -58,6 +64,11 @@ impl RocksDbBackend {
         db_options.create_missing_column_families(true);
         db_options.set_max_background_jobs(2);
         db_options.set_keep_log_file_num(5);
+        if options.statistics {
+            // counters only: no timers or histograms on the write path
+            db_options.enable_statistics();
+            db_options.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
+        }
 
         let descriptors = Partition::ALL
             .iter()
@@ -66,6 +77,7 @@ impl RocksDbBackend {
         Ok(Self {
             db,
             sync_writes: options.sync_writes,
+            db_options: options.statistics.then_some(db_options),
         })
     }
 
@@ -154,6 +166,30 @@ impl StorageBackend for RocksDbBackend {
             })
             .unwrap_or(0);
         (total("rocksdb.cur-size-all-mem-tables"), cache)
+    }
+
+    fn engine_stats(&self) -> EngineStats {
+        let (memtable_bytes, block_cache_bytes) = self.memory_usage();
+        let db_total = |name: &str| -> u64 {
+            Partition::ALL
+                .iter()
+                .filter_map(|p| self.cf(*p).ok())
+                .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+                .sum()
+        };
+        let ticker = |t: Ticker| {
+            self.db_options
+                .as_ref()
+                .map_or(0, |o| o.get_ticker_count(t))
+        };
+        EngineStats {
+            memtable_bytes,
+            block_cache_bytes,
+            pending_compaction_bytes: db_total("rocksdb.estimate-pending-compaction-bytes"),
+            write_stall_micros: ticker(Ticker::StallMicros),
+            writes_stopped: db_total("rocksdb.is-write-stopped") > 0,
+            wal_syncs: ticker(Ticker::WalFileSynced),
+        }
     }
 
     fn compact_range(&self, partition: Partition, start: &[u8], end: &[u8]) -> StoreResult<()> {

@@ -99,7 +99,7 @@ fn fail(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 fn auth_failure(state: &ApiState, e: &AuthError, client: SocketAddr) -> Response {
-    let request_id = state.next_request_id();
+    let request_id = state.request_id();
     if e.error_code() != ErrorCode::InternalError {
         tracing::info!(request_id, client = %client, "authentication failed: {e}");
     }
@@ -116,7 +116,7 @@ fn internal(state: &ApiState, detail: impl std::fmt::Display) -> Response {
     error(
         ErrorCode::InternalError,
         detail.to_string(),
-        &state.next_request_id(),
+        &state.request_id(),
         0.0,
     )
 }
@@ -365,7 +365,7 @@ pub async fn setup(
         ROOT_USER,
         Role::System,
     )
-    .with_request(state.next_request_id(), Some(client.ip()));
+    .with_request(state.request_id(), Some(client.ip()));
     if let Err(e) = state.app.execute(&mut ctx, &sql, &[]).await {
         let code = match e.error.error_code() {
             ErrorCode::AlreadyExists => ErrorCode::AlreadyExists,

@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument;
 
 #[derive(Debug, Deserialize)]
 struct SqlRequest {
@@ -38,11 +37,8 @@ pub async fn execute_sql(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let start = Instant::now();
-    let request_id = state.next_request_id();
-    let span = tracing::debug_span!("sql", request_id = %request_id, client = %client);
-    handle(state, client, headers, body, start, request_id)
-        .instrument(span)
-        .await
+    let request_id = state.request_id();
+    handle(state, client, headers, body, start, request_id).await
 }
 
 async fn handle(

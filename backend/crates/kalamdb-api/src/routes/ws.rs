@@ -14,6 +14,7 @@ use kalamdb_live::{Authenticate, Frame};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 const JWT_SUBPROTOCOL: &str = "kalamdb.jwt.";
 
@@ -46,7 +47,8 @@ pub async fn upgrade(
             .as_deref()
             .map(|p| p[JWT_SUBPROTOCOL.len()..].to_string())
     });
-    let authenticate = authenticator(&state, client);
+    let request_id = state.request_id();
+    let authenticate = authenticator(&state, client, request_id.clone());
     let user = match token {
         Some(token) => match authenticate(token).await {
             Ok(user) => Some(user),
@@ -69,14 +71,19 @@ pub async fn upgrade(
     ws.max_message_size(state.ws.max_message_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| pump(state, socket, authenticate, user, slot.map(|s| s.0)))
+        .on_upgrade(move |socket| {
+            // the connection's log lines carry the upgrade request's id
+            pump(state, socket, authenticate, user, slot.map(|s| s.0))
+                .instrument(tracing::info_span!("ws", id = %request_id))
+        })
 }
 
 /// Verifies a JWT for the protocol's `authenticate` message.
-fn authenticator(state: &Arc<ApiState>, client: SocketAddr) -> Authenticate {
+fn authenticator(state: &Arc<ApiState>, client: SocketAddr, request_id: String) -> Authenticate {
     let state = Arc::clone(state);
     Arc::new(move |token: String| {
         let state = Arc::clone(&state);
+        let request_id = request_id.clone();
         Box::pin(async move {
             let user = state
                 .auth
@@ -85,7 +92,7 @@ fn authenticator(state: &Arc<ApiState>, client: SocketAddr) -> Authenticate {
                 .map_err(|e| e.to_string())?;
             Ok(
                 ExecutionContext::new(user.user_id, user.username, user.role)
-                    .with_request(state.next_request_id(), Some(client.ip())),
+                    .with_request(request_id, Some(client.ip())),
             )
         })
     })
@@ -99,6 +106,8 @@ async fn pump(
     // held until the socket closes: a WebSocket counts as a connection
     slot: Option<crate::server::ConnectionSlot>,
 ) {
+    metrics::gauge!("kalamdb_live_connections").increment(1.0);
+    let _open = OnDrop(|| metrics::gauge!("kalamdb_live_connections").decrement(1.0));
     let (mut sink, mut stream) = socket.split();
     let (in_tx, in_rx) = mpsc::channel(32);
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(64);
@@ -153,4 +162,13 @@ async fn pump(
     }
     reader.abort();
     let _ = writer.await;
+}
+
+/// Runs its closure when dropped (however the connection ends).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
 }

@@ -30,6 +30,22 @@ pub enum StatementFamily {
 }
 
 impl StatementFamily {
+    /// Its name in metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            StatementFamily::NamespaceDdl => "namespace_ddl",
+            StatementFamily::TableDdl => "table_ddl",
+            StatementFamily::StorageDdl => "storage_ddl",
+            StatementFamily::Dml => "dml",
+            StatementFamily::Query => "query",
+            StatementFamily::Show => "show",
+            StatementFamily::Session => "session",
+            StatementFamily::UserManagement => "user_management",
+            StatementFamily::JobControl => "job_control",
+            StatementFamily::Live => "live",
+        }
+    }
+
     pub const ALL: [StatementFamily; 10] = [
         StatementFamily::NamespaceDdl,
         StatementFamily::TableDdl,

@@ -184,8 +184,16 @@ impl<A: Send + Sync + 'static> UnifiedJobManager<A> {
         self.wake.notify_one();
     }
 
+    /// Stores a job whose status just changed (every call is a transition).
     fn persist(&self, job: &Job) -> CoreResult<()> {
-        self.meta.put_job(job)
+        self.meta.put_job(job)?;
+        metrics::counter!(
+            "kalamdb_jobs_total",
+            "type" => job.job_type.as_str(),
+            "status" => job.status.as_str()
+        )
+        .increment(1);
+        Ok(())
     }
 
     /// Creates a job: validates its parameters, checks its idempotency key
@@ -538,6 +546,10 @@ impl<A: Send + Sync + 'static> UnifiedJobManager<A> {
         };
         if job.status != JobStatus::Retrying {
             job.finished_at = Some(now);
+        }
+        if let Some(started) = job.started_at {
+            metrics::histogram!("kalamdb_job_duration_seconds", "type" => job.job_type.as_str())
+                .record((now - started).max(0) as f64 / 1000.0);
         }
         if let Err(e) = self.persist(&job) {
             tracing::error!(target: JOBS_LOG_TARGET, job_id = %job_id, "cannot persist {}: {e}", job.status);

@@ -28,6 +28,7 @@ use datafusion::physical_plan::coop::make_cooperative;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions, SchedulingType,
 };
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -494,6 +495,8 @@ pub struct RowScanExec {
     /// last asked for it.
     order: Option<SortOptions>,
     properties: Arc<PlanProperties>,
+    /// Rows out and time per partition, for `EXPLAIN ANALYZE`.
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl RowScanExec {
@@ -537,6 +540,7 @@ impl RowScanExec {
             sorted_on,
             order,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
@@ -828,6 +832,34 @@ impl DisplayAs for RowScanExec {
     }
 }
 
+/// A partition's stream, counting the rows it yields and the time spent
+/// producing them (`output_rows`, `elapsed_compute` in `EXPLAIN ANALYZE`).
+struct Observed {
+    inner: SendableRecordBatchStream,
+    metrics: BaselineMetrics,
+}
+
+impl futures::Stream for Observed {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let timer = this.metrics.elapsed_compute().timer();
+        let poll = this.inner.as_mut().poll_next(cx);
+        timer.done();
+        this.metrics.record_poll(poll)
+    }
+}
+
+impl datafusion::physical_plan::RecordBatchStream for Observed {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+}
+
 impl ExecutionPlan for RowScanExec {
     fn name(&self) -> &str {
         "RowScanExec"
@@ -880,7 +912,15 @@ impl ExecutionPlan for RowScanExec {
             None if partition == 0 && self.parts.is_empty() => &self.scan,
             None => return internal_err!("RowScanExec has no partition {partition}"),
         };
-        Ok(make_cooperative(scan.stream(&ctx)))
+        let observed = Observed {
+            inner: scan.stream(&ctx),
+            metrics: BaselineMetrics::new(&self.metrics, partition),
+        };
+        Ok(make_cooperative(Box::pin(observed)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn repartitioned(

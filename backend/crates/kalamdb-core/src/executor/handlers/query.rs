@@ -20,7 +20,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::memory_pool::MemoryConsumer;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{Analyze, Explain, LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DFStatement;
 use futures::StreamExt;
@@ -146,6 +146,14 @@ async fn plan_and_collect(
         .await?;
     if !params.is_empty() {
         plan = plan.with_param_values(params.iter().map(scalar_of).collect::<Vec<_>>())?;
+    }
+    if let LogicalPlan::Explain(Explain { plan: inner, .. })
+    | LogicalPlan::Analyze(Analyze { input: inner, .. }) = &plan
+        && matches!(inner.as_ref(), LogicalPlan::Dml(_))
+    {
+        return Err(CoreError::NotSupported(
+            "EXPLAIN shows how a query reads; it does not explain INSERT, UPDATE or DELETE".into(),
+        ));
     }
     SQLOptions::new()
         .with_allow_ddl(false)

@@ -17,6 +17,8 @@ use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::{Expr, LogicalPlan, Subquery, lit};
 use datafusion::physical_plan::{ExecutionPlan, collect};
+use kalamdb_commons::ErrorCode;
+use kalamdb_commons::error_code::HasErrorCode;
 use std::sync::Arc;
 
 /// The most values an `IN (SELECT …)` answered here may have.
@@ -67,6 +69,16 @@ pub async fn physical_plan(
     plan: &LogicalPlan,
     task: &Arc<TaskContext>,
 ) -> CoreResult<Arc<dyn ExecutionPlan>> {
+    if let LogicalPlan::Explain(explain) = plan
+        && let Err(e) = state.create_physical_plan(&explain.plan).await
+    {
+        // EXPLAIN shows a plan only to a caller who may run it: a refusal
+        // is the SELECT's own error, not a row of the plan
+        let e = CoreError::from(e);
+        if e.error_code() == ErrorCode::PermissionDenied {
+            return Err(e);
+        }
+    }
     let correlated = super::correlated::has_correlated(plan);
     if matches!(plan, LogicalPlan::Explain(_)) || !(correlated || has_in_subquery(plan)) {
         return Ok(state.create_physical_plan(plan).await?);

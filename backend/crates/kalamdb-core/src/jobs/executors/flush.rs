@@ -13,9 +13,9 @@
 //! unreferenced file and every row hot; after it, the new state. Running
 //! the job again flushes what is hot then.
 //!
-//! Tables keyed by `_seq` (no PRIMARY KEY) are not flushed yet: an UPDATE
-//! moves such a row to a new key, which a cold copy under the old key
-//! would outlive.
+//! Tables keyed by `_seq` (no PRIMARY KEY) flush too: an UPDATE moves
+//! such a row to a new key and leaves a tombstone at the old one, which
+//! hides its cold copy.
 
 use crate::app_context::AppContext;
 use crate::cold::{cold_index_key, manifest_key};
@@ -301,6 +301,8 @@ async fn flush_partition(
         done.moved += moved as u64;
         done.segments += 1;
         done.bytes += meta.bytes;
+        metrics::counter!("kalamdb_flushed_rows_total").increment(meta.rows);
+        metrics::counter!("kalamdb_flushed_bytes_total").increment(meta.bytes);
         if exhausted {
             return Ok(());
         }
@@ -423,6 +425,8 @@ impl JobExecutor<AppContext> for FlushExecutor {
 
     async fn execute(&self, ctx: &JobContext<AppContext>, job: &Job) -> JobDecision {
         let outcome = self.run(ctx, job).await;
+        let label = if outcome.is_ok() { "ok" } else { "error" };
+        metrics::counter!("kalamdb_flushes_total", "outcome" => label).increment(1);
         JobDecision::of_run(self.name(), outcome)
     }
 
