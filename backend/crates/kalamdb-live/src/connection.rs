@@ -338,8 +338,28 @@ impl Connection {
     }
 
     async fn on_authenticate(&mut self, message: &Json, authenticate: &Authenticate) -> bool {
-        if self.user.is_some() {
-            self.error(None, "PROTOCOL", "Already authenticated").await;
+        if let Some(current) = &self.user {
+            // (ours) a fresh token for the same account, before the old one
+            // expires: the connection and its subscriptions carry on
+            let Some(token) = message["token"].as_str() else {
+                self.error(None, "PROTOCOL", "Already authenticated").await;
+                return true;
+            };
+            let (user_id, role) = (current.user_id.clone(), current.role);
+            match authenticate(token.to_string()).await {
+                Ok(user) if user.user_id == user_id && user.role == role => {
+                    self.authenticated(user).await;
+                }
+                Ok(_) => {
+                    self.error(
+                        None,
+                        "UNAUTHORIZED",
+                        "A connection re-authenticates as the same user with the same role",
+                    )
+                    .await;
+                }
+                Err(e) => self.error(None, "UNAUTHORIZED", &e).await,
+            }
             return true;
         }
         if let Some(s) = message["protocol"]["serialization"].as_str()
