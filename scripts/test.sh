@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. Installs what a fresh machine
 # lacks first (the RocksDB bindings need libclang; tests use cargo-nextest,
-# moto's S3 server and Prometheus).
+# moto's S3 server, Prometheus, and Node packages for the TypeScript SDK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +31,13 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo nextest"
 cargo nextest run --workspace --no-fail-fast
+
+# the TypeScript SDK against the server binary the Rust tests just built
+echo "== TypeScript SDK (link/sdks/typescript)"
+(
+  cd link/sdks/typescript
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent typecheck
+  npm run --silent docs >/dev/null
+  KALAMDB_SERVER_BIN="$CARGO_TARGET_DIR/debug/kalamdb-server" npm test --silent
+)

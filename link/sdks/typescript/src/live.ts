@@ -98,6 +98,8 @@ interface Sub {
   loadingMax?: string;
   int64: Set<string>;
   ready: boolean;
+  /** The connection (epoch) its subscribe message went out on. */
+  sentOn?: number;
   /** Settles the pending subscribe call. */
   pending?: { resolve: () => void; reject: (e: KalamError) => void };
 }
@@ -144,6 +146,8 @@ export class LiveConnection {
   private connecting?: Promise<void>;
   private subs = new Map<string, Sub>();
   private nextId = 1;
+  /** Bumped by every new authenticated socket. */
+  private epoch = 0;
   private attempts = 0;
   private closedByUser = false;
   private inbox: Promise<void> = Promise.resolve();
@@ -185,6 +189,7 @@ export class LiveConnection {
       }
     }
     this.attempts = 0;
+    this.epoch++;
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
     for (const f of this.options.events.connect) f();
   }
@@ -404,6 +409,7 @@ export class LiveConnection {
   private sendSubscribe(sub: Sub): void {
     if (!this.socket || this.socket.readyState !== OPEN) return;
     // initial rows cut short are asked for again from the same cursor
+    sub.sentOn = this.epoch;
     sub.ready = false;
     sub.loadingMax = undefined;
     const options: Record<string, unknown> = {};
@@ -425,7 +431,8 @@ export class LiveConnection {
     this.subs.set(id, sub);
     try {
       await this.connect();
-      this.sendSubscribe(sub);
+      // connecting sent it already if the socket was new
+      if (sub.sentOn !== this.epoch) this.sendSubscribe(sub);
       await acked;
     } catch (e) {
       this.subs.delete(id);
