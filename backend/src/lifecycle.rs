@@ -58,7 +58,6 @@ impl Database {
             sync_writes: config.storage.sync_writes,
             block_cache_bytes: config.storage.block_cache_mb << 20,
             write_buffer_bytes: config.storage.write_buffer_mb << 20,
-            statistics: config.metrics.enabled,
         };
         let path = config.storage.data_dir.join("rocksdb");
         let backend = Arc::new(

@@ -1333,18 +1333,42 @@ async fn a_connection_re_authenticates_with_a_fresh_token_and_keeps_its_subscrip
     assert_eq!(next(&mut ws).await["batch_control"]["status"], "ready");
     // a client refreshing its token before expiry sends the new one
     let fresh = token(&server, "alice", "alice-pass-1").await;
-    send(&mut ws, json!({"type": "authenticate", "method": "jwt", "token": fresh})).await;
+    send(
+        &mut ws,
+        json!({"type": "authenticate", "method": "jwt", "token": fresh}),
+    )
+    .await;
     let m = next(&mut ws).await;
-    assert_eq!((m["type"].as_str(), m["user"].as_str()), (Some("auth_success"), Some("alice")), "{m}");
+    assert_eq!(
+        (m["type"].as_str(), m["user"].as_str()),
+        (Some("auth_success"), Some("alice")),
+        "{m}"
+    );
     server.ok("INSERT INTO app.items VALUES (1, 'r', 1)").await;
     let c = next(&mut ws).await;
-    assert_eq!((c["type"].as_str(), c["subscription_id"].as_str()), (Some("change"), Some("s")), "{c}");
+    assert_eq!(
+        (c["type"].as_str(), c["subscription_id"].as_str()),
+        (Some("change"), Some("s")),
+        "{c}"
+    );
     // someone else's token does not take the connection over
     let bobs = token(&server, "bob", "bob-pass-1").await;
-    send(&mut ws, json!({"type": "authenticate", "method": "jwt", "token": bobs})).await;
+    send(
+        &mut ws,
+        json!({"type": "authenticate", "method": "jwt", "token": bobs}),
+    )
+    .await;
     let m = next(&mut ws).await;
-    assert_eq!((m["type"].as_str(), m["code"].as_str()), (Some("error"), Some("UNAUTHORIZED")), "{m}");
-    send(&mut ws, json!({"type": "authenticate", "method": "jwt", "token": "not-a-jwt"})).await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("UNAUTHORIZED")),
+        "{m}"
+    );
+    send(
+        &mut ws,
+        json!({"type": "authenticate", "method": "jwt", "token": "not-a-jwt"}),
+    )
+    .await;
     assert_eq!(next(&mut ws).await["code"], "UNAUTHORIZED");
     server.ok("INSERT INTO app.items VALUES (2, 'r', 2)").await;
     let c = next(&mut ws).await;

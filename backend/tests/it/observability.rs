@@ -182,6 +182,7 @@ async fn a_real_prometheus_scrapes_requests_statements_and_engine_figures() {
         "kalamdb_rocksdb_pending_compaction_bytes",
         "kalamdb_rocksdb_writes_stopped",
         "kalamdb_rocksdb_write_stall_microseconds_total",
+        "kalamdb_rocksdb_write_stalls_total",
         "kalamdb_rocksdb_wal_syncs_total",
         "kalamdb_live_subscriptions",
         "process_resident_memory_bytes",

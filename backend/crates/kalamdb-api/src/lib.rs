@@ -144,15 +144,18 @@ async fn observe(State(state): State<Arc<ApiState>>, request: Request, next: Nex
         response.headers_mut().insert("x-request-id", value);
     }
     if state.metrics.is_some() {
-        ::metrics::counter!(
+        use kalamdb_commons::metric_handles::{count, observe, status_label};
+        let status = status_label(response.status().as_u16());
+        count(
             "kalamdb_http_requests_total",
-            "route" => route,
-            "method" => method,
-            "status" => response.status().as_u16().to_string()
-        )
-        .increment(1);
-        ::metrics::histogram!("kalamdb_http_request_duration_seconds", "route" => route)
-            .record(start.elapsed().as_secs_f64());
+            &[("route", route), ("method", method), ("status", status)],
+            1,
+        );
+        observe(
+            "kalamdb_http_request_duration_seconds",
+            &[("route", route)],
+            start.elapsed().as_secs_f64(),
+        );
     }
     response
 }

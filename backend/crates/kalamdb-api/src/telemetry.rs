@@ -166,6 +166,7 @@ fn collect(state: &ApiState) {
         .set(f64::from(u8::from(engine.writes_stopped)));
     metrics::counter!("kalamdb_rocksdb_write_stall_microseconds_total")
         .absolute(engine.write_stall_micros);
+    metrics::counter!("kalamdb_rocksdb_write_stalls_total").absolute(engine.write_stalls);
     metrics::counter!("kalamdb_rocksdb_wal_syncs_total").absolute(engine.wal_syncs);
 
     let subscriptions = state.live.subscriptions();
@@ -254,6 +255,10 @@ fn describe() {
         "kalamdb_rocksdb_write_stall_microseconds_total",
         Unit::Microseconds,
         "Time writers were slowed down or stopped by RocksDB"
+    );
+    describe_counter!(
+        "kalamdb_rocksdb_write_stalls_total",
+        "Times RocksDB delayed or stopped writes"
     );
     describe_counter!("kalamdb_rocksdb_wal_syncs_total", "WAL fsyncs");
     describe_counter!(

@@ -593,8 +593,11 @@ fn count_attempt<T>(method: &'static str, result: Result<T, AuthError>) -> Resul
         Err(AuthError::Locked { .. }) => "locked",
         Err(_) => "failure",
     };
-    metrics::counter!("kalamdb_auth_attempts_total", "method" => method, "outcome" => outcome)
-        .increment(1);
+    kalamdb_commons::metric_handles::count(
+        "kalamdb_auth_attempts_total",
+        &[("method", method), ("outcome", outcome)],
+        1,
+    );
     result
 }
 

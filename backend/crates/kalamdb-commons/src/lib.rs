@@ -7,6 +7,7 @@ pub mod data_type;
 pub mod definition;
 pub mod error_code;
 pub mod ids;
+pub mod metric_handles;
 pub mod password;
 pub mod role;
 pub mod snowflake;

@@ -355,10 +355,17 @@ fn observe_statement(
 ) {
     let elapsed = started.elapsed();
     let outcome = if ok { "ok" } else { "error" };
-    metrics::counter!("kalamdb_sql_statements_total", "family" => family, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("kalamdb_sql_statement_duration_seconds", "family" => family)
-        .record(elapsed.as_secs_f64());
+    use kalamdb_commons::metric_handles::{count, observe};
+    count(
+        "kalamdb_sql_statements_total",
+        &[("family", family), ("outcome", outcome)],
+        1,
+    );
+    observe(
+        "kalamdb_sql_statement_duration_seconds",
+        &[("family", family)],
+        elapsed.as_secs_f64(),
+    );
     let threshold = app.options.slow_query_ms;
     if threshold > 0 && elapsed.as_millis() >= u128::from(threshold) {
         metrics::counter!("kalamdb_sql_slow_statements_total", "family" => family).increment(1);

@@ -214,6 +214,8 @@ pub struct EngineStats {
     pub pending_compaction_bytes: u64,
     /// Time writers were slowed down or stopped by the engine, since open.
     pub write_stall_micros: u64,
+    /// Times writes were delayed or stopped, since open.
+    pub write_stalls: u64,
     /// Whether writes are stopped right now.
     pub writes_stopped: bool,
     /// WAL fsyncs since open.

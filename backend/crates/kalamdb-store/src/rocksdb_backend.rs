@@ -6,7 +6,6 @@ use crate::error::{StoreError, StoreResult};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
     ReadOptions, WriteBatch, WriteOptions,
-    statistics::{StatsLevel, Ticker},
 };
 use std::path::Path;
 
@@ -18,8 +17,6 @@ pub struct RocksDbOptions {
     pub block_cache_bytes: usize,
     /// Memtable size per column family.
     pub write_buffer_bytes: usize,
-    /// Keep RocksDB's counters (write stalls, WAL syncs) for metrics.
-    pub statistics: bool,
 }
 
 impl Default for RocksDbOptions {
@@ -28,7 +25,6 @@ impl Default for RocksDbOptions {
             sync_writes: false,
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 32 << 20,
-            statistics: false,
         }
     }
 }
@@ -36,8 +32,6 @@ impl Default for RocksDbOptions {
 pub struct RocksDbBackend {
     db: DB,
     sync_writes: bool,
-    /// The database's options: they hold its statistics, when kept.
-    db_options: Option<Options>,
 }
 
 impl RocksDbBackend {
@@ -64,11 +58,6 @@ impl RocksDbBackend {
         db_options.create_missing_column_families(true);
         db_options.set_max_background_jobs(2);
         db_options.set_keep_log_file_num(5);
-        if options.statistics {
-            // counters only: no timers or histograms on the write path
-            db_options.enable_statistics();
-            db_options.set_statistics_level(StatsLevel::ExceptHistogramOrTimers);
-        }
 
         let descriptors = Partition::ALL
             .iter()
@@ -77,7 +66,6 @@ impl RocksDbBackend {
         Ok(Self {
             db,
             sync_writes: options.sync_writes,
-            db_options: options.statistics.then_some(db_options),
         })
     }
 
@@ -177,18 +165,34 @@ impl StorageBackend for RocksDbBackend {
                 .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
                 .sum()
         };
-        let ticker = |t: Ticker| {
-            self.db_options
-                .as_ref()
-                .map_or(0, |o| o.get_ticker_count(t))
-        };
+        // RocksDB's own DB stats (kept without `enable_statistics`, which
+        // would cost every read and write)
+        let db_stats = self
+            .db
+            .property_value("rocksdb.dbstats")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (wal_syncs, write_stall_micros) = parse_db_stats(&db_stats);
+        let write_stalls = Partition::ALL
+            .iter()
+            .filter_map(|p| self.cf(*p).ok())
+            .filter_map(|cf| {
+                self.db
+                    .property_value_cf(&cf, "rocksdb.cf-write-stall-stats")
+                    .ok()
+                    .flatten()
+            })
+            .map(|text| stat_after(&text, "total-delays: ") + stat_after(&text, "total-stops: "))
+            .sum();
         EngineStats {
             memtable_bytes,
             block_cache_bytes,
             pending_compaction_bytes: db_total("rocksdb.estimate-pending-compaction-bytes"),
-            write_stall_micros: ticker(Ticker::StallMicros),
+            write_stall_micros,
+            write_stalls,
             writes_stopped: db_total("rocksdb.is-write-stopped") > 0,
-            wal_syncs: ticker(Ticker::WalFileSynced),
+            wal_syncs,
         }
     }
 
@@ -257,6 +261,42 @@ impl StorageBackend for RocksDbBackend {
     fn syncs_writes(&self) -> bool {
         self.sync_writes
     }
+}
+
+/// The integer right after `label` in `text` (0 when absent).
+fn stat_after(text: &str, label: &str) -> u64 {
+    text.find(label)
+        .map(|i| &text[i + label.len()..])
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// (WAL syncs, cumulative write stall in µs) from `rocksdb.dbstats`:
+/// `Cumulative WAL: 12 writes, 3 syncs, …` and
+/// `Cumulative stall: 00:00:1.250 H:M:S, …`.
+fn parse_db_stats(text: &str) -> (u64, u64) {
+    let syncs = text
+        .find("Cumulative WAL: ")
+        .and_then(|i| {
+            text[i..]
+                .find(" writes, ")
+                .map(|j| i + j + " writes, ".len())
+        })
+        .map_or(0, |i| stat_after(&text[i..], ""));
+    let stall = text
+        .find("Cumulative stall: ")
+        .map(|i| &text[i + "Cumulative stall: ".len()..])
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|hms| {
+            let mut parts = hms.split(':');
+            let h: f64 = parts.next()?.parse().ok()?;
+            let m: f64 = parts.next()?.parse().ok()?;
+            let s: f64 = parts.next()?.parse().ok()?;
+            Some(((h * 3600.0 + m * 60.0 + s) * 1e6).round() as u64)
+        })
+        .unwrap_or(0);
+    (syncs, stall)
 }
 
 #[cfg(test)]
@@ -338,5 +378,35 @@ mod tests {
                 .unwrap(),
             vec![true, false]
         );
+    }
+
+    #[test]
+    fn engine_figures_come_from_rocksdb_db_stats() {
+        let text = "** DB Stats **\nCumulative writes: 5 writes, 5 keys\n\
+                    Cumulative WAL: 5 writes, 3 syncs, 1.67 writes per sync, written: 0.00 GB\n\
+                    Cumulative stall: 00:01:2.500 H:M:S, 0.0 percent\n";
+        assert_eq!(parse_db_stats(text), (3, 62_500_000));
+        assert_eq!(parse_db_stats(""), (0, 0));
+        assert_eq!(
+            stat_after("total-delays: 4, total-stops: 2\n", "total-stops: "),
+            2
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = RocksDbBackend::open(
+            dir.path(),
+            &RocksDbOptions {
+                sync_writes: true,
+                ..RocksDbOptions::default()
+            },
+        )
+        .unwrap();
+        let mut batch = Batch::new();
+        batch.put(Partition::Data, b"k".to_vec(), b"v".to_vec());
+        db.write(batch).unwrap();
+        let stats = db.engine_stats();
+        assert!(stats.wal_syncs >= 1, "{stats:?}");
+        assert!(stats.memtable_bytes > 0);
+        assert_eq!((stats.write_stalls, stats.writes_stopped), (0, false));
     }
 }
