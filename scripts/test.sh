@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace. Installs what a fresh machine
 # lacks first (the RocksDB bindings need libclang; tests use cargo-nextest,
-# moto's S3 server, Prometheus, and Node packages for the TypeScript SDK).
+# moto's S3 server, Prometheus, Node packages and Chromium for the TypeScript
+# SDK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,11 @@ if ! command -v prometheus >/dev/null 2>&1; then
   echo "== installing prometheus (the metrics test lets a real Prometheus scrape the server)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (the TypeScript SDK's example is tested in a real browser)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
