@@ -9,6 +9,7 @@
 #   ONLY=queries bash scripts/bench.sh  # key ranges, ordered LIMIT, scans (1M rows)
 #   ONLY=cold bash scripts/bench.sh     # FLUSH of 1M rows; point lookups hot vs cold
 #   ONLY=metrics bash scripts/bench.sh  # INSERT and point SELECT with metrics on vs off
+#   ONLY=sdk bash scripts/bench.sh      # the TypeScript SDK: live() throughput, INSERT -> callback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
@@ -21,7 +22,7 @@ trap 'pkill -f "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 source scripts/build-deps.sh
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
-if [ -z "$PGBIN" ] && [ "${ONLY:-}" != metrics ]; then
+if [ -z "$PGBIN" ] && [ "${ONLY:-}" != metrics ] && [ "${ONLY:-}" != sdk ]; then
   as_root apt-get update -qq && as_root apt-get install -y -qq postgresql >/dev/null
   PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 fi
@@ -167,6 +168,19 @@ for w in sorted({k[0] for k in runs}):
 PY
 fi
 [ "${ONLY:-}" = metrics ] && exit 0
+
+# ------------- the TypeScript SDK: live() throughput and INSERT -> callback
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = sdk ]; then
+  echo "== TypeScript SDK (one Node.js client, release server)"
+  KALAMDB_DATA_DIR="$WORK/kalam-sdk" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false "$BIN/kalamdb-server" >"$WORK/kalam-sdk.out" 2>&1 &
+  sdk_pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  (cd link/sdks/typescript && npm ci --no-audit --no-fund --loglevel=error && node scripts/build.mjs >/dev/null \
+    && node bench/live.mjs --url "http://127.0.0.1:$KPORT" --rows 200000 --samples 2000)
+  kill -TERM "$sdk_pid"; wait "$sdk_pid" || true
+fi
+[ "${ONLY:-}" = sdk ] && exit 0
 
 # ------------------------------------------------------------- PostgreSQL
 PGDATA="$WORK/pg"

@@ -6,7 +6,7 @@
 
 use crate::error::LiveError;
 use crate::manager::{Delivery, LiveQueryManager, Outlet, Owner, Subscription};
-use crate::query::{Handover, LiveChange, LiveQuery, LiveRow};
+use crate::query::{Handover, INSERT_TAIL_HEAD, LiveChange, LiveQuery, LiveRow};
 use kalamdb_core::rows::json::column_infos;
 use kalamdb_core::{AppContext, ExecutionContext};
 use serde_json::{Value as Json, json};
@@ -17,6 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+/// Inserted rows one `change` message carries at most…
+const MAX_ROWS_PER_CHANGE: usize = 1000;
+/// …and the size past which it takes no more.
+const MAX_CHANGE_BYTES: usize = 256 << 10;
 
 /// A WebSocket frame, as far as the protocol cares.
 #[derive(Debug, Clone, PartialEq)]
@@ -659,9 +664,31 @@ impl Connection {
             "{{\"type\":\"change\",\"subscription_id\":{},",
             Json::String(id.to_string())
         );
-        for change in changes {
-            self.send_text(format!("{head}{}", change.wire_tail()))
+        // consecutive inserts share a message (a 1,000-row INSERT is one
+        // message of 1,000 rows, not 1,000 messages); updates and deletes
+        // go one by one, each row with its old values
+        let mut i = 0;
+        while i < changes.len() {
+            let Some(first) = changes[i].inserted_row_wire() else {
+                self.send_text(format!("{head}{}", changes[i].wire_tail()))
+                    .await;
+                i += 1;
+                continue;
+            };
+            let mut rows = String::from(first);
+            let mut j = i + 1;
+            while j < changes.len() && j - i < MAX_ROWS_PER_CHANGE && rows.len() < MAX_CHANGE_BYTES
+            {
+                let Some(row) = changes[j].inserted_row_wire() else {
+                    break;
+                };
+                rows.push(',');
+                rows.push_str(row);
+                j += 1;
+            }
+            self.send_text(format!("{head}{INSERT_TAIL_HEAD}{rows}]}}"))
                 .await;
+            i = j;
         }
     }
 }

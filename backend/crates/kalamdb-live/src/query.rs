@@ -113,7 +113,21 @@ impl LiveChange {
             text[1..].to_string()
         })
     }
+
+    /// An insert's row as JSON (the element of its `rows`), so consecutive
+    /// inserts can share one `change` message.
+    pub fn inserted_row_wire(&self) -> Option<&str> {
+        if self.kind != ChangeKind::Insert {
+            return None;
+        }
+        self.wire_tail()
+            .strip_prefix(INSERT_TAIL_HEAD)
+            .and_then(|rest| rest.strip_suffix("]}"))
+    }
 }
+
+/// How an insert's `wire_tail` begins.
+pub const INSERT_TAIL_HEAD: &str = "\"change_type\":\"insert\",\"rows\":[";
 
 pub struct LiveQuery {
     pub table: Arc<CachedTable>,

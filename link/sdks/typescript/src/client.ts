@@ -45,6 +45,22 @@ export interface ClientOptions {
   pongTimeoutMs?: number;
 }
 
+/** Runs `f` after the messages already received (one macrotask later). */
+const soon: (f: () => void) => void = (() => {
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => void }).setImmediate;
+  if (immediate) return (f: () => void) => immediate(f);
+  if (typeof MessageChannel !== 'undefined') {
+    const queue: Array<() => void> = [];
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => queue.shift()?.();
+    return (f: () => void) => {
+      queue.push(f);
+      channel.port2.postMessage(0);
+    };
+  }
+  return (f: () => void) => setTimeout(f, 0);
+})();
+
 /** Identifiers go into SQL only when they are plain names. */
 function identifier(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(name)) {
@@ -443,10 +459,18 @@ export class KalamDBClient {
     const rows = new Map<string, T>();
     let keyOf = options.getKey;
     let ready = false;
+    // one call per burst of messages, not per message: a 200k-row set
+    // copied for each of 1,000 messages would be quadratic
+    let scheduled = false;
     const emit = () => {
-      let out = [...rows.values()];
-      if (options.limit !== undefined) out = out.slice(-options.limit);
-      onRows(out);
+      if (scheduled) return;
+      scheduled = true;
+      soon(() => {
+        scheduled = false;
+        let out = [...rows.values()];
+        if (options.limit !== undefined) out = out.slice(-options.limit);
+        onRows(out);
+      });
     };
     const withoutSeq = (r: Row): T => {
       const { _seq: _ignored, ...rest } = r;
