@@ -69,6 +69,18 @@ function identifier(name: string): string {
   return name;
 }
 
+/** One event of `subscribeRows`. */
+export interface RowEvent<T> {
+  type: 'initial' | 'insert' | 'update' | 'delete' | 'error';
+  rows: T[];
+  /** `update`: the rows before. */
+  oldRows?: T[];
+  /** `initial`: the last batch of the initial rows. */
+  ready?: boolean;
+  /** `error`: what ended the subscription (or, for `RESUME_TOO_OLD`, what restarted it). */
+  error?: KalamError;
+}
+
 /** A key: one value for a single-column primary key, else column → value. */
 export type Key = SqlParam | Record<string, SqlParam>;
 
@@ -447,6 +459,35 @@ export class KalamDBClient {
         };
       },
     };
+  }
+
+  /**
+   * A live query as typed row events, without the protocol's envelope:
+   * `initial` (the rows at subscribe time, possibly in several calls),
+   * then `insert`, `update` (with `oldRows`) and `delete` (the removed rows
+   * in `rows`). `_seq` stays on each row (a resume cursor).
+   */
+  subscribeRows<T extends Row = Row>(
+    sql: string,
+    onChange: (event: RowEvent<T>) => void,
+    options?: SubscribeOptions,
+  ): Promise<Unsubscribe> {
+    return this.connection.subscribe(
+      sql,
+      (m) => {
+        if (m.type === 'initial_data_batch') {
+          onChange({ type: 'initial', rows: m.rows as T[], ready: !m.batch_control.has_more });
+        } else if (m.type === 'change') {
+          if (m.change_type === 'delete') onChange({ type: 'delete', rows: (m.old_values ?? []) as T[] });
+          else if (m.change_type === 'update')
+            onChange({ type: 'update', rows: (m.rows ?? []) as T[], oldRows: (m.old_values ?? []) as T[] });
+          else onChange({ type: 'insert', rows: (m.rows ?? []) as T[] });
+        } else if (m.type === 'error') {
+          onChange({ type: 'error', rows: [], error: new KalamError(m.code, m.message) });
+        }
+      },
+      options,
+    );
   }
 
   /** The rows of a live query as they are: `onRows` gets the whole ordered

@@ -4,7 +4,7 @@
  * uses the optional `ws` package).
  */
 export { Auth, type AuthCredentials, type AuthProvider, type TokenPair } from './auth.js';
-export { KalamDBClient, createClient, type ClientOptions, type Key } from './client.js';
+export { KalamDBClient, createClient, type ClientOptions, type Key, type RowEvent } from './client.js';
 export { KalamError } from './errors.js';
 export {
   ChangeType,

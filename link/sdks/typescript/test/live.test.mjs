@@ -192,3 +192,81 @@ test('the server killed and restarted mid-stream: 0 changes lost, 0 doubled', as
   assert.ok(connects >= 2, `reconnected (${connects} connects)`);
   ann.close();
 });
+
+test('a half-open socket (the server goes silent) is detected by the ping timeout and replaced, nothing lost', async () => {
+  // a TCP relay whose current connections can be frozen: bytes stop
+  // flowing both ways, nothing is closed — what a dead NAT entry looks like
+  const { createServer, connect } = await import('node:net');
+  const target = new URL(server.url);
+  const frozen = new Set();
+  const live = new Set();
+  const relay = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const pair = { client, upstream };
+    live.add(pair);
+    client.on('data', (d) => frozen.has(pair) || upstream.write(d));
+    upstream.on('data', (d) => frozen.has(pair) || client.write(d));
+    const end = () => {
+      live.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  });
+  await new Promise((r) => relay.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${relay.address().port}`;
+  await server.sql("CREATE SHARED TABLE lv.beats (id INT PRIMARY KEY); ALTER TABLE lv.beats SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC')");
+  const ann = createClient({
+    url,
+    auth: Auth.basic('ann', 'Ann-Pass-12345'),
+    reconnectDelayMs: 100,
+    pingIntervalMs: 200,
+    pongTimeoutMs: 1200,
+  });
+  const reasons = [];
+  ann.onDisconnect((r) => reasons.push(r));
+  const ids = [];
+  await ann.subscribeWithSql('SELECT id FROM lv.beats', (m) => {
+    for (const r of m.rows ?? []) ids.push(r.id);
+  });
+  await server.sql('INSERT INTO lv.beats VALUES (1)');
+  await until(() => ids.length === 1, 5000, 'the first row');
+  for (const pair of live) frozen.add(pair);
+  await server.sql('INSERT INTO lv.beats VALUES (2), (3)');
+  await until(() => reasons.length > 0, 5000, 'the silence to be noticed');
+  assert.equal(reasons[0], 'no answer from the server');
+  await until(() => ids.length === 3, 5000, 'the rows written while frozen');
+  assert.deepEqual(ids, [1, 2, 3]);
+  ann.close();
+  for (const pair of live) {
+    pair.client.destroy();
+    pair.upstream.destroy();
+  }
+  await new Promise((r) => relay.close(r));
+});
+
+test('subscribeRows gives typed row events, and large (gzip) messages arrive intact', async () => {
+  await server.sql("CREATE SHARED TABLE lv.docs (id INT PRIMARY KEY, body TEXT); ALTER TABLE lv.docs SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC')");
+  const big = 'x'.repeat(5000) + '✓ end';
+  await server.sql(`INSERT INTO lv.docs VALUES (1, '${big}')`);
+  const ann = clientOf('ann', 'Ann-Pass-12345');
+  const events = [];
+  const stop = await ann.subscribeRows('SELECT id, body FROM lv.docs', (e) => events.push(e));
+  await server.sql("INSERT INTO lv.docs VALUES (2, 'two'), (3, 'three')");
+  await server.sql("UPDATE lv.docs SET body = 'deux' WHERE id = 2");
+  await server.sql('DELETE FROM lv.docs WHERE id = 3');
+  await until(() => events.some((e) => e.type === 'delete'), 5000, 'the delete');
+  const shape = events.map((e) => [e.type, e.rows.map((r) => r.id), (e.oldRows ?? []).map((r) => r.body)]);
+  assert.deepEqual(shape, [
+    ['initial', [1], []],
+    ['insert', [2, 3], []],
+    ['update', [2], ['two']],
+    ['delete', [3], []],
+  ]);
+  assert.equal(events[0].rows[0].body, big, 'a 5 kB row (a gzip binary frame) arrives intact');
+  assert.equal(events[0].ready, true);
+  assert.equal(events[2].rows[0].body, 'deux');
+  await stop();
+  ann.close();
+});
