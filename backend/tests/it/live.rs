@@ -779,24 +779,32 @@ impl Mirror {
                 self.ready = m["batch_control"]["status"] == "ready";
             }
             "change" => match m["change_type"].as_str().unwrap() {
+                // a message may carry several rows (consecutive inserts
+                // share one)
                 "insert" => {
-                    let (id, seq, row) = Self::row(&m["rows"][0]);
-                    self.last_seq = self.last_seq.max(seq);
-                    assert!(self.held.insert(id, row).is_none(), "doubled insert: {m}");
+                    for row in m["rows"].as_array().unwrap() {
+                        let (id, seq, row) = Self::row(row);
+                        self.last_seq = self.last_seq.max(seq);
+                        assert!(self.held.insert(id, row).is_none(), "doubled insert: {m}");
+                    }
                 }
                 "update" => {
-                    let (id, seq, row) = Self::row(&m["rows"][0]);
-                    self.last_seq = self.last_seq.max(seq);
-                    assert!(
-                        self.held.insert(id, row).is_some(),
-                        "update of a missing row: {m}"
-                    );
+                    for row in m["rows"].as_array().unwrap() {
+                        let (id, seq, row) = Self::row(row);
+                        self.last_seq = self.last_seq.max(seq);
+                        assert!(
+                            self.held.insert(id, row).is_some(),
+                            "update of a missing row: {m}"
+                        );
+                    }
                 }
                 "delete" => {
-                    let (id, seq, _) = Self::row(&m["old_values"][0]);
-                    self.last_seq = self.last_seq.max(seq);
-                    let held = self.held.remove(&id).is_some();
-                    assert!(held || self.resumed, "delete of a missing row: {m}");
+                    for row in m["old_values"].as_array().unwrap() {
+                        let (id, seq, _) = Self::row(row);
+                        self.last_seq = self.last_seq.max(seq);
+                        let held = self.held.remove(&id).is_some();
+                        assert!(held || self.resumed, "delete of a missing row: {m}");
+                    }
                 }
                 other => panic!("unknown change {other}"),
             },

@@ -270,3 +270,38 @@ test('subscribeRows gives typed row events, and large (gzip) messages arrive int
   await stop();
   ann.close();
 });
+
+test('liveTableRows, unsubscribe(id), and the reconnect settings: off, and giving up with onError', async () => {
+  await server.sql("CREATE SHARED TABLE lv.small (id INT PRIMARY KEY, v TEXT); ALTER TABLE lv.small SET TBLPROPERTIES (ACCESS_LEVEL = 'PUBLIC'); INSERT INTO lv.small VALUES (1, 'a')");
+  const ann = clientOf('ann', 'Ann-Pass-12345');
+  let rows = [];
+  const stop = await ann.liveTableRows('lv.small', (r) => (rows = r));
+  await until(() => rows.length === 1, 5000, 'the table rows');
+  assert.deepEqual(rows, [{ id: 1, v: 'a' }]);
+  await ann.unsubscribe(stop.id);
+  assert.deepEqual(ann.getSubscriptions(), []);
+  await server.sql("INSERT INTO lv.small VALUES (2, 'b')");
+  await sleep(300);
+  assert.equal(rows.length, 1, 'nothing after unsubscribe(id)');
+
+  // no reconnect when it is off; giving up is reported through onError
+  const quiet = clientOf('ann', 'Ann-Pass-12345');
+  quiet.setAutoReconnect(false);
+  const giveUp = clientOf('ann', 'Ann-Pass-12345');
+  giveUp.setMaxReconnectAttempts(0);
+  const events = { quietConnects: 0, quietDown: 0, errors: [] };
+  quiet.onConnect(() => events.quietConnects++);
+  quiet.onDisconnect(() => events.quietDown++);
+  giveUp.onError((e) => events.errors.push(e));
+  await quiet.subscribeWithSql('SELECT id FROM lv.small', () => {});
+  await giveUp.subscribeWithSql('SELECT id FROM lv.small', () => {});
+  await server.crashAndRestart(200);
+  await until(() => events.quietDown === 1 && events.errors.length === 1, 5000, 'both to notice');
+  await sleep(800);
+  assert.equal(events.quietConnects, 1, 'autoReconnect off: it stays down');
+  assert.equal(events.errors[0].code, 'CLOSED');
+  assert.match(events.errors[0].message, /Gave up reconnecting/);
+  quiet.close();
+  giveUp.close();
+  ann.close();
+});
