@@ -257,6 +257,9 @@ pub struct JobsSection {
     /// How often a Retention job purges soft-deleted rows past their
     /// retention (0: never).
     pub retention_interval_secs: u64,
+    /// How often a Compact job merges small cold segments and drops
+    /// superseded versions and purgeable tombstones (0: never).
+    pub compaction_interval_secs: u64,
 }
 
 impl Default for JobsSection {
@@ -268,6 +271,7 @@ impl Default for JobsSection {
             user_cleanup_interval_secs: 3600,
             stream_eviction_interval_secs: 60,
             retention_interval_secs: 3600,
+            compaction_interval_secs: 3600,
         }
     }
 }

@@ -121,6 +121,10 @@ impl Database {
                 config.jobs.retention_interval_secs.saturating_mul(1000),
             )
             .unwrap_or(i64::MAX),
+            compaction_interval_ms: i64::try_from(
+                config.jobs.compaction_interval_secs.saturating_mul(1000),
+            )
+            .unwrap_or(i64::MAX),
         };
         let app = AppContext::open(
             Arc::clone(&backend) as Arc<dyn StorageBackend>,

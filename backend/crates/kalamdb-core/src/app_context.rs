@@ -56,6 +56,8 @@ pub struct CoreOptions {
     pub deleted_retention_ms: i64,
     /// How often a Retention job is scheduled (0: never).
     pub retention_interval_ms: i64,
+    /// How often a Compact job runs over every table (0: never).
+    pub compaction_interval_ms: i64,
     /// The `local` storage's directory, as shown in `system.storages`.
     pub local_storage_dir: String,
     /// Structural limits every statement is checked against after parsing.
@@ -80,6 +82,7 @@ impl Default for CoreOptions {
             stream_eviction_interval_ms: 60 * 1000,
             deleted_retention_ms: 168 * 3600 * 1000,
             retention_interval_ms: 3600 * 1000,
+            compaction_interval_ms: 3600 * 1000,
             local_storage_dir: "./data/storage".into(),
             sql_limits: kalamdb_sql::SqlLimits::default(),
             query_limits: crate::query_limits::RoleQueryLimits::default(),

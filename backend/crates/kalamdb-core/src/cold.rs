@@ -136,6 +136,20 @@ fn parent_dir(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
+/// The key prefixes of every partition of table `table` that has a
+/// manifest.
+pub fn partitions_of(backend: &dyn StorageBackend, table: u64) -> CoreResult<Vec<Vec<u8>>> {
+    let (first, last) = manifest_range(table);
+    let mut partitions = Vec::new();
+    backend.scan(Partition::Index, &first, &last, &mut |key, _| {
+        let mut partition = key[..8].to_vec();
+        partition.extend_from_slice(&key[12..]);
+        partitions.push(partition);
+        Ok(true)
+    })?;
+    Ok(partitions)
+}
+
 /// The keys of every manifest of table `table`.
 fn manifest_range(table: u64) -> (Vec<u8>, Vec<u8>) {
     let table = table.to_be_bytes();
@@ -154,6 +168,36 @@ pub struct ColdTier {
     files: DashMap<u64, Arc<SegmentFile>>,
     /// Their decoded row groups, up to [`GROUP_CACHE_BYTES`].
     groups: Arc<GroupCache>,
+    /// Per table id: held by whoever changes the table's segments (a
+    /// flush, a compaction), so that two never interleave their cold index
+    /// writes.
+    maintenance: DashMap<u64, Arc<tokio::sync::Mutex<()>>>,
+    /// Segments a compaction replaced: no manifest lists them any more, but
+    /// a query that began before may still read them. Deleted by
+    /// [`ColdTier::reap`] once nothing holds them open.
+    retired: std::sync::Mutex<Vec<SegmentMeta>>,
+    /// Ids of retired segments being deleted or deleted: opening one fails
+    /// with [`CoreError::SegmentRetired`], and the reader looks again.
+    gone: dashmap::DashSet<u64>,
+    /// While above zero, no retired segment is deleted (a backup is
+    /// copying the files).
+    holds: std::sync::atomic::AtomicUsize,
+}
+
+/// How often a read looks again after a compaction replaced the segment
+/// it went for (each time it finds the successor, unless yet another
+/// compaction replaced that one meanwhile).
+pub const RETIRED_RETRIES: usize = 8;
+
+/// While alive, retired segments are kept ([`ColdTier::hold_deletions`]).
+pub struct DeletionHold(Arc<ColdTier>);
+
+impl Drop for DeletionHold {
+    fn drop(&mut self) {
+        self.0
+            .holds
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// How many bytes of decoded row groups the cold tier keeps for reuse.
@@ -175,7 +219,91 @@ impl ColdTier {
             manifests: DashMap::new(),
             files: DashMap::new(),
             groups: Arc::new(GroupCache::new(GROUP_CACHE_BYTES)),
+            maintenance: DashMap::new(),
+            retired: std::sync::Mutex::new(Vec::new()),
+            gone: dashmap::DashSet::new(),
+            holds: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// The lock a flush or compaction of table `table` holds throughout.
+    pub(crate) fn maintenance_lock(&self, table: u64) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(&self.maintenance.entry(table).or_default())
+    }
+
+    /// Hands over segments a committed compaction replaced, to be deleted
+    /// once no query reads them.
+    pub(crate) fn retire(&self, segments: impl IntoIterator<Item = SegmentMeta>) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(segments);
+    }
+
+    /// How many replaced segments still wait for their last reader.
+    pub fn retired_count(&self) -> usize {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Keeps retired segments' files until the returned guard drops.
+    pub fn hold_deletions(self: &Arc<Self>) -> DeletionHold {
+        self.holds
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        DeletionHold(Arc::clone(self))
+    }
+
+    /// Deletes the retired segments nothing reads any more: not open, or
+    /// open only in the cache of open files (a running scan holds its own
+    /// reference until it ends). Returns how many went; one that cannot be
+    /// deleted now is tried again at the next call (and an orphan left by
+    /// a crash goes with the sweep at start).
+    pub async fn reap(&self) -> usize {
+        if self.holds.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            return 0;
+        }
+        let candidates = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut keep = Vec::new();
+        let mut deleted = 0;
+        for meta in candidates {
+            // new openers fail from here on; then the cached file goes if
+            // no reader holds it
+            self.gone.insert(meta.id);
+            let unused = match self
+                .files
+                .remove_if(&meta.id, |_, f| Arc::strong_count(f) == 1)
+            {
+                Some(_) => true,
+                None => !self.files.contains_key(&meta.id),
+            };
+            if !unused {
+                self.gone.remove(&meta.id);
+                keep.push(meta);
+                continue;
+            }
+            self.groups.forget(meta.id);
+            let result = match self.storage(&meta.storage) {
+                Ok(storage) => storage.delete(&meta.path).await.map_err(CoreError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(
+                        "cold tier: cannot delete replaced segment '{}' now: {e}",
+                        meta.path
+                    );
+                    self.gone.remove(&meta.id);
+                    keep.push(meta);
+                }
+            }
+        }
+        if !keep.is_empty() {
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(keep);
+        }
+        deleted
     }
 
     /// The storages segments live on.
@@ -258,17 +386,31 @@ impl ColdTier {
         self.files.clear();
     }
 
-    fn file(&self, meta: &SegmentMeta) -> CoreResult<Arc<SegmentFile>> {
+    /// Segment `meta`, open (from the cache of open files, or opened now).
+    pub(crate) fn file(&self, meta: &SegmentMeta) -> CoreResult<Arc<SegmentFile>> {
         if let Some(f) = self.files.get(&meta.id) {
             return Ok(Arc::clone(&f));
         }
-        let path = self.storage(&meta.storage)?.local_copy(&meta.path)?;
-        let file = Arc::new(SegmentFile::open(
-            meta.id,
-            &path,
-            Some(Arc::clone(&self.groups)),
-        )?);
+        let retired = || CoreError::SegmentRetired(meta.id);
+        if self.gone.contains(&meta.id) {
+            return Err(retired());
+        }
+        let opened = self
+            .storage(&meta.storage)?
+            .local_copy(&meta.path)
+            .and_then(|path| SegmentFile::open(meta.id, &path, Some(Arc::clone(&self.groups))));
+        let file = match opened {
+            Ok(file) => Arc::new(file),
+            // deleted while this reader went for it
+            Err(_) if self.gone.contains(&meta.id) => return Err(retired()),
+            Err(e) => return Err(e.into()),
+        };
         self.files.insert(meta.id, Arc::clone(&file));
+        // a reap that began meanwhile may not have seen this reference
+        if self.gone.contains(&meta.id) {
+            self.files.remove(&meta.id);
+            return Err(retired());
+        }
         Ok(file)
     }
 
@@ -288,11 +430,18 @@ impl ColdTier {
                 // committed after this manifest was cached: read it again
                 self.manifests.remove(prefix);
                 let manifest = self.manifest(backend, prefix)?;
-                manifest.segment(segment).cloned().ok_or_else(|| {
-                    CoreError::Internal(format!(
-                        "cold tier: segment {segment} is not in its partition's manifest"
-                    ))
-                })?
+                match manifest.segment(segment) {
+                    Some(meta) => meta.clone(),
+                    // replaced by a compaction after the caller's lookup
+                    None => self
+                        .retired
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .find(|s| s.id == segment)
+                        .cloned()
+                        .ok_or(CoreError::SegmentRetired(segment))?,
+                }
             }
         };
         let file = self.file(&meta)?;
@@ -314,6 +463,29 @@ impl ColdTier {
         end: &[u8],
         reverse: bool,
     ) -> CoreResult<Vec<(SegmentCursor, u32)>> {
+        let mut attempts = 0;
+        loop {
+            match self.try_cursors(backend, prefix, one_partition, start, end, reverse) {
+                // a compaction replaced a segment between the manifest and
+                // the open: its successor is in the manifest now
+                Err(CoreError::SegmentRetired(_)) if attempts < RETIRED_RETRIES => {
+                    attempts += 1;
+                    self.forget(&prefix[..8.min(prefix.len())]);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_cursors(
+        &self,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+        one_partition: bool,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+    ) -> CoreResult<Vec<(SegmentCursor, u32)>> {
         let manifests = if one_partition {
             vec![self.manifest(backend, prefix)?]
         } else {
@@ -324,14 +496,7 @@ impl ColdTier {
                     .and_then(|t| t.try_into().ok())
                     .ok_or_else(|| CoreError::Internal("a row prefix without a table".into()))?,
             );
-            let (first, last) = manifest_range(table);
-            let mut partitions = Vec::new();
-            backend.scan(Partition::Index, &first, &last, &mut |key, _| {
-                let mut partition = key[..8].to_vec();
-                partition.extend_from_slice(&key[12..]);
-                partitions.push(partition);
-                Ok(true)
-            })?;
+            let partitions = partitions_of(backend, table)?;
             partitions
                 .iter()
                 .map(|p| self.manifest(backend, p))

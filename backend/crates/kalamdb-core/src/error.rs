@@ -53,6 +53,10 @@ pub enum CoreError {
     /// A row a write was computed from changed before it committed.
     #[error("{0}")]
     WriteConflict(String),
+    /// A read went for a segment a compaction replaced and deleted; it
+    /// looks up the row's place again (never reaches a client).
+    #[error("cold tier: segment {0} was replaced by a compaction")]
+    SegmentRetired(u64),
     #[error("{0}")]
     Internal(String),
 }
@@ -83,7 +87,9 @@ impl HasErrorCode for CoreError {
             CoreError::MemoryLimitExceeded(_) => ErrorCode::MemoryLimitExceeded,
             CoreError::WriteConflict(_) => ErrorCode::WriteConflict,
             CoreError::NotFound(_) => ErrorCode::NotFound,
-            CoreError::Internal(_) | CoreError::ColdTier(_) => ErrorCode::InternalError,
+            CoreError::Internal(_) | CoreError::ColdTier(_) | CoreError::SegmentRetired(_) => {
+                ErrorCode::InternalError
+            }
         }
     }
 }

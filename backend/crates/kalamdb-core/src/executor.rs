@@ -430,7 +430,9 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         | SqlStatement::CreateIndex { .. }
         | SqlStatement::DropIndex { .. }
         | SqlStatement::FlushTable { .. }
-        | SqlStatement::FlushAll { .. } => StatementFamily::TableDdl,
+        | SqlStatement::FlushAll { .. }
+        | SqlStatement::CompactTable { .. }
+        | SqlStatement::CompactAll { .. } => StatementFamily::TableDdl,
         SqlStatement::ShowNamespaces
         | SqlStatement::ShowTables { .. }
         | SqlStatement::ShowStats { .. }

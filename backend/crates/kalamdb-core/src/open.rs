@@ -5,7 +5,7 @@ use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
 use crate::jobs::executors::{
-    CleanupExecutor, FlushExecutor, IndexBuildExecutor, RetentionExecutor, StreamEvictionExecutor,
+    CleanupExecutor, CompactExecutor, FlushExecutor, IndexBuildExecutor, RetentionExecutor, StreamEvictionExecutor,
     UserCleanupExecutor,
 };
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
@@ -18,6 +18,7 @@ impl AppContext {
         let mut jobs = JobRegistry::new();
         jobs.register(Arc::new(CleanupExecutor));
         jobs.register(Arc::new(FlushExecutor::default()));
+        jobs.register(Arc::new(CompactExecutor::default()));
         jobs.register(Arc::new(IndexBuildExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(RetentionExecutor {
@@ -42,6 +43,11 @@ impl AppContext {
                 JobType::Retention,
                 options.retention_interval_ms,
                 "retention",
+            ),
+            (
+                JobType::Compact,
+                options.compaction_interval_ms,
+                "compact",
             ),
         ] {
             // an interval of 0 turns the schedule off

@@ -18,14 +18,15 @@
 //! A STREAM table's rows older than its TTL are gone for every read here
 //! the moment they expire, whenever the StreamEviction job reclaims them.
 
-use crate::cold::encode_cold_row;
-use crate::error::CoreResult;
+use crate::cold::{RETIRED_RETRIES, cold_index_key, encode_cold_row};
+use crate::error::{CoreError, CoreResult};
 use crate::schema::CachedTable;
 use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_key, table_range};
 use crate::write_set::Read;
 use kalamdb_commons::snowflake::timestamp_ms;
 use kalamdb_commons::{Value, now_ms};
 use kalamdb_filestore::SegmentCursor;
+use kalamdb_store::Partition;
 use kalamdb_store::row::RowView;
 use std::sync::Arc;
 
@@ -150,6 +151,7 @@ impl RowReader {
         include_deleted: bool,
         visit: &mut dyn FnMut(&RowView<'_>) -> CoreResult<()>,
     ) -> CoreResult<()> {
+        let mut place = None;
         self.store.get_with(key, &mut |bytes| {
             let Some(bytes) = bytes else {
                 return Ok(());
@@ -158,14 +160,72 @@ impl RowReader {
             if include_deleted || self.visible(&row, self.now()) {
                 match row.cold() {
                     None => visit(&row)?,
-                    Some((segment, ordinal)) => {
-                        let rows = self.read_cold(key, segment, &[ordinal])?;
-                        visit(&RowView::decode(&rows[0])?)?;
-                    }
+                    Some(at) => place = Some(at),
                 }
             }
             Ok(())
-        })
+        })?;
+        if let Some(at) = place {
+            let keys = [key.to_vec()];
+            for (_, row) in self.read_places(&keys, vec![(0, at)])? {
+                visit(&RowView::decode(&row)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `keys` at their cold places `at` (`(index in keys,
+    /// (segment, ordinal))`), in the stored row format, one read per
+    /// segment. A place a compaction replaced meanwhile is looked up again
+    /// in the cold index (a key whose entry went with it has no row).
+    fn read_places(
+        &self,
+        keys: &[Vec<u8>],
+        mut at: Vec<(usize, (u64, u64))>,
+    ) -> CoreResult<Vec<(usize, Vec<u8>)>> {
+        let mut attempts = 0;
+        'again: loop {
+            let mut by_segment: std::collections::BTreeMap<u64, Vec<(u64, usize)>> =
+                Default::default();
+            for &(i, (segment, ordinal)) in &at {
+                by_segment.entry(segment).or_default().push((ordinal, i));
+            }
+            let mut out = Vec::with_capacity(at.len());
+            for (segment, mut wanted) in by_segment {
+                wanted.sort_unstable();
+                let mut ordinals: Vec<u64> = wanted.iter().map(|(o, _)| *o).collect();
+                ordinals.dedup();
+                let rows = match self.read_cold(&keys[wanted[0].1], segment, &ordinals) {
+                    Ok(rows) => rows,
+                    Err(CoreError::SegmentRetired(_)) if attempts < RETIRED_RETRIES => {
+                        attempts += 1;
+                        let stubs: Vec<Vec<u8>> =
+                            at.iter().map(|(i, _)| cold_index_key(&keys[*i])).collect();
+                        let mut fresh = Vec::with_capacity(at.len());
+                        self.store.backend().get_many_with(
+                            Partition::Index,
+                            &stubs,
+                            &mut |j, bytes| {
+                                if let Some(place) =
+                                    bytes.map(RowView::decode).transpose()?.and_then(|r| r.cold())
+                                {
+                                    fresh.push((at[j].0, place));
+                                }
+                                Ok(())
+                            },
+                        )?;
+                        at = fresh;
+                        continue 'again;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for (ordinal, i) in wanted {
+                    let n = ordinals.partition_point(|o| *o < ordinal);
+                    out.push((i, rows[n].clone()));
+                }
+            }
+            return Ok(out);
+        }
     }
 
     /// Rows of one segment, by ordinal, in the stored row format.
@@ -209,16 +269,15 @@ impl RowReader {
                 }
                 Ok(())
             })?;
-            for (i, (segment, ordinal)) in stubs {
-                let rows = self.read_cold(&keys[i], segment, &[ordinal])?;
-                visit(i, &RowView::decode(&rows[0])?)?;
+            for (i, row) in self.read_places(keys, stubs)? {
+                visit(i, &RowView::decode(&row)?)?;
             }
             return Ok(());
         }
         // some keys may be cold: gather, fetch each segment's rows in one
         // read, then visit in the keys' order
         let mut found: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-        let mut cold: std::collections::BTreeMap<u64, Vec<(u64, usize)>> = Default::default();
+        let mut cold = Vec::new();
         self.store.get_many_with(keys, &mut |i, bytes| {
             let Some(bytes) = bytes else {
                 return Ok(());
@@ -227,19 +286,13 @@ impl RowReader {
             if include_deleted || self.visible(&row, now) {
                 match row.cold() {
                     None => found[i] = Some(bytes.to_vec()),
-                    Some((segment, ordinal)) => cold.entry(segment).or_default().push((ordinal, i)),
+                    Some(at) => cold.push((i, at)),
                 }
             }
             Ok(())
         })?;
-        for (segment, mut wanted) in cold {
-            wanted.sort_unstable();
-            wanted.dedup_by_key(|(ordinal, _)| *ordinal);
-            let ordinals: Vec<u64> = wanted.iter().map(|(o, _)| *o).collect();
-            let rows = self.read_cold(&keys[wanted[0].1], segment, &ordinals)?;
-            for ((_, i), row) in wanted.into_iter().zip(rows) {
-                found[i] = Some(row);
-            }
+        for (i, row) in self.read_places(keys, cold)? {
+            found[i] = Some(row);
         }
         for (i, bytes) in found.iter().enumerate() {
             if let Some(bytes) = bytes {

@@ -485,6 +485,26 @@ impl WriteFunnel {
         Ok(moved)
     }
 
+    /// A compaction's commit, at the commit point: if `still()` holds (the
+    /// partition's manifest is still the one the compaction began from),
+    /// `install` makes the new manifest visible, then `batch` (manifest and
+    /// cold index entries) is written. No hot row changes and nothing is
+    /// published: every row reads as before. Returns whether it committed.
+    pub fn commit_cold(
+        &self,
+        batch: Batch,
+        still: impl FnOnce() -> CoreResult<bool>,
+        install: impl FnOnce(),
+    ) -> CoreResult<bool> {
+        let _point = lock(&self.point);
+        if !still()? {
+            return Ok(false);
+        }
+        install();
+        self.store.backend().write(batch)?;
+        Ok(true)
+    }
+
     /// The highest `_seq` committed so far; a statement that takes it before
     /// reading records it in [`WriteSet::read_at`].
     pub fn committed(&self) -> i64 {

@@ -40,9 +40,19 @@ pub struct SegmentMeta {
     /// The table's schema version the segment was written under.
     pub schema_version: u32,
     pub created_at_ms: i64,
+    /// Written by a compaction that dropped every tombstone it could below
+    /// this `_seq` (the table's resume horizon then): a later compaction
+    /// rewrites the segment for its tombstones only once the horizon
+    /// passed this. 0: never compacted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub purged_below: i64,
     /// Per column (by id): null count, min and max where known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnStats>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn local_storage() -> String {

@@ -206,6 +206,7 @@ fn a_manifest_round_trips_and_refuses_other_formats() {
         max_key: vec![2],
         schema_version: 3,
         created_at_ms: 5,
+        purged_below: 0,
         columns: vec![ColumnStats {
             column_id: 3,
             null_count: 2,

@@ -99,6 +99,7 @@ impl SegmentWriter {
                 max_key: Vec::new(),
                 schema_version,
                 created_at_ms,
+                purged_below: 0,
                 columns: Vec::new(),
             },
             in_group: 0,
@@ -109,6 +110,11 @@ impl SegmentWriter {
 
     pub fn rows(&self) -> u64 {
         self.meta.rows
+    }
+
+    /// The id of the segment being written.
+    pub fn id(&self) -> u64 {
+        self.meta.id
     }
 
     /// Appends rows: their storage keys (strictly increasing, also across

@@ -54,6 +54,7 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("KILL"), Some("LIVE"), Some("QUERY")) => live::parse_kill(p),
         (Some("FLUSH"), Some("TABLE" | "ALL"), _)
         | (Some("STORAGE"), Some("FLUSH"), Some("TABLE" | "ALL")) => flush::parse_flush(p),
+        (Some("STORAGE"), Some("COMPACT"), _) => flush::parse_compact(p),
         (Some("SUBSCRIBE"), Some("TO"), _) | (Some("LIVE"), Some("SELECT" | "WITH"), _) => {
             live::parse_subscribe(p)
         }

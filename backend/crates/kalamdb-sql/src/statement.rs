@@ -118,6 +118,14 @@ pub enum SqlStatement {
     FlushAll {
         namespace: Option<String>,
     },
+    /// `STORAGE COMPACT TABLE [ns.]t`
+    CompactTable {
+        table: QualifiedName,
+    },
+    /// `STORAGE COMPACT ALL [IN ns]`
+    CompactAll {
+        namespace: Option<String>,
+    },
     /// `EXECUTE AS USER 'name' ( <one statement> )`
     ExecuteAsUser {
         user: String,
@@ -216,6 +224,8 @@ impl SqlStatement {
             SqlStatement::KillLiveQuery { .. } => "KILL LIVE QUERY",
             SqlStatement::FlushTable { .. } => "FLUSH TABLE",
             SqlStatement::FlushAll { .. } => "FLUSH ALL",
+            SqlStatement::CompactTable { .. } => "COMPACT TABLE",
+            SqlStatement::CompactAll { .. } => "COMPACT ALL",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

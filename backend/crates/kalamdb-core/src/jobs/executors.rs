@@ -1,8 +1,8 @@
-//! One file per job type that runs for real today. Flush, Compact, Backup
-//! and Restore arrive with the cold tier (and Retention's cold half with
-//! it).
+//! One file per job type that runs for real today (Backup and Restore
+//! are still to come).
 
 pub mod cleanup;
+pub mod compact;
 pub mod flush;
 pub mod index_build;
 pub mod retention;
@@ -10,6 +10,7 @@ pub mod stream_eviction;
 pub mod user_cleanup;
 
 pub use cleanup::CleanupExecutor;
+pub use compact::CompactExecutor;
 pub use flush::FlushExecutor;
 pub use index_build::IndexBuildExecutor;
 pub use retention::RetentionExecutor;

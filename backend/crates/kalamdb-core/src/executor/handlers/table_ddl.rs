@@ -1,4 +1,4 @@
-//! CREATE TABLE and DROP TABLE.
+//! CREATE TABLE and DROP TABLE; FLUSH and STORAGE COMPACT.
 
 use super::{StatementHandler, StatementOptions, resolve_name, unexpected};
 use crate::app_context::AppContext;
@@ -54,35 +54,35 @@ impl StatementHandler for TableDdlHandler {
                 )))
             }
             SqlStatement::FlushAll { namespace } => {
-                let namespace = namespace.map(|n| n.to_string());
-                if let Some(ns) = &namespace
-                    && !app.schema_registry.namespace_exists(ns)
-                {
-                    return Err(CoreError::NamespaceNotFound(ns.clone()));
+                let refusal = crate::jobs::executors::flush::refusal;
+                let create = crate::jobs::executors::flush::create_flush_job;
+                for_all_tables(app, namespace, "Flush", "already flushing", &|t| {
+                    refusal(t).is_none()
+                }, &create)
+            }
+            SqlStatement::CompactTable { table } => {
+                let table = super::resolve_table(app, ctx, &table)?;
+                if let Some(why) = crate::jobs::executors::compact::refusal(&table) {
+                    return Err(CoreError::NotSupported(why));
                 }
-                let mut started = Vec::new();
-                let mut running = Vec::new();
-                for table in app.schema_registry.tables(namespace.as_deref()) {
-                    if crate::jobs::executors::flush::refusal(&table).is_some() {
-                        continue;
-                    }
-                    match crate::jobs::executors::flush::create_flush_job(app, &table) {
-                        Ok(id) => started.push(id),
-                        Err(CoreError::IdempotentConflict(_)) => {
-                            running.push(table.definition.table_ref().to_string())
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                let mut message = format!(
-                    "Flush started for {} table(s). Job IDs: [{}]",
-                    started.len(),
-                    started.join(", ")
-                );
-                if !running.is_empty() {
-                    message.push_str(&format!("; already flushing: {}", running.join(", ")));
-                }
-                Ok(StatementResult::message(message))
+                let job_id = crate::jobs::executors::compact::create_compact_job(app, &table)?;
+                Ok(StatementResult::message(format!(
+                    "Compaction started for table '{}'. Job ID: {job_id}",
+                    table.definition.table_ref()
+                )))
+            }
+            SqlStatement::CompactAll { namespace } => {
+                let refusal = crate::jobs::executors::compact::refusal;
+                let create = crate::jobs::executors::compact::create_compact_job;
+                let backend = app.table_store.backend();
+                let cold = app.table_store.cold();
+                // only tables that have flushed something have segments
+                for_all_tables(app, namespace, "Compaction", "already compacting", &|t| {
+                    refusal(t).is_none()
+                        && cold
+                            .has_cold(backend.as_ref(), t.definition.table_id.0)
+                            .unwrap_or(true)
+                }, &create)
             }
             SqlStatement::Standard(s) => match *s {
                 kalamdb_sql::sqlparser::ast::Statement::AlterTable(alter) => {
@@ -132,6 +132,47 @@ impl StatementHandler for TableDdlHandler {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// Starts a job (`create`) for every table of `namespace` (or all) that
+/// `eligible` accepts; a table whose job is still active is named, not an
+/// error.
+fn for_all_tables(
+    app: &AppContext,
+    namespace: Option<String>,
+    what: &str,
+    running_label: &str,
+    eligible: &dyn Fn(&crate::schema::CachedTable) -> bool,
+    create: &dyn Fn(&AppContext, &crate::schema::CachedTable) -> CoreResult<String>,
+) -> CoreResult<StatementResult> {
+    if let Some(ns) = &namespace
+        && !app.schema_registry.namespace_exists(ns)
+    {
+        return Err(CoreError::NamespaceNotFound(ns.clone()));
+    }
+    let mut started = Vec::new();
+    let mut running = Vec::new();
+    for table in app.schema_registry.tables(namespace.as_deref()) {
+        if !eligible(&table) {
+            continue;
+        }
+        match create(app, &table) {
+            Ok(id) => started.push(id),
+            Err(CoreError::IdempotentConflict(_)) => {
+                running.push(table.definition.table_ref().to_string())
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut message = format!(
+        "{what} started for {} table(s). Job IDs: [{}]",
+        started.len(),
+        started.join(", ")
+    );
+    if !running.is_empty() {
+        message.push_str(&format!("; {running_label}: {}", running.join(", ")));
+    }
+    Ok(StatementResult::message(message))
 }
 
 async fn create_table(

@@ -114,10 +114,9 @@ fn hot_partitions(app: &AppContext, table: &CachedTable) -> CoreResult<Vec<Vec<u
     }
 }
 
-/// Where the partition's segments go: the storage's path template.
 /// The directory of the partition's segments on the table's storage: the
 /// storage's path template for the table (and the partition's user).
-fn segment_dir(
+pub(crate) fn segment_dir(
     storage: &kalamdb_commons::StorageDefinition,
     table: &CachedTable,
     prefix: &[u8],
@@ -145,6 +144,9 @@ impl FlushExecutor {
             return Err(CoreError::NotSupported(why));
         }
         app.table_store.cold().expect(table_id.0);
+        // no compaction of the table rewrites its cold index meanwhile
+        let lock = app.table_store.cold().maintenance_lock(table_id.0);
+        let _maintenance = lock.lock().await;
         let mut done = Flushed::default();
         for prefix in hot_partitions(app, &table)? {
             if ctx.is_cancelled() {
@@ -205,6 +207,21 @@ fn read_chunk(
     Ok(chunk)
 }
 
+/// The columns of a segment written now for `table`: its current schema.
+pub(crate) fn segment_columns(table: &CachedTable) -> Vec<SegmentColumn> {
+    table
+        .definition
+        .columns
+        .iter()
+        .zip(table.schema.fields())
+        .map(|(c, f)| SegmentColumn {
+            id: c.column_id,
+            name: c.name.clone(),
+            data_type: f.data_type().clone(),
+        })
+        .collect()
+}
+
 async fn flush_partition(
     #[allow(unused_variables)] executor: &FlushExecutor,
     app: &AppContext,
@@ -220,16 +237,7 @@ async fn flush_partition(
         .storages()
         .definition(storage_id)
         .ok_or_else(|| CoreError::NotFound(format!("Storage '{storage_id}' does not exist")))?;
-    let segment_columns: Vec<SegmentColumn> = def
-        .columns
-        .iter()
-        .zip(table.schema.fields())
-        .map(|(c, f)| SegmentColumn {
-            id: c.column_id,
-            name: c.name.clone(),
-            data_type: f.data_type().clone(),
-        })
-        .collect();
+    let segment_columns = segment_columns(table);
     let dir = segment_dir(&layout, table, prefix)?;
     let end = partition_end(prefix);
     let mut from = prefix.to_vec();
@@ -394,7 +402,8 @@ impl FlushPolicies {
     }
 }
 
-/// Applies the FLUSH_POLICYs every [`POLICY_TICK_MS`] until `shutdown`.
+/// Applies the FLUSH_POLICYs every [`POLICY_TICK_MS`] until `shutdown`, and
+/// deletes replaced segments nothing reads any more.
 pub async fn run_policies(app: Arc<AppContext>, shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut shutdown = shutdown;
     let policies = FlushPolicies::default();
@@ -406,6 +415,8 @@ pub async fn run_policies(app: Arc<AppContext>, shutdown: tokio::sync::watch::Re
             _ = shutdown.changed() => return,
         }
         policies.tick(&app, kalamdb_commons::now_ms());
+        // segments a compaction replaced go once their last reader is done
+        app.table_store.cold().reap().await;
     }
 }
 

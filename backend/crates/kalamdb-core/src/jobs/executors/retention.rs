@@ -1,6 +1,10 @@
 //! Retention (`RT`): purges soft-deleted rows once they are older than their
 //! table's `DELETED_RETENTION_HOURS` (default `storage.deleted_retention_hours`)
-//! from the hot tier. (The cold tier's tombstones go with compaction.)
+//! from both tiers. Hot ones go here; a cold tombstone goes with the
+//! compaction of its segments ([`super::compact`]), which this job starts
+//! for a table whose segments hold tombstones under the new horizon. A hot
+//! tombstone that hides a cold version stays until a flush moves it (then
+//! compaction drops both): this job starts that flush too.
 //!
 //! A soft-deleted row is what lets a live query resuming from a cursor learn
 //! that the row went, so before purging below a `_seq` the job records it as
@@ -13,7 +17,7 @@
 //! `{"table_ids": [n, ...]}`.
 
 use crate::app_context::AppContext;
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::jobs::executor::{JobContext, JobDecision, JobExecutor};
 use crate::jobs::model::{Job, JobType};
 use crate::row_reader::RowReader;
@@ -40,6 +44,7 @@ impl RetentionExecutor {
         let now = ctx.clock.now_ms();
         let mut tables = 0;
         let mut purged = 0;
+        let mut followups = Vec::new();
         for table in app.schema_registry.tables(None) {
             let def = &table.definition;
             if def.table_type == TableType::Stream
@@ -70,6 +75,8 @@ impl RetentionExecutor {
                 .put_resume_horizon(&mut horizon, def.table_id, cutoff);
             app.writes.purge(&[], horizon)?;
 
+            let mut table_purged = 0;
+            let mut shadowed = 0;
             let reader = RowReader::all_partitions(Arc::clone(&table), app.table_store.clone());
             let mut start = reader.start().to_vec();
             loop {
@@ -85,7 +92,9 @@ impl RetentionExecutor {
                     }
                     Ok(true)
                 })?;
-                purged += app.writes.purge(&due, Batch::new())?;
+                let gone = app.writes.purge(&due, Batch::new())?;
+                table_purged += gone;
+                shadowed += due.len() - gone;
                 match next {
                     Some(key) => start = key,
                     None => break,
@@ -94,10 +103,36 @@ impl RetentionExecutor {
                     return Ok(None);
                 }
             }
+            purged += table_purged;
+            let cold = app.table_store.cold();
+            if cold.has_cold(app.table_store.backend().as_ref(), def.table_id.0)? {
+                let due_cold = crate::cold::manifests_of(
+                    app.table_store.backend().as_ref(),
+                    def.table_id.0,
+                )?
+                .iter()
+                .any(|m| super::compact::inputs(m, cutoff).is_some());
+                let mut start = |job: CoreResult<String>| match job {
+                    Ok(id) => followups.push(id),
+                    Err(CoreError::IdempotentConflict(_)) => {}
+                    Err(e) => tracing::warn!("retention of {}: {e}", def.table_ref()),
+                };
+                if shadowed > 0 {
+                    start(super::flush::create_flush_job(app, &table));
+                }
+                if due_cold {
+                    start(super::compact::create_compact_job(app, &table));
+                }
+            }
         }
-        Ok(Some(format!(
-            "Purged {purged} soft-deleted row(s) from {tables} table(s)"
-        )))
+        let mut message = format!("Purged {purged} soft-deleted row(s) from {tables} table(s)");
+        if !followups.is_empty() {
+            message.push_str(&format!(
+                "; started for the cold tier: [{}]",
+                followups.join(", ")
+            ));
+        }
+        Ok(Some(message))
     }
 }
 
