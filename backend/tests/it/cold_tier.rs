@@ -9,14 +9,24 @@ use std::time::Duration;
 /// Runs FLUSH TABLE and waits for its job to complete; returns the job's
 /// message.
 pub(crate) async fn flush(server: &TestServer, table: &str) -> String {
-    let body = server.ok(&format!("FLUSH TABLE {table}")).await;
+    run_job(server, &format!("FLUSH TABLE {table}"), "FL-").await
+}
+
+/// Runs STORAGE COMPACT TABLE and waits for its job; returns its message.
+pub(crate) async fn compact(server: &TestServer, table: &str) -> String {
+    run_job(server, &format!("STORAGE COMPACT TABLE {table}"), "CO-").await
+}
+
+/// Runs a statement answering with a job id and waits for the job.
+async fn run_job(server: &TestServer, sql: &str, kind: &str) -> String {
+    let body = server.ok(sql).await;
     let message = body["results"][0]["message"].as_str().unwrap().to_string();
     let job = message
         .rsplit("Job ID: ")
         .next()
         .unwrap_or_else(|| panic!("{message}"))
         .to_string();
-    assert!(job.starts_with("FL-"), "{message}");
+    assert!(job.starts_with(kind), "{message}");
     for _ in 0..400 {
         let body = server
             .ok(&format!(
@@ -26,11 +36,11 @@ pub(crate) async fn flush(server: &TestServer, table: &str) -> String {
         let row = &rows(&body, 0)[0];
         match row[0].as_str() {
             Some("Completed") => return row[1].as_str().unwrap().to_string(),
-            Some("Failed") | Some("Cancelled") => panic!("flush {job}: {row}"),
+            Some("Failed") | Some("Cancelled") => panic!("{sql} {job}: {row}"),
             _ => tokio::time::sleep(Duration::from_millis(25)).await,
         }
     }
-    panic!("flush {job} did not complete");
+    panic!("{sql}: {job} did not complete");
 }
 
 const QUERIES: &[&str] = &[

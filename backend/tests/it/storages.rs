@@ -1,10 +1,10 @@
 //! Storages against the real server: one suite — tables on a created
-//! storage, flush, merged reads and writes over both tiers, a restart with
+//! storage, flush, merged reads and writes over both tiers, compaction, a restart with
 //! an emptied cache, the orphan sweep, DROP STORAGE refused while in use —
 //! run on a filesystem storage and on S3 (moto's S3-compatible server,
 //! started here from `moto_server` or `python3 -m moto.server`).
 
-use crate::cold_tier::flush;
+use crate::cold_tier::{compact, flush};
 use crate::common::{TestServer, rows};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -337,6 +337,38 @@ async fn suite(
     );
     assert_eq!(answers(&server).await, changed);
 
+    // compaction: the two segments of items become one, arc_x's two become
+    // one; the replaced files go from the storage, every row reads the same
+    let message = flush(&server, "arc.notes").await;
+    assert!(message.starts_with("Flushed 1 row(s)"), "{message}");
+    let message = compact(&server, "arc.items").await;
+    assert!(
+        message.starts_with("Compacted arc.items: 2 segment(s) of 1 partition(s) into 1; 1502 row(s) read, 1500 written"),
+        "{message}"
+    );
+    assert_eq!(files.segments("shared/arc/items").await.len(), 1);
+    let exported = files.manifest("shared/arc/items").await.unwrap();
+    assert_eq!(
+        exported["segments"].as_array().unwrap().len(),
+        1,
+        "{exported}"
+    );
+    assert_eq!(exported["segments"][0]["rows"], 1500);
+    let message = compact(&server, "arc.notes").await;
+    assert!(
+        message.starts_with("Compacted arc.notes: 2 segment(s) of 1 partition(s) into 1"),
+        "{message}"
+    );
+    let body = server
+        .ok("SELECT user_id FROM system.users WHERE username = 'arc_x'")
+        .await;
+    let x = rows(&body, 0)[0][0].as_str().unwrap().to_string();
+    assert_eq!(
+        files.segments(&format!("users/{x}/arc/notes")).await.len(),
+        1
+    );
+    assert_eq!(answers(&server).await, changed);
+
     // in use: neither dropped nor moved
     let (_, body) = server.sql("DROP STORAGE arc_store").await;
     assert!(body.to_string().contains("arc.items"), "{body}");
@@ -359,7 +391,7 @@ async fn suite(
     let server = TestServer::start_on(data, &[]);
     assert_eq!(answers(&server).await, changed);
     let items = files.segments("shared/arc/items").await;
-    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items.len(), 1, "{items:?}");
     assert!(
         items.iter().all(|p| !p.ends_with("/seg-1.parquet")),
         "{items:?}"

@@ -247,8 +247,7 @@ impl ColdTier {
 
     /// Keeps retired segments' files until the returned guard drops.
     pub fn hold_deletions(self: &Arc<Self>) -> DeletionHold {
-        self.holds
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.holds.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         DeletionHold(Arc::clone(self))
     }
 
@@ -261,7 +260,8 @@ impl ColdTier {
         if self.holds.load(std::sync::atomic::Ordering::Acquire) > 0 {
             return 0;
         }
-        let candidates = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
+        let candidates =
+            std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         let mut keep = Vec::new();
         let mut deleted = 0;
         for meta in candidates {

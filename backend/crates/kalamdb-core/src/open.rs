@@ -5,8 +5,8 @@ use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
 use crate::jobs::executors::{
-    CleanupExecutor, CompactExecutor, FlushExecutor, IndexBuildExecutor, RetentionExecutor, StreamEvictionExecutor,
-    UserCleanupExecutor,
+    CleanupExecutor, CompactExecutor, FlushExecutor, IndexBuildExecutor, RetentionExecutor,
+    StreamEvictionExecutor, UserCleanupExecutor,
 };
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
 use kalamdb_store::StorageBackend;
@@ -44,11 +44,7 @@ impl AppContext {
                 options.retention_interval_ms,
                 "retention",
             ),
-            (
-                JobType::Compact,
-                options.compaction_interval_ms,
-                "compact",
-            ),
+            (JobType::Compact, options.compaction_interval_ms, "compact"),
         ] {
             // an interval of 0 turns the schedule off
             if interval_ms > 0 {

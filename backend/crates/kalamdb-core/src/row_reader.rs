@@ -206,8 +206,10 @@ impl RowReader {
                             Partition::Index,
                             &stubs,
                             &mut |j, bytes| {
-                                if let Some(place) =
-                                    bytes.map(RowView::decode).transpose()?.and_then(|r| r.cold())
+                                if let Some(place) = bytes
+                                    .map(RowView::decode)
+                                    .transpose()?
+                                    .and_then(|r| r.cold())
                                 {
                                     fresh.push((at[j].0, place));
                                 }

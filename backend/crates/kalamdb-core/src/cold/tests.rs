@@ -718,3 +718,362 @@ async fn flush_policies_start_flushes_by_rows_and_by_interval() {
         vec![vec![json!("130")]]
     );
 }
+
+impl Db {
+    /// Runs STORAGE COMPACT TABLE and waits for its job; returns the job's
+    /// message.
+    async fn compact(&self, table: &str) -> String {
+        let rows = self
+            .sql("root", &format!("STORAGE COMPACT TABLE {table}"))
+            .await;
+        let message = rows[0][0].as_str().unwrap().to_string();
+        let job_id = message.rsplit("Job ID: ").next().unwrap().to_string();
+        let job = self.app.job_manager.finished(&job_id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+        job.message.unwrap()
+    }
+
+    /// The segment files on the local storage.
+    fn segment_files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("seg-") && n.ends_with(".parquet"))
+                {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self._dir.path().join("storage"), &mut out);
+        out.sort();
+        out
+    }
+
+    /// The manifest of the SHARED table `app.<table>`.
+    fn shared_manifest(&self, table: &str) -> Arc<kalamdb_filestore::Manifest> {
+        let table = self.app.schema_registry.get_table("app", table).unwrap();
+        let (prefix, _) = crate::table_store::table_range(table.definition.table_id);
+        self.app
+            .table_store
+            .cold()
+            .manifest(self.app.table_store.backend().as_ref(), &prefix)
+            .unwrap()
+    }
+
+    /// Waits for the jobs a job's message lists in `[…]` after `marker`.
+    async fn followups(&self, message: &str, marker: &str) -> Vec<String> {
+        let Some((_, rest)) = message.split_once(marker) else {
+            return Vec::new();
+        };
+        let list = rest
+            .trim_start_matches([' ', '['])
+            .split(']')
+            .next()
+            .unwrap();
+        let mut out = Vec::new();
+        for id in list.split(", ").filter(|s| !s.is_empty()) {
+            let job = self.app.job_manager.finished(id).await.unwrap();
+            assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+            out.push(job.message.unwrap());
+        }
+        out
+    }
+
+    async fn retention(&self) -> String {
+        let id = self
+            .app
+            .job_manager
+            .create_job(
+                crate::jobs::JobType::Retention,
+                crate::jobs::JobOptions::default(),
+            )
+            .unwrap();
+        let job = self.app.job_manager.finished(&id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+        job.message.unwrap()
+    }
+}
+
+/// Three segments of `app.items` (ids 0..3000) with newer versions of some
+/// rows and tombstones of others in the later ones.
+async fn three_segments(db: &Db, options: &str) {
+    db.sql(
+        "root",
+        &format!(
+            "CREATE NAMESPACE app; CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, n INT){options}"
+        ),
+    )
+    .await;
+    for chunk in 0..3 {
+        db.sql("root", &items(chunk * 1000..(chunk + 1) * 1000))
+            .await;
+    }
+    db.flush("app.items").await;
+    db.sql(
+        "root",
+        "UPDATE app.items SET n = -1 WHERE id % 100 = 5; DELETE FROM app.items WHERE id % 100 = 6",
+    )
+    .await;
+    db.flush("app.items").await;
+    db.sql(
+        "root",
+        "UPDATE app.items SET name = 'third' WHERE id % 100 = 5 AND id < 1000; \
+         INSERT INTO app.items (id, name, n) VALUES (5000, 'new', 1)",
+    )
+    .await;
+    db.flush("app.items").await;
+}
+
+#[tokio::test]
+async fn compaction_merges_segments_into_one_that_reads_the_same() {
+    let db = Db::new();
+    three_segments(&db, "").await;
+    assert_eq!(db.shared_manifest("items").segments.len(), 3);
+    assert_eq!(db.segment_files().len(), 3);
+    let before = answers(&db).await;
+    let deleted = "SELECT count(*) FROM app.items WHERE _deleted = true";
+    assert_eq!(db.sql("root", deleted).await, vec![vec![json!("30")]]);
+    let changed =
+        "SELECT id, name, n FROM app.items WHERE id IN (5, 6, 105, 1005, 5000) ORDER BY id";
+    let changed_before = db.sql("root", changed).await;
+    assert_eq!(
+        changed_before,
+        vec![
+            vec![json!("5"), json!("third"), json!(-1)],
+            vec![json!("105"), json!("third"), json!(-1)],
+            vec![json!("1005"), json!("item 1005"), json!(-1)],
+            vec![json!("5000"), json!("new"), json!(1)],
+        ]
+    );
+
+    let message = db.compact("app.items").await;
+    // 3000 + 60 + 11 rows in; 3001 keys out (the 30 tombstones are within
+    // their retention: kept)
+    assert_eq!(
+        message,
+        "Compacted app.items: 3 segment(s) of 1 partition(s) into 1; 3071 row(s) read, 3001 written (70 superseded version(s) and 0 tombstone(s) dropped)"
+    );
+    let manifest = db.shared_manifest("items");
+    assert_eq!(manifest.segments.len(), 1);
+    assert_eq!(manifest.segments[0].rows, 3001);
+    assert_eq!(manifest.segments[0].deleted, 30);
+    assert_eq!(db.segment_files().len(), 1, "the replaced files are gone");
+    assert_eq!(answers(&db).await, before);
+    assert_eq!(db.sql("root", changed).await, changed_before);
+    assert_eq!(db.sql("root", deleted).await, vec![vec![json!("30")]]);
+    // the key check and ON CONFLICT find the compacted rows
+    let dup = db
+        .try_sql("root", "INSERT INTO app.items (id, n) VALUES (7, 0)")
+        .await;
+    assert!(dup.unwrap_err().starts_with("UNIQUE_VIOLATION"));
+    db.sql("root", "INSERT INTO app.items (id, n) VALUES (6, 66)")
+        .await;
+    // nothing cached: the manifest and the cold index come from RocksDB
+    db.app.table_store.cold().clear();
+    assert_eq!(
+        db.sql(
+            "root",
+            "SELECT id, n FROM app.items WHERE id IN (5, 6) ORDER BY id"
+        )
+        .await,
+        vec![vec![json!("5"), json!(-1)], vec![json!("6"), json!(66)]]
+    );
+
+    // nothing left to merge: one segment is not rewritten
+    let message = db.compact("app.items").await;
+    assert!(
+        message.contains(": 0 segment(s) of 0 partition(s)"),
+        "{message}"
+    );
+    // STORAGE COMPACT ALL starts one job per table with a cold tier
+    db.sql("root", "CREATE SHARED TABLE app.empty (id INT PRIMARY KEY)")
+        .await;
+    let rows = db.sql("root", "STORAGE COMPACT ALL IN app").await;
+    let message = rows[0][0].as_str().unwrap();
+    assert!(
+        message.starts_with("Compaction started for 1 table(s)"),
+        "{message}"
+    );
+    let err = db
+        .try_sql("root", "STORAGE COMPACT ALL IN nowhere")
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("NAMESPACE_NOT_FOUND"), "{err}");
+}
+
+#[tokio::test]
+async fn retention_drops_cold_tombstones_through_flush_and_compaction() {
+    let db = Db::new();
+    three_segments(&db, " WITH (DELETED_RETENTION_HOURS = 0)").await;
+    let deleted = "SELECT count(*) FROM app.items WHERE _deleted = true";
+    // a cold row deleted now: its hot tombstone hides the cold version
+    db.sql("root", "DELETE FROM app.items WHERE id = 2999")
+        .await;
+    let before = answers(&db).await;
+    assert_eq!(db.sql("root", deleted).await, vec![vec![json!("31")]]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let message = db.retention().await;
+    assert!(
+        message.starts_with("Purged 0 soft-deleted row(s)"),
+        "{message}"
+    );
+    let jobs = db.followups(&message, "started for the cold tier:").await;
+    // the hot tombstone flushed; the four segments' tombstones dropped
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(jobs[0].starts_with("Flushed 1 row(s)"), "{jobs:?}");
+    assert!(
+        jobs[1].contains("into 1;") && jobs[1].ends_with("and 31 tombstone(s) dropped)"),
+        "{jobs:?}"
+    );
+    let manifest = db.shared_manifest("items");
+    assert_eq!(manifest.segments.len(), 1);
+    assert_eq!(manifest.segments[0].rows, 2970);
+    assert_eq!(manifest.segments[0].deleted, 0);
+    assert_eq!(db.sql("root", deleted).await, vec![vec![json!("0")]]);
+    assert_eq!(
+        db.sql("root", "SELECT count(*) FROM app.items").await,
+        vec![vec![json!("2970")]]
+    );
+    assert!(
+        answers(&db).await == before,
+        "every live row reads as before"
+    );
+    // the dropped keys' cold index entries went with them
+    let table = db.app.schema_registry.get_table("app", "items").unwrap();
+    let reader = crate::row_reader::RowReader::new(
+        Arc::clone(&table),
+        db.app.table_store.clone(),
+        &crate::table_store::RowScope::Shared,
+    );
+    for id in [6, 2906, 2999] {
+        let key = reader.key_of(&[kalamdb_commons::Value::Int64(id)]).unwrap();
+        let stub = db
+            .app
+            .table_store
+            .backend()
+            .get(Partition::Index, &crate::cold::cold_index_key(&key))
+            .unwrap();
+        assert!(stub.is_none(), "id {id}");
+    }
+    // a second run has nothing to do
+    let message = db.retention().await;
+    assert!(!message.contains("started for the cold tier"), "{message}");
+}
+
+#[tokio::test]
+async fn a_query_reading_replaced_segments_keeps_their_files_until_it_ends() {
+    let db = Db::new();
+    three_segments(&db, "").await;
+    let old_files = db.segment_files();
+    let table = db.app.schema_registry.get_table("app", "items").unwrap();
+    let (start, end) = crate::table_store::table_range(table.definition.table_id);
+    let cold = Arc::clone(db.app.table_store.cold());
+    // a scan begun before the compaction holds its segments open
+    let mut cursors = cold
+        .cursors(
+            db.app.table_store.backend().as_ref(),
+            &start,
+            true,
+            &start,
+            &end,
+            false,
+        )
+        .unwrap();
+    assert_eq!(cursors.len(), 3);
+    db.compact("app.items").await;
+    assert_eq!(cold.retired_count(), 3, "held by the running scan");
+    for file in &old_files {
+        assert!(file.exists(), "{file:?} deleted under a reader");
+    }
+    assert_eq!(db.segment_files().len(), 4);
+    // the scan reads every row of the segments it began with
+    let mut rows = 0;
+    for (cursor, _) in &mut cursors {
+        while cursor.fill().unwrap() {
+            rows += 1;
+            cursor.advance();
+        }
+    }
+    assert_eq!(rows, 3071);
+    assert_eq!(cold.reap().await, 0, "still open");
+    drop(cursors);
+    assert_eq!(cold.reap().await, 3);
+    assert_eq!(cold.retired_count(), 0);
+    assert_eq!(db.segment_files().len(), 1);
+    for file in &old_files {
+        assert!(!file.exists(), "{file:?}");
+    }
+    // a backup in progress holds deletions off
+    db.sql("root", "UPDATE app.items SET n = n WHERE id < 10")
+        .await;
+    db.flush("app.items").await;
+    db.sql("root", "UPDATE app.items SET n = n WHERE id < 10")
+        .await;
+    db.flush("app.items").await;
+    let hold = cold.hold_deletions();
+    db.compact("app.items").await;
+    assert_eq!(cold.retired_count(), 3, "the compacted one and the two new");
+    assert_eq!(cold.reap().await, 0);
+    drop(hold);
+    assert_eq!(cold.reap().await, 3);
+    assert_eq!(db.segment_files().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_running_throughout_compactions_answer_correctly() {
+    let db = Arc::new(Db::new());
+    three_segments(&db, "").await;
+    let expected = answers(&db).await;
+    let changed =
+        "SELECT id, name, n FROM app.items WHERE id IN (5, 6, 105, 1005, 5000) ORDER BY id";
+    let expected_changed = db.sql("root", changed).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (db, stop, expected, expected_changed) = (
+            Arc::clone(&db),
+            Arc::clone(&stop),
+            expected.clone(),
+            expected_changed.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut rounds = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                assert_eq!(answers(&db).await, expected);
+                assert_eq!(db.sql("root", changed).await, expected_changed);
+                rounds += 1;
+            }
+            rounds
+        }));
+    }
+    for round in 0..6 {
+        // a new version of a tenth of the rows, same values: a new segment
+        db.sql(
+            "root",
+            &format!("UPDATE app.items SET n = n WHERE id % 10 = {round}"),
+        )
+        .await;
+        db.flush("app.items").await;
+        if round % 2 == 1 {
+            let message = db.compact("app.items").await;
+            assert!(message.contains("into 1;"), "{message}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut rounds = 0;
+    for reader in readers {
+        rounds += reader.await.unwrap();
+    }
+    assert!(rounds >= 2, "the readers ran {rounds} round(s)");
+    db.app.table_store.cold().reap().await;
+    assert_eq!(db.shared_manifest("items").segments.len(), 1);
+    assert_eq!(db.segment_files().len(), 1);
+    assert_eq!(answers(&db).await, expected);
+}

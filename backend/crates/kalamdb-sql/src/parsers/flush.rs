@@ -93,7 +93,9 @@ mod tests {
             one("storage compact all"),
             SqlStatement::CompactAll { namespace: None }
         );
-        let err = parse_sql("STORAGE COMPACT everything").unwrap_err().to_string();
+        let err = parse_sql("STORAGE COMPACT everything")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("TABLE or ALL"), "{err}");
     }
 }

@@ -56,9 +56,14 @@ impl StatementHandler for TableDdlHandler {
             SqlStatement::FlushAll { namespace } => {
                 let refusal = crate::jobs::executors::flush::refusal;
                 let create = crate::jobs::executors::flush::create_flush_job;
-                for_all_tables(app, namespace, "Flush", "already flushing", &|t| {
-                    refusal(t).is_none()
-                }, &create)
+                for_all_tables(
+                    app,
+                    namespace,
+                    "Flush",
+                    "already flushing",
+                    &|t| refusal(t).is_none(),
+                    &create,
+                )
             }
             SqlStatement::CompactTable { table } => {
                 let table = super::resolve_table(app, ctx, &table)?;
@@ -77,12 +82,19 @@ impl StatementHandler for TableDdlHandler {
                 let backend = app.table_store.backend();
                 let cold = app.table_store.cold();
                 // only tables that have flushed something have segments
-                for_all_tables(app, namespace, "Compaction", "already compacting", &|t| {
-                    refusal(t).is_none()
-                        && cold
-                            .has_cold(backend.as_ref(), t.definition.table_id.0)
-                            .unwrap_or(true)
-                }, &create)
+                for_all_tables(
+                    app,
+                    namespace,
+                    "Compaction",
+                    "already compacting",
+                    &|t| {
+                        refusal(t).is_none()
+                            && cold
+                                .has_cold(backend.as_ref(), t.definition.table_id.0)
+                                .unwrap_or(true)
+                    },
+                    &create,
+                )
             }
             SqlStatement::Standard(s) => match *s {
                 kalamdb_sql::sqlparser::ast::Statement::AlterTable(alter) => {

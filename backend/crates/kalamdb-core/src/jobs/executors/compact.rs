@@ -62,7 +62,9 @@ fn params(params: &Json) -> CoreResult<Option<TableId>> {
     match params.get("table_id") {
         None => Ok(None),
         Some(id) => id.as_u64().map(|id| Some(TableId(id))).ok_or_else(|| {
-            CoreError::InvalidParameter("Compact: expected {\"table_id\": n} or no parameters".into())
+            CoreError::InvalidParameter(
+                "Compact: expected {\"table_id\": n} or no parameters".into(),
+            )
         }),
     }
 }
@@ -427,7 +429,10 @@ async fn compact_partition(
 async fn discard(storage: &kalamdb_filestore::Storage, outputs: Vec<SegmentMeta>) {
     for meta in outputs {
         if let Err(e) = storage.delete(&meta.path).await {
-            tracing::warn!("cold tier: cannot remove '{}' (swept at the next start): {e}", meta.path);
+            tracing::warn!(
+                "cold tier: cannot remove '{}' (swept at the next start): {e}",
+                meta.path
+            );
         }
     }
 }

@@ -106,12 +106,10 @@ impl RetentionExecutor {
             purged += table_purged;
             let cold = app.table_store.cold();
             if cold.has_cold(app.table_store.backend().as_ref(), def.table_id.0)? {
-                let due_cold = crate::cold::manifests_of(
-                    app.table_store.backend().as_ref(),
-                    def.table_id.0,
-                )?
-                .iter()
-                .any(|m| super::compact::inputs(m, cutoff).is_some());
+                let due_cold =
+                    crate::cold::manifests_of(app.table_store.backend().as_ref(), def.table_id.0)?
+                        .iter()
+                        .any(|m| super::compact::inputs(m, cutoff).is_some());
                 let mut start = |job: CoreResult<String>| match job {
                     Ok(id) => followups.push(id),
                     Err(CoreError::IdempotentConflict(_)) => {}
