@@ -290,6 +290,10 @@ fn describe() {
         "The longest a subscriber with queued changes has not taken one"
     );
     describe_counter!("kalamdb_flushes_total", "Flushes, by outcome");
+    describe_counter!(
+        "kalamdb_compactions_total",
+        "Compactions committed (one per partition merged)"
+    );
     describe_counter!("kalamdb_flushed_rows_total", "Rows written to segments");
     describe_counter!(
         "kalamdb_flushed_bytes_total",
