@@ -39,3 +39,26 @@ fn table_ids(params: &Json, job: &str) -> CoreResult<Option<Vec<TableId>>> {
         .collect::<CoreResult<Vec<_>>>()
         .map(Some)
 }
+
+/// Creates a job of `job_type` for one table (`{"table_id": n}`) with the
+/// idempotency key `<key>:<table id>`: one already active is an
+/// `IdempotentConflict` naming it.
+fn create_table_job(
+    app: &crate::app_context::AppContext,
+    job_type: crate::jobs::JobType,
+    key: &str,
+    table: &crate::schema::CachedTable,
+) -> CoreResult<String> {
+    let def = &table.definition;
+    app.job_manager.create_job(
+        job_type,
+        crate::jobs::JobOptions {
+            parameters: serde_json::json!({ "table_id": def.table_id.0 }),
+            idempotency_key: Some(format!("{key}:{}", def.table_id.0)),
+            namespace_id: Some(def.namespace.as_str().to_string()),
+            table_name: Some(def.name.clone()),
+            max_retries: Some(3),
+            ..crate::jobs::JobOptions::default()
+        },
+    )
+}

@@ -440,18 +440,7 @@ async fn discard(storage: &kalamdb_filestore::Storage, outputs: Vec<SegmentMeta>
 /// Creates the Compact job of `table`; one already active is an
 /// `IdempotentConflict` naming it.
 pub fn create_compact_job(app: &AppContext, table: &CachedTable) -> CoreResult<String> {
-    let def = &table.definition;
-    app.job_manager.create_job(
-        JobType::Compact,
-        crate::jobs::JobOptions {
-            parameters: serde_json::json!({ "table_id": def.table_id.0 }),
-            idempotency_key: Some(format!("compact:{}", def.table_id.0)),
-            namespace_id: Some(def.namespace.as_str().to_string()),
-            table_name: Some(def.name.clone()),
-            max_retries: Some(3),
-            ..crate::jobs::JobOptions::default()
-        },
-    )
+    super::create_table_job(app, JobType::Compact, "compact", table)
 }
 
 #[async_trait]

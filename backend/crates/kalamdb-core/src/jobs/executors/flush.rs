@@ -335,18 +335,7 @@ pub(crate) async fn export_manifest(storage: &Storage, dir: &str, manifest: &Man
 /// `IdempotentConflict` naming it (two flushes of a table never run at
 /// once).
 pub fn create_flush_job(app: &AppContext, table: &CachedTable) -> CoreResult<String> {
-    let def = &table.definition;
-    app.job_manager.create_job(
-        JobType::Flush,
-        crate::jobs::JobOptions {
-            parameters: serde_json::json!({ "table_id": def.table_id.0 }),
-            idempotency_key: Some(format!("flush:{}", def.table_id.0)),
-            namespace_id: Some(def.namespace.as_str().to_string()),
-            table_name: Some(def.name.clone()),
-            max_retries: Some(3),
-            ..crate::jobs::JobOptions::default()
-        },
-    )
+    super::create_table_job(app, JobType::Flush, "flush", table)
 }
 
 /// How often [`run_policies`] looks at the tables' FLUSH_POLICYs.
