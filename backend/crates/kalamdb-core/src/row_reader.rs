@@ -221,9 +221,17 @@ impl RowReader {
                     }
                     Err(e) => return Err(e),
                 };
-                for (ordinal, i) in wanted {
+                // one row per ordinal: copied only where keys repeat
+                let mut rows: Vec<Option<Vec<u8>>> = rows.into_iter().map(Some).collect();
+                for (k, &(ordinal, i)) in wanted.iter().enumerate() {
                     let n = ordinals.partition_point(|o| *o < ordinal);
-                    out.push((i, rows[n].clone()));
+                    let repeated = wanted.get(k + 1).is_some_and(|(next, _)| *next == ordinal);
+                    let row = if repeated {
+                        rows[n].clone()
+                    } else {
+                        rows[n].take()
+                    };
+                    out.push((i, row.expect("each ordinal was read")));
                 }
             }
             return Ok(out);

@@ -306,7 +306,9 @@ async fn compact_partition(
             )?
             .with_missing(table.backfill.clone());
             let (mut keys, mut seqs, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
-            for (w, (newest, stub_key)) in winners.iter().zip(newest.into_iter().zip(stub_keys)) {
+            for (w, (newest, stub_key)) in
+                winners.into_iter().zip(newest.into_iter().zip(stub_keys))
+            {
                 if newest.is_some_and(|s| !input_ids.contains(&s)) {
                     continue; // a newer version is in a segment kept
                 }
@@ -347,7 +349,7 @@ async fn compact_partition(
                     encode_cold_stub(def.schema_version, w.seq, w.deleted, segment_id, ordinal),
                 );
                 builder.push(&RowView::decode(&w.row)?)?;
-                keys.push(w.key.clone());
+                keys.push(w.key);
                 seqs.push(w.seq);
                 deleted.push(w.deleted);
                 if writer.rows() + keys.len() as u64 == SEGMENT_ROWS {
