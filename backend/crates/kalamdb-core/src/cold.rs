@@ -175,7 +175,7 @@ pub struct ColdTier {
     /// Segments a compaction replaced: no manifest lists them any more, but
     /// a query that began before may still read them. Deleted by
     /// [`ColdTier::reap`] once nothing holds them open.
-    retired: std::sync::Mutex<Vec<SegmentMeta>>,
+    retired: std::sync::Mutex<Vec<Retired>>,
     /// Ids of retired segments being deleted or deleted: opening one fails
     /// with [`CoreError::SegmentRetired`], and the reader looks again.
     gone: dashmap::DashSet<u64>,
@@ -188,6 +188,14 @@ pub struct ColdTier {
 /// it went for (each time it finds the successor, unless yet another
 /// compaction replaced that one meanwhile).
 pub const RETIRED_RETRIES: usize = 8;
+
+/// A replaced segment waiting for deletion.
+struct Retired {
+    meta: SegmentMeta,
+    /// Deletions of it that failed so far (logged at 1, 2, 4, …: a
+    /// storage that stays unreachable does not fill the log every second).
+    failures: u32,
+}
 
 /// While alive, retired segments are kept ([`ColdTier::hold_deletions`]).
 pub struct DeletionHold(Arc<ColdTier>);
@@ -237,7 +245,11 @@ impl ColdTier {
         self.retired
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend(segments);
+            .extend(
+                segments
+                    .into_iter()
+                    .map(|meta| Retired { meta, failures: 0 }),
+            );
     }
 
     /// How many replaced segments still wait for their last reader.
@@ -257,14 +269,21 @@ impl ColdTier {
     /// deleted now is tried again at the next call (and an orphan left by
     /// a crash goes with the sweep at start).
     pub async fn reap(&self) -> usize {
-        if self.holds.load(std::sync::atomic::Ordering::Acquire) > 0 {
+        let held = || self.holds.load(std::sync::atomic::Ordering::Acquire) > 0;
+        if held() {
             return 0;
         }
         let candidates =
             std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
         let mut keep = Vec::new();
         let mut deleted = 0;
-        for meta in candidates {
+        for mut retired in candidates {
+            // a hold taken meanwhile stops the rest
+            if held() {
+                keep.push(retired);
+                continue;
+            }
+            let meta = &retired.meta;
             // new openers fail from here on; then the cached file goes if
             // no reader holds it
             self.gone.insert(meta.id);
@@ -277,7 +296,7 @@ impl ColdTier {
             };
             if !unused {
                 self.gone.remove(&meta.id);
-                keep.push(meta);
+                keep.push(retired);
                 continue;
             }
             self.groups.forget(meta.id);
@@ -288,12 +307,16 @@ impl ColdTier {
             match result {
                 Ok(()) => deleted += 1,
                 Err(e) => {
-                    tracing::warn!(
-                        "cold tier: cannot delete replaced segment '{}' now: {e}",
-                        meta.path
-                    );
+                    retired.failures += 1;
+                    if retired.failures.is_power_of_two() {
+                        tracing::warn!(
+                            "cold tier: cannot delete replaced segment '{}' ({} attempt(s); tried again later): {e}",
+                            meta.path,
+                            retired.failures
+                        );
+                    }
                     self.gone.remove(&meta.id);
-                    keep.push(meta);
+                    keep.push(retired);
                 }
             }
         }
@@ -438,8 +461,8 @@ impl ColdTier {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .iter()
-                        .find(|s| s.id == segment)
-                        .cloned()
+                        .find(|s| s.meta.id == segment)
+                        .map(|s| s.meta.clone())
                         .ok_or(CoreError::SegmentRetired(segment))?,
                 }
             }

@@ -90,6 +90,15 @@ fn has_due_tombstones(s: &SegmentMeta, horizon: i64) -> bool {
     s.deleted > 0 && s.min_seq < horizon && s.purged_below < horizon
 }
 
+/// Whether any segment of `manifest` holds tombstones a compaction can
+/// drop under `horizon`.
+pub fn tombstones_due(manifest: &Manifest, horizon: i64) -> bool {
+    manifest
+        .segments
+        .iter()
+        .any(|s| has_due_tombstones(s, horizon))
+}
+
 /// The segments of `manifest` one compaction merges, oldest first, if it
 /// has anything to do: two small segments or more, or tombstones due.
 pub fn inputs(manifest: &Manifest, horizon: i64) -> Option<Vec<SegmentMeta>> {

@@ -109,7 +109,7 @@ impl RetentionExecutor {
                 let due_cold =
                     crate::cold::manifests_of(app.table_store.backend().as_ref(), def.table_id.0)?
                         .iter()
-                        .any(|m| super::compact::inputs(m, cutoff).is_some());
+                        .any(|m| super::compact::tombstones_due(m, cutoff));
                 let mut start = |job: CoreResult<String>| match job {
                     Ok(id) => followups.push(id),
                     Err(CoreError::IdempotentConflict(_)) => {}
