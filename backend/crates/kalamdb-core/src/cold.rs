@@ -58,12 +58,29 @@ pub fn manifest_key(prefix: &[u8]) -> Vec<u8> {
 
 /// Every manifest of table `table` (all its partitions), read from storage.
 pub fn manifests_of(backend: &dyn StorageBackend, table: u64) -> CoreResult<Vec<Manifest>> {
+    Ok(partition_manifests(backend, table)?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect())
+}
+
+/// Each partition of table `table` that has a manifest: its key prefix and
+/// its manifest, read from storage.
+pub fn partition_manifests(
+    backend: &dyn StorageBackend,
+    table: u64,
+) -> CoreResult<Vec<(Vec<u8>, Manifest)>> {
     let (start, end) = manifest_range(table);
     let mut out = Vec::new();
     let mut failure = None;
-    backend.scan(Partition::Index, &start, &end, &mut |_, bytes| {
+    backend.scan(Partition::Index, &start, &end, &mut |key, bytes| {
         match Manifest::decode(bytes) {
-            Ok(m) => out.push(m),
+            Ok(m) => {
+                // the key minus the index id
+                let mut prefix = key[..8].to_vec();
+                prefix.extend_from_slice(&key[12..]);
+                out.push((prefix, m));
+            }
             Err(e) => failure = Some(e),
         }
         Ok(failure.is_none())
@@ -80,7 +97,8 @@ pub fn manifests_of(backend: &dyn StorageBackend, table: u64) -> CoreResult<Vec<
 /// referenced segment, that were last written before `written_before_ms` (a
 /// flush uploading now has not committed its segment yet). A storage that
 /// cannot be listed is reported in the log and skipped (its orphans go at
-/// a later sweep). Returns how many files went.
+/// a later sweep). Waits for a running backup ([`ColdTier::hold_deletions`])
+/// to end first. Returns how many files went.
 pub async fn sweep_orphans(
     cold: &ColdTier,
     backend: &dyn StorageBackend,
@@ -91,6 +109,8 @@ pub async fn sweep_orphans(
     if !cold.storages.has_cold_tier() {
         return Ok(0);
     }
+    // a backup copying files meanwhile finishes first
+    cold.deletions_allowed().await;
     let mut referenced = std::collections::HashSet::new();
     for table in tables {
         for manifest in manifests_of(backend, table)? {
@@ -182,6 +202,8 @@ pub struct ColdTier {
     /// While above zero, no retired segment is deleted (a backup is
     /// copying the files).
     holds: std::sync::atomic::AtomicUsize,
+    /// Told when the last hold ends.
+    released: tokio::sync::Notify,
 }
 
 /// How often a read looks again after a compaction replaced the segment
@@ -202,9 +224,14 @@ pub struct DeletionHold(Arc<ColdTier>);
 
 impl Drop for DeletionHold {
     fn drop(&mut self) {
-        self.0
+        if self
+            .0
             .holds
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.released.notify_waiters();
+        }
     }
 }
 
@@ -231,6 +258,7 @@ impl ColdTier {
             retired: std::sync::Mutex::new(Vec::new()),
             gone: dashmap::DashSet::new(),
             holds: std::sync::atomic::AtomicUsize::new(0),
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -261,6 +289,17 @@ impl ColdTier {
     pub fn hold_deletions(self: &Arc<Self>) -> DeletionHold {
         self.holds.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         DeletionHold(Arc::clone(self))
+    }
+
+    /// Returns once no deletion hold is alive (at once when none is).
+    pub async fn deletions_allowed(&self) {
+        loop {
+            let released = self.released.notified();
+            if self.holds.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            released.await;
+        }
     }
 
     /// Deletes the retired segments nothing reads any more: not open, or

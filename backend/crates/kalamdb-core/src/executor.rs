@@ -421,7 +421,9 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         | SqlStatement::AlterUser { .. }
         | SqlStatement::DropUser { .. } => StatementFamily::UserManagement,
         SqlStatement::ExecuteAsUser { statement, .. } => classify(statement)?,
-        SqlStatement::KillJob { .. } => StatementFamily::JobControl,
+        SqlStatement::KillJob { .. }
+        | SqlStatement::BackupDatabase { .. }
+        | SqlStatement::RestoreDatabase { .. } => StatementFamily::JobControl,
         SqlStatement::Subscribe { .. } | SqlStatement::KillLiveQuery { .. } => {
             StatementFamily::Live
         }
@@ -437,6 +439,7 @@ pub fn classify(statement: &SqlStatement) -> CoreResult<StatementFamily> {
         | SqlStatement::ShowTables { .. }
         | SqlStatement::ShowStats { .. }
         | SqlStatement::ShowStorages
+        | SqlStatement::ShowBackups
         | SqlStatement::ShowIndexes { .. }
         | SqlStatement::DescribeTable { .. } => StatementFamily::Show,
         SqlStatement::Standard(s) => match s.as_ref() {

@@ -27,6 +27,8 @@ const STORAGE_PREFIX: &[u8] = b"stg/";
 const RESUME_HORIZON_PREFIX: &[u8] = b"rh/";
 /// Dropped users waiting for the UserCleanup job, by user id.
 const DROPPED_USER_PREFIX: &[u8] = b"udel/";
+/// Finished backups (`system.backups`), by backup id.
+const BACKUP_PREFIX: &[u8] = b"bk/";
 
 /// One entry of `system.audit_log`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +46,25 @@ pub struct AuditEntry {
     pub client_addr: Option<String>,
     /// For EXECUTE AS USER: the user acted as.
     pub as_user: Option<String>,
+}
+
+/// One finished BACKUP (`system.backups`, SHOW BACKUPS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// The job that took it (`BK-…`).
+    pub backup_id: String,
+    /// `None`: the whole database.
+    pub namespace: Option<String>,
+    /// The directory it was written to, on the server.
+    pub path: String,
+    pub tables: u64,
+    pub segments: u64,
+    /// Every file of the backup, in bytes.
+    pub bytes: u64,
+    /// Epoch milliseconds: the instant it holds (its checkpoint), and when
+    /// it was complete.
+    pub created_at: i64,
+    pub finished_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -265,6 +286,29 @@ impl MetaStore {
             value,
         );
         Ok(())
+    }
+
+    /// Keeps a past schema version of a table (its current one is written
+    /// by [`MetaStore::put_table`]).
+    pub fn put_table_version(&self, batch: &mut Batch, def: &TableDefinition) -> CoreResult<()> {
+        batch.put(
+            Partition::Meta,
+            table_version_key(def.table_id, def.schema_version),
+            encode(def)?,
+        );
+        Ok(())
+    }
+
+    pub fn put_backup(&self, record: &BackupRecord) -> CoreResult<()> {
+        let mut key = BACKUP_PREFIX.to_vec();
+        key.extend_from_slice(record.backup_id.as_bytes());
+        let mut batch = Batch::new();
+        batch.put(Partition::Meta, key, encode(record)?);
+        Ok(self.store.write(batch)?)
+    }
+
+    pub fn backups(&self) -> CoreResult<Vec<BackupRecord>> {
+        self.scan_prefix(BACKUP_PREFIX)
     }
 
     /// Removes a table's definition and history.

@@ -5,8 +5,8 @@ use crate::app_context::{AppContext, CoreOptions};
 use crate::error::CoreResult;
 use crate::executor::SqlExecutor;
 use crate::jobs::executors::{
-    CleanupExecutor, CompactExecutor, FlushExecutor, IndexBuildExecutor, RetentionExecutor,
-    StreamEvictionExecutor, UserCleanupExecutor,
+    BackupExecutor, CleanupExecutor, CompactExecutor, FlushExecutor, IndexBuildExecutor,
+    RestoreExecutor, RetentionExecutor, StreamEvictionExecutor, UserCleanupExecutor,
 };
 use crate::jobs::{JobOptions, JobRegistry, JobType, Schedule};
 use kalamdb_store::StorageBackend;
@@ -20,6 +20,8 @@ impl AppContext {
         jobs.register(Arc::new(FlushExecutor::default()));
         jobs.register(Arc::new(CompactExecutor::default()));
         jobs.register(Arc::new(IndexBuildExecutor));
+        jobs.register(Arc::new(BackupExecutor));
+        jobs.register(Arc::new(RestoreExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(RetentionExecutor {
             default_retention_ms: options.deleted_retention_ms,

@@ -410,4 +410,9 @@ impl StorageBackend for RowBackend {
     fn syncs_writes(&self) -> bool {
         self.durable.syncs_writes()
     }
+
+    /// STREAM rows live in memory only: a checkpoint holds the durable ones.
+    fn checkpoint(&self, dir: &std::path::Path) -> StoreResult<()> {
+        self.durable.checkpoint(dir)
+    }
 }

@@ -3,6 +3,7 @@
 //! registry or metadata store at scan time, filtered by the caller's role.
 
 pub mod audit_log;
+pub mod backups;
 pub mod columns;
 pub mod indexes;
 pub mod jobs;
@@ -103,6 +104,10 @@ impl SystemTablesRegistry {
         tables.insert(
             audit_log::NAME,
             Arc::new(audit_log::AuditLogTable::new(Arc::clone(&registry))),
+        );
+        tables.insert(
+            backups::NAME,
+            Arc::new(backups::BackupsTable::new(Arc::clone(&registry))),
         );
         tables.insert(
             jobs::NAME,

@@ -505,6 +505,17 @@ impl WriteFunnel {
         Ok(true)
     }
 
+    /// A RESTORE's batch, at the commit point: rows and entries written as
+    /// the backup holds them, their `_seq`s (at most `max_seq`) kept, and
+    /// every `_seq` given from now on greater. Nothing is published: the
+    /// restored table becomes visible only when its definition commits.
+    pub fn commit_restored(&self, batch: Batch, max_seq: i64) -> CoreResult<()> {
+        let _point = lock(&self.point);
+        self.seqs.observe(max_seq);
+        self.store.backend().write(batch)?;
+        Ok(())
+    }
+
     /// The highest `_seq` committed so far; a statement that takes it before
     /// reading records it in [`WriteSet::read_at`].
     pub fn committed(&self) -> i64 {

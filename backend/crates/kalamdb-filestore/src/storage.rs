@@ -316,6 +316,64 @@ impl Storage {
         }
     }
 
+    /// Copies object `path` into the local file `to` (its directory made;
+    /// the file must not exist), streamed, and returns its size and BLAKE3
+    /// checksum. Used by BACKUP.
+    pub async fn copy_out(&self, path: &str, to: &Path) -> FileStoreResult<(u64, String)> {
+        if let Some(dir) = to.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let mut body = self
+            .store
+            .get(&Self::object_path(path)?)
+            .await?
+            .into_stream();
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .await?;
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.try_next().await? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await?;
+        Ok((size, hasher.finalize().to_hex().to_string()))
+    }
+
+    /// Uploads the local file `from` to object `path` (a multipart upload
+    /// for a large file, never held whole in memory), made durable, and
+    /// returns its size and BLAKE3 checksum. Used by RESTORE.
+    pub async fn copy_in(&self, from: &Path, path: &str) -> FileStoreResult<(u64, String)> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(from).await?;
+        let mut upload = object_store::buffered::BufWriter::new(
+            Arc::clone(&self.store),
+            Self::object_path(path)?,
+        );
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            if let Err(e) = upload.write_all(&buf[..n]).await {
+                let _ = upload.abort().await;
+                return Err(e.into());
+            }
+        }
+        upload.shutdown().await?;
+        self.sync(path)?;
+        Ok((size, hasher.finalize().to_hex().to_string()))
+    }
+
     /// Every object under `prefix`.
     pub async fn list(&self, prefix: &str) -> FileStoreResult<Vec<Listed>> {
         let prefix = (!prefix.is_empty())

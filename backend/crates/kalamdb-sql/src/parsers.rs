@@ -1,6 +1,7 @@
 //! Our statement parsers, one file per family, all working on sqlparser's
 //! `Parser` so positions and error messages look the same as sqlparser's.
 
+pub mod backup;
 pub mod flush;
 pub mod index;
 pub mod insert_values;
@@ -55,6 +56,9 @@ pub(crate) fn parse_statement(p: &mut Parser<'_>) -> Result<SqlStatement, Parser
         (Some("FLUSH"), Some("TABLE" | "ALL"), _)
         | (Some("STORAGE"), Some("FLUSH"), Some("TABLE" | "ALL")) => flush::parse_flush(p),
         (Some("STORAGE"), Some("COMPACT"), _) => flush::parse_compact(p),
+        (Some("BACKUP"), Some("DATABASE"), _) => backup::parse_backup(p),
+        (Some("RESTORE"), Some("DATABASE"), _) => backup::parse_restore(p),
+        (Some("SHOW"), Some("BACKUPS"), _) => backup::parse_show(p),
         (Some("SUBSCRIBE"), Some("TO"), _) | (Some("LIVE"), Some("SELECT" | "WITH"), _) => {
             live::parse_subscribe(p)
         }

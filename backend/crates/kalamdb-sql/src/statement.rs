@@ -126,6 +126,20 @@ pub enum SqlStatement {
     CompactAll {
         namespace: Option<String>,
     },
+    /// `BACKUP DATABASE [ns] TO 'path'`
+    BackupDatabase {
+        namespace: Option<String>,
+        path: String,
+    },
+    /// `RESTORE DATABASE [ns] FROM 'path' [WITH OVERWRITE]`
+    RestoreDatabase {
+        namespace: Option<String>,
+        path: String,
+        /// Tables the backup holds replace tables of the same name.
+        overwrite: bool,
+    },
+    /// `SHOW BACKUPS`
+    ShowBackups,
     /// `EXECUTE AS USER 'name' ( <one statement> )`
     ExecuteAsUser {
         user: String,
@@ -226,6 +240,9 @@ impl SqlStatement {
             SqlStatement::FlushAll { .. } => "FLUSH ALL",
             SqlStatement::CompactTable { .. } => "COMPACT TABLE",
             SqlStatement::CompactAll { .. } => "COMPACT ALL",
+            SqlStatement::BackupDatabase { .. } => "BACKUP DATABASE",
+            SqlStatement::RestoreDatabase { .. } => "RESTORE DATABASE",
+            SqlStatement::ShowBackups => "SHOW BACKUPS",
             SqlStatement::CreateNamespace { .. } => "CREATE NAMESPACE",
             SqlStatement::DropNamespace { .. } => "DROP NAMESPACE",
             SqlStatement::ShowNamespaces => "SHOW NAMESPACES",

@@ -203,6 +203,17 @@ pub trait StorageBackend: Send + Sync {
     fn syncs_writes(&self) -> bool {
         false
     }
+
+    /// Writes a consistent copy of the whole store, as of one instant, to
+    /// the directory `dir` (which must not exist yet); on the same
+    /// filesystem its immutable files are hard links. Writes go on
+    /// meanwhile.
+    fn checkpoint(&self, dir: &std::path::Path) -> StoreResult<()> {
+        let _ = dir;
+        Err(crate::StoreError::Engine(
+            "this store cannot take a checkpoint".into(),
+        ))
+    }
 }
 
 /// A storage engine's own figures, read when metrics are scraped.

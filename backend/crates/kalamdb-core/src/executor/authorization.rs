@@ -22,7 +22,7 @@ pub enum StatementFamily {
     Session,
     /// CREATE/ALTER/DROP USER (system accounts: system role only)
     UserManagement,
-    /// KILL JOB / CANCEL JOB
+    /// KILL JOB / CANCEL JOB, BACKUP DATABASE, RESTORE DATABASE
     JobControl,
     /// SUBSCRIBE TO / LIVE SELECT, KILL LIVE QUERY (the live layer checks
     /// the table and the owner)

@@ -1,6 +1,6 @@
-//! One file per job type that runs for real today (Backup and Restore
-//! are still to come).
+//! One file per job type (Backup and Restore share `backup.rs`).
 
+pub mod backup;
 pub mod cleanup;
 pub mod compact;
 pub mod flush;
@@ -9,6 +9,7 @@ pub mod retention;
 pub mod stream_eviction;
 pub mod user_cleanup;
 
+pub use backup::{BackupExecutor, RestoreExecutor};
 pub use cleanup::CleanupExecutor;
 pub use compact::CompactExecutor;
 pub use flush::FlushExecutor;

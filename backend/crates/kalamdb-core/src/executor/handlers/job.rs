@@ -1,9 +1,11 @@
-//! KILL JOB / CANCEL JOB.
+//! KILL JOB / CANCEL JOB; BACKUP DATABASE and RESTORE DATABASE (each starts
+//! a job: `jobs/executors/backup.rs`).
 
 use super::{StatementHandler, StatementOptions, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
+use crate::jobs::executors::backup;
 use crate::jobs::model::is_job_id;
 use crate::result::StatementResult;
 use async_trait::async_trait;
@@ -20,8 +22,28 @@ impl StatementHandler for JobHandler {
         statement: SqlStatement,
         _options: &StatementOptions<'_>,
     ) -> CoreResult<StatementResult> {
-        let SqlStatement::KillJob { job_id } = statement else {
-            return Err(unexpected(&statement));
+        let job_id = match statement {
+            SqlStatement::KillJob { job_id } => job_id,
+            SqlStatement::BackupDatabase { namespace, path } => {
+                let what = namespace
+                    .as_deref()
+                    .map_or("the database".to_string(), |ns| format!("namespace '{ns}'"));
+                let job_id = backup::create_backup_job(app, namespace, &path)?;
+                return Ok(StatementResult::message(format!(
+                    "Backup of {what} to '{path}' started. Job ID: {job_id}"
+                )));
+            }
+            SqlStatement::RestoreDatabase {
+                namespace,
+                path,
+                overwrite,
+            } => {
+                let job_id = backup::create_restore_job(app, namespace, &path, overwrite)?;
+                return Ok(StatementResult::message(format!(
+                    "Restore from '{path}' started. Job ID: {job_id}"
+                )));
+            }
+            other => return Err(unexpected(&other)),
         };
         if !is_job_id(&job_id) {
             return Err(CoreError::InvalidParameter(format!(

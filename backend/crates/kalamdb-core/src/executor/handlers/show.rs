@@ -148,6 +148,17 @@ pub async fn execute(
              FROM system.storages ORDER BY storage_id"
                 .to_string()
         }
+        SqlStatement::ShowBackups => {
+            if !ctx.role.is_admin() {
+                return Err(CoreError::PermissionDenied(format!(
+                    "Role '{}' may not list backups",
+                    ctx.role
+                )));
+            }
+            "SELECT backup_id, namespace_id, path, tables, segments, bytes, created_at, finished_at \
+             FROM system.backups ORDER BY created_at"
+                .to_string()
+        }
         SqlStatement::ShowStats { table } => {
             let found = readable_table(app, ctx, table)?;
             if !ctx.role.is_admin() {

@@ -130,13 +130,7 @@ impl StatementHandler for TableDdlHandler {
                         def.table_type
                     )));
                 }
-                let mut batch = Batch::new();
-                delete_all_rows(&mut batch, def.table_id);
-                app.meta.delete_table(&mut batch, def);
-                app.schema_registry.commit_drop_table(batch, &ns, &name)?;
-                let cleanup = app
-                    .job_manager
-                    .submit_cleanup(&[def.table_id], &ns, Some(&name));
+                let cleanup = drop_table_now(app, def)?;
                 Ok(StatementResult::message(format!(
                     "Table '{ns}.{name}' dropped{cleanup}"
                 )))
@@ -144,6 +138,20 @@ impl StatementHandler for TableDdlHandler {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// Drops table `def` (the caller holds the DDL lock): its definition and
+/// rows go in one batch, its files by a Cleanup job. Returns what the job
+/// says of itself, for the reply.
+pub(crate) fn drop_table_now(app: &AppContext, def: &TableDefinition) -> CoreResult<String> {
+    let (ns, name) = (def.namespace.as_str(), def.name.as_str());
+    let mut batch = Batch::new();
+    delete_all_rows(&mut batch, def.table_id);
+    app.meta.delete_table(&mut batch, def);
+    app.schema_registry.commit_drop_table(batch, ns, name)?;
+    Ok(app
+        .job_manager
+        .submit_cleanup(&[def.table_id], ns, Some(name)))
 }
 
 /// Starts a job (`create`) for every table of `namespace` (or all) that
