@@ -433,6 +433,25 @@ impl MetaStore {
 
     /// Reads counter `name` (0 if never set) and writes `value + 1` into
     /// `batch`. Callers serialize allocation (the DDL lock).
+    /// Takes `value` of counter `name` if it was never given out (the
+    /// counter is below it): the counter moves to it and `true` comes back.
+    pub fn claim_counter(&self, batch: &mut Batch, name: &str, value: u64) -> CoreResult<bool> {
+        let k = key(COUNTER_PREFIX, &[name.as_bytes()]);
+        let current = match self.store.get(Partition::Meta, &k)? {
+            Some(v) => u64::from_be_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?,
+            ),
+            None => 0,
+        };
+        if value <= current {
+            return Ok(false);
+        }
+        batch.put(Partition::Meta, k, value.to_be_bytes().to_vec());
+        Ok(true)
+    }
+
     pub fn next_counter(&self, batch: &mut Batch, name: &str) -> CoreResult<u64> {
         let k = key(COUNTER_PREFIX, &[name.as_bytes()]);
         let current = match self.store.get(Partition::Meta, &k)? {

@@ -20,7 +20,7 @@ impl AppContext {
         jobs.register(Arc::new(FlushExecutor::default()));
         jobs.register(Arc::new(CompactExecutor::default()));
         jobs.register(Arc::new(IndexBuildExecutor));
-        jobs.register(Arc::new(BackupExecutor));
+        jobs.register(Arc::new(BackupExecutor::default()));
         jobs.register(Arc::new(RestoreExecutor));
         jobs.register(Arc::new(StreamEvictionExecutor));
         jobs.register(Arc::new(RetentionExecutor {

@@ -113,6 +113,28 @@ impl SegmentFile {
         *self.group_starts.last().unwrap_or(&0)
     }
 
+    /// How many row groups it has.
+    pub fn group_count(&self) -> usize {
+        self.groups()
+    }
+
+    /// Its table columns (the fields after `_key`, `_seq`, `_deleted`).
+    pub fn table_columns(&self) -> Vec<crate::SegmentColumn> {
+        self.metadata
+            .schema()
+            .fields()
+            .iter()
+            .zip(&self.column_ids)
+            .filter_map(|(field, id)| {
+                id.map(|id| crate::SegmentColumn {
+                    id,
+                    name: field.name().clone(),
+                    data_type: field.data_type().clone(),
+                })
+            })
+            .collect()
+    }
+
     /// The column id of each field of the batches read (`None` for the
     /// system fields).
     pub fn column_ids(&self) -> &[Option<u32>] {

@@ -117,6 +117,57 @@ impl SegmentWriter {
         self.meta.id
     }
 
+    /// Writes a copy of the local segment file `from` as segment `id` at
+    /// `path` on `storage`, each storage key mapped by `rekey` (which must
+    /// keep their order): same rows, same ordinals, same versions. Used by
+    /// RESTORE when a table comes back under another id.
+    pub async fn rewrite(
+        from: &std::path::Path,
+        storage: &Storage,
+        path: String,
+        id: u64,
+        like: &SegmentMeta,
+        rekey: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> FileStoreResult<SegmentMeta> {
+        let source = crate::SegmentFile::open(like.id, from, None)?;
+        let mut writer = Self::create(
+            storage,
+            path,
+            id,
+            like.schema_version,
+            &source.table_columns(),
+            like.created_at_ms,
+        )?;
+        let invalid = |what: &str| FileStoreError::Invalid(format!("segment copy: {what}"));
+        for group in 0..source.group_count() {
+            let batch = source.read_group(group)?;
+            let keys = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .ok_or_else(|| invalid("_key is not binary"))?;
+            let keys: Vec<Vec<u8>> = keys.iter().map(|k| rekey(k.unwrap_or_default())).collect();
+            let seqs = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| invalid("_seq is not Int64"))?;
+            let deleted = batch
+                .column(2)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| invalid("_deleted is not Boolean"))?;
+            let seqs: Vec<i64> = seqs.values().to_vec();
+            let deleted: Vec<bool> = (0..deleted.len()).map(|i| deleted.value(i)).collect();
+            writer
+                .write(&keys, &seqs, &deleted, batch.columns()[3..].to_vec())
+                .await?;
+        }
+        let mut meta = writer.finish().await?;
+        meta.purged_below = like.purged_below;
+        Ok(meta)
+    }
+
     /// Appends rows: their storage keys (strictly increasing, also across
     /// calls), versions, tombstone flags and the table columns' values.
     pub async fn write(

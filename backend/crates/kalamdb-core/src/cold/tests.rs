@@ -1077,3 +1077,263 @@ async fn queries_running_throughout_compactions_answer_correctly() {
     assert_eq!(db.segment_files().len(), 1);
     assert_eq!(answers(&db).await, expected);
 }
+
+// ------------------------------------------------------ backup and restore
+
+impl Db {
+    /// Runs `sql` (a statement starting a job) and waits for the job.
+    async fn job(&self, sql: &str) -> crate::jobs::Job {
+        let rows = self.sql("root", sql).await;
+        let message = rows[0][0].as_str().unwrap().to_string();
+        let job_id = message.rsplit("Job ID: ").next().unwrap().to_string();
+        self.app.job_manager.finished(&job_id).await.unwrap()
+    }
+}
+
+/// Every row of the backup test's tables, with its `_seq`, as each reader
+/// sees it, through the key, the index, scans and aggregates.
+async fn contents(db: &Db) -> Vec<Vec<Vec<Json>>> {
+    let mut out = answers(db).await;
+    for (user, q) in [
+        ("root", "SELECT id, name, n, _seq FROM app.items ORDER BY id"),
+        ("root", "SELECT count(*) FROM app.items WHERE _deleted = true"),
+        ("root", "SELECT id, name FROM app.items WHERE n = 7 ORDER BY id"),
+        ("ann", "SELECT id, body, tag, _seq FROM app.notes ORDER BY id"),
+        ("bob", "SELECT id, body, tag, _seq FROM app.notes ORDER BY id"),
+        ("ann", "SELECT body FROM app.notes WHERE id = 2"),
+    ] {
+        out.push(db.sql(user, q).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row() {
+    use crate::jobs::executors::backup::BackupExecutor;
+    use crate::jobs::executors::flush::FlushPause;
+    use crate::jobs::{
+        JobOptions, JobRegistry, JobType, JobsConfig, SystemClock, UnifiedJobManager,
+    };
+    let db = Db::new();
+    // SHARED: three segments, hot versions and tombstones over cold rows,
+    // an index; USER: two partitions, a segment under schema v1 read as v2
+    three_segments(&db, "").await;
+    db.sql(
+        "root",
+        "UPDATE app.items SET n = 7 WHERE id < 20; DELETE FROM app.items WHERE id BETWEEN 20 AND 24; \
+         CREATE INDEX by_n ON app.items (n); \
+         CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT); \
+         CREATE USER 'carol' WITH PASSWORD 'carol-pass-1' ROLE user",
+    )
+    .await;
+    for user in ["ann", "bob"] {
+        db.sql(
+            user,
+            &format!("INSERT INTO app.notes VALUES (1, '{user} one'), (2, '{user} two')"),
+        )
+        .await;
+    }
+    db.flush("app.notes").await;
+    db.sql(
+        "root",
+        "ALTER TABLE app.notes ADD COLUMN tag TEXT DEFAULT 'none'",
+    )
+    .await;
+    db.sql(
+        "ann",
+        "INSERT INTO app.notes (id, body, tag) VALUES (3, 'ann three', 'hot'); \
+         UPDATE app.notes SET body = 'edited' WHERE id = 1",
+    )
+    .await;
+    let expected = contents(&db).await;
+    assert_eq!(expected[8].len(), 3001 - 30 - 5);
+    let segments_before = db.segment_files();
+    assert_eq!(segments_before.len(), 5);
+
+    // a manager of its own whose backup waits after its checkpoint
+    let pause = Arc::new(FlushPause::default());
+    let mut registry = JobRegistry::new();
+    registry.register(Arc::new(BackupExecutor {
+        pause: Some(Arc::clone(&pause)),
+    }));
+    let manager = Arc::new(UnifiedJobManager::new(
+        db.app.meta.clone(),
+        JobsConfig::default(),
+        Arc::new(SystemClock),
+        registry,
+    ));
+    manager.start(&db.app).unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let path = target.path().join("nightly");
+    let job = manager
+        .create_job(
+            JobType::Backup,
+            JobOptions {
+                parameters: json!({ "path": path.display().to_string() }),
+                ..JobOptions::default()
+            },
+        )
+        .unwrap();
+    pause.uploaded.notified().await;
+    // after the checkpoint: writes, a flush, and a compaction replacing
+    // every segment the checkpoint names
+    db.sql(
+        "root",
+        "INSERT INTO app.items (id, name, n) VALUES (9000, 'after', 1); \
+         UPDATE app.items SET name = 'later' WHERE id = 1",
+    )
+    .await;
+    db.flush("app.items").await;
+    let message = db.compact("app.items").await;
+    assert!(message.contains("4 segment(s)"), "{message}");
+    let cold = db.app.table_store.cold();
+    assert_eq!(cold.reap().await, 0, "held by the backup");
+    for file in &segments_before {
+        assert!(file.exists(), "{file:?} deleted under the backup");
+    }
+    pause.resume.notify_one();
+    let done = manager.finished(&job).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let message = done.message.unwrap();
+    assert!(
+        message.starts_with("Backed up 2 table(s) and 5 segment(s)"),
+        "{message}"
+    );
+    assert_eq!(cold.reap().await, 4, "deletions go on after the backup");
+    assert!(path.join("backup.json").is_file());
+    assert!(!path.join(".in-progress").exists());
+    let shown = db.sql("root", "SHOW BACKUPS").await;
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0][0], json!(job));
+    assert_eq!(shown[0][2], json!(path.display().to_string()));
+    assert_eq!(shown[0][3], json!("2"));
+    assert_eq!(shown[0][4], json!("5"));
+    let e = db.try_sql("ann", "SHOW BACKUPS").await.unwrap_err();
+    assert!(e.contains("PERMISSION_DENIED"), "{e}");
+    assert!(
+        db.sql("ann", "SELECT * FROM system.backups")
+            .await
+            .is_empty()
+    );
+
+    // into a fresh database: every row as it was at the checkpoint
+    let fresh = Db::new();
+    let restore = fresh
+        .job(&format!("RESTORE DATABASE FROM '{}'", path.display()))
+        .await;
+    assert_eq!(restore.status, JobStatus::Completed, "{restore:?}");
+    let message = restore.message.unwrap();
+    assert!(
+        message.starts_with("Restored 2 table(s) from backup ")
+            && message.contains("5 segment(s)")
+            && message.contains("1 namespace(s), 1 user(s), 0 storage(s) added"),
+        "{message}"
+    );
+    assert_eq!(contents(&fresh).await, expected);
+    assert_eq!(fresh.segment_files().len(), 5);
+    let id_of = |db: &Db| {
+        db.app
+            .schema_registry
+            .get_table("app", "items")
+            .unwrap()
+            .definition
+            .table_id
+    };
+    assert_eq!(id_of(&fresh), id_of(&db), "a fresh server keeps the ids");
+    let users = fresh
+        .sql("root", "SELECT username FROM system.users ORDER BY username")
+        .await;
+    assert!(users.contains(&vec![json!("carol")]), "{users:?}");
+    // the restored table takes writes: the key check sees restored cold
+    // rows, and new versions get later `_seq`s
+    let e = fresh
+        .try_sql("root", "INSERT INTO app.items (id, name, n) VALUES (7, 'dup', 1)")
+        .await
+        .unwrap_err();
+    assert!(e.contains("exists") || e.contains("CONFLICT"), "{e}");
+    fresh
+        .sql("root", "UPDATE app.items SET n = 8 WHERE id = 30")
+        .await;
+    let max_seq = expected[8]
+        .iter()
+        .map(|r| r[3].as_str().unwrap().parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    let seq = fresh
+        .sql("root", "SELECT _seq FROM app.items WHERE id = 30")
+        .await;
+    assert!(seq[0][0].as_str().unwrap().parse::<i64>().unwrap() > max_seq);
+    let message = fresh.compact("app.items").await;
+    assert!(message.contains("3 segment(s)"), "{message}");
+
+    // again: refused, the tables exist; WITH OVERWRITE replaces them
+    let again = format!("RESTORE DATABASE FROM '{}'", path.display());
+    let e = fresh.try_sql("root", &again).await.unwrap_err();
+    assert!(
+        e.contains("Table 'app.items' exists") && e.contains("WITH OVERWRITE"),
+        "{e}"
+    );
+    let restore = fresh
+        .job(&format!("RESTORE DATABASE app FROM '{}' WITH OVERWRITE", path.display()))
+        .await;
+    assert_eq!(restore.status, JobStatus::Completed, "{restore:?}");
+    let message = restore.message.unwrap();
+    assert!(message.contains("replaced app.items, app.notes"), "{message}");
+    // under new ids: each segment was rewritten with its keys under it
+    assert_ne!(id_of(&fresh), id_of(&db));
+    let now = contents(&fresh).await;
+    for (i, (a, b)) in now.iter().zip(&expected).enumerate() {
+        assert_eq!(a, b, "query {i}");
+    }
+
+    // a backup never goes over another; paths are absolute
+    let e = db
+        .try_sql("root", &format!("BACKUP DATABASE TO '{}'", path.display()))
+        .await
+        .unwrap_err();
+    assert!(e.contains("is not empty"), "{e}");
+    let e = db
+        .try_sql("root", "BACKUP DATABASE TO 'relative/dir'")
+        .await
+        .unwrap_err();
+    assert!(e.contains("must be absolute"), "{e}");
+    let e = db
+        .try_sql("root", "BACKUP DATABASE nope TO '/tmp/x'")
+        .await
+        .unwrap_err();
+    assert!(e.contains("Namespace 'nope' does not exist"), "{e}");
+    let e = fresh
+        .try_sql("root", &format!("RESTORE DATABASE FROM '{}'", target.path().display()))
+        .await
+        .unwrap_err();
+    assert!(e.contains("holds no backup"), "{e}");
+
+    // a damaged backup is refused before anything changes
+    let segment = std::fs::read_dir(path.join("segments").join("local"))
+        .map(|_| {
+            let mut found = Vec::new();
+            fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    if entry.path().is_dir() {
+                        walk(&entry.path(), out);
+                    } else {
+                        out.push(entry.path());
+                    }
+                }
+            }
+            walk(&path.join("segments"), &mut found);
+            found.remove(0)
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[100] ^= 0xFF;
+    std::fs::write(&segment, bytes).unwrap();
+    let third = Db::new();
+    let restore = third
+        .job(&format!("RESTORE DATABASE FROM '{}'", path.display()))
+        .await;
+    assert_eq!(restore.status, JobStatus::Failed, "{restore:?}");
+    let message = restore.message.unwrap();
+    assert!(message.contains("the backup is damaged"), "{message}");
+    assert!(third.try_sql("root", "SELECT 1 FROM app.items").await.is_err());
+}

@@ -30,6 +30,7 @@ use crate::schema::CachedTable;
 use crate::table_store::table_range;
 use async_trait::async_trait;
 use kalamdb_commons::{StorageDefinition, TableDefinition, TableId, TableType};
+use kalamdb_filestore::SegmentWriter;
 use kalamdb_store::row::{RowView, encode_cold_stub};
 use kalamdb_store::{Batch, Partition, RocksDbBackend, StorageBackend};
 use serde::{Deserialize, Serialize};
@@ -273,7 +274,13 @@ fn in_scope(def: &TableDefinition, namespace: Option<&str>) -> bool {
 
 // ------------------------------------------------------------------ backup
 
-pub struct BackupExecutor;
+#[derive(Default)]
+pub struct BackupExecutor {
+    /// Where a test holds a backup between its checkpoint (`uploaded` is
+    /// signalled) and the copying of segments.
+    #[cfg(test)]
+    pub pause: Option<Arc<super::flush::FlushPause>>,
+}
 
 impl BackupExecutor {
     async fn run(&self, ctx: &JobContext<AppContext>, job: &Job) -> CoreResult<Option<String>> {
@@ -293,6 +300,11 @@ impl BackupExecutor {
         tokio::task::spawn_blocking(move || backend.checkpoint(&checkpoint))
             .await
             .map_err(|e| CoreError::Internal(format!("checkpoint task: {e}")))??;
+        #[cfg(test)]
+        if let Some(pause) = &self.pause {
+            pause.uploaded.notify_one();
+            pause.resume.notified().await;
+        }
         let copy = MetaStore::new(open_copy(&dir)?);
         if let Some(ns) = &p.namespace
             && !copy.namespaces()?.iter().any(|n| n.name.as_str() == ns)
@@ -456,11 +468,13 @@ fn plan(
             "{ns} (in the backup)"
         )));
     }
-    let tables: Vec<TableDefinition> = copy
+    let mut tables: Vec<TableDefinition> = copy
         .tables()?
         .into_iter()
         .filter(|t| in_scope(t, scope))
         .collect();
+    // by id: each keeps its own while the server never gave it out
+    tables.sort_by_key(|t| t.table_id);
     let mut replaced = Vec::new();
     for t in &tables {
         if let Some(live) = app.schema_registry.get_table(t.namespace.as_str(), &t.name) {
@@ -533,8 +547,15 @@ async fn restore_table(
     old: &TableDefinition,
     done: &mut Restored,
 ) -> CoreResult<()> {
+    // its own id when this server never gave that id out (a fresh
+    // server): segments then copy as they are; else a new one, and each
+    // segment is rewritten with its keys under it
     let mut batch = Batch::new();
-    let table_id = TableId(app.meta.next_counter(&mut batch, "table_id")?);
+    let table_id = if app.meta.claim_counter(&mut batch, "table_id", old.table_id.0)? {
+        old.table_id
+    } else {
+        TableId(app.meta.next_counter(&mut batch, "table_id")?)
+    };
     app.meta.backend().write(batch)?;
     let mut def = old.clone();
     def.table_id = table_id;
@@ -596,13 +617,21 @@ async fn copy_table(
                 .join(SEGMENTS_DIR)
                 .join(&segment.storage)
                 .join(&segment.path);
-            let (bytes, _) = storage.copy_in(&from, &path).await?;
-            ids.insert(segment.id, id);
+            let old_id = segment.id;
+            if def.table_id == old.table_id {
+                storage.copy_in(&from, &path).await?;
+                segment.path = path;
+            } else {
+                *segment = SegmentWriter::rewrite(&from, &storage, path, id, segment, |k| {
+                    rekey(k, def.table_id)
+                })
+                .await?;
+            }
+            ids.insert(old_id, id);
             segment.id = id;
-            segment.path = path;
             max_seq = max_seq.max(segment.max_seq);
             done.segments += 1;
-            done.bytes += bytes;
+            done.bytes += segment.bytes;
             export = Some((storage, seg_dir));
         }
         batch.put(Partition::Index, manifest_key(&prefix), manifest.encode());
