@@ -18,7 +18,7 @@ pub(crate) async fn compact(server: &TestServer, table: &str) -> String {
 }
 
 /// Runs a statement answering with a job id and waits for the job.
-async fn run_job(server: &TestServer, sql: &str, kind: &str) -> String {
+pub(crate) async fn run_job(server: &TestServer, sql: &str, kind: &str) -> String {
     let body = server.ok(sql).await;
     let message = body["results"][0]["message"].as_str().unwrap().to_string();
     let job = message

@@ -1,10 +1,11 @@
 //! Storages against the real server: one suite — tables on a created
 //! storage, flush, merged reads and writes over both tiers, compaction, a restart with
-//! an emptied cache, the orphan sweep, DROP STORAGE refused while in use —
+//! an emptied cache, the orphan sweep, DROP STORAGE refused while in use,
+//! BACKUP while writes go on and RESTORE into a fresh server —
 //! run on a filesystem storage and on S3 (moto's S3-compatible server,
 //! started here from `moto_server` or `python3 -m moto.server`).
 
-use crate::cold_tier::{compact, flush};
+use crate::cold_tier::{compact, flush, run_job};
 use crate::common::{TestServer, rows};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -207,13 +208,16 @@ async fn answers(server: &TestServer) -> Vec<Value> {
 /// The suite. `create` makes storage `arc_store` (`other_path`: a PATH of
 /// its type elsewhere); `files` sees its
 /// segments; `cache` is where the server keeps downloaded copies (none for
-/// a filesystem storage). Returns the server, still running.
+/// a filesystem storage); `elsewhere` sees `other_path`, where the fresh
+/// server restoring the backup keeps its `arc_store`. Returns the server,
+/// still running.
 async fn suite(
     data: &Path,
     create: &str,
     other_path: &str,
     files: Files<'_>,
     cache: Option<&Path>,
+    elsewhere: Files<'_>,
 ) -> TestServer {
     let server = TestServer::start_on(data, &[]);
     let body = server.ok(create).await;
@@ -396,7 +400,140 @@ async fn suite(
         items.iter().all(|p| !p.ends_with("/seg-1.parquet")),
         "{items:?}"
     );
+    backup_and_restore(&server, data, create, other_path, elsewhere).await;
     server
+}
+
+/// Every row of the suite's tables, hot and cold, with its `_seq`, as root
+/// and as each user sees it.
+async fn everything(server: &TestServer) -> Vec<Value> {
+    let mut out = answers(server).await;
+    for q in [
+        "SELECT id, name, n, _seq FROM arc.items ORDER BY id",
+        "SELECT count(*) FROM arc.items WHERE _deleted = true",
+        "EXECUTE AS USER 'arc_x' (SELECT id, body, _seq FROM arc.notes ORDER BY id)",
+        "EXECUTE AS USER 'arc_y' (SELECT id, body, _seq FROM arc.notes ORDER BY id)",
+    ] {
+        out.push(rows(&server.ok(q).await, 0).clone().into());
+    }
+    out
+}
+
+/// BACKUP while a writer keeps inserting, then RESTORE into a fresh server
+/// whose `arc_store` lies at `other_path`: every row of both tables as it
+/// was, the writer's table a gap-free prefix of what it wrote; again only
+/// WITH OVERWRITE.
+async fn backup_and_restore(
+    server: &TestServer,
+    data: &Path,
+    create: &str,
+    other_path: &str,
+    elsewhere: Files<'_>,
+) {
+    let before = everything(server).await;
+    assert_eq!(
+        rows(&server.ok("SELECT count(*) FROM arc.items").await, 0)[0][0],
+        json!("1499")
+    );
+    server
+        .ok("CREATE SHARED TABLE arc.log (id BIGINT PRIMARY KEY, at TEXT)")
+        .await;
+    let target = tempfile::tempdir().unwrap();
+    let dir = target.path().join("nightly");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let writer = async {
+        let mut i = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            server
+                .ok(&format!("INSERT INTO arc.log VALUES ({i}, 'row {i}')"))
+                .await;
+            i += 1;
+            written.store(i, std::sync::atomic::Ordering::Release);
+        }
+        i
+    };
+    let backup = async {
+        while written.load(std::sync::atomic::Ordering::Acquire) < 20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let message = run_job(
+            server,
+            &format!("BACKUP DATABASE TO '{}'", dir.display()),
+            "BK-",
+        )
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        message
+    };
+    let (total, message) = tokio::join!(writer, backup);
+    assert!(
+        message.starts_with("Backed up 3 table(s) and 3 segment(s)"),
+        "{message}"
+    );
+    let body = server.ok("SHOW BACKUPS").await;
+    let listed = rows(&body, 0);
+    assert_eq!(listed.len(), 1, "{body}");
+    assert_eq!(listed[0][2], json!(dir.display().to_string()));
+
+    // a fresh server, its arc_store elsewhere
+    let fresh_data = data.join("fresh");
+    let fresh = TestServer::start_on(&fresh_data, &[]);
+    let other = create.replacen(
+        create
+            .split("PATH '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap(),
+        other_path,
+        1,
+    );
+    fresh.ok(&other).await;
+    let restore = format!("RESTORE DATABASE FROM '{}'", dir.display());
+    let message = run_job(&fresh, &restore, "RS-").await;
+    assert!(
+        message.starts_with("Restored 3 table(s)")
+            && message.contains("1 namespace(s), 2 user(s), 0 storage(s) added"),
+        "{message}"
+    );
+    assert_eq!(everything(&fresh).await, before);
+    // the writer's rows: a prefix, without a gap, of those it wrote
+    let body = fresh.ok("SELECT id FROM arc.log ORDER BY id").await;
+    let ids: Vec<u64> = rows(&body, 0)
+        .iter()
+        .map(|r| r[0].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ids.len() >= 20 && ids.len() as u64 <= total,
+        "{} of {total}",
+        ids.len()
+    );
+    assert!(ids.iter().enumerate().all(|(i, id)| *id == i as u64));
+    // restored accounts log in with their passwords
+    let (status, body) = fresh
+        .post_raw(
+            json!({ "sql": "SELECT id, body FROM arc.notes ORDER BY id" }).to_string(),
+            Some(("arc_x", "x-pass-123")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rows(&body, 0), before[4].as_array().unwrap());
+    // the segments were copied to the fresh server's storage
+    assert_eq!(elsewhere.segments("shared/arc/items").await.len(), 1);
+    assert!(elsewhere.manifest("shared/arc/items").await.is_some());
+
+    // over existing tables only WITH OVERWRITE
+    let (status, body) = fresh.sql(&restore).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("WITH OVERWRITE"), "{body}");
+    let message = run_job(&fresh, &format!("{restore} WITH OVERWRITE"), "RS-").await;
+    assert!(
+        message.contains("replaced arc.items, arc.notes, arc.log"),
+        "{message}"
+    );
+    assert_eq!(everything(&fresh).await, before);
+    fresh.stop();
+    server.ok("DROP TABLE arc.log").await;
 }
 
 #[tokio::test]
@@ -406,7 +543,16 @@ async fn tables_on_a_created_filesystem_storage() {
                   SHARED_TABLES_TEMPLATE 'shared/{namespace}/{tableName}' \
                   USER_TABLES_TEMPLATE 'users/{userId}/{namespace}/{tableName}'";
     let archive = temp.path().join("archive");
-    let server = suite(temp.path(), create, "elsewhere", Files::Dir(&archive), None).await;
+    let elsewhere = temp.path().join("fresh").join("elsewhere");
+    let server = suite(
+        temp.path(),
+        create,
+        "elsewhere",
+        Files::Dir(&archive),
+        None,
+        Files::Dir(&elsewhere),
+    )
+    .await;
     // nothing went to the local storage
     let mut local = Vec::new();
     walk(&temp.path().join("storage"), "", &mut local);
@@ -433,6 +579,7 @@ async fn tables_on_s3() {
         "s3://kalam-test/elsewhere",
         Files::Bucket(&moto, "kalam"),
         Some(&cache),
+        Files::Bucket(&moto, "elsewhere"),
     )
     .await;
 

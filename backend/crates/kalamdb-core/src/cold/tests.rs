@@ -1095,11 +1095,26 @@ impl Db {
 async fn contents(db: &Db) -> Vec<Vec<Vec<Json>>> {
     let mut out = answers(db).await;
     for (user, q) in [
-        ("root", "SELECT id, name, n, _seq FROM app.items ORDER BY id"),
-        ("root", "SELECT count(*) FROM app.items WHERE _deleted = true"),
-        ("root", "SELECT id, name FROM app.items WHERE n = 7 ORDER BY id"),
-        ("ann", "SELECT id, body, tag, _seq FROM app.notes ORDER BY id"),
-        ("bob", "SELECT id, body, tag, _seq FROM app.notes ORDER BY id"),
+        (
+            "root",
+            "SELECT id, name, n, _seq FROM app.items ORDER BY id",
+        ),
+        (
+            "root",
+            "SELECT count(*) FROM app.items WHERE _deleted = true",
+        ),
+        (
+            "root",
+            "SELECT id, name FROM app.items WHERE n = 7 ORDER BY id",
+        ),
+        (
+            "ann",
+            "SELECT id, body, tag, _seq FROM app.notes ORDER BY id",
+        ),
+        (
+            "bob",
+            "SELECT id, body, tag, _seq FROM app.notes ORDER BY id",
+        ),
         ("ann", "SELECT body FROM app.notes WHERE id = 2"),
     ] {
         out.push(db.sql(user, q).await);
@@ -1241,13 +1256,19 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
     };
     assert_eq!(id_of(&fresh), id_of(&db), "a fresh server keeps the ids");
     let users = fresh
-        .sql("root", "SELECT username FROM system.users ORDER BY username")
+        .sql(
+            "root",
+            "SELECT username FROM system.users ORDER BY username",
+        )
         .await;
     assert!(users.contains(&vec![json!("carol")]), "{users:?}");
     // the restored table takes writes: the key check sees restored cold
     // rows, and new versions get later `_seq`s
     let e = fresh
-        .try_sql("root", "INSERT INTO app.items (id, name, n) VALUES (7, 'dup', 1)")
+        .try_sql(
+            "root",
+            "INSERT INTO app.items (id, name, n) VALUES (7, 'dup', 1)",
+        )
         .await
         .unwrap_err();
     assert!(e.contains("exists") || e.contains("CONFLICT"), "{e}");
@@ -1274,11 +1295,17 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
         "{e}"
     );
     let restore = fresh
-        .job(&format!("RESTORE DATABASE app FROM '{}' WITH OVERWRITE", path.display()))
+        .job(&format!(
+            "RESTORE DATABASE app FROM '{}' WITH OVERWRITE",
+            path.display()
+        ))
         .await;
     assert_eq!(restore.status, JobStatus::Completed, "{restore:?}");
     let message = restore.message.unwrap();
-    assert!(message.contains("replaced app.items, app.notes"), "{message}");
+    assert!(
+        message.contains("replaced app.items, app.notes"),
+        "{message}"
+    );
     // under new ids: each segment was rewritten with its keys under it
     assert_ne!(id_of(&fresh), id_of(&db));
     let now = contents(&fresh).await;
@@ -1303,7 +1330,10 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
         .unwrap_err();
     assert!(e.contains("Namespace 'nope' does not exist"), "{e}");
     let e = fresh
-        .try_sql("root", &format!("RESTORE DATABASE FROM '{}'", target.path().display()))
+        .try_sql(
+            "root",
+            &format!("RESTORE DATABASE FROM '{}'", target.path().display()),
+        )
         .await
         .unwrap_err();
     assert!(e.contains("holds no backup"), "{e}");
@@ -1335,5 +1365,10 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
     assert_eq!(restore.status, JobStatus::Failed, "{restore:?}");
     let message = restore.message.unwrap();
     assert!(message.contains("the backup is damaged"), "{message}");
-    assert!(third.try_sql("root", "SELECT 1 FROM app.items").await.is_err());
+    assert!(
+        third
+            .try_sql("root", "SELECT 1 FROM app.items")
+            .await
+            .is_err()
+    );
 }

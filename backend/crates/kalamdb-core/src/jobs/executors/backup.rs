@@ -551,7 +551,10 @@ async fn restore_table(
     // server): segments then copy as they are; else a new one, and each
     // segment is rewritten with its keys under it
     let mut batch = Batch::new();
-    let table_id = if app.meta.claim_counter(&mut batch, "table_id", old.table_id.0)? {
+    let table_id = if app
+        .meta
+        .claim_counter(&mut batch, "table_id", old.table_id.0)?
+    {
         old.table_id
     } else {
         TableId(app.meta.next_counter(&mut batch, "table_id")?)
