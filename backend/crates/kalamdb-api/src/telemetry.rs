@@ -294,6 +294,8 @@ fn describe() {
         "kalamdb_compactions_total",
         "Compactions committed (one per partition merged)"
     );
+    describe_counter!("kalamdb_backups_total", "BACKUP DATABASE jobs completed");
+    describe_counter!("kalamdb_restores_total", "RESTORE DATABASE jobs completed");
     describe_counter!("kalamdb_flushed_rows_total", "Rows written to segments");
     describe_counter!(
         "kalamdb_flushed_bytes_total",

@@ -1,19 +1,21 @@
-//! One file per job type (Backup and Restore share `backup.rs`).
+//! One file per job type.
 
 pub mod backup;
 pub mod cleanup;
 pub mod compact;
 pub mod flush;
 pub mod index_build;
+pub mod restore;
 pub mod retention;
 pub mod stream_eviction;
 pub mod user_cleanup;
 
-pub use backup::{BackupExecutor, RestoreExecutor};
+pub use backup::BackupExecutor;
 pub use cleanup::CleanupExecutor;
 pub use compact::CompactExecutor;
 pub use flush::FlushExecutor;
 pub use index_build::IndexBuildExecutor;
+pub use restore::RestoreExecutor;
 pub use retention::RetentionExecutor;
 pub use stream_eviction::StreamEvictionExecutor;
 pub use user_cleanup::UserCleanupExecutor;

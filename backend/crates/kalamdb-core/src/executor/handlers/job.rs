@@ -1,11 +1,11 @@
 //! KILL JOB / CANCEL JOB; BACKUP DATABASE and RESTORE DATABASE (each starts
-//! a job: `jobs/executors/backup.rs`).
+//! a job: `jobs/executors/backup.rs`, `restore.rs`).
 
 use super::{StatementHandler, StatementOptions, unexpected};
 use crate::app_context::AppContext;
 use crate::context::ExecutionContext;
 use crate::error::{CoreError, CoreResult};
-use crate::jobs::executors::backup;
+use crate::jobs::executors::{backup, restore};
 use crate::jobs::model::is_job_id;
 use crate::result::StatementResult;
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ impl StatementHandler for JobHandler {
                 path,
                 overwrite,
             } => {
-                let job_id = backup::create_restore_job(app, namespace, &path, overwrite)?;
+                let job_id = restore::create_restore_job(app, namespace, &path, overwrite)?;
                 return Ok(StatementResult::message(format!(
                     "Restore from '{path}' started. Job ID: {job_id}"
                 )));
