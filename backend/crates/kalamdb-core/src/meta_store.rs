@@ -431,11 +431,8 @@ impl MetaStore {
         self.scan_prefix(AUDIT_PREFIX)
     }
 
-    /// Reads counter `name` (0 if never set) and writes `value + 1` into
-    /// `batch`. Callers serialize allocation (the DDL lock).
-    /// Takes `value` of counter `name` if it was never given out (the
-    /// counter is below it): the counter moves to it and `true` comes back.
-    pub fn claim_counter(&self, batch: &mut Batch, name: &str, value: u64) -> CoreResult<bool> {
+    /// Counter `name`'s key and value (0 if never set).
+    fn counter(&self, name: &str) -> CoreResult<(Vec<u8>, u64)> {
         let k = key(COUNTER_PREFIX, &[name.as_bytes()]);
         let current = match self.store.get(Partition::Meta, &k)? {
             Some(v) => u64::from_be_bytes(
@@ -445,6 +442,14 @@ impl MetaStore {
             ),
             None => 0,
         };
+        Ok((k, current))
+    }
+
+    /// Takes `value` of counter `name` if it was never given out (the
+    /// counter is below it): the counter moves to it in `batch` and `true`
+    /// comes back. Callers serialize allocation (the DDL lock).
+    pub fn claim_counter(&self, batch: &mut Batch, name: &str, value: u64) -> CoreResult<bool> {
+        let (k, current) = self.counter(name)?;
         if value <= current {
             return Ok(false);
         }
@@ -452,16 +457,10 @@ impl MetaStore {
         Ok(true)
     }
 
+    /// Reads counter `name` (0 if never set) and writes `value + 1` into
+    /// `batch`. Callers serialize allocation (the DDL lock).
     pub fn next_counter(&self, batch: &mut Batch, name: &str) -> CoreResult<u64> {
-        let k = key(COUNTER_PREFIX, &[name.as_bytes()]);
-        let current = match self.store.get(Partition::Meta, &k)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt(format!("counter {name}")))?,
-            ),
-            None => 0,
-        };
+        let (k, current) = self.counter(name)?;
         let next = current + 1;
         batch.put(Partition::Meta, k, next.to_be_bytes().to_vec());
         Ok(next)

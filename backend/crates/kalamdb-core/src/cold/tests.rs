@@ -74,6 +74,24 @@ impl Db {
         job.message.unwrap()
     }
 
+    /// A job manager of its own running only `executor` (one a test can
+    /// hold mid-way).
+    fn manager_of(
+        &self,
+        executor: Arc<dyn crate::jobs::JobExecutor<AppContext>>,
+    ) -> Arc<crate::jobs::UnifiedJobManager<AppContext>> {
+        let mut registry = crate::jobs::JobRegistry::new();
+        registry.register(executor);
+        let manager = Arc::new(crate::jobs::UnifiedJobManager::new(
+            self.app.meta.clone(),
+            crate::jobs::JobsConfig::default(),
+            Arc::new(crate::jobs::SystemClock),
+            registry,
+        ));
+        manager.start(&self.app).unwrap();
+        manager
+    }
+
     fn hot_rows(&self, table: &str) -> usize {
         let table = self.app.schema_registry.get_table("app", table).unwrap();
         let (start, end) = crate::table_store::table_range(table.definition.table_id);
@@ -510,9 +528,7 @@ async fn a_keyless_table_flushes_and_its_moved_rows_never_resurface() {
 #[tokio::test]
 async fn a_write_during_the_upload_stays_hot_and_wins_over_its_cold_copy() {
     use crate::jobs::executors::flush::{FlushExecutor, FlushPause};
-    use crate::jobs::{
-        JobOptions, JobRegistry, JobType, JobsConfig, SystemClock, UnifiedJobManager,
-    };
+    use crate::jobs::{JobOptions, JobType};
     let db = Db::new();
     db.sql(
         "root",
@@ -522,17 +538,9 @@ async fn a_write_during_the_upload_stays_hot_and_wins_over_its_cold_copy() {
     db.sql("root", &items(0..10)).await;
     // a manager of its own whose flush waits between upload and commit
     let pause = Arc::new(FlushPause::default());
-    let mut registry = JobRegistry::new();
-    registry.register(Arc::new(FlushExecutor {
+    let manager = db.manager_of(Arc::new(FlushExecutor {
         pause: Some(Arc::clone(&pause)),
     }));
-    let manager = Arc::new(UnifiedJobManager::new(
-        db.app.meta.clone(),
-        JobsConfig::default(),
-        Arc::new(SystemClock),
-        registry,
-    ));
-    manager.start(&db.app).unwrap();
     let table = db.app.schema_registry.get_table("app", "items").unwrap();
     let job = manager
         .create_job(
@@ -1126,9 +1134,7 @@ async fn contents(db: &Db) -> Vec<Vec<Vec<Json>>> {
 async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row() {
     use crate::jobs::executors::backup::BackupExecutor;
     use crate::jobs::executors::flush::FlushPause;
-    use crate::jobs::{
-        JobOptions, JobRegistry, JobType, JobsConfig, SystemClock, UnifiedJobManager,
-    };
+    use crate::jobs::{JobOptions, JobType};
     let db = Db::new();
     // SHARED: three segments, hot versions and tombstones over cold rows,
     // an index; USER: two partitions, a segment under schema v1 read as v2
@@ -1167,17 +1173,9 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
 
     // a manager of its own whose backup waits after its checkpoint
     let pause = Arc::new(FlushPause::default());
-    let mut registry = JobRegistry::new();
-    registry.register(Arc::new(BackupExecutor {
+    let manager = db.manager_of(Arc::new(BackupExecutor {
         pause: Some(Arc::clone(&pause)),
     }));
-    let manager = Arc::new(UnifiedJobManager::new(
-        db.app.meta.clone(),
-        JobsConfig::default(),
-        Arc::new(SystemClock),
-        registry,
-    ));
-    manager.start(&db.app).unwrap();
     let target = tempfile::tempdir().unwrap();
     let path = target.path().join("nightly");
     let job = manager
