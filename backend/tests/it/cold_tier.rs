@@ -176,3 +176,104 @@ async fn flushed_rows_read_the_same_and_survive_kill_9() {
     assert_eq!(items, changed[..4].to_vec());
     server.stop();
 }
+
+/// `kill -9` of the real server while it flushes 1M rows: after the restart
+/// every row is there once, and the flush, queued again, completes.
+#[tokio::test]
+async fn kill_9_in_the_middle_of_a_flush_of_a_million_rows_loses_and_doubles_nothing() {
+    const ROWS: u64 = 1_000_000;
+    let temp = tempfile::tempdir().unwrap();
+    let server = TestServer::start_on(temp.path(), &[]);
+    server
+        .ok("CREATE NAMESPACE big; CREATE SHARED TABLE big.t (id BIGINT PRIMARY KEY, v TEXT)")
+        .await;
+    for chunk in 0..10 {
+        let (from, to) = (chunk * ROWS / 10, (chunk + 1) * ROWS / 10 - 1);
+        server
+            .ok(&format!(
+                "INSERT INTO big.t SELECT value, concat('row ', CAST(value AS TEXT)) \
+                 FROM generate_series({from}, {to})"
+            ))
+            .await;
+    }
+    let body = server.ok("FLUSH TABLE big.t").await;
+    let message = body["results"][0]["message"].as_str().unwrap().to_string();
+    let job = message.rsplit("Job ID: ").next().unwrap().to_string();
+    // killed once the first segments are committed, the rest not yet
+    let cold_rows = |body: &Value| -> u64 {
+        rows(body, 0)
+            .first()
+            .map_or(0, |r| r[0].as_str().unwrap().parse().unwrap())
+    };
+    let mut seen = 0;
+    for _ in 0..2400 {
+        let body = server
+            .ok(
+                "SELECT metric_value FROM system.stats WHERE namespace_id = 'big' \
+                 AND table_name = 't' AND metric_name = 'cold_rows'",
+            )
+            .await;
+        seen = cold_rows(&body);
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(seen > 0 && seen < ROWS, "cold rows when killed: {seen}");
+    server.kill();
+
+    let server = TestServer::start_on(temp.path(), &[]);
+    let check = "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM big.t";
+    let expected = json!([[
+        ROWS.to_string(),
+        ROWS.to_string(),
+        "0",
+        (ROWS - 1).to_string()
+    ]]);
+    assert_eq!(
+        Value::from(rows(&server.ok(check).await, 0).clone()),
+        expected
+    );
+    // the flush runs again after the restart and completes
+    let mut status = String::new();
+    for _ in 0..2400 {
+        let body = server
+            .ok(&format!(
+                "SELECT status, message FROM system.jobs WHERE job_id = '{job}'"
+            ))
+            .await;
+        let row = &rows(&body, 0)[0];
+        status = row[0].as_str().unwrap().to_string();
+        if status != "Queued" && status != "Running" {
+            assert_eq!(status, "Completed", "{row}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "Completed");
+    assert_eq!(
+        Value::from(rows(&server.ok(check).await, 0).clone()),
+        expected
+    );
+    let body = server
+        .ok("SELECT metric_value FROM system.stats WHERE namespace_id = 'big' \
+             AND table_name = 't' AND metric_name IN ('cold_rows', 'hot_rows') ORDER BY metric_name")
+        .await;
+    assert_eq!(
+        Value::from(rows(&body, 0).clone()),
+        json!([[ROWS.to_string()], ["0"]]),
+        "every row cold, once"
+    );
+    let body = server
+        .ok("SELECT id, v FROM big.t WHERE id IN (0, 123456, 999999) ORDER BY id")
+        .await;
+    assert_eq!(
+        Value::from(rows(&body, 0).clone()),
+        json!([
+            ["0", "row 0"],
+            ["123456", "row 123456"],
+            ["999999", "row 999999"]
+        ])
+    );
+    server.stop();
+}

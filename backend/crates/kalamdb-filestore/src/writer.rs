@@ -28,6 +28,9 @@ pub struct SegmentColumn {
     pub data_type: DataType,
 }
 
+/// The largest dictionary page a column chunk gets.
+const DICTIONARY_BYTES: usize = 16 * 1024;
+
 pub struct SegmentWriter {
     writer: AsyncArrowWriter<BufWriter>,
     schema: SchemaRef,
@@ -74,6 +77,13 @@ impl SegmentWriter {
             .set_max_row_group_bytes(None)
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_write_batch_size(PAGE_ROWS)
+            // a point read decodes each column's dictionary page with the
+            // one page it wants: keys and versions are unique (a dictionary
+            // is pure cost), and any other column falls back to plain
+            // pages once its dictionary passes 16 KiB
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
+            .set_column_dictionary_enabled(ColumnPath::from(KEY_FIELD), false)
+            .set_column_dictionary_enabled(ColumnPath::from(SEQ_FIELD), false)
             .set_column_bloom_filter_enabled(ColumnPath::from(KEY_FIELD), true)
             .set_column_bloom_filter_fpp(ColumnPath::from(KEY_FIELD), 0.01)
             .build();
