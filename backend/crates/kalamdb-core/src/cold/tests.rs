@@ -1144,7 +1144,8 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
         "UPDATE app.items SET n = 7 WHERE id < 20; DELETE FROM app.items WHERE id BETWEEN 20 AND 24; \
          CREATE INDEX by_n ON app.items (n); \
          CREATE USER TABLE app.notes (id INT PRIMARY KEY, body TEXT); \
-         CREATE USER 'carol' WITH PASSWORD 'carol-pass-1' ROLE user",
+         CREATE USER 'carol' WITH PASSWORD 'carol-pass-1' ROLE user; \
+         CREATE USER 'ops' WITH PASSWORD 'ops-pass-123' ROLE system",
     )
     .await;
     for user in ["ann", "bob"] {
@@ -1239,7 +1240,7 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
     assert!(
         message.starts_with("Restored 2 table(s) from backup ")
             && message.contains("5 segment(s)")
-            && message.contains("1 namespace(s), 1 user(s), 0 storage(s) added"),
+            && message.contains("1 namespace(s), 2 user(s), 0 storage(s) added"),
         "{message}"
     );
     assert_eq!(contents(&fresh).await, expected);
@@ -1336,6 +1337,21 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
         .unwrap_err();
     assert!(e.contains("holds no backup"), "{e}");
 
+    // a dba may not bring back a system account
+    let third = Db::new();
+    let mut dba = crate::ExecutionContext::new(UserId::new("d1"), "d1", Role::Dba);
+    let e = third
+        .app
+        .execute(&mut dba, &again, &[])
+        .await
+        .unwrap_err()
+        .error
+        .to_string();
+    assert!(
+        e.contains("holds system account 'ops': only the system role may restore it"),
+        "{e}"
+    );
+
     // a damaged backup is refused before anything changes
     let segment = std::fs::read_dir(path.join("segments").join("local"))
         .map(|_| {
@@ -1356,7 +1372,6 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes[100] ^= 0xFF;
     std::fs::write(&segment, bytes).unwrap();
-    let third = Db::new();
     let restore = third
         .job(&format!("RESTORE DATABASE FROM '{}'", path.display()))
         .await;

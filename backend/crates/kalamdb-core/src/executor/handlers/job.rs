@@ -18,7 +18,7 @@ impl StatementHandler for JobHandler {
     async fn execute(
         &self,
         app: &AppContext,
-        _ctx: &mut ExecutionContext,
+        ctx: &mut ExecutionContext,
         statement: SqlStatement,
         _options: &StatementOptions<'_>,
     ) -> CoreResult<StatementResult> {
@@ -38,7 +38,8 @@ impl StatementHandler for JobHandler {
                 path,
                 overwrite,
             } => {
-                let job_id = restore::create_restore_job(app, namespace, &path, overwrite)?;
+                let job_id =
+                    restore::create_restore_job(app, namespace, &path, overwrite, ctx.role)?;
                 return Ok(StatementResult::message(format!(
                     "Restore from '{path}' started. Job ID: {job_id}"
                 )));

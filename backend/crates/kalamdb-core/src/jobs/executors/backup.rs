@@ -151,6 +151,9 @@ pub(super) struct Params {
     pub namespace: Option<String>,
     #[serde(default)]
     pub overwrite: bool,
+    /// RESTORE: the caller has the system role (may restore system accounts).
+    #[serde(default)]
+    pub system_accounts: bool,
 }
 
 pub(super) fn params(json: &Json) -> CoreResult<Params> {

@@ -13,7 +13,7 @@ use crate::meta_store::{MetaStore, NamespaceRecord, UserRecord};
 use crate::schema::CachedTable;
 use crate::table_store::table_range;
 use async_trait::async_trait;
-use kalamdb_commons::{StorageDefinition, TableDefinition, TableId};
+use kalamdb_commons::{Role, StorageDefinition, TableDefinition, TableId};
 use kalamdb_filestore::SegmentWriter;
 use kalamdb_store::row::{RowView, encode_cold_stub};
 use kalamdb_store::{Batch, Partition};
@@ -32,16 +32,19 @@ pub fn create_restore_job(
     namespace: Option<String>,
     path: &str,
     overwrite: bool,
+    caller: Role,
 ) -> CoreResult<String> {
     let dir = backup_dir(path)?;
     let manifest = read_manifest(&dir)?;
     let copy = open_copy(&dir)?;
+    let system_accounts = caller == Role::System;
     plan(
         app,
         &MetaStore::new(copy),
         &manifest,
         namespace.as_deref(),
         overwrite,
+        system_accounts,
     )?;
     app.job_manager.create_job(
         JobType::Restore,
@@ -50,6 +53,7 @@ pub fn create_restore_job(
                 "path": dir.display().to_string(),
                 "namespace": namespace,
                 "overwrite": overwrite,
+                "system_accounts": system_accounts,
             }),
             idempotency_key: Some("restore".into()),
             namespace_id: namespace,
@@ -77,6 +81,7 @@ fn plan(
     manifest: &BackupManifest,
     namespace: Option<&str>,
     overwrite: bool,
+    system_accounts: bool,
 ) -> CoreResult<Plan> {
     if let (Some(ns), Some(held)) = (namespace, &manifest.namespace)
         && ns != held
@@ -123,7 +128,19 @@ fn plan(
         if user.deleted_at.is_some() {
             continue;
         }
-        match app.meta.user(&user.username)? {
+        let live = app.meta.user(&user.username)?;
+        // a backup is a file anyone with the path could have written: only
+        // the system role may bring back (or replace) a system account
+        if user.role == Role::System
+            && !system_accounts
+            && live.as_ref().is_none_or(|l| l.user_id != user.user_id)
+        {
+            return Err(CoreError::PermissionDenied(format!(
+                "The backup holds system account '{}': only the system role may restore it",
+                user.username
+            )));
+        }
+        match live {
             None => users.push(user),
             Some(live) if live.user_id == user.user_id => {}
             Some(_) if overwrite => users.push(user),
@@ -359,7 +376,14 @@ impl RestoreExecutor {
         .map_err(|e| CoreError::Internal(format!("checksum task: {e}")))??;
         let copy = MetaStore::new(open_copy(&dir)?);
         let _ddl = app.ddl_lock.lock().await;
-        let plan = plan(app, &copy, &manifest, p.namespace.as_deref(), p.overwrite)?;
+        let plan = plan(
+            app,
+            &copy,
+            &manifest,
+            p.namespace.as_deref(),
+            p.overwrite,
+            p.system_accounts,
+        )?;
         let mut replaced = Vec::new();
         for live in &plan.replaced {
             crate::executor::handlers::table_ddl::drop_table_now(app, &live.definition)?;
