@@ -190,6 +190,8 @@ async fn segmented(args: &Args, table: &str) -> Result<(), BoxError> {
         times.len(),
         ms(super::percentile(&times, 0.99)),
     );
+    // the admin connection sat idle past the server's idle timeout
+    let mut admin = Client::connect(args).await?;
     admin.sql(&format!("DROP TABLE {table}")).await?;
     Ok(())
 }

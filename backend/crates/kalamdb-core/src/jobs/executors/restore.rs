@@ -18,7 +18,7 @@ use kalamdb_filestore::SegmentWriter;
 use kalamdb_store::row::{RowView, encode_cold_stub};
 use kalamdb_store::{Batch, Partition};
 use serde_json::{Value as Json, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -174,6 +174,22 @@ struct Restored {
     bytes: u64,
 }
 
+/// A path the backup names, refused unless it stays inside the backup
+/// (relative, no `..`): the backup is a directory anyone who could write
+/// there may have made.
+fn inside(relative: &str) -> CoreResult<&Path> {
+    let path = Path::new(relative);
+    let escapes = path
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)));
+    if escapes || relative.is_empty() {
+        return Err(CoreError::InvalidParameter(format!(
+            "the backup is damaged: '{relative}' is not a path inside it"
+        )));
+    }
+    Ok(path)
+}
+
 /// `key` with its table id (the first 8 bytes) replaced.
 fn rekey(key: &[u8], table: TableId) -> Vec<u8> {
     let mut out = key.to_vec();
@@ -186,7 +202,7 @@ fn rekey(key: &[u8], table: TableId) -> Vec<u8> {
 async fn restore_table(
     app: &AppContext,
     copy: &MetaStore,
-    dir: &Path,
+    (dir, files): (&Path, &HashSet<&str>),
     old: &TableDefinition,
     done: &mut Restored,
 ) -> CoreResult<()> {
@@ -205,7 +221,7 @@ async fn restore_table(
     app.meta.backend().write(batch)?;
     let mut def = old.clone();
     def.table_id = table_id;
-    let result = copy_table(app, copy, dir, old, &def, done).await;
+    let result = copy_table(app, copy, (dir, files), old, &def, done).await;
     if let Err(e) = result {
         // what was copied goes; uploaded segments are swept at the next start
         let mut batch = Batch::new();
@@ -232,7 +248,7 @@ async fn restore_table(
 async fn copy_table(
     app: &AppContext,
     copy: &MetaStore,
-    dir: &Path,
+    (dir, files): (&Path, &HashSet<&str>),
     old: &TableDefinition,
     def: &TableDefinition,
     done: &mut Restored,
@@ -259,10 +275,14 @@ async fn copy_table(
             let seg_dir = super::flush::segment_dir(&layout, &cached, &prefix)?;
             let id = app.snowflake.next_id() as u64;
             let path = format!("{seg_dir}/seg-{id}.parquet");
-            let from = dir
-                .join(SEGMENTS_DIR)
-                .join(&segment.storage)
-                .join(&segment.path);
+            // only a file the backup lists (and the restore checked)
+            let listed = format!("{SEGMENTS_DIR}/{}/{}", segment.storage, segment.path);
+            if !files.contains(listed.as_str()) {
+                return Err(CoreError::InvalidParameter(format!(
+                    "the backup is damaged: its manifests name '{listed}', which it does not list"
+                )));
+            }
+            let from = dir.join(inside(&listed)?);
             let old_id = segment.id;
             if def.table_id == old.table_id {
                 storage.copy_in(&from, &path).await?;
@@ -362,7 +382,7 @@ impl RestoreExecutor {
         let files = manifest.files.clone();
         tokio::task::spawn_blocking(move || {
             for file in files {
-                let (bytes, blake3) = checksum(&base.join(&file.path))?;
+                let (bytes, blake3) = checksum(&base.join(inside(&file.path)?))?;
                 if bytes != file.bytes || blake3 != file.blake3 {
                     return Err(CoreError::InvalidParameter(format!(
                         "the backup is damaged: '{}' does not match its checksum",
@@ -374,6 +394,7 @@ impl RestoreExecutor {
         })
         .await
         .map_err(|e| CoreError::Internal(format!("checksum task: {e}")))??;
+        let listed: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
         let copy = MetaStore::new(open_copy(&dir)?);
         let _ddl = app.ddl_lock.lock().await;
         let plan = plan(
@@ -416,7 +437,7 @@ impl RestoreExecutor {
                     plan.tables.len()
                 )));
             }
-            restore_table(app, &copy, &dir, table, &mut done)
+            restore_table(app, &copy, (&dir, &listed), table, &mut done)
                 .await
                 .map_err(|e| {
                     CoreError::Execution(format!(
@@ -471,6 +492,28 @@ impl JobExecutor<AppContext> for RestoreExecutor {
                 message: format!("Restore failed: {e}"),
                 exception_trace: Some(format!("{e:?}")),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inside;
+
+    #[test]
+    fn a_backup_names_only_paths_inside_itself() {
+        for ok in ["segments/local/app/items/seg-1.parquet", "rocksdb/CURRENT"] {
+            assert!(inside(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "../etc/passwd",
+            "/etc/passwd",
+            "segments/../../x",
+            "./x",
+        ] {
+            let e = inside(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a path inside it"), "{bad}: {e}");
         }
     }
 }
