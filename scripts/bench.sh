@@ -7,7 +7,7 @@
 #   N=5000 bash scripts/bench.sh     # quicker
 #   ONLY=live bash scripts/bench.sh  # live queries only (WebSocket vs LISTEN/NOTIFY)
 #   ONLY=queries bash scripts/bench.sh  # key ranges, ordered LIMIT, scans (1M rows)
-#   ONLY=cold bash scripts/bench.sh     # FLUSH of 1M rows; point lookups hot vs cold
+#   ONLY=cold bash scripts/bench.sh     # FLUSH of 1M rows; point lookups hot vs cold; 200k rows in 20 segments
 #   ONLY=metrics bash scripts/bench.sh  # INSERT and point SELECT with metrics on vs off
 #   ONLY=sdk bash scripts/bench.sh      # the TypeScript SDK: live() throughput, INSERT -> callback
 set -euo pipefail
@@ -18,7 +18,10 @@ BATCHES="${BATCHES:-300}"
 KPORT="${KPORT:-18080}"
 PGPORT="${PGPORT:-15432}"
 WORK="$(mktemp -d)"
-trap 'pkill -f "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+# the servers started here get their data directory from the environment
+# (not on their command line): stop them by pid too, or one left by a
+# failed step answers the next run from a deleted directory
+trap 'kill $(jobs -p) >/dev/null 2>&1 || true; pkill -f "$WORK" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 source scripts/build-deps.sh
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
