@@ -1,6 +1,7 @@
 //! ALTER TABLE: ADD / DROP / RENAME COLUMN, MODIFY COLUMN / ALTER COLUMN
 //! (widening types, SET/DROP NOT NULL, SET/DROP DEFAULT) and
-//! SET TBLPROPERTIES. Each statement writes a new schema version and swaps
+//! SET TBLPROPERTIES; ADD [CONSTRAINT name] UNIQUE (columns), which is
+//! CREATE UNIQUE INDEX (built over the existing rows). Each statement writes a new schema version and swaps
 //! the cached definition in one step (under the DDL lock), so a concurrent
 //! statement sees the old or the new schema, never a mix. No row is
 //! rewritten: rows are stored by column id, so a dropped column's values are
@@ -21,7 +22,8 @@ use kalamdb_commons::{
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::parsers::table::{apply_table_option, column_spec};
 use kalamdb_sql::sqlparser::ast::{
-    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, Ident,
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnOption, Expr, Ident,
+    TableConstraint,
 };
 use kalamdb_sql::types::kalam_type;
 use kalamdb_store::Batch;
@@ -61,6 +63,9 @@ pub async fn alter_table(
     ctx: &ExecutionContext,
     alter: &AlterTable,
 ) -> CoreResult<StatementResult> {
+    if let [AlterTableOperation::AddConstraint { constraint, .. }] = alter.operations.as_slice() {
+        return add_constraint(app, ctx, alter, constraint).await;
+    }
     let _ddl = app.ddl_lock.lock().await;
     let table = match super::resolve_table_object(app, ctx, &alter.name) {
         Ok(t) => t,
@@ -294,6 +299,42 @@ pub async fn alter_table(
         "Table '{name}' altered ({}); schema version {version}",
         changes.join(", ")
     )))
+}
+
+/// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (columns)`: a unique index,
+/// built over the rows already there (refused if two hold the same values).
+async fn add_constraint(
+    app: &AppContext,
+    ctx: &ExecutionContext,
+    alter: &AlterTable,
+    constraint: &TableConstraint,
+) -> CoreResult<StatementResult> {
+    let TableConstraint::Unique(unique) = constraint else {
+        return Err(CoreError::NotSupported(format!(
+            "ALTER TABLE ADD {constraint} is not supported: only UNIQUE (columns) can be added"
+        )));
+    };
+    let mut columns = Vec::with_capacity(unique.columns.len());
+    for column in &unique.columns {
+        let Expr::Identifier(ident) = &column.column.expr else {
+            return Err(invalid(format!(
+                "Invalid UNIQUE column '{}'",
+                column.column.expr
+            )));
+        };
+        columns.push(normalize(ident));
+    }
+    let table = kalamdb_sql::parsers::parse_qualified_name_from(&alter.name).map_err(invalid)?;
+    super::index::create_index(
+        app,
+        ctx,
+        unique.name.as_ref().map(normalize),
+        &table,
+        &columns,
+        true,
+        false,
+    )
+    .await
 }
 
 /// An indexed column keeps its type and stays: its entries are encoded by
