@@ -19,11 +19,11 @@ use crate::rows::from_arrow::{ColumnValues, convert_column};
 use crate::schema::CachedTable;
 use crate::table_store::RowScope;
 use crate::write_set::{ChangeOp, Read, RowChange, WriteSet};
-use kalamdb_commons::{ColumnDefinition, Value};
+use kalamdb_commons::{ColumnDefinition, IndexDefinition, Value};
 use kalamdb_sql::parsers::normalize;
 use kalamdb_sql::sqlparser::ast::{
-    AssignmentTarget, ConflictTarget, Expr, Insert, OnConflictAction, OnInsert, Parens, SetExpr,
-    Statement, TableObject,
+    AssignmentTarget, ConflictTarget, Expr, Ident, Insert, OnConflictAction, OnInsert, Parens,
+    SetExpr, Statement, TableObject,
 };
 use serde_json::Value as Json;
 use std::collections::HashSet;
@@ -229,12 +229,14 @@ enum OnConflict<'a> {
     DoUpdate(Vec<(usize, &'a Expr)>),
 }
 
+/// The clause's action, and the UNIQUE index it names (`None`: the
+/// primary key).
 fn conflict_action<'a>(
     table: &CachedTable,
     on: Option<&'a OnInsert>,
-) -> CoreResult<OnConflict<'a>> {
+) -> CoreResult<(OnConflict<'a>, Option<IndexDefinition>)> {
     let Some(on) = on else {
-        return Ok(OnConflict::Error);
+        return Ok((OnConflict::Error, None));
     };
     let OnInsert::OnConflict(conflict) = on else {
         return Err(CoreError::NotSupported(
@@ -252,22 +254,45 @@ fn conflict_action<'a>(
         .iter()
         .map(|&i| table.definition.columns[i].name.as_str())
         .collect();
-    match &conflict.conflict_target {
-        None => {}
-        // the key's columns, in any order
+    // the columns of the key or of a built UNIQUE index, in any order
+    let same = |names: &[&str], cols: &[Ident]| {
+        cols.len() == names.len()
+            && names
+                .iter()
+                .all(|k| cols.iter().any(|c| normalize(c) == *k))
+    };
+    let target = match &conflict.conflict_target {
+        None => None,
+        Some(ConflictTarget::Columns(cols)) if same(&key_names, cols) => None,
         Some(ConflictTarget::Columns(cols))
-            if cols.len() == key_names.len()
-                && key_names
+            if let Some(index) = table.definition.indexes.iter().find(|index| {
+                let names: Vec<&str> = index
+                    .column_ids
                     .iter()
-                    .all(|k| cols.iter().any(|c| normalize(c) == *k)) => {}
+                    .filter_map(|id| table.definition.column_position_of(*id))
+                    .map(|p| table.definition.columns[p].name.as_str())
+                    .collect();
+                index.unique && crate::indexes::ready(index) && same(&names, cols)
+            }) =>
+        {
+            Some(index.clone())
+        }
         Some(other) => {
             return Err(CoreError::InvalidSql(format!(
-                "ON CONFLICT target {other} must be the primary key ({})",
+                "ON CONFLICT target {other} must be the primary key ({}) or the columns of a UNIQUE constraint",
                 key_names.join(", ")
             )));
         }
-    }
-    match &conflict.action {
+    };
+    let action = conflict_clause(table, &conflict.action)?;
+    Ok((action, target))
+}
+
+fn conflict_clause<'a>(
+    table: &CachedTable,
+    action: &'a OnConflictAction,
+) -> CoreResult<OnConflict<'a>> {
+    match action {
         OnConflictAction::DoNothing => Ok(OnConflict::DoNothing),
         OnConflictAction::DoUpdate(update) => {
             if update.selection.is_some() {
@@ -347,7 +372,7 @@ pub async fn execute_insert(
     let def = &table.definition;
     crate::table_access::authorize_table(ctx.role, def, true)?;
     let scope = RowScope::for_table(def, &ctx.user_id)?;
-    let conflict = conflict_action(&table, insert.on.as_ref())?;
+    let (conflict, on_unique) = conflict_action(&table, insert.on.as_ref())?;
     let returning = insert
         .returning
         .as_deref()
@@ -384,6 +409,7 @@ pub async fn execute_insert(
         defaults: &defaults,
         default_ctx: &default_ctx,
         conflict: &conflict,
+        on_unique: on_unique.as_ref(),
         returning: returning.as_deref(),
         reader: &reader,
         params,
@@ -416,6 +442,8 @@ struct Prepared<'a> {
     defaults: &'a [ColumnDefault],
     default_ctx: &'a DefaultContext<'a>,
     conflict: &'a OnConflict<'a>,
+    /// ON CONFLICT names this UNIQUE index, not the primary key.
+    on_unique: Option<&'a IndexDefinition>,
     returning: Option<&'a [usize]>,
     reader: &'a RowReader,
     params: &'a [Json],
@@ -432,6 +460,7 @@ impl Prepared<'_> {
             defaults,
             default_ctx,
             conflict,
+            on_unique,
             returning,
             reader,
             params,
@@ -507,8 +536,35 @@ impl Prepared<'_> {
             // updated): a concurrent INSERT of the same key loses with
             // WRITE_CONFLICT, and its re-run sees the row
             let mut read = slots[i];
+            // ON CONFLICT (unique columns): the row holding the values
+            // takes the action; a clash of the key alone stays an error
+            let mut action = conflict;
+            if let Some(index) = on_unique {
+                match unique_holder(reader, index, &key, &values)? {
+                    Some(holder) if holder != key => match conflict {
+                        OnConflict::DoUpdate(sets) => {
+                            if let Some((seq, current)) = reader.get_versioned(&holder)? {
+                                let updated = updated_row(table, sets, &values, &current, params)?;
+                                set.push(RowChange {
+                                    op: ChangeOp::Update,
+                                    key: holder,
+                                    moved_from: None,
+                                    seq: seqs[i],
+                                    values: updated,
+                                    old_values: Some(current),
+                                    read: Read::Row(seq),
+                                });
+                                continue;
+                            }
+                        }
+                        _ => continue,
+                    },
+                    Some(_) => {}
+                    None => action = &OnConflict::Error,
+                }
+            }
             if let Read::Row(_) = read {
-                match conflict {
+                match action {
                     OnConflict::Error => return Err(duplicate(table, shown_pk(i))),
                     OnConflict::DoNothing => continue,
                     OnConflict::DoUpdate(sets) => match reader.get_versioned(&key)? {
@@ -516,16 +572,7 @@ impl Prepared<'_> {
                         None => read = Read::Free(None),
                         Some((seq, current)) => {
                             read = Read::Row(seq);
-                            let mut updated = current.clone();
-                            for (column, expr) in sets {
-                                updated[*column] = conflict_value(
-                                    table, *column, expr, &values, &current, params,
-                                )?;
-                            }
-                            for (column, value) in def.columns.iter().zip(&updated) {
-                                super::check_not_null(def, column, value)?;
-                            }
-                            values = updated;
+                            values = updated_row(table, sets, &values, &current, params)?;
                             op = ChangeOp::Update;
                             old_values = Some(current);
                         }
@@ -556,6 +603,60 @@ impl Prepared<'_> {
             None => Ok(StatementResult::affected(affected, message)),
         }
     }
+}
+
+/// `current` with ON CONFLICT DO UPDATE's `sets` applied (`proposed`: the
+/// row the INSERT wanted, EXCLUDED).
+fn updated_row(
+    table: &CachedTable,
+    sets: &[(usize, &Expr)],
+    proposed: &[Value],
+    current: &[Value],
+    params: &[Json],
+) -> CoreResult<Vec<Value>> {
+    let def = &table.definition;
+    let mut updated = current.to_vec();
+    for (column, expr) in sets {
+        updated[*column] = conflict_value(table, *column, expr, proposed, current, params)?;
+    }
+    for (column, value) in def.columns.iter().zip(&updated) {
+        super::check_not_null(def, column, value)?;
+    }
+    Ok(updated)
+}
+
+/// The key of the row holding `values` in unique index `index` (the row
+/// `key` of the same partition would clash with), if any; values with a
+/// NULL clash with nothing.
+fn unique_holder(
+    reader: &RowReader,
+    index: &IndexDefinition,
+    key: &[u8],
+    values: &[Value],
+) -> CoreResult<Option<Vec<u8>>> {
+    let def = &reader.table().definition;
+    let (entry, _, unique) = crate::indexes::row_entry(def, index, key, values)?;
+    let Some(values_end) = unique else {
+        return Ok(None);
+    };
+    let prefix = &entry[..values_end];
+    let end = kalamdb_store::backend::prefix_end(prefix)
+        .ok_or_else(|| CoreError::Internal("unbounded index prefix".into()))?;
+    let mut tail = None;
+    reader
+        .store()
+        .scan_index(prefix, &end, false, &mut |_, t| {
+            tail = Some(t.to_vec());
+            Ok(false)
+        })?;
+    let Some(tail) = tail else {
+        return Ok(None);
+    };
+    let (_, tail_at) = crate::indexes::scope_of_row_key(def, key)
+        .ok_or_else(|| CoreError::Internal("a row key without its partition".into()))?;
+    let mut holder = key[..tail_at].to_vec();
+    holder.extend_from_slice(&tail);
+    Ok(Some(holder))
 }
 
 fn duplicate(table: &CachedTable, value: Option<String>) -> CoreError {
