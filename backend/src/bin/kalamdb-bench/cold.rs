@@ -42,15 +42,7 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
 
     let mut admin = Client::connect(args).await?;
     let started = Instant::now();
-    let reply: serde_json::Value =
-        serde_json::from_slice(&admin.run_sql(&format!("FLUSH TABLE {table}")).await?)?;
-    let message = reply["results"][0]["message"].as_str().unwrap_or_default();
-    let job = message
-        .rsplit("Job ID: ")
-        .next()
-        .filter(|j| j.starts_with("FL-"))
-        .ok_or_else(|| format!("FLUSH TABLE answered {reply}"))?
-        .to_string();
+    let job = start_flush(&mut admin, &table).await?;
     let before_kib = match args.server_pid {
         Some(pid) => super::live::rss_kib(pid)?,
         None => 0,
@@ -112,17 +104,22 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
     segmented(args, &format!("{table}_seg")).await
 }
 
-/// Runs FLUSH TABLE and waits for its job.
-async fn flush(admin: &mut Client, table: &str) -> Result<(), BoxError> {
+/// Runs FLUSH TABLE; returns its job's id.
+async fn start_flush(admin: &mut Client, table: &str) -> Result<String, BoxError> {
     let reply: serde_json::Value =
         serde_json::from_slice(&admin.run_sql(&format!("FLUSH TABLE {table}")).await?)?;
     let message = reply["results"][0]["message"].as_str().unwrap_or_default();
-    let job = message
+    Ok(message
         .rsplit("Job ID: ")
         .next()
         .filter(|j| j.starts_with("FL-"))
         .ok_or_else(|| format!("FLUSH TABLE answered {reply}"))?
-        .to_string();
+        .to_string())
+}
+
+/// Runs FLUSH TABLE and waits for its job.
+async fn flush(admin: &mut Client, table: &str) -> Result<(), BoxError> {
+    let job = start_flush(admin, table).await?;
     loop {
         let status = admin
             .query(&format!(
