@@ -1318,6 +1318,15 @@ async fn a_backup_taken_while_writes_and_a_compaction_go_on_restores_row_for_row
         .await
         .unwrap_err();
     assert!(e.contains("is not empty"), "{e}");
+    let inside = db._dir.path().join("storage").join("backups");
+    let e = db
+        .try_sql(
+            "root",
+            &format!("BACKUP DATABASE TO '{}'", inside.display()),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.contains("is inside storage 'local'"), "{e}");
     let e = db
         .try_sql("root", "BACKUP DATABASE TO 'relative/dir'")
         .await

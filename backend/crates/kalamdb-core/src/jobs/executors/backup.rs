@@ -131,6 +131,22 @@ pub fn create_backup_job(
         return Err(CoreError::NamespaceNotFound(ns.clone()));
     }
     prepare_target(&dir, None)?;
+    // inside a storage, the orphan sweep would take its segment copies
+    let storages = app.table_store.cold().storages();
+    for def in storages.all() {
+        let Ok(storage) = storages.storage(&def.storage_id) else {
+            continue;
+        };
+        if let Some(base) = storage.location().strip_prefix("file://")
+            && dir.starts_with(base.trim_end_matches('/'))
+        {
+            return Err(CoreError::InvalidParameter(format!(
+                "'{}' is inside storage '{}': a backup goes outside every storage",
+                dir.display(),
+                def.storage_id
+            )));
+        }
+    }
     let path = dir.display().to_string();
     app.job_manager.create_job(
         JobType::Backup,
