@@ -8,6 +8,7 @@
 #   ONLY=live bash scripts/bench.sh  # live queries only (WebSocket vs LISTEN/NOTIFY)
 #   ONLY=queries bash scripts/bench.sh  # key ranges, ordered LIMIT, scans (1M rows)
 #   ONLY=cold bash scripts/bench.sh     # FLUSH of 1M rows; point lookups hot vs cold; 200k rows in 20 segments
+#   ONLY=aggregate bash scripts/bench.sh  # GROUP BY + SUM over 10M rows in Parquet vs DataFusion and DuckDB on the files
 #   ONLY=metrics bash scripts/bench.sh  # INSERT and point SELECT with metrics on vs off
 #   ONLY=sdk bash scripts/bench.sh      # the TypeScript SDK: live() throughput, INSERT -> callback
 set -euo pipefail
@@ -25,7 +26,7 @@ trap 'kill $(jobs -p) >/dev/null 2>&1 || true; pkill -f "$WORK" >/dev/null 2>&1 
 
 source scripts/build-deps.sh
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)"
-if [ -z "$PGBIN" ] && [ "${ONLY:-}" != metrics ] && [ "${ONLY:-}" != sdk ]; then
+if [ -z "$PGBIN" ] && [ "${ONLY:-}" != metrics ] && [ "${ONLY:-}" != sdk ] && [ "${ONLY:-}" != aggregate ]; then
   as_root apt-get update -qq && as_root apt-get install -y -qq postgresql >/dev/null
   PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 fi
@@ -266,6 +267,25 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = cold ]; then
   kill -TERM "$pid"; wait "$pid" || true
 fi
 [ "${ONLY:-}" = cold ] && exit 0
+
+# ------- GROUP BY + SUM over 10M rows in Parquet: KalamDB, DataFusion, DuckDB
+if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = aggregate ]; then
+  python3 -c "import duckdb" 2>/dev/null || python3 -m pip install -q duckdb
+  AROWS="${AROWS:-10000000}"
+  dir="$WORK/kalam-aggregate"
+  KALAMDB_DATA_DIR="$dir" KALAMDB_SERVER_PORT="$KPORT" KALAMDB_LOG_LEVEL=warn \
+    KALAMDB_LOGGING_STDOUT=false KALAMDB_AUTH_BCRYPT_COST=4 \
+    "$BIN/kalamdb-server" >"$WORK/kalam-aggregate.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
+  echo "== GROUP BY + SUM over $AROWS rows in Parquet (KalamDB over HTTP; DataFusion and DuckDB on the same files)"
+  "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload cold-aggregate --preload "$AROWS" \
+    --requests 10 --warmup 2 --data-dir "$dir" | tee "$WORK/aggregate.txt"
+  segments="$(sed -n 's/^aggregate segments=//p' "$WORK/aggregate.txt")"
+  python3 scripts/duckdb_aggregate.py --dir "$segments" --rows "$AROWS" --runs 10 --warmup 2
+  kill -TERM "$pid"; wait "$pid" || true
+fi
+[ "${ONLY:-}" = aggregate ] && exit 0
 
 # --------------------------------- live queries: KalamDB, then PostgreSQL
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

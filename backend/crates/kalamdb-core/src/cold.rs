@@ -525,9 +525,28 @@ impl ColdTier {
         end: &[u8],
         reverse: bool,
     ) -> CoreResult<Vec<(SegmentCursor, u32)>> {
+        Ok(self
+            .segments(backend, prefix, one_partition, start, end)?
+            .into_iter()
+            .map(|(file, meta)| (file.cursor(start, end, reverse), meta.schema_version))
+            .collect())
+    }
+
+    /// The segments that can hold keys in `[start, end)`, open, with their
+    /// descriptions (of the partition `prefix` when `one_partition`, else of
+    /// every partition under it). An open segment is not deleted while its
+    /// `Arc` is held.
+    pub fn segments(
+        &self,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+        one_partition: bool,
+        start: &[u8],
+        end: &[u8],
+    ) -> CoreResult<Vec<(Arc<SegmentFile>, SegmentMeta)>> {
         let mut attempts = 0;
         loop {
-            match self.try_cursors(backend, prefix, one_partition, start, end, reverse) {
+            match self.try_segments(backend, prefix, one_partition, start, end) {
                 // a compaction replaced a segment between the manifest and
                 // the open: its successor is in the manifest now
                 Err(CoreError::SegmentRetired(_)) if attempts < RETIRED_RETRIES => {
@@ -539,15 +558,14 @@ impl ColdTier {
         }
     }
 
-    fn try_cursors(
+    fn try_segments(
         &self,
         backend: &dyn StorageBackend,
         prefix: &[u8],
         one_partition: bool,
         start: &[u8],
         end: &[u8],
-        reverse: bool,
-    ) -> CoreResult<Vec<(SegmentCursor, u32)>> {
+    ) -> CoreResult<Vec<(Arc<SegmentFile>, SegmentMeta)>> {
         let manifests = if one_partition {
             vec![self.manifest(backend, prefix)?]
         } else {
@@ -570,8 +588,7 @@ impl ColdTier {
                 if meta.max_key.as_slice() < start || meta.min_key.as_slice() >= end {
                     continue;
                 }
-                let file = self.file(meta)?;
-                out.push((file.cursor(start, end, reverse), meta.schema_version));
+                out.push((self.file(meta)?, meta.clone()));
             }
         }
         Ok(out)

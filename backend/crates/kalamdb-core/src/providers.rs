@@ -7,6 +7,7 @@ pub mod key_order;
 pub mod key_range;
 pub mod row_table;
 pub mod scan;
+mod segment_scan;
 pub mod system_table;
 
 pub use catalog::KalamCatalog;

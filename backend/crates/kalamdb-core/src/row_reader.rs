@@ -25,7 +25,7 @@ use crate::table_store::{RowScope, TableStore, partition_prefix, row_key, seq_ke
 use crate::write_set::Read;
 use kalamdb_commons::snowflake::timestamp_ms;
 use kalamdb_commons::{Value, now_ms};
-use kalamdb_filestore::SegmentCursor;
+use kalamdb_filestore::{SegmentCursor, SegmentFile, SegmentMeta};
 use kalamdb_store::Partition;
 use kalamdb_store::row::RowView;
 use std::sync::Arc;
@@ -428,16 +428,91 @@ impl RowReader {
         Ok(())
     }
 
-    /// About how many bytes of `[start, end)` the engine holds in its files
-    /// (compressed; rows still only in memory are not counted).
-    pub fn stored_bytes(&self, start: &[u8], end: &[u8]) -> u64 {
-        self.store
-            .backend()
-            .approximate_size(kalamdb_store::Partition::Data, start, end)
+    /// Where a forward read from `start` can take rows straight from one
+    /// segment's columns: the stretch `[start, until)` in which no hot row
+    /// and no other segment holds a key, so that segment's rows there are
+    /// the table's (its tombstones aside) with no merge; else whether the
+    /// read must merge at `start` (a hot row there, segments overlapping
+    /// there) or the table has no cold tier at all.
+    ///
+    /// The hot rows are looked at before the segments are listed: a flush
+    /// installs its segment before it removes the hot rows it copied, so a
+    /// row gone from the hot tier meanwhile is in a listed segment.
+    pub fn cold_run(&self, start: &[u8], end: &[u8]) -> CoreResult<Stretch> {
+        if self.ttl_ms.is_some() || !self.store.has_cold(&self.prefix)? {
+            return Ok(Stretch::NoColdTier);
+        }
+        if start >= end {
+            return Ok(Stretch::Merge);
+        }
+        let mut hot: Option<Vec<u8>> = None;
+        self.store.scan_between(start, end, false, &mut |key, _| {
+            hot = Some(key.to_vec());
+            Ok(false)
+        })?;
+        let bound = hot.as_deref().unwrap_or(end);
+        if bound <= start {
+            return Ok(Stretch::Merge);
+        }
+        let mut segments = self.store.cold().segments(
+            self.store.backend().as_ref(),
+            &self.prefix,
+            !self.all,
+            start,
+            bound,
+        )?;
+        segments.sort_by(|a, b| a.1.min_key.cmp(&b.1.min_key));
+        let mut segments = segments.into_iter();
+        let Some((file, meta)) = segments.next() else {
+            return Ok(Stretch::Merge);
+        };
+        let until = match segments.next() {
+            Some((_, next)) if next.min_key.as_slice() < bound => next.min_key,
+            _ => bound.to_vec(),
+        };
+        if until.as_slice() <= start || until <= meta.min_key {
+            return Ok(Stretch::Merge);
+        }
+        Ok(Stretch::Run(Box::new(ColdRun { file, meta, until })))
     }
 
-    /// The first and the last stored key in `[start, end)` (live or not),
-    /// if any: where a scan of the range can be split.
+    /// About how many bytes of `[start, end)` the engine holds in its files
+    /// (compressed; rows still only in memory are not counted), segments
+    /// that can hold keys of it included.
+    pub fn stored_bytes(&self, start: &[u8], end: &[u8]) -> u64 {
+        let hot = self
+            .store
+            .backend()
+            .approximate_size(kalamdb_store::Partition::Data, start, end);
+        hot + self
+            .segments_between(start, end)
+            .iter()
+            .map(|(_, meta)| meta.bytes)
+            .sum::<u64>()
+    }
+
+    /// The segments that can hold keys of `[start, end)` (none when that
+    /// cannot be told: an estimate's input only).
+    fn segments_between(&self, start: &[u8], end: &[u8]) -> Vec<(Arc<SegmentFile>, SegmentMeta)> {
+        if !self.store.has_cold(&self.prefix).unwrap_or(false) {
+            return Vec::new();
+        }
+        self.store
+            .cold()
+            .segments(
+                self.store.backend().as_ref(),
+                &self.prefix,
+                !self.all,
+                start,
+                end,
+            )
+            .unwrap_or_default()
+    }
+
+    /// The first and the last stored key in `[start, end)` (live or not,
+    /// hot or in a segment — a segment's first and last key, as far as
+    /// they fall in the range), if any: where a scan of the range can be
+    /// split.
     pub fn edge_keys(&self, start: &[u8], end: &[u8]) -> CoreResult<Option<(Vec<u8>, Vec<u8>)>> {
         let edge = |reverse: bool| -> CoreResult<Option<Vec<u8>>> {
             let mut found = None;
@@ -448,10 +523,19 @@ impl RowReader {
                 })?;
             Ok(found)
         };
-        Ok(match (edge(false)?, edge(true)?) {
+        let mut edges = match (edge(false)?, edge(true)?) {
             (Some(first), Some(last)) => Some((first, last)),
             _ => None,
-        })
+        };
+        for (_, meta) in self.segments_between(start, end) {
+            let first = meta.min_key.as_slice().max(start).to_vec();
+            let last = meta.max_key.as_slice().min(end).to_vec();
+            edges = Some(match edges {
+                None => (first, last),
+                Some((a, b)) => (a.min(first), b.max(last)),
+            });
+        }
+        Ok(edges)
     }
 
     /// The time TTLs are checked against (only read for a STREAM table).
@@ -495,6 +579,25 @@ impl RowReader {
         }
         Ok(values)
     }
+}
+
+/// What a forward read finds at a key ([`RowReader::cold_run`]).
+pub enum Stretch {
+    /// The table has no cold tier.
+    NoColdTier,
+    /// Hot rows or overlapping segments: the rows there need the merge.
+    Merge,
+    /// One segment alone holds the keys up to a bound.
+    Run(Box<ColdRun>),
+}
+
+/// A stretch of a read that one segment alone holds.
+pub struct ColdRun {
+    /// The segment, open (not deleted while this is held).
+    pub file: Arc<SegmentFile>,
+    pub meta: SegmentMeta,
+    /// Where the stretch ends (exclusive).
+    pub until: Vec<u8>,
 }
 
 /// The partition prefix of a USER table's row key: the table id and the

@@ -7,4 +7,4 @@ pub mod defaults;
 pub mod from_arrow;
 pub mod json;
 
-pub use arrow_builder::{BatchBuilder, OutputColumn};
+pub use arrow_builder::{BatchBuilder, OutputColumn, constant_array};

@@ -40,7 +40,7 @@ mod writer;
 pub use cache::GroupCache;
 pub use error::{FileStoreError, FileStoreResult};
 pub use manifest::{MANIFEST_FILE, MANIFEST_FORMAT_VERSION, Manifest, SegmentMeta};
-pub use reader::{SegmentCursor, SegmentFile};
+pub use reader::{RangeScan, SegmentCursor, SegmentFile};
 pub use stats::{ColumnStats, MAX_TEXT_BOUND};
 pub use storage::{Listed, Storage, io_runtime};
 pub use writer::{SegmentColumn, SegmentWriter};

@@ -11,9 +11,10 @@ use crate::{
 use datafusion::arrow::array::{Array, BinaryArray, BooleanArray, Int64Array};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use std::ops::Range;
@@ -245,6 +246,74 @@ impl SegmentFile {
         self.one(batches)
     }
 
+    /// The rows with keys in `[start, end)`, ascending, as batches of at
+    /// most `batch_rows` rows holding only the fields at `fields` (indices
+    /// into the segment's schema, past `_key`: 1 is `_seq`, 2 `_deleted`,
+    /// then the table columns), in schema order. Columns no caller asked
+    /// for are never decoded, and `_key` only in the row groups at the
+    /// range's edges (a group lying wholly inside it is taken whole).
+    pub fn range_scan(
+        self: &Arc<Self>,
+        start: &[u8],
+        end: &[u8],
+        fields: &[usize],
+        batch_rows: usize,
+    ) -> FileStoreResult<RangeScan> {
+        let width = self.metadata.schema().fields().len();
+        let mut fields: Vec<usize> = fields.to_vec();
+        fields.sort_unstable();
+        fields.dedup();
+        if fields.iter().any(|&f| f == 0 || f >= width) {
+            return Err(FileStoreError::Invalid(format!(
+                "{}: no such field to scan",
+                self.path.display()
+            )));
+        }
+        // consecutive groups read alike share one reader: those wholly in
+        // range without `_key`, each edge group with it
+        let groups = self.groups_between(start, end);
+        let mut chunks: Vec<(Vec<usize>, bool)> = Vec::new();
+        for g in groups {
+            let inside = g + 1 < self.groups()
+                && self.first_keys[g].as_slice() >= start
+                && self.first_keys[g + 1].as_slice() <= end;
+            match chunks.last_mut() {
+                Some((run, false)) if inside => run.push(g),
+                _ => chunks.push((vec![g], !inside)),
+            }
+        }
+        chunks.reverse();
+        Ok(RangeScan {
+            file: Arc::clone(self),
+            start: start.to_vec(),
+            end: end.to_vec(),
+            fields,
+            batch_rows: batch_rows.max(1),
+            chunks,
+            reader: None,
+        })
+    }
+
+    fn projected(
+        &self,
+        groups: Vec<usize>,
+        fields: impl IntoIterator<Item = usize>,
+        batch_rows: usize,
+    ) -> FileStoreResult<ParquetRecordBatchReader> {
+        let file = std::fs::File::open(&self.path)?;
+        let mask = ProjectionMask::roots(
+            self.metadata.metadata().file_metadata().schema_descr(),
+            fields,
+        );
+        Ok(
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+                .with_batch_size(batch_rows)
+                .with_row_groups(groups)
+                .with_projection(mask)
+                .build()?,
+        )
+    }
+
     /// A cursor over the rows with keys in `[start, end)`, ascending or
     /// (`reverse`) descending.
     pub fn cursor(self: &Arc<Self>, start: &[u8], end: &[u8], reverse: bool) -> SegmentCursor {
@@ -256,6 +325,73 @@ impl SegmentFile {
             reverse,
             loaded: None,
             done: false,
+        }
+    }
+}
+
+/// The batches of [`SegmentFile::range_scan`].
+pub struct RangeScan {
+    file: Arc<SegmentFile>,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    fields: Vec<usize>,
+    batch_rows: usize,
+    /// The row groups still to read (last first), each run of them with
+    /// whether its keys must be checked against the range.
+    chunks: Vec<(Vec<usize>, bool)>,
+    /// The run being read, and whether its batches lead with `_key`.
+    reader: Option<(ParquetRecordBatchReader, bool)>,
+}
+
+impl RangeScan {
+    /// The next batch of rows in range; `None` once there are no more.
+    pub fn next_batch(&mut self) -> FileStoreResult<Option<RecordBatch>> {
+        loop {
+            if let Some((reader, keyed)) = &mut self.reader {
+                let Some(batch) = reader.next().transpose()? else {
+                    self.reader = None;
+                    continue;
+                };
+                if !*keyed {
+                    return Ok(Some(batch));
+                }
+                let keys = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .ok_or_else(|| FileStoreError::Corrupt {
+                        path: self.file.path.display().to_string(),
+                        message: "_key is not binary".into(),
+                    })?;
+                // keys ascend: the range is one slice
+                let position = |bound: &[u8]| {
+                    let (mut low, mut high) = (0, keys.len());
+                    while low < high {
+                        let mid = (low + high) / 2;
+                        if keys.value(mid) < bound {
+                            low = mid + 1;
+                        } else {
+                            high = mid;
+                        }
+                    }
+                    low
+                };
+                let (from, to) = (position(&self.start), position(&self.end));
+                if from >= to {
+                    continue;
+                }
+                let rows = batch.slice(from, to - from);
+                let rest: Vec<usize> = (1..rows.num_columns()).collect();
+                return Ok(Some(rows.project(&rest)?));
+            }
+            let Some((groups, keyed)) = self.chunks.pop() else {
+                return Ok(None);
+            };
+            let fields = keyed
+                .then_some(0)
+                .into_iter()
+                .chain(self.fields.iter().copied());
+            self.reader = Some((self.file.projected(groups, fields, self.batch_rows)?, keyed));
         }
     }
 }

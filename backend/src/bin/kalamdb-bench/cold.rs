@@ -118,7 +118,7 @@ async fn start_flush(admin: &mut Client, table: &str) -> Result<String, BoxError
 }
 
 /// Runs FLUSH TABLE and waits for its job.
-async fn flush(admin: &mut Client, table: &str) -> Result<(), BoxError> {
+pub(crate) async fn flush(admin: &mut Client, table: &str) -> Result<(), BoxError> {
     let job = start_flush(admin, table).await?;
     loop {
         let status = admin

@@ -19,6 +19,7 @@
 //! `live-*` workloads (WebSocket subscribers) are described in `live.rs`,
 //! `queries` (key ranges, ordered LIMIT, scans) in `queries.rs`.
 
+mod aggregate;
 mod cold;
 mod live;
 mod queries;
@@ -66,6 +67,9 @@ enum Workload {
     Cold,
     /// INSERT latency with other users' subscriptions on the table.
     LiveForeign,
+    /// GROUP BY + SUM over a `--preload`-row table all in Parquet, and the
+    /// same query in DataFusion directly on its files (`aggregate.rs`).
+    ColdAggregate,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -122,6 +126,9 @@ struct Args {
     /// `live-idle`: the server's process id, to read its memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// `cold-aggregate`: the server's data directory (where its segments are).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -491,6 +498,7 @@ async fn main() -> Result<(), BoxError> {
         Workload::LiveForeign => return live::foreign(&args).await,
         Workload::Queries => return queries::run(&args).await,
         Workload::Cold => return cold::run(&args).await,
+        Workload::ColdAggregate => return aggregate::run(&args).await,
         _ => {}
     }
     let table = format!(
@@ -586,7 +594,8 @@ async fn main() -> Result<(), BoxError> {
                     | Workload::LiveIdle
                     | Workload::LiveForeign
                     | Workload::Queries
-                    | Workload::Cold => {
+                    | Workload::Cold
+                    | Workload::ColdAggregate => {
                         unreachable!("handled before connecting")
                     }
                 }

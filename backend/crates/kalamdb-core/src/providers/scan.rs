@@ -9,8 +9,9 @@
 //! `EXPLAIN` which read it does: point, points, range or full.
 
 use super::key_range::{KeyRead, KeySet};
+use super::segment_scan::SegmentRun;
 use crate::error::CoreError;
-use crate::row_reader::RowReader;
+use crate::row_reader::{RowReader, Stretch};
 use crate::rows::{BatchBuilder, OutputColumn};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -28,7 +29,9 @@ use datafusion::physical_plan::coop::make_cooperative;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions, SchedulingType,
 };
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -157,7 +160,36 @@ struct ScanState {
     /// query that stops early (`ORDER BY pk LIMIT n`, keyset pages) reads
     /// few rows past what it needs, and a long scan soon reads full batches.
     next_size: usize,
+    /// Where a forward read of one key range ends, while it may take rows
+    /// straight from a segment's columns (see [`SegmentRun`]); `None` once
+    /// it may not (reversed, a key list, an index read, or a run came out
+    /// too short: segments overlap or hot rows interleave densely).
+    columnar_end: Option<Vec<u8>>,
+    /// The stretch being read from one segment, if any.
+    run: Option<SegmentRun>,
+    /// Set when the columnar path found the read must merge where it is:
+    /// the next row-path batch is kept short ([`MERGE_ROWS`]), so the
+    /// read is soon back on a segment's columns.
+    merge_here: bool,
+    /// Merges and short runs since the last long run: past
+    /// [`MAX_MISSES`], the columnar path is off for the rest of the scan
+    /// (segments overlap throughout, or hot rows interleave densely).
+    misses: usize,
+    /// Counts the rows taken straight from segments (`EXPLAIN ANALYZE`'s
+    /// `segment_rows`).
+    segment_rows: Option<Count>,
 }
+
+/// A run of rows from one segment shorter than this is a miss (opening a
+/// run costs a seek and a reader: not worth it for a handful of rows).
+const SHORT_RUN: usize = 256;
+
+/// Misses in a row after which a scan stops looking for runs.
+const MAX_MISSES: usize = 8;
+
+/// Rows of a row-path batch read where the read must merge, while the
+/// columnar path is on.
+const MERGE_ROWS: usize = 64;
 
 /// Stored bytes (compressed, in the engine's files) below which a read is
 /// not split across partitions: small reads stay one stream.
@@ -225,13 +257,7 @@ impl RowScan {
     /// Reads every matching row into batches of at most `batch_size` rows;
     /// used where a whole (small) result is wanted at once.
     pub fn collect(&self, batch_size: usize) -> std::result::Result<Vec<RecordBatch>, CoreError> {
-        let mut state = ScanState {
-            scan: self.clone(),
-            next_start: Some(self.first()),
-            remaining: self.limit.unwrap_or(usize::MAX),
-            batch_size: batch_size.max(1),
-            next_size: FIRST_BATCH.min(batch_size.max(1)),
-        };
+        let mut state = ScanState::new(self.clone(), batch_size);
         let mut out = Vec::new();
         while let Some(batch) = state.next_batch()? {
             out.push(batch);
@@ -241,15 +267,45 @@ impl RowScan {
 }
 
 impl ScanState {
-    fn next_batch(&mut self) -> std::result::Result<Option<RecordBatch>, CoreError> {
-        let Some(start) = self.next_start.take() else {
-            return Ok(None);
+    fn new(scan: RowScan, batch_size: usize) -> Self {
+        let batch_size = batch_size.max(1);
+        let columnar_end = if scan.reverse {
+            None
+        } else {
+            scan.bounds().map(|(_, end)| end)
         };
+        Self {
+            next_start: Some(scan.first()),
+            remaining: scan.limit.unwrap_or(usize::MAX),
+            batch_size,
+            next_size: FIRST_BATCH.min(batch_size),
+            columnar_end,
+            run: None,
+            merge_here: false,
+            misses: 0,
+            segment_rows: None,
+            scan,
+        }
+    }
+
+    fn next_batch(&mut self) -> std::result::Result<Option<RecordBatch>, CoreError> {
         if self.remaining == 0 {
             return Ok(None);
         }
-        let want = self.next_size.min(self.remaining);
-        self.next_size = (self.next_size * 4).min(self.batch_size);
+        if self.columnar_end.is_some()
+            && let Some(batch) = self.columnar_batch()?
+        {
+            return Ok(Some(batch));
+        }
+        let Some(start) = self.next_start.take() else {
+            return Ok(None);
+        };
+        let mut want = self.next_size.min(self.remaining);
+        if std::mem::take(&mut self.merge_here) {
+            want = want.min(MERGE_ROWS);
+        } else {
+            self.next_size = (self.next_size * 4).min(self.batch_size);
+        }
         let scan = &self.scan;
         let mut builder = BatchBuilder::new(Arc::clone(&scan.schema), scan.columns.clone(), want)?
             .with_missing(scan.missing.clone());
@@ -284,6 +340,65 @@ impl ScanState {
             return Ok(None);
         }
         builder.finish().map(Some)
+    }
+}
+
+impl ScanState {
+    /// One more merge or short run; too many in a row turn the columnar
+    /// path off.
+    fn miss(&mut self) {
+        self.misses += 1;
+        if self.misses > MAX_MISSES {
+            self.columnar_end = None;
+        }
+    }
+
+    /// The next batch straight from a segment's columns, when the read is
+    /// at a stretch one segment alone holds; `None` leaves the batch to the
+    /// merging row path (which ends the read if `next_start` is `None`).
+    fn columnar_batch(&mut self) -> std::result::Result<Option<RecordBatch>, CoreError> {
+        loop {
+            let Some(end) = self.columnar_end.clone() else {
+                return Ok(None);
+            };
+            if let Some(run) = &mut self.run {
+                let want = self.next_size.min(self.remaining);
+                if let Some(batch) = run.next(want)? {
+                    if let Some(count) = &self.segment_rows {
+                        count.add(batch.num_rows());
+                    }
+                    self.next_size = (self.next_size * 4).min(self.batch_size);
+                    self.remaining -= batch.num_rows();
+                    return Ok(Some(batch));
+                }
+                let run = self.run.take().expect("a run");
+                // the read goes on where the run ended
+                self.next_start = (run.until < end).then(|| resume(0, &run.until));
+                if run.rows_out < SHORT_RUN {
+                    self.miss();
+                } else {
+                    self.misses = 0;
+                }
+                continue;
+            }
+            let Some(next) = &self.next_start else {
+                return Ok(None);
+            };
+            let (_, from) = cursor(next);
+            let run = match self.scan.reader.cold_run(&from, &end)? {
+                Stretch::Run(run) => run,
+                Stretch::Merge => {
+                    self.miss();
+                    self.merge_here = self.columnar_end.is_some();
+                    return Ok(None);
+                }
+                Stretch::NoColdTier => {
+                    self.columnar_end = None;
+                    return Ok(None);
+                }
+            };
+            self.run = Some(SegmentRun::open(&self.scan, *run, &from, self.batch_size)?);
+        }
     }
 }
 
@@ -442,15 +557,10 @@ fn index_batch(
 impl RowScan {
     /// The scan's rows as a stream of batches of at most the session's
     /// batch size.
-    fn stream(&self, ctx: &TaskContext) -> SendableRecordBatchStream {
+    fn stream(&self, ctx: &TaskContext, segment_rows: Count) -> SendableRecordBatchStream {
         let batch_size = ctx.session_config().batch_size().max(1);
-        let state = ScanState {
-            scan: self.clone(),
-            next_start: Some(self.first()),
-            remaining: self.limit.unwrap_or(usize::MAX),
-            batch_size,
-            next_size: FIRST_BATCH.min(batch_size),
-        };
+        let mut state = ScanState::new(self.clone(), batch_size);
+        state.segment_rows = Some(segment_rows);
         let stream = futures::stream::unfold(state, |mut state| async move {
             match state.next_batch() {
                 Ok(Some(batch)) => Some((Ok(batch), state)),
@@ -913,7 +1023,10 @@ impl ExecutionPlan for RowScanExec {
             None => return internal_err!("RowScanExec has no partition {partition}"),
         };
         let observed = Observed {
-            inner: scan.stream(&ctx),
+            inner: scan.stream(
+                &ctx,
+                MetricBuilder::new(&self.metrics).counter("segment_rows", partition),
+            ),
             metrics: BaselineMetrics::new(&self.metrics, partition),
         };
         Ok(make_cooperative(Box::pin(observed)))

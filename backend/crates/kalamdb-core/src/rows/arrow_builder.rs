@@ -185,6 +185,23 @@ impl ColumnBuilder {
     }
 }
 
+/// `rows` copies of `value` (NULL for `None`) as an array of `data_type`:
+/// what rows that lack a column read as.
+pub fn constant_array(
+    data_type: KalamDataType,
+    value: Option<&Value>,
+    rows: usize,
+) -> CoreResult<ArrayRef> {
+    let mut builder = ColumnBuilder::new(data_type, rows)?;
+    for _ in 0..rows {
+        match value {
+            Some(value) => builder.append_owned(value),
+            None => builder.append_null(),
+        }
+    }
+    Ok(builder.finish())
+}
+
 /// Builds one RecordBatch from stored rows.
 pub struct BatchBuilder {
     schema: SchemaRef,
