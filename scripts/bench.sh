@@ -280,7 +280,7 @@ if [ -z "${ONLY:-}" ] || [ "${ONLY:-}" = aggregate ]; then
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$KPORT/health" >/dev/null && break; sleep 0.1; done
   echo "== GROUP BY + SUM over $AROWS rows in Parquet (KalamDB over HTTP; DataFusion and DuckDB on the same files)"
   "$BIN/kalamdb-bench" --url "http://127.0.0.1:$KPORT" --workload cold-aggregate --preload "$AROWS" \
-    --requests 10 --warmup 2 --data-dir "$dir" | tee "$WORK/aggregate.txt"
+    --requests 10 --warmup 2 --data-dir "$dir" 2>&1 | tee "$WORK/aggregate.txt"
   segments="$(sed -n 's/^aggregate segments=//p' "$WORK/aggregate.txt")"
   python3 scripts/duckdb_aggregate.py --dir "$segments" --rows "$AROWS" --runs 10 --warmup 2
   kill -TERM "$pid"; wait "$pid" || true

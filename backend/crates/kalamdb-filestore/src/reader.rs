@@ -249,9 +249,10 @@ impl SegmentFile {
     /// The rows with keys in `[start, end)`, ascending, as batches of at
     /// most `batch_rows` rows holding only the fields at `fields` (indices
     /// into the segment's schema, past `_key`: 1 is `_seq`, 2 `_deleted`,
-    /// then the table columns), in schema order. Columns no caller asked
-    /// for are never decoded, and `_key` only in the row groups at the
-    /// range's edges (a group lying wholly inside it is taken whole).
+    /// then the table columns), in schema order. A row group lying wholly
+    /// inside the range is read with only those columns decoded; one at an
+    /// edge of it is read whole through the cache of decoded groups (a
+    /// short range read again decodes nothing) and sliced by key.
     pub fn range_scan(
         self: &Arc<Self>,
         start: &[u8],
@@ -291,6 +292,7 @@ impl SegmentFile {
             batch_rows: batch_rows.max(1),
             chunks,
             reader: None,
+            edge: None,
         })
     }
 
@@ -336,63 +338,82 @@ pub struct RangeScan {
     end: Vec<u8>,
     fields: Vec<usize>,
     batch_rows: usize,
-    /// The row groups still to read (last first), each run of them with
-    /// whether its keys must be checked against the range.
+    /// The row groups still to read (last first): runs of groups wholly in
+    /// range, and single edge groups (`true`) whose keys are checked.
     chunks: Vec<(Vec<usize>, bool)>,
-    /// The run being read, and whether its batches lead with `_key`.
-    reader: Option<(ParquetRecordBatchReader, bool)>,
+    /// The run of inner groups being read.
+    reader: Option<ParquetRecordBatchReader>,
+    /// An edge group's rows in range (projected), and how many of them
+    /// were handed out.
+    edge: Option<(RecordBatch, usize)>,
 }
 
 impl RangeScan {
     /// The next batch of rows in range; `None` once there are no more.
     pub fn next_batch(&mut self) -> FileStoreResult<Option<RecordBatch>> {
         loop {
-            if let Some((reader, keyed)) = &mut self.reader {
-                let Some(batch) = reader.next().transpose()? else {
-                    self.reader = None;
-                    continue;
-                };
-                if !*keyed {
+            if let Some((rows, at)) = &mut self.edge {
+                if *at < rows.num_rows() {
+                    let take = self.batch_rows.min(rows.num_rows() - *at);
+                    let batch = rows.slice(*at, take);
+                    *at += take;
                     return Ok(Some(batch));
                 }
-                let keys = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<BinaryArray>()
-                    .ok_or_else(|| FileStoreError::Corrupt {
-                        path: self.file.path.display().to_string(),
-                        message: "_key is not binary".into(),
-                    })?;
-                // keys ascend: the range is one slice
-                let position = |bound: &[u8]| {
-                    let (mut low, mut high) = (0, keys.len());
-                    while low < high {
-                        let mid = (low + high) / 2;
-                        if keys.value(mid) < bound {
-                            low = mid + 1;
-                        } else {
-                            high = mid;
-                        }
+                self.edge = None;
+            }
+            if let Some(reader) = &mut self.reader {
+                match reader.next().transpose()? {
+                    Some(batch) => return Ok(Some(batch)),
+                    None => {
+                        self.reader = None;
+                        continue;
                     }
-                    low
-                };
-                let (from, to) = (position(&self.start), position(&self.end));
-                if from >= to {
-                    continue;
                 }
-                let rows = batch.slice(from, to - from);
-                let rest: Vec<usize> = (1..rows.num_columns()).collect();
-                return Ok(Some(rows.project(&rest)?));
             }
             let Some((groups, keyed)) = self.chunks.pop() else {
                 return Ok(None);
             };
-            let fields = keyed
-                .then_some(0)
-                .into_iter()
-                .chain(self.fields.iter().copied());
-            self.reader = Some((self.file.projected(groups, fields, self.batch_rows)?, keyed));
+            if keyed {
+                // an edge group: whole, through the cache of decoded groups
+                // (a short range read again decodes nothing), then the
+                // slice in range
+                let group = self.file.read_group(groups[0])?;
+                if let Some(rows) = self.in_range(&group)? {
+                    let rows = group.slice(rows.start, rows.len()).project(&self.fields)?;
+                    self.edge = Some((rows, 0));
+                }
+                continue;
+            }
+            let fields = self.fields.iter().copied();
+            self.reader = Some(self.file.projected(groups, fields, self.batch_rows)?);
         }
+    }
+
+    /// The rows of `group` (a whole row group, `_key` first) with keys in
+    /// range: keys ascend, so they are one slice.
+    fn in_range(&self, group: &RecordBatch) -> FileStoreResult<Option<Range<usize>>> {
+        let keys = group
+            .column(0)
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| FileStoreError::Corrupt {
+                path: self.file.path.display().to_string(),
+                message: "_key is not binary".into(),
+            })?;
+        let position = |bound: &[u8]| {
+            let (mut low, mut high) = (0, keys.len());
+            while low < high {
+                let mid = (low + high) / 2;
+                if keys.value(mid) < bound {
+                    low = mid + 1;
+                } else {
+                    high = mid;
+                }
+            }
+            low
+        };
+        let (from, to) = (position(&self.start), position(&self.end));
+        Ok((from < to).then_some(from..to))
     }
 }
 

@@ -238,7 +238,18 @@ async fn a_range_scan_yields_exactly_the_rows_in_range_and_only_the_fields_asked
     let n = 3 * ROW_GROUP_ROWS as u64 + 100;
     let meta = segment(&storage, n).await;
     let path = storage.local_copy(&meta.path).unwrap();
-    let file = Arc::new(SegmentFile::open(1, &path, None).unwrap());
+    // edge groups come through the cache when there is one: twice each
+    let cache = Some(Arc::new(GroupCache::new(1 << 30)));
+    for file in [
+        Arc::new(SegmentFile::open(1, &path, None).unwrap()),
+        Arc::new(SegmentFile::open(1, &path, cache.clone()).unwrap()),
+        Arc::new(SegmentFile::open(1, &path, cache).unwrap()),
+    ] {
+        range_scans(&file, n);
+    }
+}
+
+fn range_scans(file: &Arc<SegmentFile>, n: u64) {
     let g = ROW_GROUP_ROWS as u64;
     // keys are i*2: odd bounds fall between rows, even ones on a row;
     // group edges exactly, inside groups, across several, the whole file

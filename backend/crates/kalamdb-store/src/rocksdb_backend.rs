@@ -4,8 +4,8 @@
 use crate::backend::{Batch, EngineStats, ManyVisitor, Op, Partition, ScanVisitor, StorageBackend};
 use crate::error::{StoreError, StoreResult};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB,
+    DBCompressionType, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 use std::path::Path;
 
@@ -44,6 +44,17 @@ impl RocksDbBackend {
         table_options.set_block_cache(&cache);
         table_options.set_bloom_filter(10.0, false);
         table_options.set_cache_index_and_filter_blocks(true);
+        // Index and filter blocks in partitions of about a data block each,
+        // with only their small top level pinned: a big file's whole
+        // filter (megabytes at the bottom level) would be larger than a
+        // shard of the block cache, never stay cached, and be read back
+        // and checked for every lookup in that file.
+        table_options.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+        table_options.set_partition_filters(true);
+        table_options.set_metadata_block_size(4096);
+        table_options.set_pin_top_level_index_and_filter(true);
+        table_options.set_cache_index_and_filter_blocks_with_high_priority(true);
+        table_options.set_pin_l0_filter_and_index_blocks_in_cache(true);
 
         let cf_options = || {
             let mut o = Options::default();

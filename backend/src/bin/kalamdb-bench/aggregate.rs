@@ -61,6 +61,8 @@ pub async fn run(args: &Args) -> Result<(), BoxError> {
         "aggregate load rows={rows} secs={:.1}",
         started.elapsed().as_secs_f64()
     );
+    // the server closes a connection left idle through the load
+    let mut admin = Client::connect(args).await?;
     let started = Instant::now();
     super::cold::flush(&mut admin, &table).await?;
     println!(

@@ -241,6 +241,7 @@ async fn flush_partition(
     let dir = segment_dir(&layout, table, prefix)?;
     let end = partition_end(prefix);
     let mut from = prefix.to_vec();
+    let mut moved_here = 0u64;
     loop {
         // one segment
         let id = app.snowflake.next_id() as u64;
@@ -287,7 +288,7 @@ async fn flush_partition(
             }
         }
         let Some(writer) = writer else {
-            return Ok(());
+            return drop_tombstones(app, prefix, &end, moved_here).await;
         };
         let meta = writer.finish().await?;
         #[cfg(test)]
@@ -307,14 +308,41 @@ async fn flush_partition(
         export_manifest(&storage, &dir, &manifest).await;
         done.rows += meta.rows;
         done.moved += moved as u64;
+        moved_here += moved as u64;
         done.segments += 1;
         done.bytes += meta.bytes;
         metrics::counter!("kalamdb_flushed_rows_total").increment(meta.rows);
         metrics::counter!("kalamdb_flushed_bytes_total").increment(meta.bytes);
         if exhausted {
-            return Ok(());
+            return drop_tombstones(app, prefix, &end, moved_here).await;
         }
     }
+}
+
+/// Hot rows a flush of one partition removes from which on it compacts the
+/// partition's key range in RocksDB.
+const COMPACT_AFTER: u64 = 10_000;
+
+/// Compacts the partition `[prefix, end)` in RocksDB once a flush removed
+/// `moved` of its hot rows, if that is many: the removals are tombstones
+/// there until a compaction drops them, and every read that seeks into the
+/// partition's hot rows — each scan looking for where its cold stretches
+/// end — would step over all of them.
+async fn drop_tombstones(
+    app: &AppContext,
+    prefix: &[u8],
+    end: &[u8],
+    moved: u64,
+) -> CoreResult<()> {
+    if moved < COMPACT_AFTER {
+        return Ok(());
+    }
+    let backend = Arc::clone(app.table_store.backend());
+    let (start, end) = (prefix.to_vec(), end.to_vec());
+    tokio::task::spawn_blocking(move || backend.compact_range(Partition::Data, &start, &end))
+        .await
+        .map_err(|e| CoreError::Internal(format!("compacting after a flush: {e}")))??;
+    Ok(())
 }
 
 /// Writes the exported copy of a committed manifest next to its segments.
