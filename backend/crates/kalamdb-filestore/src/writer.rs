@@ -12,7 +12,7 @@ use datafusion::arrow::array::{ArrayRef, BinaryArray, BooleanArray, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::AsyncArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
@@ -72,7 +72,9 @@ impl SegmentWriter {
     ) -> FileStoreResult<Self> {
         let schema = Self::schema(columns);
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            // LZ4: a point read decompresses one page per column, and
+            // ZSTD's per-page set-up cost more than the page itself
+            .set_compression(Compression::LZ4_RAW)
             .set_max_row_group_row_count(None)
             .set_max_row_group_bytes(None)
             .set_data_page_row_count_limit(PAGE_ROWS)
