@@ -47,7 +47,7 @@ const QUERIES: &[&str] = &[
     "SELECT count(*), sum(n) FROM app.items",
     "SELECT id, name FROM app.items WHERE id = 777",
     "SELECT id FROM app.items WHERE id >= 1990 ORDER BY id DESC LIMIT 3",
-    "SELECT name, n FROM app.items WHERE name LIKE 'item 12%' ORDER BY n",
+    "SELECT name, n FROM app.items WHERE name LIKE 'item 12%' ORDER BY n, name",
     "EXECUTE AS USER 'u_x' (SELECT id, body FROM app.notes ORDER BY id)",
     "EXECUTE AS USER 'u_y' (SELECT count(*) FROM app.notes)",
 ];

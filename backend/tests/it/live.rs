@@ -1382,3 +1382,61 @@ async fn a_connection_re_authenticates_with_a_fresh_token_and_keeps_its_subscrip
     let c = next(&mut ws).await;
     assert_eq!(c["rows"][0]["id"], 2, "{c}");
 }
+
+/// Waits for the server to close `ws` (a Close frame or the stream's end).
+async fn closed(ws: &mut Ws) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed within 5 s")
+        {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(other)) => panic!("unexpected frame {other:?} before the close"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_token_expires_is_closed_unless_a_fresh_token_came() {
+    let server = TestServer::start_with(&[("KALAMDB_AUTH_ACCESS_TOKEN_TTL_SECS", "4")]);
+    setup(&server).await;
+    let subscribe =
+        json!({"type": "subscribe", "subscription": {"id": "s", "sql": "SELECT * FROM app.items"}});
+    let mut stale = authenticated(&server, "alice", "alice-pass-1").await;
+    let mut fresh = authenticated(&server, "alice", "alice-pass-1").await;
+    for ws in [&mut stale, &mut fresh] {
+        send(ws, subscribe.clone()).await;
+        assert_eq!(next(ws).await["type"], "subscription_ack");
+        assert_eq!(next(ws).await["batch_control"]["status"], "ready");
+    }
+    // halfway, one connection sends a fresh token (good 4 s from now)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let token = token(&server, "alice", "alice-pass-1").await;
+    send(
+        &mut fresh,
+        json!({"type": "authenticate", "method": "jwt", "token": token}),
+    )
+    .await;
+    assert_eq!(next(&mut fresh).await["type"], "auth_success");
+    // the other's token expires: it is told why, then closed
+    let m = next(&mut stale).await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("UNAUTHORIZED")),
+        "{m}"
+    );
+    assert!(m["message"].as_str().unwrap().contains("expired"), "{m}");
+    closed(&mut stale).await;
+    // the refreshed one still gets changes, until its own token expires
+    server.ok("INSERT INTO app.items VALUES (1, 'r', 1)").await;
+    let c = next(&mut fresh).await;
+    assert_eq!(
+        (c["type"].as_str(), c["subscription_id"].as_str()),
+        (Some("change"), Some("s")),
+        "{c}"
+    );
+    let m = next(&mut fresh).await;
+    assert_eq!(m["code"], "UNAUTHORIZED", "{m}");
+    closed(&mut fresh).await;
+}

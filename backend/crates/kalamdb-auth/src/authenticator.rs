@@ -440,6 +440,15 @@ impl Authenticator {
         self.admit(&entry, client)
     }
 
+    /// When a valid access token expires (epoch seconds); `None` for
+    /// anything else.
+    pub fn access_token_expiry(&self, token: &str) -> Option<u64> {
+        self.jwt
+            .verify(token, TokenType::Access)
+            .ok()
+            .map(|claims| claims.exp)
+    }
+
     /// The live account a verified token speaks for. A token outlives
     /// neither its account (dropped, or dropped and re-created under the
     /// same name) nor the role it was issued with.

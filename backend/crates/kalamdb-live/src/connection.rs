@@ -35,10 +35,19 @@ pub enum Frame {
 
 /// Verifies a JWT sent in an `authenticate` message: the caller, or why not.
 pub type Authenticate = Arc<
-    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<ExecutionContext, String>> + Send>>
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Authenticated, String>> + Send>>
         + Send
         + Sync,
 >;
+
+/// A verified caller, and until when their credentials hold.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: ExecutionContext,
+    /// The token's expiry (epoch seconds): the connection is closed then,
+    /// unless the client sent a fresh token meanwhile.
+    pub expires_at: Option<u64>,
+}
 
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
@@ -104,6 +113,8 @@ pub struct Connection {
     config: ConnectionConfig,
     out: mpsc::Sender<Frame>,
     user: Option<ExecutionContext>,
+    /// When the credentials `user` came with expire (epoch seconds).
+    expires_at: Option<u64>,
     connection_id: String,
     /// The current second's start and how many messages arrived in it.
     window: (Instant, u32),
@@ -125,7 +136,7 @@ pub async fn serve(
     live: Arc<LiveQueryManager>,
     config: ConnectionConfig,
     authenticate: Authenticate,
-    user: Option<ExecutionContext>,
+    user: Option<Authenticated>,
     mut incoming: mpsc::Receiver<Frame>,
     out: mpsc::Sender<Frame>,
 ) {
@@ -136,6 +147,7 @@ pub async fn serve(
         config,
         out,
         user: None,
+        expires_at: None,
         connection_id: format!(
             "c{}",
             NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -155,6 +167,7 @@ pub async fn serve(
     heartbeat.tick().await;
     let mut last_heard = Instant::now();
     loop {
+        let expiry = c.expires_at.map(until_epoch);
         tokio::select! {
             frame = incoming.recv() => {
                 let Some(frame) = frame else { break };
@@ -181,6 +194,13 @@ pub async fn serve(
                 }
                 let _ = c.out.send(Frame::Ping(Vec::new())).await;
             }
+            _ = tokio::time::sleep_until(expiry.unwrap_or(deadline)), if expiry.is_some() => {
+                // a fresh token may have come meanwhile: the next turn waits for it
+                if c.expires_at.is_some_and(|exp| exp <= epoch_secs()) {
+                    Box::pin(c.error(None, "UNAUTHORIZED", "The access token expired: connect again with a fresh one (or send a fresh token before it expires)")).await;
+                    break;
+                }
+            }
             _ = tokio::time::sleep_until(deadline), if c.user.is_none() => {
                 Box::pin(c.send(json!({"type": "auth_error", "message": "Authentication timed out"}))).await;
                 break;
@@ -199,6 +219,17 @@ impl Drop for Connection {
             self.live.remove(&sub.live_id);
         }
     }
+}
+
+fn epoch_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The instant epoch second `at` comes (now, if it has).
+fn until_epoch(at: u64) -> Instant {
+    Instant::now() + Duration::from_secs(at.saturating_sub(epoch_secs()))
 }
 
 fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -241,7 +272,9 @@ impl Connection {
         self.send(m).await;
     }
 
-    async fn authenticated(&mut self, user: ExecutionContext) {
+    async fn authenticated(&mut self, auth: Authenticated) {
+        let Authenticated { user, expires_at } = auth;
+        self.expires_at = expires_at;
         self.send(json!({
             "type": "auth_success",
             "user": user.username,
@@ -352,8 +385,8 @@ impl Connection {
             };
             let (user_id, role) = (current.user_id.clone(), current.role);
             match authenticate(token.to_string()).await {
-                Ok(user) if user.user_id == user_id && user.role == role => {
-                    self.authenticated(user).await;
+                Ok(auth) if auth.user.user_id == user_id && auth.user.role == role => {
+                    self.authenticated(auth).await;
                 }
                 Ok(_) => {
                     self.error(

@@ -13,7 +13,7 @@ pub mod error;
 pub mod manager;
 pub mod query;
 
-pub use connection::{Authenticate, ConnectionConfig, Frame, serve};
+pub use connection::{Authenticate, Authenticated, ConnectionConfig, Frame, serve};
 pub use error::LiveError;
 pub use manager::{Delivery, LiveQueryManager, Owner, Receiver, Subscription};
 pub use query::{ChangeKind, Handover, InitialRows, LiveChange, LiveQuery, LiveRow};

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use kalamdb_core::ExecutionContext;
-use kalamdb_live::{Authenticate, Frame};
+use kalamdb_live::{Authenticate, Authenticated, Frame};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -90,10 +90,11 @@ fn authenticator(state: &Arc<ApiState>, client: SocketAddr, request_id: String) 
                 .authenticate(Some(&format!("Bearer {token}")), Some(client.ip()))
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(
-                ExecutionContext::new(user.user_id, user.username, user.role)
+            Ok(Authenticated {
+                user: ExecutionContext::new(user.user_id, user.username, user.role)
                     .with_request(request_id, Some(client.ip())),
-            )
+                expires_at: state.auth.access_token_expiry(&token),
+            })
         })
     })
 }
@@ -102,7 +103,7 @@ async fn pump(
     state: Arc<ApiState>,
     socket: WebSocket,
     authenticate: Authenticate,
-    user: Option<ExecutionContext>,
+    user: Option<Authenticated>,
     // held until the socket closes: a WebSocket counts as a connection
     slot: Option<crate::server::ConnectionSlot>,
 ) {

@@ -1492,7 +1492,7 @@ async fn scans_of_cold_stretches_read_segment_columns_and_answer_as_the_merge_do
         &db,
         &[
             "SELECT id, n, tag FROM {t} ORDER BY id",
-            "SELECT tag, count(*), sum(n) FROM {t} GROUP BY tag",
+            "SELECT tag, count(*), sum(n) FROM {t} GROUP BY tag ORDER BY tag",
         ],
     )
     .await;
