@@ -566,6 +566,23 @@ impl ColdTier {
         start: &[u8],
         end: &[u8],
     ) -> CoreResult<Vec<(Arc<SegmentFile>, SegmentMeta)>> {
+        self.segment_metas(backend, prefix, one_partition, start, end)?
+            .into_iter()
+            .map(|meta| Ok((self.file(&meta)?, meta)))
+            .collect()
+    }
+
+    /// The manifest entries of the segments that can hold keys in
+    /// `[start, end)` (of the partition `prefix` when `one_partition`, else
+    /// of every partition under it), without opening them.
+    pub fn segment_metas(
+        &self,
+        backend: &dyn StorageBackend,
+        prefix: &[u8],
+        one_partition: bool,
+        start: &[u8],
+        end: &[u8],
+    ) -> CoreResult<Vec<SegmentMeta>> {
         let manifests = if one_partition {
             vec![self.manifest(backend, prefix)?]
         } else {
@@ -582,16 +599,12 @@ impl ColdTier {
                 .map(|p| self.manifest(backend, p))
                 .collect::<CoreResult<_>>()?
         };
-        let mut out = Vec::new();
-        for manifest in &manifests {
-            for meta in &manifest.segments {
-                if meta.max_key.as_slice() < start || meta.min_key.as_slice() >= end {
-                    continue;
-                }
-                out.push((self.file(meta)?, meta.clone()));
-            }
-        }
-        Ok(out)
+        Ok(manifests
+            .iter()
+            .flat_map(|m| m.segments.iter())
+            .filter(|meta| meta.max_key.as_slice() >= start && meta.min_key.as_slice() < end)
+            .cloned()
+            .collect())
     }
 }
 

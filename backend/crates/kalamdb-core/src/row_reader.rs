@@ -487,19 +487,20 @@ impl RowReader {
         hot + self
             .segments_between(start, end)
             .iter()
-            .map(|(_, meta)| meta.bytes)
+            .map(|meta| meta.bytes)
             .sum::<u64>()
     }
 
-    /// The segments that can hold keys of `[start, end)` (none when that
-    /// cannot be told: an estimate's input only).
-    fn segments_between(&self, start: &[u8], end: &[u8]) -> Vec<(Arc<SegmentFile>, SegmentMeta)> {
+    /// The manifest entries of the segments that can hold keys of
+    /// `[start, end)` (none when that cannot be told: an estimate's input
+    /// only; no segment is opened or downloaded for it).
+    fn segments_between(&self, start: &[u8], end: &[u8]) -> Vec<SegmentMeta> {
         if !self.store.has_cold(&self.prefix).unwrap_or(false) {
             return Vec::new();
         }
         self.store
             .cold()
-            .segments(
+            .segment_metas(
                 self.store.backend().as_ref(),
                 &self.prefix,
                 !self.all,
@@ -527,7 +528,7 @@ impl RowReader {
             (Some(first), Some(last)) => Some((first, last)),
             _ => None,
         };
-        for (_, meta) in self.segments_between(start, end) {
+        for meta in self.segments_between(start, end) {
             let first = meta.min_key.as_slice().max(start).to_vec();
             let last = meta.max_key.as_slice().min(end).to_vec();
             edges = Some(match edges {
