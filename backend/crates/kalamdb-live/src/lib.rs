@@ -12,8 +12,9 @@ pub mod connection;
 pub mod error;
 pub mod manager;
 pub mod query;
+pub mod queue;
 
-pub use connection::{Authenticate, Authenticated, ConnectionConfig, Frame, serve};
+pub use connection::{Authenticate, Authenticated, ConnectionConfig, Frame, Gone, Outgoing, serve};
 pub use error::LiveError;
 pub use manager::{Delivery, LiveQueryManager, Owner, Receiver, Subscription};
 pub use query::{ChangeKind, Handover, InitialRows, LiveChange, LiveQuery, LiveRow};

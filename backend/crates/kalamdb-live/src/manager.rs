@@ -3,7 +3,9 @@
 //! changes to them. It is the write funnel's [`ChangeSink`]: called at the
 //! commit point, in commit order, it only hands the committed sets to the
 //! fan-out thread (when anyone subscribes to their table and scope) and
-//! returns, so a writer never waits for subscribers. The thread matches
+//! returns, so a writer never waits for subscribers; a small commit that a
+//! few subscriptions watch is matched and queued by the writer itself while
+//! the thread is idle (a queue push never waits). The thread matches
 //! each set once per distinct query of its (table, scope) — a thousand
 //! subscribers of one SELECT cost one evaluation — and queues the result to
 //! every subscriber of that query: rows are shared, not copied. Each
@@ -17,6 +19,7 @@
 
 use crate::error::LiveError;
 use crate::query::{LiveChange, LiveQuery};
+use crate::queue::{Deliveries, DeliveryQueue, Outlet};
 use kalamdb_commons::{TableId, UserId};
 use kalamdb_core::system_tables::live_queries::{LiveQueries, LiveQueryInfo};
 use kalamdb_core::table_store::RowScope;
@@ -25,7 +28,6 @@ use kalamdb_core::{AppContext, CoreError, CoreResult, ExecutionContext};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
 
 /// What a subscription's queue carries to its connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,10 +41,6 @@ pub enum Delivery {
     /// ends it.)
     Ended(Box<LiveError>),
 }
-
-/// Where a subscription's deliveries go, tagged with the subscription's
-/// number there: one queue per connection, shared by its subscriptions.
-pub type Outlet = mpsc::UnboundedSender<(u64, Delivery)>;
 
 /// Who holds a subscription, and how it was asked for.
 #[derive(Debug, Clone)]
@@ -158,16 +156,12 @@ impl Subscription {
         self.delivered
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
         self.last_seq.fetch_max(last, Ordering::AcqRel);
-        self.queue
-            .send((self.tag, Delivery::Changes(changes)))
-            .is_ok()
+        self.queue.push(self.tag, Delivery::Changes(changes))
     }
 
     fn end(&self, error: LiveError) {
         if !self.ended.swap(true, Ordering::AcqRel) {
-            let _ = self
-                .queue
-                .send((self.tag, Delivery::Ended(Box::new(error))));
+            self.queue.push(self.tag, Delivery::Ended(Box::new(error)));
         }
     }
 
@@ -189,26 +183,26 @@ impl Subscription {
 /// connection shares one queue among its subscriptions instead): its
 /// deliveries, in commit order.
 pub struct Receiver {
-    queue: mpsc::UnboundedReceiver<(u64, Delivery)>,
+    queue: Deliveries,
     subscription: Arc<Subscription>,
 }
 
 impl Receiver {
-    pub async fn recv(&mut self) -> Option<Delivery> {
-        let item = self.queue.recv().await.map(|(_, d)| d);
+    pub async fn recv(&mut self) -> Delivery {
+        let (_, item) = self.queue.recv().await;
         self.took(&item);
         item
     }
 
     /// A delivery already queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Delivery> {
-        let item = self.queue.try_recv().ok().map(|(_, d)| d);
+        let (_, item) = self.queue.try_recv()?;
         self.took(&item);
-        item
+        Some(item)
     }
 
-    fn took(&self, item: &Option<Delivery>) {
-        if matches!(item, Some(Delivery::Changes(_))) {
+    fn took(&self, item: &Delivery) {
+        if matches!(item, Delivery::Changes(_)) {
             self.subscription.took();
         }
     }
@@ -292,7 +286,7 @@ impl LiveQueryManager {
         query: LiveQuery,
         owner: Owner,
     ) -> (Arc<Subscription>, Receiver, i64) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = DeliveryQueue::open();
         let (subscription, point) = self.register_on(app, query, owner, tx, 0);
         let receiver = Receiver {
             queue: rx,
@@ -442,22 +436,45 @@ impl ChangeSink for LiveQueryManager {
     /// Hands `sets` to the fan-out thread if any subscription can see one
     /// of them (a write nobody watches costs one index probe).
     fn publish(&self, sets: Vec<WriteSet>) {
-        {
+        let watchers = {
             let index = read(&self.index);
-            if index.is_empty()
-                || !sets
-                    .iter()
-                    .any(|s| index.contains_key(&(s.table_id, s.scope.clone())))
-            {
+            if index.is_empty() {
                 return;
             }
+            sets.iter()
+                .filter_map(|s| index.get(&(s.table_id, s.scope.clone())))
+                .map(Vec::len)
+                .sum::<usize>()
+        };
+        if watchers == 0 {
+            return;
         }
         let queue = self.fanout.queue.lock().unwrap_or_else(|e| e.into_inner());
+        // A small commit watched by a few subscriptions is fanned out here
+        // (microseconds: one match per query, a queue push per subscriber),
+        // saving the change a thread hand-off on its way out — but only
+        // when the thread has nothing in hand, so commit order holds
+        // (publishers come in commit order, and the queue's lock keeps the
+        // next one waiting until this one is done).
+        let changes: usize = sets.iter().map(|s| s.changes.len()).sum();
+        if watchers <= INLINE_SUBSCRIBERS
+            && changes <= INLINE_CHANGES
+            && self.fanout.done.load(Ordering::Acquire) == self.fanout.sent.load(Ordering::Acquire)
+        {
+            fan_out(&self.index, &self.by_id, &sets);
+            return;
+        }
         if queue.send(sets).is_ok() {
             self.fanout.sent.fetch_add(1, Ordering::Release);
         }
     }
 }
+
+/// A commit is fanned out by its writer (not the fan-out thread) when at
+/// most this many subscriptions watch its tables and scopes…
+const INLINE_SUBSCRIBERS: usize = 8;
+/// …and it holds at most this many changes.
+const INLINE_CHANGES: usize = 64;
 
 /// Delivers one commit's sets: each matched once per distinct query of its
 /// (table, scope), the result queued to every subscriber of that query

@@ -1,19 +1,18 @@
 //! `GET /v1/ws`: the WebSocket upgrade. Thin: it authenticates the upgrade
 //! when it carries a token (`Authorization: Bearer`, or the subprotocol
 //! `kalamdb.jwt.<JWT>`), then pumps frames between the socket and
-//! kalamdb-live's connection, which speaks the protocol.
+//! kalamdb-live's connection, which speaks the protocol over them.
 
 use crate::ApiState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt, future};
 use kalamdb_core::ExecutionContext;
-use kalamdb_live::{Authenticate, Authenticated, Frame};
+use kalamdb_live::{Authenticate, Authenticated, Frame, Gone};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 const JWT_SUBPROTOCOL: &str = "kalamdb.jwt.";
@@ -109,60 +108,47 @@ async fn pump(
 ) {
     metrics::gauge!("kalamdb_live_connections").increment(1.0);
     let _open = OnDrop(|| metrics::gauge!("kalamdb_live_connections").decrement(1.0));
-    let (mut sink, mut stream) = socket.split();
-    let (in_tx, in_rx) = mpsc::channel(32);
-    let (out_tx, mut out_rx) = mpsc::channel::<Frame>(64);
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let frame = match message {
-                Message::Text(text) => Frame::Text(text.to_string()),
-                Message::Binary(bytes) => Frame::Binary(bytes.to_vec()),
-                Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
-                Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
-                Message::Close(_) => Frame::Close,
-            };
-            if in_tx.send(frame).await.is_err() {
-                break;
-            }
-        }
-    });
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = out_rx.recv().await {
-            let message = match frame {
+    // one task: the connection reads and writes the socket itself
+    let (sink, stream) = socket.split();
+    let incoming = stream
+        // a read error ends the stream, as the client leaving does
+        .scan((), |_, message| future::ready(message.ok()))
+        .map(|message| match message {
+            Message::Text(text) => Frame::Text(text.to_string()),
+            Message::Binary(bytes) => Frame::Binary(bytes.to_vec()),
+            Message::Ping(bytes) => Frame::Ping(bytes.to_vec()),
+            Message::Pong(bytes) => Frame::Pong(bytes.to_vec()),
+            Message::Close(_) => Frame::Close,
+        });
+    let outgoing = sink
+        .with(|frame: Frame| {
+            future::ready(Ok::<_, axum::Error>(match frame {
                 Frame::Text(text) => Message::Text(text.into()),
                 Frame::Binary(bytes) => Message::Binary(bytes.into()),
                 Frame::Ping(bytes) => Message::Ping(bytes.into()),
                 Frame::Pong(bytes) => Message::Pong(bytes.into()),
-                Frame::Close => {
-                    let _ = sink.send(Message::Close(None)).await;
-                    break;
-                }
-            };
-            if sink.send(message).await.is_err() {
-                break;
-            }
-        }
-    });
+                Frame::Close => Message::Close(None),
+            }))
+        })
+        .sink_map_err(|_| Gone);
     let serve = kalamdb_live::serve(
         Arc::clone(&state.app),
         Arc::clone(&state.live),
         state.ws.clone(),
         authenticate,
         user,
-        in_rx,
-        out_tx,
+        incoming,
+        Box::new(outgoing),
     );
     match slot {
         // the server stopping ends the connection (its subscriptions go
-        // with it): dropping `serve` drops its end of the writer's queue
+        // with it): dropping `serve` drops the socket
         Some(mut slot) => tokio::select! {
             () = serve => {}
             () = slot.stopping() => {}
         },
         None => serve.await,
     }
-    reader.abort();
-    let _ = writer.await;
 }
 
 /// Runs its closure when dropped (however the connection ends).
