@@ -17,8 +17,9 @@ use tracing::Instrument;
 
 const JWT_SUBPROTOCOL: &str = "kalamdb.jwt.";
 
-/// Initial read buffer of a connection (client messages are small).
-const READ_BUFFER_BYTES: usize = 2048;
+/// Read buffer of a connection, allocated up front (client messages are
+/// small: a larger one is read in several steps).
+const READ_BUFFER_BYTES: usize = 512;
 
 pub async fn upgrade(
     State(state): State<Arc<ApiState>>,

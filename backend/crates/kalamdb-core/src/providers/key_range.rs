@@ -372,8 +372,10 @@ impl<'a> KeyPredicate<'a> {
 pub enum KeyRead {
     /// Every key.
     All,
-    /// These whole keys, in key order.
-    Points(BTreeSet<Vec<u8>>),
+    /// These whole keys, ascending and distinct (a vector: a live query
+    /// holds its keys as long as it lives, and a one-element B-tree set
+    /// costs a 280-byte node).
+    Points(Vec<Vec<u8>>),
     /// The keys in these `[start, end)` ranges, ascending and disjoint; an
     /// empty `start` is unbounded below, `None` unbounded above.
     Ranges(Vec<(Vec<u8>, Option<Vec<u8>>)>),
@@ -457,7 +459,8 @@ pub fn compose(columns: &[Vec<Keys>], predicates: usize) -> KeyPlan {
     let read = if used == 0 {
         KeyRead::All
     } else if tail.is_none() && used == columns.len() {
-        KeyRead::Points(prefixes.into_iter().collect())
+        // products of ascending distinct prefix-free parts: ascending, distinct
+        KeyRead::Points(prefixes)
     } else {
         let joined = |p: &[u8], v: &[u8]| [p, v].concat();
         let ranges: Vec<(Vec<u8>, Option<Vec<u8>>)> = prefixes
@@ -475,7 +478,7 @@ pub fn compose(columns: &[Vec<Keys>], predicates: usize) -> KeyPlan {
             .filter(|(start, end)| end.as_ref().is_none_or(|e| e > start))
             .collect();
         if ranges.is_empty() {
-            KeyRead::Points(BTreeSet::new())
+            KeyRead::Points(Vec::new())
         } else {
             KeyRead::Ranges(ranges)
         }
