@@ -298,6 +298,8 @@ pub struct WebsocketSection {
     pub max_message_bytes: usize,
     /// Messages per second a connection may send.
     pub max_messages_per_second: u32,
+    /// Initial rows one subscription may start with.
+    pub max_initial_rows: usize,
 }
 
 impl Default for WebsocketSection {
@@ -311,6 +313,7 @@ impl Default for WebsocketSection {
             max_subscriptions_per_user: 10,
             max_message_bytes: 1 << 20,
             max_messages_per_second: 50,
+            max_initial_rows: 100_000,
         }
     }
 }

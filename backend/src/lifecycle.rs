@@ -246,6 +246,7 @@ pub async fn run(
             max_subscriptions_per_user: config.websocket.max_subscriptions_per_user,
             max_message_bytes: config.websocket.max_message_bytes,
             max_messages_per_second: config.websocket.max_messages_per_second,
+            max_initial_rows: config.websocket.max_initial_rows,
         },
     );
     if let Some(metrics) = &metrics {

@@ -517,8 +517,41 @@ async fn subscriptions_per_user_and_messages_per_second_are_bounded() {
     let server = TestServer::start_with(&[
         ("KALAMDB_WEBSOCKET_MAX_SUBSCRIPTIONS_PER_USER", "2"),
         ("KALAMDB_WEBSOCKET_MAX_MESSAGES_PER_SECOND", "20"),
+        ("KALAMDB_WEBSOCKET_MAX_INITIAL_ROWS", "5"),
     ]);
     setup(&server).await;
+    // initial rows: more than 5 refused with what to do, 5 newest fine
+    server
+        .ok(
+            "INSERT INTO app.items VALUES (1, 'a', 1), (2, 'a', 2), (3, 'a', 3), (4, 'a', 4), \
+             (5, 'b', 5), (6, 'b', 6), (7, 'b', 7)",
+        )
+        .await;
+    let mut c = authenticated(&server, "bob", "bob-pass-1").await;
+    send(&mut c, json!({"type": "subscribe", "subscription": {"id": "all", "sql": "SELECT * FROM app.items"}})).await;
+    let m = next(&mut c).await;
+    assert_eq!(
+        (m["type"].as_str(), m["code"].as_str()),
+        (Some("error"), Some("BATCH_FETCH_FAILED")),
+        "{m}"
+    );
+    assert!(
+        m["message"].as_str().unwrap().contains("at most 5 rows"),
+        "{m}"
+    );
+    send(&mut c, json!({"type": "subscribe", "subscription": {"id": "a", "sql": "SELECT * FROM app.items WHERE room = 'a'"}})).await;
+    assert_eq!(next(&mut c).await["total_rows"], 4);
+    assert_eq!(next(&mut c).await["rows"].as_array().unwrap().len(), 4);
+    send(&mut c, json!({"type": "subscribe", "subscription": {"id": "newest", "sql": "SELECT * FROM app.items", "options": {"last_rows": 3}}})).await;
+    assert_eq!(next(&mut c).await["total_rows"], 3);
+    let rows = next(&mut c).await["rows"].clone();
+    let ids: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_i64())
+        .collect();
+    assert_eq!(ids, vec![5, 6, 7], "{rows}");
     let mut a = authenticated(&server, "alice", "alice-pass-1").await;
     let mut b = authenticated(&server, "alice", "alice-pass-1").await;
     for (ws, id) in [(&mut a, "1"), (&mut b, "2")] {

@@ -77,6 +77,9 @@ pub struct ConnectionConfig {
     /// Client messages per second one connection may send; beyond it they
     /// are refused with `RATE_LIMIT_EXCEEDED` (the connection stays).
     pub max_messages_per_second: u32,
+    /// Initial rows one subscription may start with (they are held in
+    /// memory while paged out); more is refused with `BATCH_FETCH_FAILED`.
+    pub max_initial_rows: usize,
 }
 
 impl Default for ConnectionConfig {
@@ -89,6 +92,7 @@ impl Default for ConnectionConfig {
             max_subscriptions_per_user: 10,
             max_message_bytes: 1 << 20,
             max_messages_per_second: 50,
+            max_initial_rows: 100_000,
         }
     }
 }
@@ -554,7 +558,12 @@ impl Connection {
         let (subscription, _) =
             self.live
                 .register_on(&self.app, query, owner, self.outlet.clone(), tag);
-        let initial = match subscription.query.initial_rows(&self.app, from, last_rows) {
+        let initial = match subscription.query.initial_rows(
+            &self.app,
+            from,
+            last_rows,
+            self.config.max_initial_rows,
+        ) {
             Ok(initial) => initial,
             Err(e) => {
                 self.live.remove(&subscription.live_id);

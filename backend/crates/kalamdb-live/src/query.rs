@@ -349,29 +349,52 @@ impl LiveQuery {
     /// The rows a new subscription starts from, read after it registered
     /// (see [`Handover`]). `from`: only rows changed after that `_seq`, and
     /// a delete for every row deleted — or changed and no longer matching —
-    /// after it. `last_rows`: only the newest N matching rows.
+    /// after it. `last_rows`: only the newest N matching rows. At most
+    /// `max_rows` rows (and deletes) are held: a read that would hold more
+    /// fails with `BATCH_FETCH_FAILED` (narrow the WHERE, or use `last_rows`);
+    /// rows are evaluated per chunk as they are read, so what the scan
+    /// passes over and drops is never all in memory at once.
     pub fn initial_rows(
         &self,
         app: &AppContext,
         from: Option<i64>,
         last_rows: Option<usize>,
+        max_rows: usize,
     ) -> Result<InitialRows, LiveError> {
+        if let Some(n) = last_rows
+            && n > max_rows
+        {
+            return Err(too_many_rows(max_rows));
+        }
         self.check_resume(app, from)?;
         let reader = RowReader::new(
             Arc::clone(&self.table),
             app.table_store.clone(),
             &self.scope,
         );
+        let mut held = Held {
+            from,
+            keep: last_rows.unwrap_or(max_rows),
+            newest_only: last_rows.is_some(),
+            max_rows,
+            seen: HashMap::new(),
+            rows: Vec::new(),
+            deletes: Vec::new(),
+        };
         // deleted rows too: what the handover must know was already seen;
         // only the keys a matching row can have
-        let mut chunks: Vec<(Vec<Vec<u8>>, RecordBatch)> = Vec::new();
         let mut keys = Vec::new();
         let mut builder = self.builder()?;
+        let mut failure: Option<LiveError> = None;
         let mut take = |key: &[u8], row: &RowView<'_>| -> kalamdb_core::CoreResult<bool> {
             keys.push(key.to_vec());
             builder.push(row)?;
             if keys.len() == INITIAL_CHUNK {
-                chunks.push((std::mem::take(&mut keys), builder.finish()?));
+                let batch = builder.finish()?;
+                if let Err(e) = self.hold(&mut held, std::mem::take(&mut keys), &batch) {
+                    failure = Some(e);
+                    return Ok(false);
+                }
             }
             Ok(true)
         };
@@ -388,39 +411,22 @@ impl LiveQuery {
             }
             _ => reader.scan_rows(reader.start(), true, &mut take)?,
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         if !keys.is_empty() {
-            chunks.push((keys, builder.finish()?));
+            let batch = builder.finish()?;
+            self.hold(&mut held, keys, &batch)?;
         }
         // again after the scan: a purge that began meanwhile raised the
         // horizon before removing anything
         self.check_resume(app, from)?;
-        let mut seen = HashMap::new();
-        let mut rows = Vec::new();
-        let mut deletes = Vec::new();
-        for (chunk_keys, batch) in chunks {
-            let matching = self.matches(&batch)?;
-            let seqs = seq_column(&batch)?;
-            let deleted = deleted_column(&batch)?;
-            let mut json = self.json(&batch, |i| seqs[i])?;
-            for (i, key) in chunk_keys.iter().enumerate() {
-                seen.insert(key.clone(), seqs[i]);
-                let changed_after = from.is_some_and(|f| seqs[i] > f);
-                let row = std::mem::take(&mut json[i]);
-                if !deleted[i] && matching[i] && from.is_none_or(|f| seqs[i] > f) {
-                    rows.push((seqs[i], row));
-                } else if changed_after {
-                    // gone, or no longer matching, since the cursor
-                    deletes.push(LiveChange {
-                        kind: ChangeKind::Delete,
-                        key: key.clone(),
-                        seq: seqs[i],
-                        row: None,
-                        old: Some(Arc::new(row)),
-                        wire: WireCache::default(),
-                    });
-                }
-            }
-        }
+        let Held {
+            mut rows,
+            mut deletes,
+            seen,
+            ..
+        } = held;
         rows.sort_by_key(|(seq, _)| *seq);
         if let Some(n) = last_rows {
             let skip = rows.len().saturating_sub(n);
@@ -434,6 +440,49 @@ impl LiveQuery {
             last_seq,
             handover: Handover { seen },
         })
+    }
+
+    /// Takes one chunk of the initial read: every key into the handover,
+    /// the matching rows (and the deletes since `from`) into `held`.
+    fn hold(
+        &self,
+        held: &mut Held,
+        keys: Vec<Vec<u8>>,
+        batch: &RecordBatch,
+    ) -> Result<(), LiveError> {
+        let matching = self.matches(batch)?;
+        let seqs = seq_column(batch)?;
+        let deleted = deleted_column(batch)?;
+        let mut json = self.json(batch, |i| seqs[i])?;
+        let from = held.from;
+        for (i, key) in keys.into_iter().enumerate() {
+            let changed_after = from.is_some_and(|f| seqs[i] > f);
+            if !deleted[i] && matching[i] && from.is_none_or(|f| seqs[i] > f) {
+                held.rows.push((seqs[i], std::mem::take(&mut json[i])));
+            } else if changed_after {
+                // gone, or no longer matching, since the cursor
+                held.deletes.push(LiveChange {
+                    kind: ChangeKind::Delete,
+                    key: key.clone(),
+                    seq: seqs[i],
+                    row: None,
+                    old: Some(Arc::new(std::mem::take(&mut json[i]))),
+                    wire: WireCache::default(),
+                });
+            }
+            held.seen.insert(key, seqs[i]);
+        }
+        if held.newest_only && held.rows.len() > 2 * held.keep.max(INITIAL_CHUNK) {
+            // only the newest `keep` can be sent: the rest go now
+            held.rows.sort_by_key(|(seq, _)| *seq);
+            let skip = held.rows.len() - held.keep;
+            held.rows.drain(..skip);
+        }
+        let holding = held.deletes.len() + if held.newest_only { 0 } else { held.rows.len() };
+        if holding > held.max_rows {
+            return Err(too_many_rows(held.max_rows));
+        }
+        Ok(())
     }
 
     /// The rows as a batch of declared columns, `_seq` and `_deleted`.
@@ -515,6 +564,28 @@ impl LiveQuery {
 /// Rows of the initial read evaluated per Arrow batch.
 const INITIAL_CHUNK: usize = 1024;
 
+/// What the initial read holds so far.
+struct Held {
+    from: Option<i64>,
+    /// With `last_rows`, how many newest rows are kept; else the bound.
+    keep: usize,
+    newest_only: bool,
+    max_rows: usize,
+    seen: HashMap<Vec<u8>, i64>,
+    rows: Vec<(i64, LiveRow)>,
+    deletes: Vec<LiveChange>,
+}
+
+fn too_many_rows(max_rows: usize) -> LiveError {
+    LiveError::new(
+        "BATCH_FETCH_FAILED",
+        format!(
+            "A subscription starts with at most {max_rows} rows \
+             (websocket.max_initial_rows): narrow its WHERE, or ask for the newest with last_rows"
+        ),
+    )
+}
+
 fn seq_column(batch: &RecordBatch) -> Result<Vec<i64>, LiveError> {
     let n = batch.num_columns();
     batch
@@ -561,6 +632,15 @@ pub struct Handover {
 }
 
 impl Handover {
+    /// How many keys the read saw.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
     /// Whether `change`, queued while the initial rows were read, is news
     /// to a client holding them.
     pub fn admits(&self, change: &LiveChange) -> bool {

@@ -499,7 +499,7 @@ mod handover {
             let (cursor, mut held) = from.unwrap_or_default();
             let initial = sub
                 .query
-                .initial_rows(&f.app, (cursor > 0).then_some(cursor), None)
+                .initial_rows(&f.app, (cursor > 0).then_some(cursor), None, usize::MAX)
                 .unwrap();
             for row in &initial.rows {
                 let (id, row) = strip(row);
@@ -720,7 +720,7 @@ mod handover {
             "{:?}",
             query.initial_keys()
         );
-        let initial = query.initial_rows(&f.app, None, None).unwrap();
+        let initial = query.initial_rows(&f.app, None, None, usize::MAX).unwrap();
         let ids: Vec<i64> = initial.rows.iter().map(|r| strip(r).0).collect();
         assert_eq!(ids, vec![2, 3]);
         let cursor = initial.last_seq;
@@ -732,7 +732,9 @@ mod handover {
              INSERT INTO app.msgs VALUES ('a', 4, 'a4'), ('c', 9, 'c9')",
         )
         .await;
-        let resumed = query.initial_rows(&f.app, Some(cursor), None).unwrap();
+        let resumed = query
+            .initial_rows(&f.app, Some(cursor), None, usize::MAX)
+            .unwrap();
         let ids: Vec<i64> = resumed.rows.iter().map(|r| strip(r).0).collect();
         assert_eq!(ids, vec![4]);
         assert_eq!(resumed.deletes.len(), 1, "{:?}", resumed.deletes);
@@ -749,7 +751,10 @@ mod handover {
             "SELECT id FROM app.msgs WHERE room IN ('a', 'c') AND id IN (3, 9)",
         )
         .unwrap();
-        let rows = points.initial_rows(&f.app, None, None).unwrap().rows;
+        let rows = points
+            .initial_rows(&f.app, None, None, usize::MAX)
+            .unwrap()
+            .rows;
         let ids: Vec<i64> = rows.iter().map(|r| strip(r).0).collect();
         assert_eq!(ids, vec![3, 9]);
     }
@@ -773,7 +778,9 @@ mod handover {
             &format!("SELECT id FROM app.items WHERE {WHERE}"),
         )
         .unwrap();
-        let initial = query.initial_rows(&f.app, None, Some(2)).unwrap();
+        let initial = query
+            .initial_rows(&f.app, None, Some(2), usize::MAX)
+            .unwrap();
         let ids: Vec<i64> = initial.rows.iter().map(|r| strip(r).0).collect();
         assert_eq!(
             ids,
@@ -781,6 +788,60 @@ mod handover {
             "oldest first, the two most recently changed (3 does not match)"
         );
     }
+}
+
+/// A subscription's initial rows are held in memory while paged out: at
+/// most `max_initial_rows` of them; the rows a scan passes over are not.
+#[tokio::test]
+async fn initial_rows_are_bounded_and_the_rows_scanned_past_are_not_held() {
+    let f = Fixture::new(10).await;
+    let root = f.root();
+    f.run(
+        &root,
+        &format!(
+            "INSERT INTO app.items VALUES {}",
+            (0..3000)
+                .map(|i| format!("({i}, '{}', {i})", if i % 500 == 7 { "a" } else { "b" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+    .await;
+    f.run(&root, "UPDATE app.items SET n = -1 WHERE id = 17")
+        .await;
+    let compile = |sql: &str| LiveQuery::compile(&f.app, &root, sql).unwrap();
+    // 3,000 rows read, 6 held
+    let few = compile("SELECT id FROM app.items WHERE room = 'a'");
+    let ids: Vec<i64> = few
+        .initial_rows(&f.app, None, None, 10)
+        .unwrap()
+        .rows
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![7, 507, 1007, 1507, 2007, 2507]);
+    // all 3,000 would be held: refused, with what to do instead
+    let all = compile("SELECT id FROM app.items");
+    let e = all.initial_rows(&f.app, None, None, 10).unwrap_err();
+    assert_eq!(e.code, "BATCH_FETCH_FAILED");
+    assert!(e.message.contains("last_rows"), "{}", e.message);
+    // the newest 5 of 3,000: only they are kept (the row updated last first
+    // among them being the newest)
+    let newest = all.initial_rows(&f.app, None, Some(5), 10).unwrap();
+    let ids: Vec<i64> = newest
+        .rows
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![2996, 2997, 2998, 2999, 17]);
+    assert_eq!(
+        newest.handover.len(),
+        3000,
+        "every key read is known to the handover"
+    );
+    // asking for more than the bound is refused at once
+    let e = all.initial_rows(&f.app, None, Some(11), 10).unwrap_err();
+    assert_eq!(e.code, "BATCH_FETCH_FAILED");
 }
 
 #[tokio::test]
