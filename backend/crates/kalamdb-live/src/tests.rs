@@ -587,6 +587,20 @@ mod handover {
         }
     }
 
+    /// 4 writers running 150 mixed writes each, all at once.
+    fn start_writers(f: &Arc<Fixture>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..4u64)
+            .map(|w| {
+                let f = Arc::clone(f);
+                tokio::spawn(async move {
+                    for i in 0..150u64 {
+                        f.run(&f.root(), &write(i, w)).await;
+                    }
+                })
+            })
+            .collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn subscribers_joining_during_a_write_storm_end_with_exactly_the_final_rows() {
         let f = Arc::new(Fixture::new(1_000_000).await);
@@ -601,15 +615,7 @@ mod handover {
             ),
         )
         .await;
-        let mut writers = Vec::new();
-        for w in 0..4u64 {
-            let f = Arc::clone(&f);
-            writers.push(tokio::spawn(async move {
-                for i in 0..150u64 {
-                    f.run(&f.root(), &write(i, w)).await;
-                }
-            }));
-        }
+        let writers = start_writers(&f);
         let mut clients = Vec::new();
         for _ in 0..12 {
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
@@ -635,15 +641,7 @@ mod handover {
     async fn switching_between_writer_and_thread_fan_out_keeps_commit_order() {
         let f = Arc::new(Fixture::new(1_000_000).await);
         let mut clients: Vec<Client> = (0..8).map(|_| Client::subscribe(&f, None)).collect();
-        let mut writers = Vec::new();
-        for w in 0..4u64 {
-            let f = Arc::clone(&f);
-            writers.push(tokio::spawn(async move {
-                for i in 0..150u64 {
-                    f.run(&f.root(), &write(i, w)).await;
-                }
-            }));
-        }
+        let writers = start_writers(&f);
         let toggler = {
             let f = Arc::clone(&f);
             tokio::spawn(async move {
